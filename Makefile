@@ -1,0 +1,41 @@
+# strata: thin list of commands; the logic lives in the crates and in tools/.
+DOMAIN ?= medicine
+export CARGO_TARGET_DIR ?= $(HOME)/.cache/strata-target
+STRATA := $(CARGO_TARGET_DIR)/release/strata
+PYTHON ?= python3
+
+.PHONY: help model build corpus test validate search bench report-check lint clean
+
+help: ## list the commands
+	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-14s %s\n", $$1, $$2}'
+
+model: ## fetch and prepare the embedding model into ~/.cache/strata (first use only)
+	@tools/model/setup.sh >/dev/null
+
+build: ## build the strata binary (release)
+	cargo build --release --locked -p strata-cli
+
+corpus: model build ## run the recipe pipeline/$(DOMAIN).toml into out/$(DOMAIN)
+	$(STRATA) run --recipe pipeline/$(DOMAIN).toml
+
+test: model ## run every test (unit, stage, end-to-end, determinism)
+	cargo test --release --locked --workspace
+
+validate: ## check out/$(DOMAIN) against the contract as an outside client would
+	@$(PYTHON) -c "import pyarrow, tantivy" 2>/dev/null || $(PYTHON) -m pip install -q -r tools/validate-requirements.txt
+	$(PYTHON) ../shared/checks/validate_run.py out/$(DOMAIN)
+
+search: build ## search out/$(DOMAIN): make search Q="chest pain"
+	$(STRATA) search --run out/$(DOMAIN) "$(Q)"
+
+bench: model build ## benchmark table on MedQuAD (see BENCHMARKS.md)
+	tools/bench.sh
+
+report-check: ## render out/$(DOMAIN)/report.html in headless Chromium
+	tools/report-check.sh out/$(DOMAIN)
+
+lint: ## clippy and duplicate check
+	cargo clippy --release --workspace --all-targets -- -D warnings
+
+clean: ## remove run directories
+	rm -rf out

@@ -1,0 +1,266 @@
+//! Reading a corpus: which files count, what each holds, and errors that name the file and line.
+
+use serde_json::{Map, Value};
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use unicode_normalization::UnicodeNormalization;
+
+#[derive(Debug, thiserror::Error)]
+pub enum IngestError {
+    #[error("the corpus `{0}` does not exist")]
+    NotFound(PathBuf),
+    #[error("the corpus `{0}` holds no readable document (supported: .txt, .md, .markdown, .jsonl, .parquet)")]
+    Empty(PathBuf),
+    #[error("the corpus `{corpus}` produced no chunk: every document is empty")]
+    NoText { corpus: PathBuf },
+    #[error("failed to read `{path}`")]
+    Read { path: PathBuf, #[source] source: std::io::Error },
+    #[error("`{path}` line {line}: invalid UTF-8; convert the file to UTF-8")]
+    Utf8 { path: PathBuf, line: usize },
+    #[error("`{path}` line {line}: malformed JSON: {message}")]
+    Json { path: PathBuf, line: usize, message: String },
+    #[error("`{path}` line {line}: no string field `text` in this record")]
+    JsonNoText { path: PathBuf, line: usize },
+    #[error("`{path}`: no `text` column of strings (columns: {columns})")]
+    ParquetNoText { path: PathBuf, columns: String },
+    #[error("`{path}`: not a readable Parquet file")]
+    Parquet { path: PathBuf, #[source] source: Box<dyn std::error::Error + Send + Sync> },
+    #[error("document id `{id}` appears twice: in `{first}` and in `{second}`; ids must be unique")]
+    DuplicateId { id: String, first: String, second: String },
+    #[error("`{path}` skipped ({reason}), and --strict turns skips into errors")]
+    Strict { path: PathBuf, reason: String },
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum FileKind {
+    Text,
+    Jsonl,
+    Parquet,
+}
+
+/// A corpus file that will be read.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct CorpusFile {
+    /// Path relative to the corpus root (the file name when the corpus is one file).
+    pub rel: String,
+    #[serde(skip)]
+    pub abs: PathBuf,
+    pub kind: FileKind,
+    pub bytes: u64,
+    pub sha256: String,
+}
+
+/// The files of a corpus and those passed over, with the reason.
+#[derive(Debug, Clone)]
+pub struct CorpusScan {
+    pub root: PathBuf,
+    pub files: Vec<CorpusFile>,
+    /// (path relative to the root, reason)
+    pub skipped: Vec<(String, String)>,
+}
+
+/// One document: NFC-normalised text plus the extra fields of its record.
+#[derive(Debug, Clone)]
+pub struct Document {
+    pub doc_id: String,
+    pub source: String,
+    pub text: String,
+    pub metadata: Value,
+}
+
+/// Lists the corpus's files in a stable order, hashing each; files that cannot be documents
+/// (binary, empty, unknown extension, links to folders) are skipped with a reason, or are an
+/// error when `strict`.
+pub fn scan_corpus(root: &Path, strict: bool) -> Result<CorpusScan, IngestError> {
+    let meta = std::fs::metadata(root).map_err(|_| IngestError::NotFound(root.to_path_buf()))?;
+    let mut scan = CorpusScan { root: root.to_path_buf(), files: Vec::new(), skipped: Vec::new() };
+    if meta.is_file() {
+        let name = root.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+        consider(&mut scan, root, name)?;
+    } else {
+        walk(&mut scan, root, root)?;
+    }
+    if strict {
+        if let Some((path, reason)) = scan.skipped.first() {
+            return Err(IngestError::Strict { path: root.join(path), reason: reason.clone() });
+        }
+    }
+    if scan.files.is_empty() {
+        return Err(IngestError::Empty(root.to_path_buf()));
+    }
+    Ok(scan)
+}
+
+fn walk(scan: &mut CorpusScan, root: &Path, dir: &Path) -> Result<(), IngestError> {
+    let read_err = |source| IngestError::Read { path: dir.to_path_buf(), source };
+    let mut entries: Vec<_> = std::fs::read_dir(dir).map_err(read_err)?.collect::<Result<_, _>>().map_err(read_err)?;
+    entries.sort_by_key(|e| e.file_name());
+    for entry in entries {
+        let path = entry.path();
+        let rel = path.strip_prefix(root).unwrap_or(&path).to_string_lossy().into_owned();
+        let file_type = entry.file_type().map_err(|source| IngestError::Read { path: path.clone(), source })?;
+        if file_type.is_symlink() {
+            // Links to files are read; links to folders are not followed (no loops, no escape).
+            if path.is_file() {
+                consider(scan, &path, rel)?;
+            } else {
+                scan.skipped.push((rel, "symbolic link to a folder or to nothing; not followed".into()));
+            }
+        } else if file_type.is_dir() {
+            walk(scan, root, &path)?;
+        } else {
+            consider(scan, &path, rel)?;
+        }
+    }
+    Ok(())
+}
+
+fn consider(scan: &mut CorpusScan, path: &Path, rel: String) -> Result<(), IngestError> {
+    let ext = path.extension().map(|e| e.to_string_lossy().to_lowercase()).unwrap_or_default();
+    let kind = match ext.as_str() {
+        "txt" | "md" | "markdown" => FileKind::Text,
+        "jsonl" => FileKind::Jsonl,
+        "parquet" => FileKind::Parquet,
+        _ => {
+            scan.skipped.push((rel, format!("unsupported file type `.{ext}`")));
+            return Ok(());
+        }
+    };
+    let bytes = std::fs::read(path).map_err(|source| IngestError::Read { path: path.to_path_buf(), source })?;
+    if bytes.is_empty() {
+        scan.skipped.push((rel, "empty file".into()));
+        return Ok(());
+    }
+    if kind != FileKind::Parquet && bytes[..bytes.len().min(8192)].contains(&0) {
+        scan.skipped.push((rel, "binary content (NUL bytes), not text".into()));
+        return Ok(());
+    }
+    scan.files.push(CorpusFile {
+        rel,
+        abs: path.to_path_buf(),
+        kind,
+        bytes: bytes.len() as u64,
+        sha256: strata_core::hash::sha256_hex(&bytes),
+    });
+    Ok(())
+}
+
+impl CorpusScan {
+    /// Reads every document of every file, in scan order; document ids must be unique.
+    pub fn read_documents(&self) -> Result<Vec<Document>, IngestError> {
+        let mut docs = Vec::new();
+        for file in &self.files {
+            match file.kind {
+                FileKind::Text => docs.push(read_text(file)?),
+                FileKind::Jsonl => docs.extend(read_jsonl(file)?),
+                FileKind::Parquet => docs.extend(read_parquet(file)?),
+            }
+        }
+        let mut seen: HashMap<&str, &str> = HashMap::new();
+        for d in &docs {
+            if let Some(first) = seen.insert(&d.doc_id, &d.source) {
+                return Err(IngestError::DuplicateId { id: d.doc_id.clone(), first: first.into(), second: d.source.clone() });
+            }
+        }
+        Ok(docs)
+    }
+}
+
+fn read_bytes(file: &CorpusFile) -> Result<Vec<u8>, IngestError> {
+    std::fs::read(&file.abs).map_err(|source| IngestError::Read { path: file.abs.clone(), source })
+}
+
+fn utf8(file: &CorpusFile, bytes: Vec<u8>, first_line: usize) -> Result<String, IngestError> {
+    String::from_utf8(bytes).map_err(|e| {
+        let valid = e.utf8_error().valid_up_to();
+        let line = first_line + e.as_bytes()[..valid].iter().filter(|&&b| b == b'\n').count();
+        IngestError::Utf8 { path: file.abs.clone(), line }
+    })
+}
+
+fn read_text(file: &CorpusFile) -> Result<Document, IngestError> {
+    let text = utf8(file, read_bytes(file)?, 1)?;
+    let doc_id = file.rel.rsplit_once('.').map(|(stem, _)| stem).unwrap_or(&file.rel).to_string();
+    Ok(Document { doc_id, source: file.rel.clone(), text: text.nfc().collect(), metadata: Value::Object(Map::new()) })
+}
+
+fn read_jsonl(file: &CorpusFile) -> Result<Vec<Document>, IngestError> {
+    let text = utf8(file, read_bytes(file)?, 1)?;
+    let mut docs = Vec::new();
+    for (i, line) in text.lines().enumerate() {
+        let line_no = i + 1;
+        if line.trim().is_empty() {
+            continue;
+        }
+        let value: Value = serde_json::from_str(line)
+            .map_err(|e| IngestError::Json { path: file.abs.clone(), line: line_no, message: e.to_string() })?;
+        let Value::Object(mut record) = value else {
+            return Err(IngestError::Json { path: file.abs.clone(), line: line_no, message: "expected a JSON object".into() });
+        };
+        let Some(Value::String(body)) = record.remove("text") else {
+            return Err(IngestError::JsonNoText { path: file.abs.clone(), line: line_no });
+        };
+        let source = format!("{}:{}", file.rel, line_no);
+        let doc_id = match record.remove("id") {
+            Some(Value::String(s)) => s,
+            Some(Value::Number(n)) => n.to_string(),
+            _ => source.clone(),
+        };
+        docs.push(Document { doc_id, source, text: body.nfc().collect(), metadata: Value::Object(record) });
+    }
+    Ok(docs)
+}
+
+fn read_parquet(file: &CorpusFile) -> Result<Vec<Document>, IngestError> {
+    use arrow::array::{Array, AsArray};
+    use arrow::datatypes::DataType;
+    let wrap = |e: Box<dyn std::error::Error + Send + Sync>| IngestError::Parquet { path: file.abs.clone(), source: e };
+    let f = std::fs::File::open(&file.abs).map_err(|source| IngestError::Read { path: file.abs.clone(), source })?;
+    let reader = parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder::try_new(f)
+        .and_then(|b| b.build())
+        .map_err(|e| wrap(e.into()))?;
+    let mut docs = Vec::new();
+    let mut row = 0usize;
+    for batch in reader {
+        let batch = batch.map_err(|e| wrap(e.into()))?;
+        let schema = batch.schema();
+        let mut strings = Vec::new();
+        for (field, column) in schema.fields().iter().zip(batch.columns()) {
+            let as_text = match field.data_type() {
+                DataType::Utf8 | DataType::LargeUtf8 | DataType::Utf8View | DataType::Int32 | DataType::Int64 | DataType::UInt32 | DataType::UInt64 => {
+                    arrow::compute::cast(column, &DataType::Utf8).map_err(|e| wrap(e.into()))?
+                }
+                _ => continue,
+            };
+            strings.push((field.name().clone(), as_text));
+        }
+        let Some(text_col) = strings.iter().find(|(n, _)| n == "text").map(|(_, c)| c.clone()).filter(|c| c.data_type() == &DataType::Utf8) else {
+            let columns = schema.fields().iter().map(|f| f.name().as_str()).collect::<Vec<_>>().join(", ");
+            return Err(IngestError::ParquetNoText { path: file.abs.clone(), columns });
+        };
+        for i in 0..batch.num_rows() {
+            let source = format!("{}#{}", file.rel, row);
+            row += 1;
+            let text = text_col.as_string::<i32>();
+            if text.is_null(i) {
+                continue;
+            }
+            let mut metadata = Map::new();
+            let mut doc_id = source.clone();
+            for (name, col) in &strings {
+                let col = col.as_string::<i32>();
+                if name == "text" || col.is_null(i) {
+                    continue;
+                }
+                if name == "id" {
+                    doc_id = col.value(i).to_string();
+                } else {
+                    metadata.insert(name.clone(), Value::String(col.value(i).to_string()));
+                }
+            }
+            docs.push(Document { doc_id, source, text: text.value(i).nfc().collect(), metadata: Value::Object(metadata) });
+        }
+    }
+    Ok(docs)
+}

@@ -1,0 +1,146 @@
+//! strata-chunk: ingest and chunking, the first stage.
+//!
+//! It owns reading a corpus (a folder or file of `.txt`/`.md`/`.markdown`, JSONL or Parquet
+//! with a `text` column), Unicode normalisation, splitting documents into sections by their
+//! Markdown headings and sections into chunks sized in the embedding model's tokens.
+//! It writes `work/chunks.parquet` and `work/documents.parquet`; it knows nothing of
+//! embeddings or the taxonomy.
+
+mod ingest;
+mod sections;
+mod split;
+
+pub use ingest::{scan_corpus, CorpusFile, CorpusScan, Document, FileKind, IngestError};
+pub use sections::{sections, Section};
+pub use split::{chunk_document, DocChunk};
+
+use rayon::prelude::*;
+use serde::{Deserialize, Serialize};
+use serde_json::json;
+use std::path::PathBuf;
+use strata_core::records::{ChunkRecord, DocumentRecord};
+use strata_core::rundir::{WORK_CHUNKS, WORK_DOCUMENTS};
+use strata_core::tokens::TokenCounter;
+use strata_core::{parquet_io, Stage, StageContext, StageError, StageStats};
+
+/// How documents are cut into chunks.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ChunkConfig {
+    /// Largest model input per chunk, in tokens, counting the model's two special tokens
+    /// ([CLS], [SEP]); all-MiniLM-L6-v2 reads at most 256.
+    pub max_tokens: usize,
+    /// A chunk under this many tokens is merged with a neighbour in its section when the
+    /// maximum allows (and selection never takes it).
+    pub min_tokens: usize,
+}
+
+impl Default for ChunkConfig {
+    fn default() -> Self {
+        Self { max_tokens: 256, min_tokens: 32 }
+    }
+}
+
+impl ChunkConfig {
+    /// Tokens of text a chunk may hold: the maximum less the special tokens.
+    pub fn text_capacity(&self) -> usize {
+        self.max_tokens.saturating_sub(2).max(1)
+    }
+
+    pub fn validate(&self) -> Result<(), String> {
+        if self.max_tokens < 16 {
+            return Err(format!("chunk.max_tokens = {} is too small (at least 16)", self.max_tokens));
+        }
+        if self.min_tokens >= self.text_capacity() {
+            return Err(format!(
+                "chunk.min_tokens = {} must be below chunk.max_tokens - 2 = {}",
+                self.min_tokens,
+                self.text_capacity()
+            ));
+        }
+        Ok(())
+    }
+}
+
+/// The chunking stage over a scanned corpus.
+pub struct ChunkStage {
+    pub scan: CorpusScan,
+    pub tokenizer_path: PathBuf,
+    pub tokenizer_sha256: String,
+    pub config: ChunkConfig,
+}
+
+impl Stage for ChunkStage {
+    fn name(&self) -> &'static str {
+        "chunk"
+    }
+
+    fn reads(&self) -> Vec<&'static str> {
+        Vec::new()
+    }
+
+    fn writes(&self) -> Vec<&'static str> {
+        vec![WORK_CHUNKS, WORK_DOCUMENTS]
+    }
+
+    fn fingerprint(&self) -> Result<serde_json::Value, StageError> {
+        let files: Vec<_> = self.scan.files.iter().map(|f| json!([f.rel, f.sha256])).collect();
+        Ok(json!({"config": self.config, "tokenizer": self.tokenizer_sha256, "files": files}))
+    }
+
+    fn run(&self, ctx: &StageContext) -> Result<StageStats, StageError> {
+        self.config.validate()?;
+        let counter = TokenCounter::from_file(&self.tokenizer_path)?;
+        let documents = self.scan.read_documents()?;
+        ctx.progress.start("chunk", Some(documents.len() as u64));
+        let per_doc: Vec<Vec<DocChunk>> = documents
+            .par_iter()
+            .map(|doc| {
+                let chunks = chunk_document(&doc.text, &counter, &self.config);
+                ctx.progress.advance(1);
+                chunks
+            })
+            .collect::<Result<_, _>>()?;
+        ctx.progress.finish();
+
+        let mut chunks = Vec::new();
+        let mut docs = Vec::with_capacity(documents.len());
+        for (doc, doc_chunks) in documents.iter().zip(per_doc) {
+            docs.push(DocumentRecord {
+                doc_id: doc.doc_id.clone(),
+                source: doc.source.clone(),
+                n_bytes: doc.text.len() as u64,
+                n_chunks: doc_chunks.len() as u32,
+                metadata: doc.metadata.to_string(),
+            });
+            for (ordinal, c) in doc_chunks.into_iter().enumerate() {
+                chunks.push(ChunkRecord {
+                    chunk_id: format!("{}#{}", doc.doc_id, ordinal),
+                    doc_id: doc.doc_id.clone(),
+                    source: doc.source.clone(),
+                    ordinal: ordinal as u32,
+                    heading_path: c.heading_path,
+                    content_hash: strata_core::hash::text_hash(&c.text),
+                    text: c.text,
+                    n_tokens: c.n_tokens as u32,
+                    byte_start: c.byte_start as u64,
+                    byte_end: c.byte_end as u64,
+                });
+            }
+        }
+        if chunks.is_empty() {
+            return Err(IngestError::NoText { corpus: self.scan.root.clone() }.into());
+        }
+        parquet_io::write_rows(&ctx.output(WORK_CHUNKS)?, &ChunkRecord::fields(), &chunks, &[])?;
+        parquet_io::write_rows(&ctx.output(WORK_DOCUMENTS)?, &DocumentRecord::fields(), &docs, &[])?;
+
+        let tokens: u64 = chunks.iter().map(|c| c.n_tokens as u64).sum();
+        let small = chunks.iter().filter(|c| (c.n_tokens as usize) < self.config.min_tokens).count();
+        let mut extra = serde_json::Map::new();
+        extra.insert("documents".into(), json!(docs.len()));
+        extra.insert("documents_without_chunks".into(), json!(docs.iter().filter(|d| d.n_chunks == 0).count()));
+        extra.insert("corpus_tokens".into(), json!(tokens));
+        extra.insert("chunks_under_min_tokens".into(), json!(small));
+        Ok(StageStats { rows_in: docs.len() as u64, rows_out: chunks.len() as u64, extra })
+    }
+}

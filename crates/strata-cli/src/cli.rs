@@ -1,0 +1,121 @@
+//! The command line.
+
+use clap::{Args, Parser, Subcommand};
+use std::path::PathBuf;
+
+#[derive(Debug, Parser)]
+#[command(name = "strata", version, about = "Turn a domain corpus into taxonomy-structured training data, a search index and a cost ledger")]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Command,
+    /// More log output on stderr (-v info, -vv debug).
+    #[arg(short, long, action = clap::ArgAction::Count, global = true)]
+    pub verbose: u8,
+    /// No progress bars or summaries; errors only.
+    #[arg(short, long, global = true)]
+    pub quiet: bool,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Run every stage of a recipe (unchanged stages are skipped).
+    Run(RunArgs),
+    /// Only the ingest + chunk stage.
+    Chunk(RunArgs),
+    /// Only the embed stage.
+    Embed(RunArgs),
+    /// Only the taxonomy stage.
+    Taxonomy(RunArgs),
+    /// Only the select stage.
+    Select(RunArgs),
+    /// Only the emit stage (training sets and chunks.parquet).
+    Emit(RunArgs),
+    /// Only the index stage.
+    Index(RunArgs),
+    /// Only the report stage.
+    Report(RunArgs),
+    /// The cost ledger of each knowledge-injection route for a run, printed and saved.
+    Cost(CostArgs),
+    /// Search a run's index.
+    Search(SearchArgs),
+}
+
+#[derive(Debug, Args, Clone)]
+pub struct RunArgs {
+    /// The recipe (e.g. pipeline/medicine.toml).
+    #[arg(long)]
+    pub recipe: PathBuf,
+    /// Corpus to read instead of the recipe's.
+    #[arg(long)]
+    pub corpus: Option<PathBuf>,
+    /// Run directory to write instead of the recipe's.
+    #[arg(long)]
+    pub out: Option<PathBuf>,
+    /// Token budget as a fraction of corpus tokens (e.g. 0.01), instead of the recipe's.
+    #[arg(long)]
+    pub budget: Option<f64>,
+    /// Seed for clustering and sample phrasing, instead of the recipe's.
+    #[arg(long)]
+    pub seed: Option<u64>,
+    /// Rerun stages even when their inputs are unchanged.
+    #[arg(long)]
+    pub force: bool,
+    /// Treat skipped corpus files (binary, empty, unsupported) as errors.
+    #[arg(long)]
+    pub strict: bool,
+    /// Worker threads (0: one per core).
+    #[arg(long, default_value_t = 0)]
+    pub threads: usize,
+}
+
+#[derive(Debug, Args)]
+pub struct CostArgs {
+    /// The run directory (e.g. out/medicine).
+    #[arg(long)]
+    pub run: PathBuf,
+    /// Model preset (llama-1b, llama-8b, llama-70b).
+    #[arg(long)]
+    pub model: Option<String>,
+    /// Model parameters, overriding the preset's.
+    #[arg(long)]
+    pub params: Option<f64>,
+    /// GPU preset (a100, h100, h200, l40s, rtx4090).
+    #[arg(long)]
+    pub gpu: Option<String>,
+    /// Model FLOPs utilisation, 0 to 1.
+    #[arg(long)]
+    pub mfu: Option<f64>,
+    /// Price of one GPU-hour in USD.
+    #[arg(long)]
+    pub price_per_gpu_hour: Option<f64>,
+    /// Epochs over the full corpus.
+    #[arg(long)]
+    pub epochs: Option<f64>,
+    /// Chunks retrieved per query for RAG.
+    #[arg(long)]
+    pub top_k: Option<u32>,
+    /// Queries per day, for the break-even in days.
+    #[arg(long)]
+    pub queries_per_day: Option<f64>,
+    /// Print the ledger as JSON instead of a table.
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct SearchArgs {
+    /// The run directory (e.g. out/medicine).
+    #[arg(long)]
+    pub run: PathBuf,
+    /// The query.
+    pub query: String,
+    /// Only within this taxonomy subtree, e.g. "/Cardiology".
+    #[arg(long)]
+    pub under: Option<String>,
+    /// Number of hits.
+    #[arg(short, default_value_t = 10)]
+    pub k: usize,
+    /// Print hits as JSON lines.
+    #[arg(long)]
+    pub json: bool,
+}

@@ -1,0 +1,91 @@
+//! `strata run` and the single-stage subcommands.
+
+use crate::cli::RunArgs;
+use crate::progress::Bars;
+use crate::recipe::Recipe;
+use anyhow::{Context, Result};
+use serde_json::json;
+use strata_core::manifest::{InputFile, Manifest};
+use strata_core::rundir::MANIFEST;
+use strata_core::stage::{run_stage, Outcome};
+use strata_core::{RunDir, Stage};
+
+/// Runs every stage of the recipe, or only `only`.
+pub fn run(args: &RunArgs, only: Option<&str>, quiet: bool) -> Result<()> {
+    let recipe = Recipe::load(args)?;
+    if args.threads > 0 {
+        // Fails only if a pool exists already, which is then used as it is.
+        let _ = rayon::ThreadPoolBuilder::new().num_threads(args.threads).build_global();
+    }
+    let run = RunDir::new(recipe.out_dir());
+    std::fs::create_dir_all(run.root()).with_context(|| format!("failed to create the run directory `{}`", run.root().display()))?;
+
+    let scan = strata_chunk::scan_corpus(&recipe.corpus, recipe.strict)?;
+    for (path, reason) in &scan.skipped {
+        tracing::warn!("skipped `{}`: {}", scan.root.join(path).display(), reason);
+    }
+    let mut manifest = Manifest::load(&run.path(MANIFEST))?.unwrap_or_else(|| Manifest::new(json!(null)));
+    manifest.schema_version = strata_core::SCHEMA_VERSION;
+    manifest.tool_version = strata_core::TOOL_VERSION.to_string();
+    manifest.config = serde_json::to_value(&recipe)?;
+    manifest.inputs = scan.files.iter().map(|f| InputFile { path: f.rel.clone(), bytes: f.bytes, sha256: f.sha256.clone() }).collect();
+    manifest.skipped = scan.skipped.iter().map(|(p, r)| json!({"path": p, "reason": r})).collect();
+
+    let stages = pipeline(&recipe, scan, args.threads)?;
+    let progress = Bars::new(quiet);
+    let mut summary = Vec::new();
+    for stage in stages.iter().filter(|s| only.is_none_or(|o| o == s.name())) {
+        // The report reads eval.json and the manifest's timings, which no fingerprint covers;
+        // it takes milliseconds, so it is always redrawn.
+        let force = args.force || only.is_some() || stage.name() == "report";
+        let outcome = run_stage(&run, &mut manifest, stage.as_ref(), &progress, force)
+            .with_context(|| format!("run directory `{}`", run.root().display()))?;
+        summary.push((stage.name(), outcome));
+    }
+    if !quiet {
+        print_summary(&run, &manifest, &summary);
+    }
+    Ok(())
+}
+
+/// Every stage in order, configured from the recipe.
+fn pipeline(recipe: &Recipe, scan: strata_chunk::CorpusScan, threads: usize) -> Result<Vec<Box<dyn Stage>>> {
+    let files = crate::model::model_files()?;
+    let tokenizer_path = files.tokenizer();
+    let tokenizer_sha256 = strata_core::hash::file_sha256(&tokenizer_path)
+        .with_context(|| format!("the model is not prepared (no `{}`); run `make model`", tokenizer_path.display()))?;
+    Ok(vec![
+        Box::new(strata_chunk::ChunkStage { scan, tokenizer_path: tokenizer_path.clone(), tokenizer_sha256, config: recipe.chunk.clone() }),
+        Box::new(strata_embed::EmbedStage { config: recipe.embed.clone(), files, threads }),
+        Box::new(strata_taxonomy::TaxonomyStage { config: recipe.taxonomy.clone(), domain: recipe.domain.clone(), seed: recipe.seed }),
+        Box::new(strata_select::SelectStage { config: recipe.select.clone(), seed: recipe.seed }),
+        Box::new(strata_emit::EmitStage { config: recipe.emit.clone(), domain: recipe.domain.clone(), seed: recipe.seed, tokenizer_path }),
+        Box::new(strata_index::IndexStage),
+        Box::new(strata_cost::CostStage { config: recipe.cost.clone() }),
+        Box::new(strata_report::ReportStage),
+    ])
+}
+
+fn print_summary(run: &RunDir, manifest: &Manifest, summary: &[(&str, Outcome)]) {
+    println!("{:<10} {:<8} {:>9} {:>9} {:>9}", "stage", "status", "seconds", "rows in", "rows out");
+    for (name, outcome) in summary {
+        let rec = manifest.stages.get(*name).cloned().unwrap_or_default();
+        let status = if *outcome == Outcome::Ran { "ran" } else { "skipped" };
+        println!("{:<10} {:<8} {:>9.2} {:>9} {:>9}", name, status, rec.seconds, rec.rows_in, rec.rows_out);
+    }
+    if let Some(sel) = manifest.stages.get("select") {
+        let get = |k: &str| sel.extra.get(k).and_then(|v| v.as_u64()).unwrap_or(0);
+        println!(
+            "{}: {} chunks; selected {} chunks, {} of {} budget tokens ({} of {} corpus tokens); {} of {} leaves covered",
+            run.root().display(),
+            sel.rows_in,
+            get("selected_chunks"),
+            get("selected_tokens"),
+            get("budget_tokens"),
+            get("selected_tokens"),
+            get("corpus_tokens"),
+            get("leaves_covered"),
+            get("leaves"),
+        );
+    }
+}

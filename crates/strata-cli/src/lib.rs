@@ -1,0 +1,42 @@
+//! strata-cli: the `strata` command. It parses arguments, resolves the recipe (flags, then
+//! the recipe TOML, then defaults), finds the prepared model, wires the stage crates together,
+//! draws progress bars and prints results. It holds no pipeline logic; it is the only crate
+//! that prints or reads environment variables.
+
+mod cli;
+mod commands;
+mod model;
+mod progress;
+mod recipe;
+
+use clap::Parser;
+use std::process::ExitCode;
+
+/// A failure the user caused with bad arguments or a bad recipe: exit code 2.
+#[derive(Debug, thiserror::Error)]
+#[error("{0}")]
+pub struct UsageError(pub String);
+
+pub fn main() -> ExitCode {
+    let args = cli::Cli::parse();
+    init_tracing(args.verbose, args.quiet);
+    match commands::dispatch(args) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(err) => {
+            let code = if err.downcast_ref::<UsageError>().is_some() { 2 } else { 1 };
+            eprintln!("error: {err:#}");
+            ExitCode::from(code)
+        }
+    }
+}
+
+fn init_tracing(verbose: u8, quiet: bool) {
+    let level = match (quiet, verbose) {
+        (true, _) => "error",
+        (false, 0) => "warn",
+        (false, 1) => "info",
+        _ => "debug",
+    };
+    let filter = tracing_subscriber::EnvFilter::try_from_env("STRATA_LOG").unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(level));
+    tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).with_target(false).init();
+}

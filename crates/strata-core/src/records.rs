@@ -1,0 +1,228 @@
+//! Rows of the files the stages exchange, with their Arrow schemas. A change here is a change
+//! of the contract: bump `SCHEMA_VERSION`.
+
+use arrow::datatypes::{DataType, Field, FieldRef};
+use serde::{Deserialize, Serialize};
+use std::sync::Arc;
+
+fn field(name: &str, dt: DataType, nullable: bool) -> FieldRef {
+    Arc::new(Field::new(name, dt, nullable))
+}
+
+fn str_list() -> DataType {
+    DataType::List(Arc::new(Field::new("item", DataType::Utf8, true)))
+}
+
+/// One chunk as ingest writes it (`work/chunks.parquet`).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ChunkRecord {
+    pub chunk_id: String,
+    pub doc_id: String,
+    /// File path relative to the corpus root, plus `:line` for JSONL and `#row` for Parquet.
+    pub source: String,
+    pub ordinal: u32,
+    pub heading_path: Vec<String>,
+    pub text: String,
+    pub n_tokens: u32,
+    pub byte_start: u64,
+    pub byte_end: u64,
+    /// Hash of `text`: equal texts are exact duplicates.
+    pub content_hash: String,
+}
+
+impl ChunkRecord {
+    pub fn fields() -> Vec<FieldRef> {
+        vec![
+            field("chunk_id", DataType::Utf8, false),
+            field("doc_id", DataType::Utf8, false),
+            field("source", DataType::Utf8, false),
+            field("ordinal", DataType::UInt32, false),
+            field("heading_path", str_list(), false),
+            field("text", DataType::Utf8, false),
+            field("n_tokens", DataType::UInt32, false),
+            field("byte_start", DataType::UInt64, false),
+            field("byte_end", DataType::UInt64, false),
+            field("content_hash", DataType::Utf8, false),
+        ]
+    }
+}
+
+/// One source document (`work/documents.parquet`); `metadata` keeps the extra JSONL/Parquet
+/// columns (as a JSON object) for evaluation against human labels. Never a pipeline input.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct DocumentRecord {
+    pub doc_id: String,
+    pub source: String,
+    pub n_bytes: u64,
+    pub n_chunks: u32,
+    pub metadata: String,
+}
+
+impl DocumentRecord {
+    pub fn fields() -> Vec<FieldRef> {
+        vec![
+            field("doc_id", DataType::Utf8, false),
+            field("source", DataType::Utf8, false),
+            field("n_bytes", DataType::UInt64, false),
+            field("n_chunks", DataType::UInt32, false),
+            field("metadata", DataType::Utf8, false),
+        ]
+    }
+}
+
+/// One row of `embeddings.parquet`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct EmbeddingRecord {
+    pub chunk_id: String,
+    pub embedding: Vec<f32>,
+}
+
+impl EmbeddingRecord {
+    pub fn fields(dim: usize) -> Vec<FieldRef> {
+        vec![
+            field("chunk_id", DataType::Utf8, false),
+            field(
+                "embedding",
+                DataType::FixedSizeList(Arc::new(Field::new("item", DataType::Float32, false)), dim as i32),
+                false,
+            ),
+        ]
+    }
+}
+
+/// Where the taxonomy put a chunk (`work/assignments.parquet`), in chunk order.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct AssignmentRecord {
+    pub chunk_id: String,
+    pub node_id: u32,
+    pub duplicate_of: Option<String>,
+}
+
+impl AssignmentRecord {
+    pub fn fields() -> Vec<FieldRef> {
+        vec![
+            field("chunk_id", DataType::Utf8, false),
+            field("node_id", DataType::UInt32, false),
+            field("duplicate_of", DataType::Utf8, true),
+        ]
+    }
+}
+
+/// Whether selection took a chunk (`work/selection.parquet`), in chunk order.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct SelectionRecord {
+    pub chunk_id: String,
+    pub selected: bool,
+}
+
+impl SelectionRecord {
+    pub fn fields() -> Vec<FieldRef> {
+        vec![field("chunk_id", DataType::Utf8, false), field("selected", DataType::Boolean, false)]
+    }
+}
+
+/// One taxonomy node (`taxonomy.parquet`); the tree is flat, in depth-first order.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct TaxonomyNode {
+    pub node_id: u32,
+    pub parent_id: Option<u32>,
+    pub depth: u8,
+    pub label: String,
+    pub keywords: Vec<String>,
+    /// Labels from the first level below the root down to this node (empty for the root).
+    pub path: Vec<String>,
+    pub n_chunks: u32,
+    pub n_tokens: u64,
+    pub medoid_chunk_id: Option<String>,
+}
+
+impl TaxonomyNode {
+    pub fn fields() -> Vec<FieldRef> {
+        vec![
+            field("node_id", DataType::UInt32, false),
+            field("parent_id", DataType::UInt32, true),
+            field("depth", DataType::UInt8, false),
+            field("label", DataType::Utf8, false),
+            field("keywords", str_list(), false),
+            field("path", str_list(), false),
+            field("n_chunks", DataType::UInt32, false),
+            field("n_tokens", DataType::UInt64, false),
+            field("medoid_chunk_id", DataType::Utf8, true),
+        ]
+    }
+}
+
+/// One row of the published `chunks.parquet`: the chunk with its place in the taxonomy.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct PublishedChunk {
+    pub chunk_id: String,
+    pub doc_id: String,
+    pub source: String,
+    pub ordinal: u32,
+    pub heading_path: Vec<String>,
+    pub text: String,
+    pub n_tokens: u32,
+    pub byte_start: u64,
+    pub byte_end: u64,
+    pub node_id: u32,
+    pub taxonomy_path: Vec<String>,
+    pub duplicate_of: Option<String>,
+    pub selected: bool,
+}
+
+impl PublishedChunk {
+    pub fn fields() -> Vec<FieldRef> {
+        vec![
+            field("chunk_id", DataType::Utf8, false),
+            field("doc_id", DataType::Utf8, false),
+            field("source", DataType::Utf8, false),
+            field("ordinal", DataType::UInt32, false),
+            field("heading_path", str_list(), false),
+            field("text", DataType::Utf8, false),
+            field("n_tokens", DataType::UInt32, false),
+            field("byte_start", DataType::UInt64, false),
+            field("byte_end", DataType::UInt64, false),
+            field("node_id", DataType::UInt32, false),
+            field("taxonomy_path", str_list(), false),
+            field("duplicate_of", DataType::Utf8, true),
+            field("selected", DataType::Boolean, false),
+        ]
+    }
+}
+
+/// One training sample of `train/scpt.parquet` or `train/ssft.parquet`. Both carry the alpaca
+/// columns too (for SCPT: `instruction` = prompt, `input` empty, `output` = response), so one
+/// schema serves plain-text, prompt/response and alpaca trainers.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Sample {
+    /// `prompt` and `response` joined, for plain-text trainers.
+    pub text: String,
+    pub prompt: String,
+    pub response: String,
+    pub kind: String,
+    pub chunk_id: Option<String>,
+    pub node_id: u32,
+    pub taxonomy_path: Vec<String>,
+    pub n_tokens: u32,
+    pub instruction: String,
+    pub input: String,
+    pub output: String,
+}
+
+impl Sample {
+    pub fn fields() -> Vec<FieldRef> {
+        vec![
+            field("text", DataType::Utf8, false),
+            field("prompt", DataType::Utf8, false),
+            field("response", DataType::Utf8, false),
+            field("kind", DataType::Utf8, false),
+            field("chunk_id", DataType::Utf8, true),
+            field("node_id", DataType::UInt32, false),
+            field("taxonomy_path", str_list(), false),
+            field("n_tokens", DataType::UInt32, false),
+            field("instruction", DataType::Utf8, false),
+            field("input", DataType::Utf8, false),
+            field("output", DataType::Utf8, false),
+        ]
+    }
+}

@@ -1,0 +1,48 @@
+//! The run directory: every file name of the contract lives here and nowhere else.
+
+use std::path::{Path, PathBuf};
+
+pub const MANIFEST: &str = "manifest.json";
+pub const CHUNKS: &str = "chunks.parquet";
+pub const EMBEDDINGS: &str = "embeddings.parquet";
+pub const TAXONOMY: &str = "taxonomy.parquet";
+pub const TAXONOMY_JSON: &str = "taxonomy.json";
+pub const TRAIN_DIR: &str = "train";
+pub const SCPT: &str = "train/scpt.parquet";
+pub const SSFT: &str = "train/ssft.parquet";
+pub const DATASET_INFO: &str = "train/dataset_info.json";
+pub const INDEX_DIR: &str = "index";
+pub const COST: &str = "cost.json";
+pub const REPORT: &str = "report.html";
+pub const EVAL: &str = "eval.json";
+
+/// Files stages hand to each other that are not part of the published contract.
+pub const WORK_DIR: &str = "work";
+pub const WORK_CHUNKS: &str = "work/chunks.parquet";
+pub const WORK_DOCUMENTS: &str = "work/documents.parquet";
+pub const WORK_ASSIGNMENTS: &str = "work/assignments.parquet";
+pub const WORK_SELECTION: &str = "work/selection.parquet";
+
+/// Where a stage's outputs are assembled before they are renamed into place.
+pub const TMP_DIR: &str = ".tmp";
+
+/// A run directory such as `out/medicine/`.
+#[derive(Debug, Clone)]
+pub struct RunDir {
+    root: PathBuf,
+}
+
+impl RunDir {
+    pub fn new(root: impl Into<PathBuf>) -> Self {
+        Self { root: root.into() }
+    }
+
+    pub fn root(&self) -> &Path {
+        &self.root
+    }
+
+    /// The absolute or root-relative path of a run file, e.g. `run.path(CHUNKS)`.
+    pub fn path(&self, rel: &str) -> PathBuf {
+        self.root.join(rel)
+    }
+}

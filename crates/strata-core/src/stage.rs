@@ -1,0 +1,193 @@
+//! The stage trait and the runner that gives every stage the same guarantees: its outputs are
+//! assembled in a temporary folder and renamed into place (complete or absent, never half
+//! written), its record in the manifest carries content hashes, and a stage whose inputs and
+//! configuration are unchanged is skipped.
+
+use crate::hash::{path_sha256, sha256_hex};
+use crate::manifest::{Manifest, ManifestError, StageRecord};
+use crate::rundir::{RunDir, MANIFEST, TMP_DIR};
+use crate::Progress;
+use serde_json::{Map, Value};
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::time::Instant;
+
+/// Errors a stage returns; each stage crate has its own `thiserror` enum behind this box.
+pub type StageError = Box<dyn std::error::Error + Send + Sync>;
+
+/// What a stage reports besides its files.
+#[derive(Debug, Default)]
+pub struct StageStats {
+    pub rows_in: u64,
+    pub rows_out: u64,
+    /// Stage-specific figures, recorded in the manifest under the stage.
+    pub extra: Map<String, Value>,
+}
+
+/// Where a stage reads and writes.
+pub struct StageContext<'a> {
+    /// The run directory: read the files of earlier stages with `run.path(...)`.
+    pub run: &'a RunDir,
+    out: PathBuf,
+    pub progress: &'a dyn Progress,
+}
+
+impl StageContext<'_> {
+    /// The path to write the run file `rel` to (inside the temporary folder); parents exist.
+    pub fn output(&self, rel: &str) -> std::io::Result<PathBuf> {
+        let p = self.out.join(rel);
+        if let Some(parent) = p.parent() {
+            std::fs::create_dir_all(parent)?;
+        }
+        Ok(p)
+    }
+}
+
+/// One step of the pipeline.
+pub trait Stage {
+    /// Name in the manifest and in messages (`chunk`, `embed`, ...).
+    fn name(&self) -> &'static str;
+    /// Run files this stage reads (written by earlier stages).
+    fn reads(&self) -> Vec<&'static str>;
+    /// Run files or folders this stage writes.
+    fn writes(&self) -> Vec<&'static str>;
+    /// Everything else the output depends on: configuration, model, external inputs.
+    fn fingerprint(&self) -> Result<Value, StageError>;
+    /// Does the work, writing each of `writes()` through `ctx.output(...)`.
+    fn run(&self, ctx: &StageContext) -> Result<StageStats, StageError>;
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum RunError {
+    #[error("stage `{stage}` failed")]
+    Stage { stage: &'static str, #[source] source: StageError },
+    #[error("stage `{stage}`: `{path}` is missing; run the earlier stages first")]
+    MissingInput { stage: &'static str, path: PathBuf },
+    #[error("stage `{stage}` did not write `{path}`")]
+    MissingOutput { stage: &'static str, path: PathBuf },
+    #[error("failed to prepare or move files in the run directory `{path}`")]
+    Io { path: PathBuf, #[source] source: std::io::Error },
+    #[error(transparent)]
+    Manifest(#[from] ManifestError),
+}
+
+/// Whether a stage ran or was skipped.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Outcome {
+    Ran,
+    Skipped,
+}
+
+/// Runs `stage` in `run` (or skips it when its fingerprint and outputs are unchanged) and
+/// records it in `manifest`, which is saved after every stage.
+pub fn run_stage(
+    run: &RunDir,
+    manifest: &mut Manifest,
+    stage: &dyn Stage,
+    progress: &dyn Progress,
+    force: bool,
+) -> Result<Outcome, RunError> {
+    let name = stage.name();
+    let io = |path: &Path| {
+        let path = path.to_path_buf();
+        move |source| RunError::Io { path, source }
+    };
+    let fingerprint = fingerprint(run, manifest, stage)?;
+    if !force && is_current(run, manifest.stages.get(name), &fingerprint) {
+        tracing::info!(stage = name, "unchanged inputs and configuration: skipped");
+        return Ok(Outcome::Skipped);
+    }
+
+    let tmp = run.path(TMP_DIR).join(name);
+    if tmp.exists() {
+        std::fs::remove_dir_all(&tmp).map_err(io(&tmp))?;
+    }
+    std::fs::create_dir_all(&tmp).map_err(io(&tmp))?;
+    let started = Instant::now();
+    let ctx = StageContext { run, out: tmp.clone(), progress };
+    let stats = stage.run(&ctx).map_err(|source| RunError::Stage { stage: name, source })?;
+    let seconds = started.elapsed().as_secs_f64();
+
+    let mut outputs = std::collections::BTreeMap::new();
+    for rel in stage.writes() {
+        let from = tmp.join(rel);
+        if !from.exists() {
+            return Err(RunError::MissingOutput { stage: name, path: run.path(rel) });
+        }
+        outputs.insert(rel.to_string(), path_sha256(&from).map_err(io(&from))?);
+    }
+    for rel in stage.writes() {
+        let to = run.path(rel);
+        if let Some(parent) = to.parent() {
+            std::fs::create_dir_all(parent).map_err(io(parent))?;
+        }
+        if to.is_dir() {
+            std::fs::remove_dir_all(&to).map_err(io(&to))?;
+        }
+        std::fs::rename(tmp.join(rel), &to).map_err(io(&to))?;
+    }
+    std::fs::remove_dir_all(&tmp).map_err(io(&tmp))?;
+    let _ = std::fs::remove_dir(run.path(TMP_DIR));
+
+    let record = StageRecord {
+        fingerprint,
+        seconds: (seconds * 1000.0).round() / 1000.0,
+        rows_in: stats.rows_in,
+        rows_out: stats.rows_out,
+        outputs,
+        extra: stats.extra,
+    };
+    manifest.stages.insert(name.to_string(), record);
+    manifest.save(&run.path(MANIFEST))?;
+    Ok(Outcome::Ran)
+}
+
+/// Hash of the stage's name, the tool and schema versions, its own fingerprint, and the
+/// content hashes of the run files it reads.
+fn fingerprint(run: &RunDir, manifest: &Manifest, stage: &dyn Stage) -> Result<String, RunError> {
+    let name = stage.name();
+    let own = stage.fingerprint().map_err(|source| RunError::Stage { stage: name, source })?;
+    let mut inputs = Map::new();
+    for rel in stage.reads() {
+        let path = run.path(rel);
+        if !path.exists() {
+            return Err(RunError::MissingInput { stage: name, path });
+        }
+        let recorded = manifest.stages.values().find_map(|s| s.outputs.get(rel).cloned());
+        let hash = match recorded {
+            Some(h) => h,
+            None => path_sha256(&path).map_err(|source| RunError::Io { path: path.clone(), source })?,
+        };
+        inputs.insert(rel.to_string(), Value::String(hash));
+    }
+    let all = serde_json::json!({
+        "stage": name,
+        "tool": crate::TOOL_VERSION,
+        "schema": crate::SCHEMA_VERSION,
+        "own": own,
+        "inputs": inputs,
+    });
+    Ok(sha256_hex(all.to_string().as_bytes()))
+}
+
+/// A stage is current when its fingerprint matches and every output is on disk unchanged.
+fn is_current(run: &RunDir, record: Option<&StageRecord>, fingerprint: &str) -> bool {
+    let Some(record) = record else { return false };
+    record.fingerprint == fingerprint
+        && !record.outputs.is_empty()
+        && record
+            .outputs
+            .iter()
+            .all(|(rel, hash)| path_sha256(&run.path(rel)).map(|h| &h == hash).unwrap_or(false))
+}
+
+/// Writes `bytes` to `path` through a temporary file in the same folder and a rename.
+pub fn write_atomically(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
+    let dir = path.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(Path::new("."));
+    std::fs::create_dir_all(dir)?;
+    let mut tmp = tempfile::NamedTempFile::new_in(dir)?;
+    tmp.write_all(bytes)?;
+    tmp.as_file().sync_all()?;
+    tmp.persist(path).map_err(|e| e.error)?;
+    Ok(())
+}

@@ -1,0 +1,46 @@
+//! Token counts in the embedding model's own tokenizer, shared by chunking (sizes), emit
+//! (sample sizes) and cost (training tokens).
+
+use std::path::{Path, PathBuf};
+use tokenizers::Tokenizer;
+
+#[derive(Debug, thiserror::Error)]
+pub enum TokenizerError {
+    #[error("failed to load the tokenizer `{path}`: {message}")]
+    Load { path: PathBuf, message: String },
+    #[error("failed to tokenize text: {0}")]
+    Encode(String),
+}
+
+/// The model tokenizer with padding and truncation switched off, so counts are exact.
+#[derive(Clone)]
+pub struct TokenCounter {
+    tokenizer: Tokenizer,
+}
+
+impl TokenCounter {
+    pub fn from_file(path: &Path) -> Result<Self, TokenizerError> {
+        let mut tokenizer = Tokenizer::from_file(path).map_err(|e| TokenizerError::Load {
+            path: path.to_path_buf(),
+            message: e.to_string(),
+        })?;
+        tokenizer.with_padding(None);
+        tokenizer
+            .with_truncation(None)
+            .map_err(|e| TokenizerError::Load { path: path.to_path_buf(), message: e.to_string() })?;
+        Ok(Self { tokenizer })
+    }
+
+    /// The tokenizer itself, configured without padding or truncation.
+    pub fn tokenizer(&self) -> &Tokenizer {
+        &self.tokenizer
+    }
+
+    /// Tokens of `text`, without the model's special tokens ([CLS], [SEP]).
+    pub fn count(&self, text: &str) -> Result<usize, TokenizerError> {
+        self.tokenizer
+            .encode(text, false)
+            .map(|e| e.len())
+            .map_err(|e| TokenizerError::Encode(e.to_string()))
+    }
+}

@@ -1,0 +1,176 @@
+//! The model: files on disk, the onnxruntime session (through fastembed), and length-sorted
+//! batching.
+
+use crate::ModelVariant;
+use fastembed::{InitOptionsUserDefined, Pooling, TextEmbedding, TokenizerFiles, UserDefinedEmbeddingModel};
+use std::path::{Path, PathBuf};
+use std::sync::OnceLock;
+use strata_core::tokens::TokenCounter;
+use strata_core::Progress;
+
+/// Name recorded in `embeddings.parquet`'s metadata.
+pub const MODEL_NAME: &str = "sentence-transformers/all-MiniLM-L6-v2";
+/// Longest input, in tokens with [CLS] and [SEP], that the model was trained on.
+const MAX_LENGTH: usize = 256;
+
+#[derive(Debug, thiserror::Error)]
+pub enum EmbedError {
+    #[error("model file `{path}` is missing; run `make model` (tools/model/setup.sh) to prepare it")]
+    Missing { path: PathBuf },
+    #[error("failed to read `{path}`")]
+    Read { path: PathBuf, #[source] source: std::io::Error },
+    #[error("failed to load onnxruntime from `{path}`: {message}")]
+    Runtime { path: PathBuf, message: String },
+    #[error("failed to load the model `{path}`: {message}")]
+    Load { path: PathBuf, message: String },
+    #[error("the model failed on a batch: {0}")]
+    Inference(String),
+}
+
+/// Where the prepared model lives: the model folder and the onnxruntime library.
+#[derive(Debug, Clone)]
+pub struct ModelFiles {
+    pub dir: PathBuf,
+    pub onnxruntime: PathBuf,
+}
+
+impl ModelFiles {
+    pub fn onnx(&self, variant: ModelVariant) -> PathBuf {
+        self.dir.join(match variant {
+            ModelVariant::Minilm => "model.onnx",
+            ModelVariant::MinilmInt8 => "model_int8.onnx",
+        })
+    }
+
+    pub fn tokenizer(&self) -> PathBuf {
+        self.dir.join("tokenizer.json")
+    }
+
+    fn read(&self, name: &str) -> Result<Vec<u8>, EmbedError> {
+        read(&self.dir.join(name))
+    }
+}
+
+fn read(path: &Path) -> Result<Vec<u8>, EmbedError> {
+    if !path.exists() {
+        return Err(EmbedError::Missing { path: path.to_path_buf() });
+    }
+    std::fs::read(path).map_err(|source| EmbedError::Read { path: path.to_path_buf(), source })
+}
+
+/// The onnxruntime environment, loaded once per process from the given library.
+fn environment(dylib: &Path) -> Result<ort::environment::Environment, EmbedError> {
+    static ENV: OnceLock<Result<ort::environment::Environment, String>> = OnceLock::new();
+    ENV.get_or_init(|| {
+        if !dylib.exists() {
+            return Err("file not found; run `make model`".to_string());
+        }
+        ort::init_from(dylib)
+            .map_err(|e| e.to_string())?
+            .with_name("strata")
+            .build()
+            .map_err(|e| e.to_string())
+    })
+    .clone()
+    .map_err(|message| EmbedError::Runtime { path: dylib.to_path_buf(), message })
+}
+
+/// What a batch run cost: real tokens against tokens computed (padding included).
+#[derive(Debug, Default, Clone, Copy)]
+pub struct BatchStats {
+    pub real_tokens: u64,
+    pub padded_tokens: u64,
+}
+
+impl BatchStats {
+    /// Share of computed tokens that were padding.
+    pub fn padding_ratio(&self) -> f64 {
+        if self.padded_tokens == 0 {
+            0.0
+        } else {
+            1.0 - self.real_tokens as f64 / self.padded_tokens as f64
+        }
+    }
+}
+
+/// A loaded sentence-embedding model.
+pub struct Embedder {
+    model: TextEmbedding,
+    counter: TokenCounter,
+}
+
+impl Embedder {
+    pub fn load(files: &ModelFiles, variant: ModelVariant, threads: usize) -> Result<Self, EmbedError> {
+        let env = environment(&files.onnxruntime)?;
+        let onnx_path = files.onnx(variant);
+        let tokenizer_files = TokenizerFiles {
+            tokenizer_file: files.read("tokenizer.json")?,
+            config_file: files.read("config.json")?,
+            special_tokens_map_file: files.read("special_tokens_map.json")?,
+            tokenizer_config_file: files.read("tokenizer_config.json")?,
+        };
+        let user_model = UserDefinedEmbeddingModel::new(read(&onnx_path)?, tokenizer_files).with_pooling(Pooling::Mean);
+        let mut options = InitOptionsUserDefined::new().with_max_length(MAX_LENGTH).with_environment(env);
+        if threads > 0 {
+            options = options.with_intra_threads(threads);
+        }
+        let model = TextEmbedding::try_new_from_user_defined(user_model, options)
+            .map_err(|e| EmbedError::Load { path: onnx_path.clone(), message: e.to_string() })?;
+        let tokenizer_path = files.tokenizer();
+        let counter = TokenCounter::from_file(&tokenizer_path)
+            .map_err(|e| EmbedError::Load { path: tokenizer_path, message: e.to_string() })?;
+        Ok(Self { model, counter })
+    }
+
+    pub fn dim(&self) -> usize {
+        384
+    }
+
+    /// Embeds `texts` in the given order, one call per batch.
+    pub fn embed(&mut self, texts: &[&str], batch_size: usize) -> Result<Vec<Vec<f32>>, EmbedError> {
+        let vectors = self.model.embed(texts, Some(batch_size.max(1))).map_err(|e| EmbedError::Inference(e.to_string()))?;
+        Ok(vectors.into_iter().map(normalise).collect())
+    }
+
+    /// Embeds `texts`, batching texts of similar token length together so batches carry
+    /// little padding; returns vectors in the input order.
+    pub fn embed_by_length(
+        &mut self,
+        texts: &[&str],
+        batch_size: usize,
+        progress: &dyn Progress,
+    ) -> Result<(Vec<Vec<f32>>, BatchStats), EmbedError> {
+        use rayon::prelude::*;
+        let lengths: Vec<usize> = texts
+            .par_iter()
+            .map(|t| self.counter.count(t).map(|n| (n + 2).min(MAX_LENGTH)).unwrap_or(MAX_LENGTH))
+            .collect();
+        let mut order: Vec<usize> = (0..texts.len()).collect();
+        order.sort_by_key(|&i| (lengths[i], i));
+
+        let batch_size = batch_size.max(1);
+        let mut stats = BatchStats::default();
+        let mut vectors = vec![Vec::new(); texts.len()];
+        progress.start("embed", Some(texts.len() as u64));
+        for batch in order.chunks(batch_size) {
+            let batch_texts: Vec<&str> = batch.iter().map(|&i| texts[i]).collect();
+            let longest = batch.iter().map(|&i| lengths[i]).max().unwrap_or(0);
+            stats.real_tokens += batch.iter().map(|&i| lengths[i] as u64).sum::<u64>();
+            stats.padded_tokens += (longest * batch.len()) as u64;
+            for (&i, v) in batch.iter().zip(self.embed(&batch_texts, batch.len())?) {
+                vectors[i] = v;
+            }
+            progress.advance(batch.len() as u64);
+        }
+        progress.finish();
+        Ok((vectors, stats))
+    }
+}
+
+fn normalise(mut v: Vec<f32>) -> Vec<f32> {
+    let norm = v.iter().map(|x| x * x).sum::<f32>().sqrt();
+    if norm > 0.0 {
+        v.iter_mut().for_each(|x| *x /= norm);
+    }
+    v
+}

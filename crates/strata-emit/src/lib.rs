@@ -1,0 +1,227 @@
+//! strata-emit: the training sets, in textbook order (depth-first over the taxonomy, then
+//! document order), and the published `chunks.parquet`.
+//!
+//! It owns the sample formats of DESIGN.md: SCPT chunk samples (a mind map of the chunk's
+//! branch with its leaf in bold, then the passage), SCPT mind-map samples, SSFT samples made
+//! from the taxonomy without an LLM, and `dataset_info.json` for LLaMA-Factory. It reads the
+//! earlier stages' files; it does not decide what is selected.
+
+mod mindmap;
+mod phrasing;
+
+pub use mindmap::{chunk_map, full_map, Tree};
+
+use serde::{Deserialize, Serialize};
+use serde_json::{json, Value};
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+use strata_core::records::{AssignmentRecord, ChunkRecord, PublishedChunk, Sample, SelectionRecord, TaxonomyNode};
+use strata_core::rundir::{CHUNKS, DATASET_INFO, SCPT, SSFT, TAXONOMY, WORK_ASSIGNMENTS, WORK_CHUNKS, WORK_SELECTION};
+use strata_core::tokens::TokenCounter;
+use strata_core::{parquet_io, Stage, StageContext, StageError, StageStats};
+
+/// What goes into the training sets.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct EmitConfig {
+    /// SSFT "where does this passage belong" samples, one per selected chunk.
+    pub locate_samples: bool,
+    /// SSFT outline and subtopic samples, one each per inner node.
+    pub outline_samples: bool,
+}
+
+impl Default for EmitConfig {
+    fn default() -> Self {
+        Self { locate_samples: true, outline_samples: true }
+    }
+}
+
+/// The emit stage.
+pub struct EmitStage {
+    pub config: EmitConfig,
+    /// The domain as it appears in prompts ("medicine").
+    pub domain: String,
+    pub seed: u64,
+    pub tokenizer_path: PathBuf,
+}
+
+impl Stage for EmitStage {
+    fn name(&self) -> &'static str {
+        "emit"
+    }
+
+    fn reads(&self) -> Vec<&'static str> {
+        vec![WORK_CHUNKS, WORK_ASSIGNMENTS, WORK_SELECTION, TAXONOMY]
+    }
+
+    fn writes(&self) -> Vec<&'static str> {
+        vec![CHUNKS, SCPT, SSFT, DATASET_INFO]
+    }
+
+    fn fingerprint(&self) -> Result<Value, StageError> {
+        let tokenizer = strata_core::hash::file_sha256(&self.tokenizer_path)?;
+        Ok(json!({"config": self.config, "domain": self.domain, "seed": self.seed, "tokenizer": tokenizer}))
+    }
+
+    fn run(&self, ctx: &StageContext) -> Result<StageStats, StageError> {
+        let chunks: Vec<ChunkRecord> = parquet_io::read_rows(&ctx.run.path(WORK_CHUNKS))?;
+        let assignments: Vec<AssignmentRecord> = parquet_io::read_rows(&ctx.run.path(WORK_ASSIGNMENTS))?;
+        let selection: Vec<SelectionRecord> = parquet_io::read_rows(&ctx.run.path(WORK_SELECTION))?;
+        let nodes: Vec<TaxonomyNode> = parquet_io::read_rows(&ctx.run.path(TAXONOMY))?;
+        if assignments.len() != chunks.len() || selection.len() != chunks.len() {
+            return Err("chunks, assignments and selection differ in length; rerun from the taxonomy stage".into());
+        }
+        let counter = TokenCounter::from_file(&self.tokenizer_path)?;
+        let tree = Tree::new(&nodes);
+
+        let published: Vec<PublishedChunk> = chunks
+            .iter()
+            .zip(&assignments)
+            .zip(&selection)
+            .map(|((c, a), s)| PublishedChunk {
+                chunk_id: c.chunk_id.clone(),
+                doc_id: c.doc_id.clone(),
+                source: c.source.clone(),
+                ordinal: c.ordinal,
+                heading_path: c.heading_path.clone(),
+                text: c.text.clone(),
+                n_tokens: c.n_tokens,
+                byte_start: c.byte_start,
+                byte_end: c.byte_end,
+                node_id: a.node_id,
+                taxonomy_path: tree.node(a.node_id).path.clone(),
+                duplicate_of: a.duplicate_of.clone(),
+                selected: s.selected,
+            })
+            .collect();
+        parquet_io::write_rows(&ctx.output(CHUNKS)?, &PublishedChunk::fields(), &published, &[])?;
+
+        let writer = SampleWriter { tree: &tree, domain: &self.domain, seed: self.seed, counter: &counter };
+        let mut by_leaf: BTreeMap<u32, Vec<&PublishedChunk>> = BTreeMap::new();
+        for c in published.iter().filter(|c| c.selected) {
+            by_leaf.entry(c.node_id).or_default().push(c);
+        }
+        let (scpt, ssft) = writer.samples(&by_leaf, &self.config)?;
+        parquet_io::write_rows(&ctx.output(SCPT)?, &Sample::fields(), &scpt, &[])?;
+        parquet_io::write_rows(&ctx.output(SSFT)?, &Sample::fields(), &ssft, &[])?;
+        std::fs::write(ctx.output(DATASET_INFO)?, serde_json::to_string_pretty(&dataset_info(&self.domain))? + "\n")?;
+
+        let mut extra = serde_json::Map::new();
+        extra.insert("scpt_samples".into(), json!(scpt.len()));
+        extra.insert("ssft_samples".into(), json!(ssft.len()));
+        extra.insert("scpt_tokens".into(), json!(scpt.iter().map(|s| s.n_tokens as u64).sum::<u64>()));
+        extra.insert("ssft_tokens".into(), json!(ssft.iter().map(|s| s.n_tokens as u64).sum::<u64>()));
+        Ok(StageStats { rows_in: chunks.len() as u64, rows_out: (scpt.len() + ssft.len()) as u64, extra })
+    }
+}
+
+/// LLaMA-Factory's registry of the sets: alpaca columns for supervised training with the loss
+/// on the response (as StructTuning trains), and the plain `text` column for pre-training.
+pub fn dataset_info(domain: &str) -> Value {
+    let slug: String = domain.to_lowercase().chars().map(|c| if c.is_alphanumeric() { c } else { '_' }).collect();
+    let alpaca = json!({"prompt": "instruction", "query": "input", "response": "output"});
+    json!({
+        format!("strata_{slug}_scpt"): {"file_name": "scpt.parquet", "formatting": "alpaca", "columns": alpaca},
+        format!("strata_{slug}_scpt_pt"): {"file_name": "scpt.parquet", "columns": {"prompt": "text"}},
+        format!("strata_{slug}_ssft"): {"file_name": "ssft.parquet", "formatting": "alpaca", "columns": alpaca},
+    })
+}
+
+struct SampleWriter<'a> {
+    tree: &'a Tree<'a>,
+    domain: &'a str,
+    seed: u64,
+    counter: &'a TokenCounter,
+}
+
+impl SampleWriter<'_> {
+    /// SCPT and SSFT samples in textbook order: each depth-1 branch's mind map, then its
+    /// selected chunks leaf by leaf (depth-first), each leaf's chunks in document order.
+    fn samples(&self, by_leaf: &BTreeMap<u32, Vec<&PublishedChunk>>, config: &EmitConfig) -> Result<(Vec<Sample>, Vec<Sample>), StageError> {
+        let root = self.tree.nodes.values().find(|n| n.parent_id.is_none()).map(|n| n.node_id).ok_or("taxonomy has no root")?;
+        let mut scpt = Vec::new();
+        let mut ssft = Vec::new();
+        for &branch in self.tree.children(root) {
+            let b = self.tree.node(branch);
+            let prompt = phrasing::structure_request(self.seed, &format!("map/{branch}"), self.domain, &b.label);
+            scpt.push(self.sample("mindmap", None, b, prompt, format!("```\n{}\n```", full_map(self.tree, branch)), None)?);
+            for id in self.tree.preorder(branch) {
+                for c in by_leaf.get(&id).into_iter().flatten() {
+                    scpt.push(self.chunk_sample(c)?);
+                    if config.locate_samples {
+                        ssft.push(self.locate_sample(c)?);
+                    }
+                }
+            }
+        }
+        if config.outline_samples {
+            for id in self.tree.preorder(root) {
+                let kids = self.tree.children(id);
+                if kids.is_empty() {
+                    continue;
+                }
+                let n = self.tree.node(id);
+                let outline = format!("Outline the structure of {} in {} as a mind map.", n.label, self.domain);
+                ssft.push(self.sample("outline", None, n, outline.clone(), format!("```\n{}\n```", full_map(self.tree, id)), Some((outline, String::new())))?);
+                let list = format!("List the subtopics of {} in {}.", n.label, self.domain);
+                let items: Vec<String> = kids.iter().map(|&k| format!("- {}", self.tree.node(k).label)).collect();
+                ssft.push(self.sample("subtopics", None, n, list.clone(), items.join("\n"), Some((list, String::new())))?);
+            }
+        }
+        Ok((scpt, ssft))
+    }
+
+    fn chunk_sample(&self, c: &PublishedChunk) -> Result<Sample, StageError> {
+        let leaf = self.tree.node(c.node_id);
+        let lineage = self.tree.lineage(c.node_id);
+        let branch = lineage.first().map_or(leaf, |&b| self.tree.node(b));
+        let map = chunk_map(self.tree, c.node_id);
+        let prompt = format!(
+            "{}:\n\n```\n{}\n```\n\n{}:",
+            phrasing::lead_in(self.seed, &c.chunk_id, self.domain, &branch.label),
+            map,
+            phrasing::passage_intro(self.seed, &c.chunk_id, &branch.label, &leaf.label),
+        );
+        self.sample("chunk", Some(c.chunk_id.clone()), leaf, prompt, format!("{}\n{}", leaf.label, c.text), None)
+    }
+
+    fn locate_sample(&self, c: &PublishedChunk) -> Result<Sample, StageError> {
+        let leaf = self.tree.node(c.node_id);
+        let instruction = format!(
+            "Where does the following passage belong in the knowledge structure of {}? Answer with its path from the top-level topic down.",
+            self.domain
+        );
+        let prompt = format!("{instruction}\n\n{}", c.text);
+        let output = leaf.path.join(" > ");
+        self.sample("locate", Some(c.chunk_id.clone()), leaf, prompt, output, Some((instruction, c.text.clone())))
+    }
+
+    /// A sample with `text` = prompt, newline, response. `alpaca` gives (instruction, input)
+    /// when they differ from (prompt, "").
+    fn sample(
+        &self,
+        kind: &str,
+        chunk_id: Option<String>,
+        node: &TaxonomyNode,
+        prompt: String,
+        response: String,
+        alpaca: Option<(String, String)>,
+    ) -> Result<Sample, StageError> {
+        let text = format!("{prompt}\n{response}");
+        let n_tokens = self.counter.count(&text)? as u32;
+        let (instruction, input) = alpaca.unwrap_or_else(|| (prompt.clone(), String::new()));
+        Ok(Sample {
+            output: response.clone(),
+            text,
+            prompt,
+            response,
+            kind: kind.to_string(),
+            chunk_id,
+            node_id: node.node_id,
+            taxonomy_path: node.path.clone(),
+            n_tokens,
+            instruction,
+            input,
+        })
+    }
+}

@@ -1,0 +1,179 @@
+//! strata-index: the retrieval (RAG) route: a tantivy index of every chunk, with the
+//! taxonomy path as a facet, and search over it (optionally within a subtree).
+//!
+//! It owns the index schema and queries; it reads the published `chunks.parquet` and writes
+//! `index/`. It does not embed or rank by vectors.
+
+use serde::Serialize;
+use serde_json::{json, Value};
+use std::path::{Path, PathBuf};
+use strata_core::records::PublishedChunk;
+use strata_core::rundir::{CHUNKS, INDEX_DIR};
+use strata_core::{parquet_io, Stage, StageContext, StageError, StageStats};
+use tantivy::collector::TopDocs;
+use tantivy::query::{BooleanQuery, Occur, QueryParser, TermQuery};
+use tantivy::schema::{Facet, FacetOptions, IndexRecordOption, Schema, TextFieldIndexing, TextOptions, Value as _, FAST, INDEXED, STORED, STRING};
+use tantivy::{doc, Index, TantivyDocument, Term};
+
+/// English stemming: a question's "symptoms" finds a chunk's "symptom".
+const TOKENIZER: &str = "en_stem";
+/// Writer memory; one thread, so the index is laid out the same way on every run.
+const WRITER_BYTES: usize = 100_000_000;
+
+#[derive(Debug, thiserror::Error)]
+pub enum IndexError {
+    #[error("failed to open the index `{path}`; run `strata run` (or the index stage) first")]
+    Open { path: PathBuf, #[source] source: tantivy::TantivyError },
+    #[error("index `{path}` has no field `{field}`; it was built by another version, rebuild it")]
+    Field { path: PathBuf, field: &'static str },
+    #[error("invalid query `{query}`: {message}")]
+    Query { query: String, message: String },
+    #[error("invalid subtree `{0}`: give a taxonomy path such as \"/Cardiology/Heart failure\"")]
+    Under(String),
+    #[error("search failed in `{path}`")]
+    Search { path: PathBuf, #[source] source: tantivy::TantivyError },
+}
+
+fn schema() -> Schema {
+    let text = TextOptions::default()
+        .set_indexing_options(TextFieldIndexing::default().set_tokenizer(TOKENIZER).set_index_option(IndexRecordOption::WithFreqsAndPositions));
+    let mut b = Schema::builder();
+    b.add_text_field("chunk_id", STRING | STORED);
+    b.add_text_field("doc_id", STRING | STORED);
+    b.add_text_field("text", text.clone() | STORED);
+    b.add_text_field("headings", text | STORED);
+    b.add_facet_field("taxonomy", FacetOptions::default());
+    b.add_text_field("taxonomy_path", STORED);
+    b.add_u64_field("node_id", INDEXED | STORED | FAST);
+    b.build()
+}
+
+/// The index stage.
+pub struct IndexStage;
+
+impl Stage for IndexStage {
+    fn name(&self) -> &'static str {
+        "index"
+    }
+
+    fn reads(&self) -> Vec<&'static str> {
+        vec![CHUNKS]
+    }
+
+    fn writes(&self) -> Vec<&'static str> {
+        vec![INDEX_DIR]
+    }
+
+    fn fingerprint(&self) -> Result<Value, StageError> {
+        Ok(json!({"tokenizer": TOKENIZER, "schema": 1}))
+    }
+
+    fn run(&self, ctx: &StageContext) -> Result<StageStats, StageError> {
+        let chunks: Vec<PublishedChunk> = parquet_io::read_rows(&ctx.run.path(CHUNKS))?;
+        let dir = ctx.output(INDEX_DIR)?;
+        std::fs::create_dir_all(&dir)?;
+        let schema = schema();
+        let index = Index::create_in_dir(&dir, schema.clone())?;
+        let f = |name| schema.get_field(name);
+        let (chunk_id, doc_id, text, headings, taxonomy, taxonomy_path, node_id) =
+            (f("chunk_id")?, f("doc_id")?, f("text")?, f("headings")?, f("taxonomy")?, f("taxonomy_path")?, f("node_id")?);
+        let mut writer = index.writer_with_num_threads(1, WRITER_BYTES)?;
+        ctx.progress.start("index", Some(chunks.len() as u64));
+        for c in &chunks {
+            writer.add_document(doc!(
+                chunk_id => c.chunk_id.clone(),
+                doc_id => c.doc_id.clone(),
+                text => c.text.clone(),
+                headings => c.heading_path.join(" > "),
+                taxonomy => Facet::from_path(&c.taxonomy_path),
+                taxonomy_path => Facet::from_path(&c.taxonomy_path).to_string(),
+                node_id => c.node_id as u64,
+            ))?;
+            ctx.progress.advance(1);
+        }
+        writer.commit()?;
+        writer.wait_merging_threads()?;
+        ctx.progress.finish();
+        Ok(StageStats { rows_in: chunks.len() as u64, rows_out: chunks.len() as u64, extra: Default::default() })
+    }
+}
+
+/// One search result.
+#[derive(Debug, Clone, Serialize)]
+pub struct Hit {
+    pub score: f32,
+    pub chunk_id: String,
+    pub doc_id: String,
+    pub node_id: u64,
+    /// The taxonomy path, e.g. `/Cardiology/Heart failure`.
+    pub taxonomy: String,
+    pub text: String,
+}
+
+/// An opened index, ready for many queries.
+pub struct Searcher {
+    path: PathBuf,
+    index: Index,
+    reader: tantivy::IndexReader,
+}
+
+impl Searcher {
+    pub fn open(run_dir: &Path) -> Result<Self, IndexError> {
+        let path = run_dir.join(INDEX_DIR);
+        let open = |source| IndexError::Open { path: path.clone(), source };
+        let index = Index::open_in_dir(&path).map_err(open)?;
+        let reader = index.reader().map_err(open)?;
+        Ok(Self { path, index, reader })
+    }
+
+    pub fn num_docs(&self) -> u64 {
+        self.reader.searcher().num_docs()
+    }
+
+    /// The `k` best chunks for `query` (BM25 over text and headings), within the subtree
+    /// `under` (a taxonomy path like "/Cardiology") when given.
+    pub fn search(&self, query: &str, under: Option<&str>, k: usize) -> Result<Vec<Hit>, IndexError> {
+        let schema = self.index.schema();
+        let field = |name: &'static str| schema.get_field(name).map_err(|_| IndexError::Field { path: self.path.clone(), field: name });
+        let (text, headings, taxonomy) = (field("text")?, field("headings")?, field("taxonomy")?);
+        let mut parser = QueryParser::for_index(&self.index, vec![text, headings]);
+        parser.set_field_boost(headings, 0.5);
+        let (parsed, errors) = parser.parse_query_lenient(query);
+        if let Some(e) = errors.first() {
+            tracing::debug!(query, error = %e, "query parsed leniently");
+        }
+        let query_obj: Box<dyn tantivy::query::Query> = match under {
+            Some(u) if !u.trim_matches('/').is_empty() => {
+                let facet = Facet::from_text(&normalise_under(u)).map_err(|_| IndexError::Under(u.to_string()))?;
+                let facet_query = TermQuery::new(Term::from_facet(taxonomy, &facet), IndexRecordOption::Basic);
+                Box::new(BooleanQuery::new(vec![(Occur::Must, parsed), (Occur::Must, Box::new(facet_query))]))
+            }
+            _ => parsed,
+        };
+        let searcher = self.reader.searcher();
+        let search_err = |source| IndexError::Search { path: self.path.clone(), source };
+        let top = searcher.search(&query_obj, &TopDocs::with_limit(k.max(1)).order_by_score()).map_err(search_err)?;
+        top.into_iter()
+            .map(|(score, addr)| {
+                let d: TantivyDocument = searcher.doc(addr).map_err(search_err)?;
+                let get = |name: &'static str| -> String {
+                    schema.get_field(name).ok().and_then(|f| d.get_first(f)).and_then(|v| v.as_str().map(str::to_string)).unwrap_or_default()
+                };
+                let node_id = schema.get_field("node_id").ok().and_then(|f| d.get_first(f)).and_then(|v| v.as_u64()).unwrap_or_default();
+                Ok(Hit {
+                    score,
+                    chunk_id: get("chunk_id"),
+                    doc_id: get("doc_id"),
+                    node_id,
+                    taxonomy: get("taxonomy_path"),
+                    text: get("text"),
+                })
+            })
+            .collect()
+    }
+}
+
+/// "Cardiology/Heart failure" and "/Cardiology/Heart failure/" both mean the same subtree.
+fn normalise_under(under: &str) -> String {
+    format!("/{}", under.trim().trim_matches('/'))
+}

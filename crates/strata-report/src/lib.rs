@@ -1,0 +1,227 @@
+//! strata-report: `report.html`, one self-contained page about a run for people who never
+//! used the tool: summary figures, the taxonomy as a collapsible tree and as a treemap with
+//! the selected share, the cost ledger with a cumulative-cost chart, the evaluation's coverage
+//! table when `eval.json` exists, and the run's configuration and timings.
+//!
+//! It owns the page ([`render`], pure) and the `report` stage ([`ReportStage`]). It does not
+//! compute anything the page shows beyond sums over the tree: the ledger comes from
+//! `cost.json` (`strata-cost`), the coverage figures from `eval.json`, the timings from the
+//! manifest. The page loads nothing from the network.
+
+mod chart;
+mod html;
+mod page;
+pub mod sample;
+mod tree;
+mod treemap;
+
+pub use page::render;
+pub use treemap::{squarify, Rect};
+
+use serde_json::{json, Value};
+use std::collections::HashSet;
+use std::path::{Path, PathBuf};
+use strata_core::ledger::Ledger;
+use strata_core::manifest::Manifest;
+use strata_core::parquet_io::read_rows;
+use strata_core::records::{PublishedChunk, TaxonomyNode};
+use strata_core::rundir::{CHUNKS, COST, MANIFEST, REPORT, TAXONOMY};
+use strata_core::{RunDir, Stage, StageContext, StageError, StageStats};
+
+pub use strata_core::rundir::EVAL;
+
+#[derive(Debug, thiserror::Error)]
+pub enum ReportError {
+    #[error("failed to read `{path}`")]
+    Read {
+        path: PathBuf,
+        #[source]
+        source: Box<dyn std::error::Error + Send + Sync>,
+    },
+    #[error("failed to write `{path}`")]
+    Write {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+}
+
+/// Everything the page shows.
+#[derive(Debug, Clone)]
+pub struct ReportInputs {
+    /// `manifest.json`: configuration, timings, `stages.select.budget_tokens`.
+    pub manifest: Option<Manifest>,
+    /// `taxonomy.parquet`, flat, depth-first.
+    pub taxonomy: Vec<TaxonomyNode>,
+    /// `chunks.parquet`; only the medoid chunks' text is shown.
+    pub chunks: Vec<PublishedChunk>,
+    /// `cost.json`.
+    pub ledger: Ledger,
+    /// `eval.json`, when the run has one.
+    pub eval: Option<Value>,
+}
+
+fn read_error<E: Into<Box<dyn std::error::Error + Send + Sync>>>(path: &Path) -> impl FnOnce(E) -> ReportError {
+    let path = path.to_path_buf();
+    move |e| ReportError::Read { path, source: e.into() }
+}
+
+fn read_json<T: serde::de::DeserializeOwned>(path: &Path) -> Result<T, ReportError> {
+    let bytes = std::fs::read(path).map_err(read_error(path))?;
+    serde_json::from_slice(&bytes).map_err(read_error(path))
+}
+
+/// Reads a run directory's inputs for the page, keeping only the text of medoid chunks.
+pub fn load(run: &RunDir) -> Result<ReportInputs, ReportError> {
+    let taxonomy: Vec<TaxonomyNode> = read_rows(&run.path(TAXONOMY)).map_err(read_error(&run.path(TAXONOMY)))?;
+    let mut chunks: Vec<PublishedChunk> = read_rows(&run.path(CHUNKS)).map_err(read_error(&run.path(CHUNKS)))?;
+    let medoids: HashSet<String> = taxonomy.iter().filter_map(|n| n.medoid_chunk_id.clone()).collect();
+    for c in chunks.iter_mut().filter(|c| !medoids.contains(&c.chunk_id)) {
+        c.text = String::new();
+    }
+    let ledger = read_json(&run.path(COST))?;
+    let manifest = Manifest::load(&run.path(MANIFEST)).map_err(read_error(&run.path(MANIFEST)))?;
+    let eval_path = run.path(EVAL);
+    let eval = if eval_path.exists() { Some(read_json(&eval_path)?) } else { None };
+    Ok(ReportInputs { manifest, taxonomy, chunks, ledger, eval })
+}
+
+/// The `report` stage: renders `report.html` from the run directory.
+///
+/// Its fingerprint cannot see `eval.json` or the manifest's timings (the trait gives it no
+/// run directory), so the caller should run it with `force` to pick up a new evaluation.
+pub struct ReportStage;
+
+impl Stage for ReportStage {
+    fn name(&self) -> &'static str {
+        "report"
+    }
+
+    fn reads(&self) -> Vec<&'static str> {
+        vec![TAXONOMY, CHUNKS, COST]
+    }
+
+    fn writes(&self) -> Vec<&'static str> {
+        vec![REPORT]
+    }
+
+    fn fingerprint(&self) -> Result<Value, StageError> {
+        Ok(json!({ "page": 1 }))
+    }
+
+    fn run(&self, ctx: &StageContext) -> Result<StageStats, StageError> {
+        let inputs = load(ctx.run)?;
+        let html = render(&inputs);
+        let path = ctx.output(REPORT).map_err(|source| ReportError::Write { path: ctx.run.path(REPORT), source })?;
+        std::fs::write(&path, &html).map_err(|source| ReportError::Write { path: ctx.run.path(REPORT), source })?;
+        let tree = tree::Tree::build(&inputs.taxonomy, &inputs.chunks);
+        let (covered, leaves) = tree.leaf_coverage();
+        let mut stats = StageStats { rows_in: inputs.chunks.len() as u64, rows_out: 1, ..Default::default() };
+        stats.extra.insert("leaves_covered".into(), json!(covered));
+        stats.extra.insert("leaves".into(), json!(leaves));
+        stats.extra.insert("report_bytes".into(), json!(html.len()));
+        Ok(stats)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::sample::sample_inputs;
+    use strata_core::parquet_io::write_rows;
+    use strata_core::stage::run_stage;
+    use strata_core::NoProgress;
+
+    #[test]
+    fn page_has_every_part() {
+        let html = render(&sample_inputs());
+        assert!(html.starts_with("<!DOCTYPE html>") && html.ends_with("</html>\n"));
+        assert!(html.contains("<title>Domain corpus report: medicine</title>"));
+        assert_eq!(html.matches("<details").count() - 3, 1 + 3 + 8, "a details per node, plus eval and config");
+        assert!(html.contains("<svg class=\"treemap\"") && html.matches("class=\"tm-leaf\"").count() == 8);
+        assert!(html.contains("<table class=\"ledger\">") && html.contains("Continual pre-training, full corpus"));
+        assert!(html.contains("<svg class=\"chart\"") && html.matches("<polyline").count() == 6);
+        assert!(html.matches("class=\"break-even\"").count() >= 3);
+        assert!(html.contains("<table class=\"coverage\">") && html.contains("facility location"));
+        assert!(html.contains("<table class=\"stages\">") && html.contains("budget_tokens"));
+        assert!(html.contains("7 / 8"), "leaves covered card");
+    }
+
+    #[test]
+    fn page_needs_no_network() {
+        let html = render(&sample_inputs());
+        for bad in ["http://", "https://", "src=", "href=", "url(", "@import", "//cdn"] {
+            assert!(!html.contains(bad), "found {bad}");
+        }
+    }
+
+    #[test]
+    fn text_is_escaped() {
+        let mut inputs = sample_inputs();
+        let evil = "<script>alert(\"x\")</script> & <b>";
+        inputs.taxonomy[1].label = evil.into();
+        inputs.taxonomy[2].keywords = vec![evil.into()];
+        inputs.ledger.rows[0].name = evil.into();
+        inputs.ledger.rows[0].note = evil.into();
+        inputs.ledger.literature[0].claim = evil.into();
+        let medoid = inputs.taxonomy[2].medoid_chunk_id.clone().expect("medoid");
+        if let Some(c) = inputs.chunks.iter_mut().find(|c| c.chunk_id == medoid) {
+            c.text = evil.into();
+        }
+        if let Some(m) = inputs.manifest.as_mut() {
+            m.config = json!({"domain": evil});
+        }
+        let html = render(&inputs);
+        assert!(!html.contains("<script>alert") && !html.contains("&amp; <b>") && !html.contains("& <b>"));
+        assert_eq!(html.matches("<script>").count(), 2, "only the page's own scripts");
+        assert!(html.contains("&lt;script&gt;alert(&quot;x&quot;)&lt;/script&gt; &amp; &lt;b&gt;"));
+    }
+
+    #[test]
+    fn page_is_deterministic_and_survives_empty_inputs() {
+        assert_eq!(render(&sample_inputs()), render(&sample_inputs()));
+        let mut empty = sample_inputs();
+        empty.taxonomy.clear();
+        empty.chunks.clear();
+        empty.ledger.rows.clear();
+        empty.manifest = None;
+        empty.eval = None;
+        let html = render(&empty);
+        assert!(html.contains("nothing to chart") && !html.contains("id=\"eval\""));
+        assert!(html.contains("Domain corpus report: corpus"));
+    }
+
+    #[test]
+    fn stage_renders_the_run_directory() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let run = RunDir::new(dir.path());
+        let inputs = sample_inputs();
+        write_rows(&run.path(TAXONOMY), &TaxonomyNode::fields(), &inputs.taxonomy, &[]).expect("taxonomy");
+        write_rows(&run.path(CHUNKS), &PublishedChunk::fields(), &inputs.chunks, &[]).expect("chunks");
+        std::fs::write(run.path(COST), serde_json::to_vec(&inputs.ledger).expect("json")).expect("cost");
+        std::fs::write(run.path(EVAL), serde_json::to_vec(&inputs.eval).expect("json")).expect("eval");
+        let mut manifest = inputs.manifest.clone().expect("manifest");
+        manifest.save(&run.path(MANIFEST)).expect("manifest");
+
+        run_stage(&run, &mut manifest, &ReportStage, &NoProgress, false).expect("report stage");
+        let html = std::fs::read_to_string(run.path(REPORT)).expect("report.html");
+        assert!(html.contains("<table class=\"coverage\">"));
+        assert!(html.contains("Heart failure: passage 0."), "medoid text shown");
+        assert!(!html.contains("Heart failure: passage 1."), "other chunk texts are not");
+        assert_eq!(manifest.stages["report"].extra["leaves_covered"], json!(7));
+    }
+
+    #[test]
+    fn unreadable_inputs_name_the_file() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let run = RunDir::new(dir.path());
+        let e = load(&run).expect_err("empty run");
+        assert!(e.to_string().contains("taxonomy.parquet`"), "{e}");
+        let inputs = sample_inputs();
+        write_rows(&run.path(TAXONOMY), &TaxonomyNode::fields(), &inputs.taxonomy, &[]).expect("taxonomy");
+        write_rows(&run.path(CHUNKS), &PublishedChunk::fields(), &inputs.chunks, &[]).expect("chunks");
+        std::fs::write(run.path(COST), "{not json").expect("cost");
+        let e = load(&run).expect_err("bad cost.json");
+        assert!(e.to_string().contains("cost.json`"), "{e}");
+    }
+}

@@ -1,0 +1,125 @@
+//! strata-select: the token-budgeted training subset that covers the taxonomy.
+//!
+//! It owns the budget (a fraction of corpus tokens or an absolute count), eligibility (no
+//! near-duplicate, no chunk under the minimum size), and the choice itself: one chunk for
+//! every leaf first while the budget allows, then greedy facility location over each leaf's
+//! chunks by gain per token, which shares the rest out by node size. It writes
+//! `work/selection.parquet` and nothing else.
+
+mod facility;
+
+pub use facility::{select, Budget, Candidate};
+
+use serde::{Deserialize, Serialize};
+use serde_json::{json, Value};
+use strata_core::records::{AssignmentRecord, ChunkRecord, EmbeddingRecord, SelectionRecord};
+use strata_core::rundir::{EMBEDDINGS, WORK_ASSIGNMENTS, WORK_CHUNKS, WORK_SELECTION};
+use strata_core::{parquet_io, Stage, StageContext, StageError, StageStats};
+
+/// How much to select and what may be selected.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct SelectConfig {
+    /// Budget as a fraction of the corpus tokens (e.g. 0.003, 0.01, 0.05).
+    pub budget: f64,
+    /// Budget as an absolute token count; overrides `budget` when set.
+    pub budget_tokens: Option<u64>,
+    /// Chunks under this many tokens are never selected: they are crumbs (a stray line, a
+    /// short list item) that teach little and would win on gain per token.
+    pub min_chunk_tokens: u32,
+    /// Chunks of a leaf that its facility-location score is measured on (a seeded sample
+    /// for larger leaves, so the work stays linear in the corpus).
+    pub max_clients: usize,
+}
+
+impl Default for SelectConfig {
+    fn default() -> Self {
+        Self { budget: 0.05, budget_tokens: None, min_chunk_tokens: 32, max_clients: 512 }
+    }
+}
+
+impl SelectConfig {
+    pub fn validate(&self) -> Result<(), String> {
+        match self.budget_tokens {
+            Some(0) => Err("select.budget_tokens must be positive".into()),
+            Some(_) => Ok(()),
+            None if !(self.budget > 0.0 && self.budget <= 1.0) => {
+                Err(format!("select.budget = {} must be a fraction in (0, 1]", self.budget))
+            }
+            None => Ok(()),
+        }
+    }
+
+    /// The budget in tokens for a corpus of `corpus_tokens`.
+    pub fn budget_tokens(&self, corpus_tokens: u64) -> u64 {
+        self.budget_tokens.unwrap_or_else(|| (self.budget * corpus_tokens as f64).floor() as u64)
+    }
+}
+
+/// The selection stage.
+pub struct SelectStage {
+    pub config: SelectConfig,
+    pub seed: u64,
+}
+
+impl Stage for SelectStage {
+    fn name(&self) -> &'static str {
+        "select"
+    }
+
+    fn reads(&self) -> Vec<&'static str> {
+        vec![WORK_CHUNKS, EMBEDDINGS, WORK_ASSIGNMENTS]
+    }
+
+    fn writes(&self) -> Vec<&'static str> {
+        vec![WORK_SELECTION]
+    }
+
+    fn fingerprint(&self) -> Result<Value, StageError> {
+        Ok(json!({"config": self.config, "seed": self.seed}))
+    }
+
+    fn run(&self, ctx: &StageContext) -> Result<StageStats, StageError> {
+        self.config.validate()?;
+        let chunks: Vec<ChunkRecord> = parquet_io::read_rows(&ctx.run.path(WORK_CHUNKS))?;
+        let assignments: Vec<AssignmentRecord> = parquet_io::read_rows(&ctx.run.path(WORK_ASSIGNMENTS))?;
+        let embeddings: Vec<EmbeddingRecord> = parquet_io::read_rows(&ctx.run.path(EMBEDDINGS))?;
+        if assignments.len() != chunks.len() || embeddings.len() != chunks.len() {
+            return Err("chunks, embeddings and assignments differ in length; rerun from the embed stage".into());
+        }
+        let corpus_tokens: u64 = chunks.iter().map(|c| c.n_tokens as u64).sum();
+        let budget = Budget { tokens: self.config.budget_tokens(corpus_tokens) };
+        let candidates: Vec<Candidate> = chunks
+            .iter()
+            .zip(&assignments)
+            .zip(&embeddings)
+            .map(|((c, a), e)| Candidate {
+                leaf: a.node_id,
+                n_tokens: c.n_tokens,
+                eligible: a.duplicate_of.is_none() && c.n_tokens >= self.config.min_chunk_tokens,
+                vector: &e.embedding,
+            })
+            .collect();
+        ctx.progress.start("select", None);
+        let chosen = select(&candidates, budget, self.config.max_clients, self.seed);
+        ctx.progress.finish();
+
+        let rows: Vec<SelectionRecord> =
+            chunks.iter().zip(&chosen).map(|(c, &s)| SelectionRecord { chunk_id: c.chunk_id.clone(), selected: s }).collect();
+        parquet_io::write_rows(&ctx.output(WORK_SELECTION)?, &SelectionRecord::fields(), &rows, &[])?;
+
+        let selected_tokens: u64 = candidates.iter().zip(&chosen).filter(|(_, &s)| s).map(|(c, _)| c.n_tokens as u64).sum();
+        let leaves: std::collections::BTreeSet<u32> = candidates.iter().map(|c| c.leaf).collect();
+        let covered: std::collections::BTreeSet<u32> =
+            candidates.iter().zip(&chosen).filter(|(_, &s)| s).map(|(c, _)| c.leaf).collect();
+        let mut extra = serde_json::Map::new();
+        extra.insert("budget_tokens".into(), json!(budget.tokens));
+        extra.insert("corpus_tokens".into(), json!(corpus_tokens));
+        extra.insert("selected_tokens".into(), json!(selected_tokens));
+        extra.insert("selected_chunks".into(), json!(chosen.iter().filter(|&&s| s).count()));
+        extra.insert("eligible_chunks".into(), json!(candidates.iter().filter(|c| c.eligible).count()));
+        extra.insert("leaves".into(), json!(leaves.len()));
+        extra.insert("leaves_covered".into(), json!(covered.len()));
+        Ok(StageStats { rows_in: chunks.len() as u64, rows_out: rows.len() as u64, extra })
+    }
+}

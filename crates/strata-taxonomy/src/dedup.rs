@@ -1,0 +1,46 @@
+//! Duplicates: exact (same text) anywhere in the corpus, near (cosine at or above a
+//! threshold) within a leaf, where near-duplicates land in practice; comparing within leaves
+//! keeps the work far below all pairs.
+
+use ndarray::Array2;
+use rayon::prelude::*;
+use std::collections::HashMap;
+use strata_core::records::ChunkRecord;
+
+/// For each chunk, the earlier chunk it duplicates, if any. The earlier chunk is always one
+/// that is not itself a duplicate, so every group points at one kept chunk.
+pub fn mark_duplicates(chunks: &[ChunkRecord], vectors: &Array2<f32>, leaves: &[&[usize]], threshold: f32) -> Vec<Option<usize>> {
+    let mut duplicate_of = vec![None; chunks.len()];
+    let mut first_with_text: HashMap<&str, usize> = HashMap::new();
+    for (i, c) in chunks.iter().enumerate() {
+        match first_with_text.get(c.content_hash.as_str()) {
+            Some(&first) => duplicate_of[i] = Some(first),
+            None => {
+                first_with_text.insert(&c.content_hash, i);
+            }
+        }
+    }
+    let near: Vec<(usize, usize)> = leaves
+        .par_iter()
+        .flat_map_iter(|members| {
+            let mut kept: Vec<usize> = Vec::new();
+            let mut found = Vec::new();
+            for &m in members.iter() {
+                if duplicate_of[m].is_some() {
+                    continue;
+                }
+                let row = vectors.row(m);
+                let hit = kept.iter().copied().find(|&k| row.dot(&vectors.row(k)) >= threshold);
+                match hit {
+                    Some(k) => found.push((m, k)),
+                    None => kept.push(m),
+                }
+            }
+            found
+        })
+        .collect();
+    for (m, k) in near {
+        duplicate_of[m] = Some(k);
+    }
+    duplicate_of
+}

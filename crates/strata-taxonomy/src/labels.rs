@@ -1,0 +1,197 @@
+//! Node labels: distinctive keywords by class-based TF-IDF among siblings (weighted by the
+//! terms' rarity in the whole corpus), or the heading most chunks of the node sit under.
+
+use std::collections::{BTreeMap, HashMap, HashSet};
+
+/// Unigram and bigram counts of one text, stopwords and numbers left out.
+pub type Terms = HashMap<String, u32>;
+
+pub fn terms(text: &str) -> Terms {
+    let mut out = Terms::new();
+    let mut prev: Option<String> = None;
+    for raw in text.split(|c: char| !(c.is_alphanumeric() || c == '-' || c == '\'')) {
+        let word = raw.trim_matches(['-', '\'']).to_lowercase();
+        if !is_keyword(&word) {
+            prev = None;
+            continue;
+        }
+        if let Some(p) = &prev {
+            *out.entry(format!("{p} {word}")).or_default() += 1;
+        }
+        *out.entry(word.clone()).or_default() += 1;
+        prev = Some(word);
+    }
+    out
+}
+
+/// A word that can be a keyword: 3+ characters, a letter first, not a stopword.
+fn is_keyword(word: &str) -> bool {
+    word.chars().count() >= 3
+        && word.chars().next().is_some_and(|c| c.is_alphabetic())
+        && !word.chars().all(|c| c.is_numeric() || c == '-')
+        && !STOPWORDS.contains(&word)
+}
+
+/// Document frequency of each term over all chunks, for the corpus-wide weight.
+pub struct Corpus {
+    pub n_chunks: usize,
+    pub df: HashMap<String, u32>,
+}
+
+impl Corpus {
+    pub fn new(per_chunk: &[Terms]) -> Self {
+        let mut df: HashMap<String, u32> = HashMap::new();
+        for t in per_chunk {
+            for k in t.keys() {
+                *df.entry(k.clone()).or_default() += 1;
+            }
+        }
+        Self { n_chunks: per_chunk.len(), df }
+    }
+
+    fn idf(&self, term: &str) -> f64 {
+        let df = self.df.get(term).copied().unwrap_or(1) as f64;
+        (1.0 + self.n_chunks as f64 / df).ln()
+    }
+}
+
+/// Top `n` keywords of each sibling class: c-TF-IDF, tf(t,c) * ln(1 + A / f(t)) with f(t) the
+/// term's count over the siblings and A their mean size, times the corpus-wide idf.
+/// Bigrams count as one term; a unigram inside a higher-ranked bigram is dropped.
+pub fn sibling_keywords(classes: &[Terms], corpus: &Corpus, n: usize) -> Vec<Vec<String>> {
+    let mut total: HashMap<&str, u64> = HashMap::new();
+    for c in classes {
+        for (t, &k) in c {
+            *total.entry(t.as_str()).or_default() += k as u64;
+        }
+    }
+    let sizes: Vec<u64> = classes.iter().map(|c| c.values().map(|&v| v as u64).sum()).collect();
+    let mean_size = sizes.iter().sum::<u64>() as f64 / classes.len().max(1) as f64;
+    classes
+        .iter()
+        .zip(&sizes)
+        .map(|(class, &size)| {
+            let mut scored: Vec<(f64, &str)> = class
+                .iter()
+                .filter(|(_, &k)| k >= 2 || class.len() < 50)
+                .map(|(t, &k)| {
+                    let tf = k as f64 / size.max(1) as f64;
+                    let f = total[t.as_str()] as f64;
+                    (tf * (1.0 + mean_size / f).ln() * corpus.idf(t), t.as_str())
+                })
+                .collect();
+            scored.sort_by(|a, b| b.0.total_cmp(&a.0).then(a.1.cmp(b.1)));
+            let mut picked: Vec<String> = Vec::new();
+            for (_, t) in scored {
+                if picked.len() == n {
+                    break;
+                }
+                let inside_picked = picked.iter().any(|p| p.split(' ').any(|w| w == t));
+                if !inside_picked {
+                    picked.push(t.to_string());
+                }
+            }
+            picked
+        })
+        .collect()
+}
+
+/// The heading (document title or section) most of the node's chunks sit under, if at
+/// least `min_share` of them do.
+pub fn dominant_heading(heading_paths: &[&[String]], min_share: f64) -> Option<String> {
+    let mut counts: BTreeMap<&str, usize> = BTreeMap::new();
+    for path in heading_paths {
+        let mut seen = HashSet::new();
+        for h in path.first().into_iter().chain(path.last()) {
+            if seen.insert(h.as_str()) {
+                *counts.entry(h.as_str()).or_default() += 1;
+            }
+        }
+    }
+    let (heading, count) = counts.into_iter().max_by(|a, b| a.1.cmp(&b.1).then(b.0.cmp(a.0)))?;
+    (count as f64 >= min_share * heading_paths.len() as f64).then(|| heading.to_string())
+}
+
+/// Labels for a set of siblings, unique among them: the dominant heading where one exists,
+/// else the two best keywords; a clash is resolved with the next keyword.
+pub fn sibling_labels(headings: &[Option<String>], keywords: &[Vec<String>]) -> Vec<String> {
+    let mut used: HashSet<String> = HashSet::new();
+    let mut labels = Vec::new();
+    for (i, (heading, kws)) in headings.iter().zip(keywords).enumerate() {
+        let base = heading.clone().unwrap_or_else(|| match kws.as_slice() {
+            [] => format!("Group {}", i + 1),
+            [a] => capitalise(a),
+            [a, b, ..] => format!("{}, {}", capitalise(a), b),
+        });
+        let mut label = base.clone();
+        let mut extra = kws.iter().filter(|k| !base.to_lowercase().contains(k.as_str()));
+        while used.contains(&label.to_lowercase()) {
+            label = match extra.next() {
+                Some(k) => format!("{label} ({k})"),
+                None => format!("{base} {}", i + 1),
+            };
+        }
+        used.insert(label.to_lowercase());
+        labels.push(label);
+    }
+    labels
+}
+
+fn capitalise(s: &str) -> String {
+    let mut c = s.chars();
+    c.next().map(|f| f.to_uppercase().chain(c).collect()).unwrap_or_default()
+}
+
+/// English function words and words too general to name a topic.
+const STOPWORDS: &[&str] = &[
+    "a", "about", "above", "after", "again", "against", "all", "also", "although", "am", "among", "an", "and", "any",
+    "are", "aren't", "around", "as", "at", "be", "because", "been", "before", "being", "below", "between", "both",
+    "but", "by", "can", "cannot", "could", "did", "do", "does", "doing", "down", "due", "during", "each", "either",
+    "else", "especially", "etc", "even", "ever", "every", "few", "for", "from", "further", "generally", "get", "gets",
+    "given", "had", "has", "have", "having", "he", "her", "here", "hers", "herself", "him", "himself", "his", "how",
+    "however", "i", "if", "in", "include", "includes", "including", "into", "is", "isn't", "it", "it's", "its",
+    "itself", "just", "less", "like", "likely", "made", "make", "makes", "many", "may", "me", "might", "more", "most",
+    "much", "must", "my", "myself", "near", "need", "needs", "neither", "no", "nor", "not", "now", "of", "off",
+    "often", "on", "once", "one", "only", "or", "other", "others", "otherwise", "our", "ours", "ourselves", "out",
+    "over", "own", "per", "perhaps", "rather", "same", "several", "shall", "she", "should", "since", "so", "some",
+    "such", "than", "that", "the", "their", "theirs", "them", "themselves", "then", "there", "therefore", "these",
+    "they", "this", "those", "though", "through", "thus", "to", "too", "two", "three", "under", "until", "up", "upon",
+    "us", "use", "used", "uses", "using", "usually", "very", "via", "was", "we", "well", "were", "what", "when",
+    "where", "whether", "which", "while", "who", "whom", "whose", "why", "will", "with", "within", "without", "would",
+    "yet", "you", "your", "yours", "yourself", "yourselves", "can't", "don't", "doesn't", "won't", "called", "known",
+    "based", "common", "commonly", "different", "important", "include", "number", "part", "people", "person",
+    "result", "results", "several", "small", "large", "type", "types", "way", "ways", "first", "second", "new",
+    "information", "see", "section", "following", "whereas", "typically", "usually", "include", "certain", "various",
+];
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn terms_drop_stopwords_and_numbers() {
+        let t = terms("The heart failure of 2024 and the 12 heart valves");
+        assert!(t.contains_key("heart failure"));
+        assert_eq!(t.get("heart"), Some(&2));
+        assert!(!t.contains_key("the") && !t.contains_key("2024") && !t.contains_key("12"));
+    }
+
+    #[test]
+    fn siblings_get_distinct_labels() {
+        let labels = sibling_labels(
+            &[Some("Treatment".into()), Some("Treatment".into()), None],
+            &[vec!["insulin".into()], vec!["statin".into()], vec!["kidney".into(), "dialysis".into()]],
+        );
+        assert_eq!(labels, vec!["Treatment", "Treatment (statin)", "Kidney, dialysis"]);
+    }
+
+    #[test]
+    fn keywords_are_distinctive() {
+        let a = terms("insulin glucose insulin diabetes glucose pancreas");
+        let b = terms("asthma airway inhaler asthma bronchi airway");
+        let corpus = Corpus::new(&[a.clone(), b.clone()]);
+        let k = sibling_keywords(&[a, b], &corpus, 2);
+        assert!(k[0].iter().any(|w| w == "insulin" || w == "glucose"), "{k:?}");
+        assert!(k[1].iter().any(|w| w == "asthma" || w == "airway"), "{k:?}");
+    }
+}
