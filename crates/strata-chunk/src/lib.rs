@@ -10,7 +10,7 @@ mod ingest;
 mod sections;
 mod split;
 
-pub use ingest::{scan_corpus, CorpusFile, CorpusScan, Document, FileKind, IngestError};
+pub use ingest::{scan_corpus, CorpusFile, CorpusScan, Document, FileKind, IngestError, Skipped};
 pub use sections::{sections, Section};
 pub use split::{chunk_document, DocChunk};
 
@@ -137,6 +137,7 @@ impl Stage for ChunkStage {
         let tokens: u64 = chunks.iter().map(|c| c.n_tokens as u64).sum();
         let small = chunks.iter().filter(|c| (c.n_tokens as usize) < self.config.min_tokens).count();
         let mut extra = serde_json::Map::new();
+        extra.insert("files".into(), json!(self.scan.files.len()));
         extra.insert("documents".into(), json!(docs.len()));
         extra.insert("documents_without_chunks".into(), json!(docs.iter().filter(|d| d.n_chunks == 0).count()));
         extra.insert("corpus_tokens".into(), json!(tokens));

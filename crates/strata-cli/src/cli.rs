@@ -66,6 +66,9 @@ pub struct RunArgs {
     /// Worker threads (0: one per core).
     #[arg(long, default_value_t = 0)]
     pub threads: usize,
+    /// Embed every text afresh instead of reusing vectors cached by earlier runs.
+    #[arg(long)]
+    pub no_vector_cache: bool,
 }
 
 #[derive(Debug, Args)]
@@ -119,3 +122,4 @@ pub struct SearchArgs {
     #[arg(long)]
     pub json: bool,
 }
+

@@ -8,6 +8,7 @@ use crate::manifest::{Manifest, ManifestError, StageRecord};
 use crate::rundir::{RunDir, MANIFEST, TMP_DIR};
 use crate::Progress;
 use serde_json::{Map, Value};
+use std::collections::BTreeMap;
 use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::time::Instant;
@@ -99,32 +100,22 @@ pub fn run_stage(
     }
 
     let tmp = run.path(TMP_DIR).join(name);
-    if tmp.exists() {
-        std::fs::remove_dir_all(&tmp).map_err(io(&tmp))?;
-    }
+    remove_if_present(&tmp).map_err(io(&tmp))?;
     std::fs::create_dir_all(&tmp).map_err(io(&tmp))?;
     let started = Instant::now();
     let ctx = StageContext { run, out: tmp.clone(), progress };
-    let stats = stage.run(&ctx).map_err(|source| RunError::Stage { stage: name, source })?;
+    let done = stage
+        .run(&ctx)
+        .map_err(|source| RunError::Stage { stage: name, source })
+        .and_then(|stats| Ok((stats, hash_outputs(run, stage, &tmp)?)));
     let seconds = started.elapsed().as_secs_f64();
-
-    let mut outputs = std::collections::BTreeMap::new();
+    // A failed stage leaves nothing behind; earlier stages' outputs stay, complete.
+    let (stats, outputs) = done.inspect_err(|_| {
+        let _ = remove_if_present(&tmp);
+        let _ = std::fs::remove_dir(run.path(TMP_DIR));
+    })?;
     for rel in stage.writes() {
-        let from = tmp.join(rel);
-        if !from.exists() {
-            return Err(RunError::MissingOutput { stage: name, path: run.path(rel) });
-        }
-        outputs.insert(rel.to_string(), path_sha256(&from).map_err(io(&from))?);
-    }
-    for rel in stage.writes() {
-        let to = run.path(rel);
-        if let Some(parent) = to.parent() {
-            std::fs::create_dir_all(parent).map_err(io(parent))?;
-        }
-        if to.is_dir() {
-            std::fs::remove_dir_all(&to).map_err(io(&to))?;
-        }
-        std::fs::rename(tmp.join(rel), &to).map_err(io(&to))?;
+        move_into_place(&tmp.join(rel), &run.path(rel), &tmp.join(".old")).map_err(io(&run.path(rel)))?;
     }
     std::fs::remove_dir_all(&tmp).map_err(io(&tmp))?;
     let _ = std::fs::remove_dir(run.path(TMP_DIR));
@@ -140,6 +131,43 @@ pub fn run_stage(
     manifest.stages.insert(name.to_string(), record);
     manifest.save(&run.path(MANIFEST))?;
     Ok(Outcome::Ran)
+}
+
+/// The content hash of each output the stage wrote into `tmp`; all must exist.
+fn hash_outputs(run: &RunDir, stage: &dyn Stage, tmp: &Path) -> Result<BTreeMap<String, String>, RunError> {
+    let mut outputs = BTreeMap::new();
+    for rel in stage.writes() {
+        let from = tmp.join(rel);
+        if !from.exists() {
+            return Err(RunError::MissingOutput { stage: stage.name(), path: run.path(rel) });
+        }
+        let hash = path_sha256(&from).map_err(|source| RunError::Io { path: from.clone(), source })?;
+        outputs.insert(rel.to_string(), hash);
+    }
+    Ok(outputs)
+}
+
+/// Renames `from` to `to`. A file replaces the old one in one step; a folder cannot, so the
+/// old folder is first renamed aside to `aside` (then `to` is briefly absent, never partial).
+fn move_into_place(from: &Path, to: &Path, aside: &Path) -> std::io::Result<()> {
+    if let Some(parent) = to.parent() {
+        std::fs::create_dir_all(parent)?;
+    }
+    if to.is_dir() {
+        remove_if_present(aside)?;
+        std::fs::rename(to, aside)?;
+    }
+    std::fs::rename(from, to)?;
+    remove_if_present(aside)
+}
+
+fn remove_if_present(path: &Path) -> std::io::Result<()> {
+    match std::fs::symlink_metadata(path) {
+        Ok(m) if m.is_dir() => std::fs::remove_dir_all(path),
+        Ok(_) => std::fs::remove_file(path),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
+        Err(e) => Err(e),
+    }
 }
 
 /// Hash of the stage's name, the tool and schema versions, its own fingerprint, and the
@@ -190,4 +218,59 @@ pub fn write_atomically(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
     tmp.as_file().sync_all()?;
     tmp.persist(path).map_err(|e| e.error)?;
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::NoProgress;
+
+    /// Writes `out.txt` and `dir/a.txt` holding `text`, then fails if asked to.
+    struct Fake {
+        text: &'static str,
+        fail: bool,
+    }
+
+    impl Stage for Fake {
+        fn name(&self) -> &'static str {
+            "fake"
+        }
+        fn reads(&self) -> Vec<&'static str> {
+            Vec::new()
+        }
+        fn writes(&self) -> Vec<&'static str> {
+            vec!["out.txt", "dir"]
+        }
+        fn fingerprint(&self) -> Result<Value, StageError> {
+            Ok(Value::String(self.text.into()))
+        }
+        fn run(&self, ctx: &StageContext) -> Result<StageStats, StageError> {
+            std::fs::write(ctx.output("out.txt")?, self.text)?;
+            std::fs::write(ctx.output("dir/a.txt")?, self.text)?;
+            if self.fail {
+                return Err("boom".into());
+            }
+            Ok(StageStats::default())
+        }
+    }
+
+    #[test]
+    fn outputs_are_replaced_whole_and_a_failed_stage_leaves_the_previous_ones() {
+        let tmp = tempfile::tempdir().expect("tempdir");
+        let run = RunDir::new(tmp.path());
+        let mut manifest = Manifest::new(Value::Null);
+        let mut go = |text, fail| run_stage(&run, &mut manifest, &Fake { text, fail }, &NoProgress, false);
+        let read = |rel: &str| std::fs::read_to_string(tmp.path().join(rel)).expect("read");
+
+        assert_eq!(go("one", false).expect("ran"), Outcome::Ran);
+        assert_eq!(go("one", false).expect("skipped"), Outcome::Skipped);
+        assert!(go("two", true).is_err());
+        assert_eq!((read("out.txt"), read("dir/a.txt")), ("one".into(), "one".into()));
+        assert!(!tmp.path().join(TMP_DIR).exists(), "the failed stage left its temporary folder");
+        assert_eq!(go("two", false).expect("ran"), Outcome::Ran);
+        assert_eq!((read("out.txt"), read("dir/a.txt")), ("two".into(), "two".into()));
+        let mut names: Vec<_> = std::fs::read_dir(tmp.path()).expect("ls").map(|e| e.expect("entry").file_name()).collect();
+        names.sort();
+        assert_eq!(names, ["dir", "manifest.json", "out.txt"]);
+    }
 }

@@ -1,6 +1,7 @@
 //! The model: files on disk, the onnxruntime session (through fastembed), and length-sorted
-//! batching.
+//! batching; `Embedder`, the one type callers use, over it and the static table.
 
+use crate::static_model::StaticEmbedder;
 use crate::ModelVariant;
 use fastembed::{InitOptionsUserDefined, Pooling, TextEmbedding, TokenizerFiles, UserDefinedEmbeddingModel};
 use std::path::{Path, PathBuf};
@@ -35,11 +36,31 @@ pub struct ModelFiles {
 }
 
 impl ModelFiles {
+    /// The ONNX graph of a neural variant; for `Static`, the fp32 graph it was distilled from.
     pub fn onnx(&self, variant: ModelVariant) -> PathBuf {
         self.dir.join(match variant {
-            ModelVariant::Minilm => "model.onnx",
+            ModelVariant::Minilm | ModelVariant::Static => "model.onnx",
             ModelVariant::MinilmInt8 => "model_int8.onnx",
         })
+    }
+
+    /// The file whose bytes decide the variant's vectors (its hash keys fingerprints and
+    /// the vector cache).
+    pub fn weights(&self, variant: ModelVariant) -> PathBuf {
+        match variant {
+            ModelVariant::Static => self.static_table(),
+            _ => self.onnx(variant),
+        }
+    }
+
+    /// The distilled static table (`tools/model/distill_static.py`).
+    pub fn static_table(&self) -> PathBuf {
+        self.dir.join("static.f32")
+    }
+
+    /// Shape and provenance of the static table.
+    pub fn static_info(&self) -> PathBuf {
+        self.dir.join("static.json")
     }
 
     pub fn tokenizer(&self) -> PathBuf {
@@ -51,7 +72,7 @@ impl ModelFiles {
     }
 }
 
-fn read(path: &Path) -> Result<Vec<u8>, EmbedError> {
+pub(crate) fn read(path: &Path) -> Result<Vec<u8>, EmbedError> {
     if !path.exists() {
         return Err(EmbedError::Missing { path: path.to_path_buf() });
     }
@@ -93,13 +114,61 @@ impl BatchStats {
     }
 }
 
-/// A loaded sentence-embedding model.
-pub struct Embedder {
+/// A loaded embedder: the neural model (fp32 or int8) or the static table distilled from
+/// it. Both give L2-normalised vectors; their dimensions differ (`dim`).
+pub enum Embedder {
+    Neural(NeuralEmbedder),
+    Static(StaticEmbedder),
+}
+
+impl Embedder {
+    /// Loads `variant` from the prepared model folder. `threads` is onnxruntime's intra-op
+    /// thread count (0 lets it choose); the static table runs on rayon's pool.
+    pub fn load(files: &ModelFiles, variant: ModelVariant, threads: usize) -> Result<Self, EmbedError> {
+        Ok(match variant {
+            ModelVariant::Static => Self::Static(StaticEmbedder::load(files)?),
+            _ => Self::Neural(NeuralEmbedder::load(files, variant, threads)?),
+        })
+    }
+
+    pub fn dim(&self) -> usize {
+        match self {
+            Self::Neural(e) => e.dim(),
+            Self::Static(e) => e.dim(),
+        }
+    }
+
+    /// Embeds `texts` in the given order (`batch_size` texts per model call; the static
+    /// table ignores it).
+    pub fn embed(&mut self, texts: &[&str], batch_size: usize) -> Result<Vec<Vec<f32>>, EmbedError> {
+        match self {
+            Self::Neural(e) => e.embed(texts, batch_size),
+            Self::Static(e) => e.embed(texts),
+        }
+    }
+
+    /// Embeds `texts` (the neural model in length-sorted batches), returning vectors in the
+    /// input order and the tokens computed.
+    pub fn embed_by_length(
+        &mut self,
+        texts: &[&str],
+        batch_size: usize,
+        progress: &dyn Progress,
+    ) -> Result<(Vec<Vec<f32>>, BatchStats), EmbedError> {
+        match self {
+            Self::Neural(e) => e.embed_by_length(texts, batch_size, progress),
+            Self::Static(e) => e.embed_with_stats(texts, progress),
+        }
+    }
+}
+
+/// all-MiniLM-L6-v2 through onnxruntime.
+pub struct NeuralEmbedder {
     model: TextEmbedding,
     counter: TokenCounter,
 }
 
-impl Embedder {
+impl NeuralEmbedder {
     pub fn load(files: &ModelFiles, variant: ModelVariant, threads: usize) -> Result<Self, EmbedError> {
         let env = environment(&files.onnxruntime)?;
         let onnx_path = files.onnx(variant);
@@ -110,7 +179,11 @@ impl Embedder {
             tokenizer_config_file: files.read("tokenizer_config.json")?,
         };
         let user_model = UserDefinedEmbeddingModel::new(read(&onnx_path)?, tokenizer_files).with_pooling(Pooling::Mean);
-        let mut options = InitOptionsUserDefined::new().with_max_length(MAX_LENGTH).with_environment(env);
+        // No spin-waiting: on a busy machine spinning worker threads starve each other.
+        let mut options = InitOptionsUserDefined::new()
+            .with_max_length(MAX_LENGTH)
+            .with_environment(env)
+            .with_session_config("session.intra_op.allow_spinning", "0");
         if threads > 0 {
             options = options.with_intra_threads(threads);
         }

@@ -113,15 +113,19 @@ pub fn dominant_heading(heading_paths: &[&[String]], min_share: f64) -> Option<S
 }
 
 /// Labels for a set of siblings, unique among them: the dominant heading where one exists,
-/// else the two best keywords; a clash is resolved with the next keyword.
-pub fn sibling_labels(headings: &[Option<String>], keywords: &[Vec<String>]) -> Vec<String> {
+/// else the two best keywords (as the phrase they form in the text, when they do: "kidney"
+/// and "stones" give "Kidney stones"); a clash is resolved with the next keyword.
+pub fn sibling_labels(headings: &[Option<String>], keywords: &[Vec<String>], classes: &[Terms]) -> Vec<String> {
     let mut used: HashSet<String> = HashSet::new();
     let mut labels = Vec::new();
-    for (i, (heading, kws)) in headings.iter().zip(keywords).enumerate() {
+    for (i, ((heading, kws), class)) in headings.iter().zip(keywords).zip(classes).enumerate() {
         let base = heading.clone().unwrap_or_else(|| match kws.as_slice() {
             [] => format!("Group {}", i + 1),
             [a] => capitalise(a),
-            [a, b, ..] => format!("{}, {}", capitalise(a), b),
+            [a, b, ..] => {
+                let phrase = [format!("{b} {a}"), format!("{a} {b}")].into_iter().find(|p| class.get(p).is_some_and(|&n| n >= 2));
+                phrase.map_or_else(|| format!("{}, {}", capitalise(a), b), |p| capitalise(&p))
+            }
         });
         let mut label = base.clone();
         let mut extra = kws.iter().filter(|k| !base.to_lowercase().contains(k.as_str()));
@@ -179,10 +183,11 @@ mod tests {
     #[test]
     fn siblings_get_distinct_labels() {
         let labels = sibling_labels(
-            &[Some("Treatment".into()), Some("Treatment".into()), None],
-            &[vec!["insulin".into()], vec!["statin".into()], vec!["kidney".into(), "dialysis".into()]],
+            &[Some("Treatment".into()), Some("Treatment".into()), None, None],
+            &[vec!["insulin".into()], vec!["statin".into()], vec!["kidney".into(), "dialysis".into()], vec!["stones".into(), "kidney".into()]],
+            &[Terms::new(), Terms::new(), Terms::new(), terms("kidney stones form when kidney stones grow")],
         );
-        assert_eq!(labels, vec!["Treatment", "Treatment (statin)", "Kidney, dialysis"]);
+        assert_eq!(labels, vec!["Treatment", "Treatment (statin)", "Kidney, dialysis", "Kidney stones"]);
     }
 
     #[test]

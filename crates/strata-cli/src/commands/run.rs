@@ -5,25 +5,37 @@ use crate::progress::Bars;
 use crate::recipe::Recipe;
 use anyhow::{Context, Result};
 use serde_json::json;
+use std::path::{Path, PathBuf};
+use strata_chunk::CorpusScan;
 use strata_core::manifest::{InputFile, Manifest};
 use strata_core::rundir::MANIFEST;
 use strata_core::stage::{run_stage, Outcome};
 use strata_core::{RunDir, Stage};
 
-/// Runs every stage of the recipe, or only `only`.
+/// Runs every stage of the recipe, or only `only`. A bad recipe or corpus fails before the run
+/// directory is touched; a failed stage leaves only the complete outputs of earlier stages.
 pub fn run(args: &RunArgs, only: Option<&str>, quiet: bool) -> Result<()> {
     let recipe = Recipe::load(args)?;
     if args.threads > 0 {
         // Fails only if a pool exists already, which is then used as it is.
         let _ = rayon::ThreadPoolBuilder::new().num_threads(args.threads).build_global();
     }
-    let run = RunDir::new(recipe.out_dir());
-    std::fs::create_dir_all(run.root()).with_context(|| format!("failed to create the run directory `{}`", run.root().display()))?;
-
     let scan = strata_chunk::scan_corpus(&recipe.corpus, recipe.strict)?;
     for (path, reason) in &scan.skipped {
         tracing::warn!("skipped `{}`: {}", scan.root.join(path).display(), reason);
     }
+    let run = RunDir::new(recipe.out_dir());
+    let created: Vec<PathBuf> = run.root().ancestors().take_while(|p| !p.as_os_str().is_empty() && !p.exists()).map(Path::to_path_buf).collect();
+    std::fs::create_dir_all(run.root()).with_context(|| format!("failed to create the run directory `{}`", run.root().display()))?;
+    let result = run_stages(&run, &recipe, scan, args, only, quiet);
+    if result.is_err() {
+        // The folders this run created go again, as long as the failed run left them empty.
+        created.iter().try_for_each(std::fs::remove_dir).ok();
+    }
+    result
+}
+
+fn run_stages(run: &RunDir, recipe: &Recipe, scan: CorpusScan, args: &RunArgs, only: Option<&str>, quiet: bool) -> Result<()> {
     let mut manifest = Manifest::load(&run.path(MANIFEST))?.unwrap_or_else(|| Manifest::new(json!(null)));
     manifest.schema_version = strata_core::SCHEMA_VERSION;
     manifest.tool_version = strata_core::TOOL_VERSION.to_string();
@@ -31,32 +43,37 @@ pub fn run(args: &RunArgs, only: Option<&str>, quiet: bool) -> Result<()> {
     manifest.inputs = scan.files.iter().map(|f| InputFile { path: f.rel.clone(), bytes: f.bytes, sha256: f.sha256.clone() }).collect();
     manifest.skipped = scan.skipped.iter().map(|(p, r)| json!({"path": p, "reason": r})).collect();
 
-    let stages = pipeline(&recipe, scan, args.threads)?;
+    let stages = pipeline(recipe, scan, args)?;
     let progress = Bars::new(quiet);
     let mut summary = Vec::new();
     for stage in stages.iter().filter(|s| only.is_none_or(|o| o == s.name())) {
         // The report reads eval.json and the manifest's timings, which no fingerprint covers;
         // it takes milliseconds, so it is always redrawn.
         let force = args.force || only.is_some() || stage.name() == "report";
-        let outcome = run_stage(&run, &mut manifest, stage.as_ref(), &progress, force)
+        let outcome = run_stage(run, &mut manifest, stage.as_ref(), &progress, force)
             .with_context(|| format!("run directory `{}`", run.root().display()))?;
         summary.push((stage.name(), outcome));
     }
     if !quiet {
-        print_summary(&run, &manifest, &summary);
+        print_summary(run, &manifest, &summary);
     }
     Ok(())
 }
 
 /// Every stage in order, configured from the recipe.
-fn pipeline(recipe: &Recipe, scan: strata_chunk::CorpusScan, threads: usize) -> Result<Vec<Box<dyn Stage>>> {
+fn pipeline(recipe: &Recipe, scan: CorpusScan, args: &RunArgs) -> Result<Vec<Box<dyn Stage>>> {
     let files = crate::model::model_files()?;
     let tokenizer_path = files.tokenizer();
     let tokenizer_sha256 = strata_core::hash::file_sha256(&tokenizer_path)
         .with_context(|| format!("the model is not prepared (no `{}`); run `make model`", tokenizer_path.display()))?;
     Ok(vec![
         Box::new(strata_chunk::ChunkStage { scan, tokenizer_path: tokenizer_path.clone(), tokenizer_sha256, config: recipe.chunk.clone() }),
-        Box::new(strata_embed::EmbedStage { config: recipe.embed.clone(), files, threads }),
+        Box::new(strata_embed::EmbedStage {
+            config: recipe.embed.clone(),
+            files,
+            threads: args.threads,
+            cache_dir: (!args.no_vector_cache).then(|| crate::model::cache_dir().join("vectors")),
+        }),
         Box::new(strata_taxonomy::TaxonomyStage { config: recipe.taxonomy.clone(), domain: recipe.domain.clone(), seed: recipe.seed }),
         Box::new(strata_select::SelectStage { config: recipe.select.clone(), seed: recipe.seed }),
         Box::new(strata_emit::EmitStage { config: recipe.emit.clone(), domain: recipe.domain.clone(), seed: recipe.seed, tokenizer_path }),
@@ -87,5 +104,8 @@ fn print_summary(run: &RunDir, manifest: &Manifest, summary: &[(&str, Outcome)])
             get("leaves_covered"),
             get("leaves"),
         );
+    }
+    if !manifest.skipped.is_empty() {
+        println!("{} corpus files skipped (not documents); each is listed with the reason in manifest.json `skipped`", manifest.skipped.len());
     }
 }

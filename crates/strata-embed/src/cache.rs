@@ -1,0 +1,74 @@
+//! Vectors cached by the hash of the model input, across runs: a rerun after a small corpus
+//! change embeds only the new text. One Parquet file per model file (keyed by its hash), so
+//! vectors of different models never mix.
+
+use serde::{Deserialize, Serialize};
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use strata_core::parquet_io;
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+struct CachedVector {
+    key: String,
+    embedding: Vec<f32>,
+}
+
+fn fields(dim: usize) -> Vec<arrow::datatypes::FieldRef> {
+    use arrow::datatypes::{DataType, Field};
+    use std::sync::Arc;
+    vec![
+        Arc::new(Field::new("key", DataType::Utf8, false)),
+        Arc::new(Field::new(
+            "embedding",
+            DataType::FixedSizeList(Arc::new(Field::new("item", DataType::Float32, false)), dim as i32),
+            false,
+        )),
+    ]
+}
+
+/// The cache key of a model input.
+pub fn key(input: &str) -> String {
+    strata_core::hash::sha256_hex(input.as_bytes())[..32].to_string()
+}
+
+pub struct VectorCache {
+    path: PathBuf,
+    vectors: HashMap<String, Vec<f32>>,
+}
+
+impl VectorCache {
+    /// Opens the cache of the model whose file hash is `model_sha256` under `dir`. A cache
+    /// that cannot be read is ignored (and rewritten): it only ever saves time.
+    pub fn open(dir: &Path, model_sha256: &str) -> Self {
+        let path = dir.join(format!("vectors-{}.parquet", &model_sha256[..16.min(model_sha256.len())]));
+        let vectors = if path.exists() {
+            match parquet_io::read_rows::<CachedVector>(&path) {
+                Ok(rows) => rows.into_iter().map(|r| (r.key, r.embedding)).collect(),
+                Err(e) => {
+                    tracing::warn!("ignoring the unreadable vector cache `{}`: {e}", path.display());
+                    HashMap::new()
+                }
+            }
+        } else {
+            HashMap::new()
+        };
+        Self { path, vectors }
+    }
+
+    pub fn get(&self, key: &str) -> Option<&Vec<f32>> {
+        self.vectors.get(key)
+    }
+
+    pub fn insert(&mut self, key: String, vector: Vec<f32>) {
+        self.vectors.insert(key, vector);
+    }
+
+    /// Writes the cache (temporary file, then rename).
+    pub fn save(&self, dim: usize) -> Result<(), parquet_io::ParquetIoError> {
+        let mut rows: Vec<CachedVector> = self.vectors.iter().map(|(k, v)| CachedVector { key: k.clone(), embedding: v.clone() }).collect();
+        rows.sort_by(|a, b| a.key.cmp(&b.key));
+        let tmp = self.path.with_extension(format!("tmp{}", std::process::id()));
+        parquet_io::write_rows(&tmp, &fields(dim), &rows, &[])?;
+        std::fs::rename(&tmp, &self.path).map_err(|e| parquet_io::ParquetIoError::Write { path: self.path.clone(), source: e.into() })
+    }
+}

@@ -1,0 +1,111 @@
+#!/usr/bin/env bash
+# `make bench`: time and memory of `strata run` on MedQuAD, per stage, for the static
+# embedder at 10/25/50/100% of the documents and on the corpus concatenated 4x, and for the
+# neural fp32 and int8 models on the 10% subset; the raw onnxruntime ceiling on the same
+# batches; and recall@10 of vector search (static vs neural) on MedQuAD's questions. Every
+# configuration runs BENCH_RUNS times with `--force --no-vector-cache`, so every stage and
+# every embedding really runs; the table shows medians. A benchmark, not a test: nothing
+# here fails because the machine is slow. Copy the printed table into BENCHMARKS.md.
+#
+# Inputs and outputs stay out of the repo, under $STRATA_BENCH_DIR (default /tmp/strata-bench).
+#
+#   BENCH_QUICK=1          only the 10% subset and only the static embedder
+#   BENCH_RUNS=3           runs per configuration (medians)
+#   BENCH_SCALES="10 25 50 100 x4"   scaling points of the static embedder
+#   BENCH_NEURAL="minilm minilm-int8"  neural variants ("" skips them and the ceiling)
+#   BENCH_NEURAL_SCALE=10  the subset the neural variants run on
+#   BENCH_RECALL=1         recall@10 static vs neural (needs both at BENCH_NEURAL_SCALE)
+#   BENCH_QUESTIONS=1000   questions sampled for recall@10
+#   BENCH_CEILING_STRIDE=1 time every k-th batch of the ceiling only, scaled up (busy machines)
+set -euo pipefail
+
+ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+cd "$ROOT"
+CACHE=${STRATA_CACHE:-$HOME/.cache/strata}
+export CARGO_TARGET_DIR=${CARGO_TARGET_DIR:-$HOME/.cache/strata-target}
+STRATA=${STRATA:-$CARGO_TARGET_DIR/release/strata}
+CORPUS=${BENCH_CORPUS:-$ROOT/../shared/corpora/medquad/docs.jsonl}
+QUESTIONS=${BENCH_QUESTIONS_FILE:-$(dirname "$CORPUS")/questions.jsonl}
+DIR=${STRATA_BENCH_DIR:-/tmp/strata-bench}
+RUNS=${BENCH_RUNS:-3}
+if [[ ${BENCH_QUICK:-0} == 1 ]]; then
+  SCALES=${BENCH_SCALES:-10} NEURAL=${BENCH_NEURAL-}
+else
+  SCALES=${BENCH_SCALES:-10 25 50 100 x4} NEURAL=${BENCH_NEURAL-minilm minilm-int8}
+fi
+NEURAL_SCALE=${BENCH_NEURAL_SCALE:-10}
+THREADS=${BENCH_THREADS:-$(nproc)}
+PY=${PYTHON:-python3}
+VPY=$CACHE/venv/bin/python
+MODEL=$CACHE/models/all-minilm-l6-v2
+log() { echo "bench: $*" >&2; }
+
+[[ -x $STRATA ]] || { log "no strata binary at $STRATA: run \`make build\`"; exit 1; }
+[[ -x $VPY && -f $MODEL/READY ]] || { log "the model is not prepared: run \`make model\`"; exit 1; }
+if [[ ! -x /usr/bin/time ]]; then
+  log "installing GNU time (for peak RSS)"
+  apt-get install -y -qq time >/dev/null 2>&1 || { log "needs /usr/bin/time: apt-get install time"; exit 1; }
+fi
+"$PY" -c "import pyarrow" 2>/dev/null || "$PY" -m pip install -q -r tools/validate-requirements.txt
+
+stamp=$(date -u +%Y%m%dT%H%M%SZ)
+mkdir -p "$DIR/runs"
+RESULTS=$DIR/results-$stamp.jsonl
+CEIL=$DIR/ceiling-$stamp.jsonl
+REPORT=$DIR/bench-$stamp.txt
+
+# Subsets (nested random samples of documents, seed 42) and the 4x corpus, made once.
+[[ -f $DIR/medquad-x4.jsonl && $DIR/medquad-x4.jsonl -nt $CORPUS ]] || { log "making subsets in $DIR"; "$PY" tools/bench.py subsets "$CORPUS" "$DIR"; }
+corpus_of() { if [[ $1 == 100 ]]; then echo "$CORPUS"; else echo "$DIR/medquad-$1.jsonl"; fi; }
+
+recipe_of() {  # pipeline/medquad.toml with the embed model swapped
+  local r=$DIR/recipe-$1.toml
+  sed "s/^model = .*/model = \"$1\"/" pipeline/medquad.toml >"$r"
+  grep -q "^model = \"$1\"" "$r" || { log "pipeline/medquad.toml has no [embed] model line"; exit 1; }
+  echo "$r"
+}
+
+bench_run() {  # LABEL MODEL SCALE: RUNS timed runs, recorded in $RESULTS
+  local label=$1 model=$2 scale=$3 recipe i out
+  recipe=$(recipe_of "$model")
+  for i in $(seq 1 "$RUNS"); do
+    out=$DIR/runs/$label
+    log "$label run $i/$RUNS"
+    /usr/bin/time -v -o "$DIR/time.txt" "$STRATA" run --recipe "$recipe" --corpus "$(corpus_of "$scale")" \
+      --out "$out" --force --no-vector-cache -q
+    "$PY" tools/bench.py record "$label" "$out" "$DIR/time.txt" "$RESULTS"
+  done
+}
+
+for s in $SCALES; do bench_run "static-$s" static "$s"; done
+for m in $NEURAL; do bench_run "$m-$NEURAL_SCALE" "$m" "$NEURAL_SCALE"; done
+
+# The ceiling: onnxruntime alone on the texts the fp32 run embedded, in the same batches.
+if [[ -n $NEURAL && -d $DIR/runs/minilm-$NEURAL_SCALE ]]; then
+  "$PY" tools/bench.py texts "$DIR/runs/minilm-$NEURAL_SCALE" "$DIR/texts-$NEURAL_SCALE.json"
+  for onnx in model.onnx model_int8.onnx; do
+    for i in $(seq 1 "$RUNS"); do
+      log "raw onnxruntime $onnx run $i/$RUNS"
+      "$VPY" -B tools/bench.py ceiling "$DIR/texts-$NEURAL_SCALE.json" "$MODEL" "$onnx" "$THREADS" 32 "${BENCH_CEILING_STRIDE:-1}" >>"$CEIL"
+    done
+  done
+fi
+
+{
+  echo "machine: $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | xargs), $(nproc) cores, $(free -g | awk '/Mem:/{print $2}') GiB RAM"
+  echo "date: $(date -u +%Y-%m-%dT%H:%MZ); strata $(git rev-parse --short HEAD 2>/dev/null)$(git diff --quiet 2>/dev/null || echo +dirty)"
+  echo "load average at the end: $(cut -d' ' -f1-3 /proc/loadavg)"
+  echo
+  "$PY" tools/bench.py table "$RESULTS" "$CEIL"
+} | tee "$REPORT"
+
+# Retrieval quality: recall@10 of vector search, static vs fp32, on the same subset.
+if [[ ${BENCH_RECALL:-1} == 1 && -d $DIR/runs/static-$NEURAL_SCALE && -d $DIR/runs/minilm-$NEURAL_SCALE ]]; then
+  echo | tee -a "$REPORT"
+  for m in static minilm minilm-int8; do
+    [[ -d $DIR/runs/$m-$NEURAL_SCALE ]] || continue
+    cargo run --release --locked -q -p strata-embed --example recall -- \
+      "$DIR/runs/$m-$NEURAL_SCALE" "$QUESTIONS" "$m" "${BENCH_QUESTIONS:-1000}" | tee -a "$REPORT"
+  done
+fi
+log "results: $REPORT ($RESULTS, $CEIL)"
