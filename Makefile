@@ -4,7 +4,7 @@ export CARGO_TARGET_DIR ?= $(HOME)/.cache/strata-target
 STRATA := $(CARGO_TARGET_DIR)/release/strata
 PYTHON ?= python3
 
-.PHONY: help model build corpus test validate search bench report-check lint clean
+.PHONY: help model build corpus test validate search bench soak report-check lint clean
 
 help: ## list the commands
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-14s %s\n", $$1, $$2}'
@@ -30,6 +30,9 @@ search: build ## search out/$(DOMAIN): make search Q="chest pain"
 
 bench: model build ## benchmark table on MedQuAD (see BENCHMARKS.md)
 	tools/bench.sh
+
+soak: model build ## the limits of docs/LIMITS.md at full size (slow)
+	tools/soak.sh
 
 report-check: ## render out/$(DOMAIN)/report.html in headless Chromium
 	tools/report-check.sh out/$(DOMAIN)

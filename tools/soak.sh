@@ -15,12 +15,12 @@ trap 'rm -rf "$WORK"' EXIT
 
 measure() { # label, command...: runs it, prints seconds and peak memory
   local label=$1; shift
-  /usr/bin/time -f "$label: %e s, peak %M KB" "$@" >/dev/null
+  /usr/bin/time -f "$label: %e s wall, %U s CPU, peak %M KB" "$@" >/dev/null
 }
 
 cargo build --release --locked -p strata-cli
 echo "== chunker, one $DOC_MB MB document (tests/limits.rs)"
-STRATA_LARGE_DOC_MB=$DOC_MB cargo test --release --locked -p strata-chunk --test limits -- --nocapture 2>&1 | grep -E "MB|test result"
+STRATA_LARGE_DOC_MB=$DOC_MB cargo test --release --locked -p strata-chunk --test limits -- --nocapture --test-threads 1 2>&1 | grep -E "MB|test result"
 
 python3 - "$WORK" "$DOC_MB" "$DOCS" <<'PY'
 import json, random, sys
