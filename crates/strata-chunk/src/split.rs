@@ -56,7 +56,7 @@ pub fn chunk_document(text: &str, counter: &TokenCounter, config: &ChunkConfig) 
 }
 
 /// Whitespace-free runs longer than this many bytes bypass text-splitter.
-pub const LONG_RUN: usize = 16 * 1024;
+const LONG_RUN: usize = 16 * 1024;
 /// Long runs are cut in blocks of at most this many bytes, in parallel.
 const RUN_BLOCK: usize = 64 * 1024;
 

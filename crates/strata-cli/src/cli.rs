@@ -38,6 +38,8 @@ pub enum Command {
     Cost(CostArgs),
     /// Search a run's index.
     Search(SearchArgs),
+    /// Measure a run: taxonomy against labels, retrieval, the subset against baselines (eval.json).
+    Eval(EvalArgs),
 }
 
 #[derive(Debug, Args, Clone)]
@@ -123,3 +125,28 @@ pub struct SearchArgs {
     pub json: bool,
 }
 
+#[derive(Debug, Args)]
+pub struct EvalArgs {
+    /// The run directory (e.g. out/medquad).
+    #[arg(long)]
+    pub run: PathBuf,
+    /// Document metadata field to compare the taxonomy with (repeatable); default: every text
+    /// field that is not an identifier (not distinct for every document).
+    #[arg(long = "labels", value_name = "FIELD")]
+    pub labels: Vec<String>,
+    /// JSONL questions (`question`, `doc_id`) for retrieval and question coverage.
+    #[arg(long)]
+    pub questions: Option<PathBuf>,
+    /// Questions used: a seeded sample when the file holds more (vector search is exact).
+    #[arg(long, default_value_t = 2000)]
+    pub max_questions: usize,
+    /// Budgets as fractions of corpus tokens, comma-separated.
+    #[arg(long, value_delimiter = ',', default_value = "0.003,0.01,0.05")]
+    pub budgets: Vec<f64>,
+    /// Seeds of the random baseline.
+    #[arg(long, default_value_t = 5)]
+    pub random_seeds: u64,
+    /// Print eval.json instead of tables.
+    #[arg(long)]
+    pub json: bool,
+}

@@ -1,7 +1,7 @@
 //! Crashes and reruns on half the demo corpus: `strata run` killed (SIGKILL) in each stage
 //! leaves only complete files at final paths, and the rerun ends byte-identical to an
-//! uninterrupted run; a changed corpus file reruns from chunking; thread counts do not change
-//! the output.
+//! uninterrupted run; a second run in the same directory meanwhile is refused; a changed
+//! corpus file reruns from chunking; thread counts do not change the output.
 
 mod common;
 
@@ -108,6 +108,11 @@ fn killed_in_any_stage_a_rerun_completes_as_if_never_interrupted() {
             let reached = |(j, wrote): (usize, bool)| j > i || (j == i && (wrote || !writing));
             while !running(&out).is_some_and(reached) && child.try_wait().expect("wait").is_none() {
                 std::thread::sleep(Duration::from_micros(200));
+            }
+            if *stage == "embed" && !writing {
+                let second = demo(&corpus, &out, &[]).output().expect("strata runs");
+                assert_eq!(second.status.code(), Some(1), "a second run in the same directory: {}", stderr(&second));
+                assert!(stderr(&second).contains("another strata process is writing the run directory"), "{}", stderr(&second));
             }
             kills.push((*stage, writing, kill(child, &out)));
             assert_complete(&out);

@@ -1,6 +1,7 @@
 //! One file per subcommand.
 
 mod cost;
+mod eval;
 mod run;
 mod search;
 
@@ -20,5 +21,6 @@ pub fn dispatch(cli: Cli) -> Result<()> {
         Command::Report(args) => run::run(&args, Some("report"), quiet),
         Command::Cost(args) => cost::cost(&args, quiet),
         Command::Search(args) => search::search(&args),
+        Command::Eval(args) => eval::eval(&args, quiet),
     }
 }

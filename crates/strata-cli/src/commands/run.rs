@@ -27,6 +27,7 @@ pub fn run(args: &RunArgs, only: Option<&str>, quiet: bool) -> Result<()> {
     let run = RunDir::new(recipe.out_dir());
     let created: Vec<PathBuf> = run.root().ancestors().take_while(|p| !p.as_os_str().is_empty() && !p.exists()).map(Path::to_path_buf).collect();
     std::fs::create_dir_all(run.root()).with_context(|| format!("failed to create the run directory `{}`", run.root().display()))?;
+    let _lock = lock(run.root())?;
     let result = run_stages(&run, &recipe, scan, args, only, quiet);
     if result.is_err() {
         // The folders this run created go again, as long as the failed run left them empty.
@@ -35,11 +36,24 @@ pub fn run(args: &RunArgs, only: Option<&str>, quiet: bool) -> Result<()> {
     result
 }
 
+/// One process per run directory (a second would share its temporary folders): an exclusive
+/// lock on the folder, which the system releases when the process ends, however it ends.
+fn lock(dir: &Path) -> Result<std::fs::File> {
+    let folder = std::fs::File::open(dir).with_context(|| format!("failed to open the run directory `{}`", dir.display()))?;
+    match folder.try_lock() {
+        Ok(()) => Ok(folder),
+        Err(std::fs::TryLockError::WouldBlock) => {
+            anyhow::bail!("another strata process is writing the run directory `{}`; wait for it to finish or pass another --out", dir.display())
+        }
+        Err(std::fs::TryLockError::Error(e)) => Err(e).with_context(|| format!("failed to lock the run directory `{}`", dir.display())),
+    }
+}
+
 fn run_stages(run: &RunDir, recipe: &Recipe, scan: CorpusScan, args: &RunArgs, only: Option<&str>, quiet: bool) -> Result<()> {
     let mut manifest = Manifest::load(&run.path(MANIFEST))?.unwrap_or_else(|| Manifest::new(json!(null)));
     manifest.schema_version = strata_core::SCHEMA_VERSION;
     manifest.tool_version = strata_core::TOOL_VERSION.to_string();
-    manifest.config = serde_json::to_value(&recipe)?;
+    manifest.config = serde_json::to_value(recipe)?;
     manifest.inputs = scan.files.iter().map(|f| InputFile { path: f.rel.clone(), bytes: f.bytes, sha256: f.sha256.clone() }).collect();
     manifest.skipped = scan.skipped.iter().map(|(p, r)| json!({"path": p, "reason": r})).collect();
 

@@ -1,0 +1,81 @@
+//! `strata eval` end to end: the demo documents as a labelled JSONL corpus (label `source` =
+//! the specialty in the file name), a run, then eval with questions; checks eval.json.
+
+mod common;
+
+use common::{repo, stderr, strata, Fixture};
+use std::path::PathBuf;
+
+/// The demo documents as `corpus/docs.jsonl` (id, source, url, text) and `questions.jsonl`
+/// ("What is <title>?" per document, plus one about a document that is not in the corpus).
+fn labelled_corpus() -> Fixture {
+    let f = Fixture::with_recipe("[taxonomy]\ndepth = 2\nk_max = 10\n[select]\nbudget = 0.15\n");
+    let mut docs = String::new();
+    let mut questions = String::new();
+    let mut files: Vec<PathBuf> = std::fs::read_dir(repo().join("fixtures/medicine")).expect("fixtures").map(|e| e.expect("entry").path()).collect();
+    files.sort();
+    for path in files {
+        let id = path.file_stem().and_then(|s| s.to_str()).expect("name").to_string();
+        let text = std::fs::read_to_string(&path).expect("read");
+        let specialty = id.split('-').next().expect("prefix");
+        let title = text.lines().next().unwrap_or_default().trim_start_matches('#').trim();
+        docs += &serde_json::json!({"id": id, "source": specialty, "url": format!("https://example.org/{id}"), "text": text}).to_string();
+        docs.push('\n');
+        questions += &serde_json::json!({"question": format!("What is {title}?"), "doc_id": id}).to_string();
+        questions.push('\n');
+    }
+    questions += "{\"question\": \"about a document that is not in the corpus\", \"doc_id\": \"elsewhere\"}\n";
+    f.file("docs.jsonl", docs);
+    std::fs::write(f.tmp.path().join("questions.jsonl"), questions).expect("questions");
+    f
+}
+
+#[test]
+fn eval_writes_labels_retrieval_and_coverage() {
+    let f = labelled_corpus();
+    let (out, questions) = (f.out.to_str().expect("utf-8"), f.tmp.path().join("questions.jsonl"));
+    let o = strata(&["run", "--recipe", f.recipe.to_str().expect("utf-8"), "-q"]);
+    assert!(o.status.success(), "run failed: {}", stderr(&o));
+
+    let o = strata(&["eval", "--run", out, "--questions", questions.to_str().expect("utf-8"), "--budgets", "0.05,0.15", "--random-seeds", "3"]);
+    assert!(o.status.success(), "eval failed: {}", stderr(&o));
+    let table = String::from_utf8_lossy(&o.stdout);
+    assert!(table.contains("NMI") && table.contains("recall@10") && table.contains("first_chunk"), "{table}");
+
+    let eval: serde_json::Value = serde_json::from_slice(&std::fs::read(f.out.join("eval.json")).expect("eval.json")).expect("json");
+    // `url` differs for every document: an identifier, not a label.
+    let labels = eval["labels"].as_object().expect("labels");
+    assert_eq!(labels.keys().collect::<Vec<_>>(), ["source"]);
+    let levels = labels["source"].as_array().expect("levels");
+    assert_eq!(levels.len(), 2);
+    for l in levels {
+        let nmi = l["nmi"].as_f64().expect("nmi");
+        assert!((0.0..=1.0).contains(&nmi) && l["purity"].as_f64().expect("purity") > 0.0, "{l}");
+    }
+    assert!(levels[0]["nmi"].as_f64().expect("nmi") > 0.3, "the specialties should show at level 1: {levels:?}");
+
+    assert_eq!(eval["settings"]["questions"]["used"], 40);
+    assert_eq!(eval["settings"]["questions"]["about_other_documents"], 1);
+    for method in ["bm25", "vector"] {
+        let r = &eval["retrieval"][method];
+        assert!(r["recall@10"].as_f64().expect("recall") >= r["recall@1"].as_f64().expect("recall"));
+        assert!(r["recall@10"].as_f64().expect("recall") > 0.5, "{method}: {r}");
+    }
+
+    let rows = eval["coverage"].as_array().expect("coverage");
+    assert_eq!(rows.len(), 6);
+    for r in rows {
+        assert!(r["selected_tokens"].as_f64().expect("tokens") <= r["budget_tokens"].as_f64().expect("budget"), "{r}");
+        assert!((0.0..=1.0).contains(&r["duplicate_token_share"].as_f64().expect("share")), "{r}");
+    }
+    let strata_rows: Vec<&serde_json::Value> = rows.iter().filter(|r| r["method"] == "strata").collect();
+    assert_eq!(strata_rows[0]["selection"], "recomputed");
+    assert_eq!(strata_rows[1]["selection"], "run");
+    assert!(rows.iter().any(|r| r["method"] == "random" && r["runs"] == 3 && r.get("facility_location_std").is_some()));
+    let report = std::fs::read_to_string(f.out.join("report.html")).expect("report");
+    assert!(report.contains("<table class=\"coverage\">"));
+
+    let o = strata(&["eval", "--run", out, "--labels", "nope"]);
+    assert_eq!(o.status.code(), Some(2), "{}", stderr(&o));
+    assert!(stderr(&o).contains("nope"));
+}

@@ -1,0 +1,182 @@
+//! What evaluation reads from a finished run: chunks (in corpus order), their vectors, the
+//! taxonomy and the documents with their metadata.
+
+use crate::EvalError;
+use std::collections::HashMap;
+use strata_core::parquet_io::read_rows;
+use strata_core::records::{DocumentRecord, EmbeddingRecord, PublishedChunk, TaxonomyNode};
+use strata_core::rundir::{CHUNKS, EMBEDDINGS, TAXONOMY, WORK_DOCUMENTS};
+use strata_core::RunDir;
+
+/// A chunk as evaluation sees it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ChunkInfo {
+    pub chunk_id: String,
+    pub doc_id: String,
+    /// Its leaf.
+    pub node_id: u32,
+    pub n_tokens: u32,
+    /// Marked as a near-duplicate of another chunk by the taxonomy stage.
+    pub duplicate: bool,
+    /// Taken by the run's own selection.
+    pub selected: bool,
+}
+
+/// A run directory loaded for evaluation.
+#[derive(Debug, Clone)]
+pub struct RunData {
+    /// In corpus order (the order of `chunks.parquet`: documents as ingested, then ordinal).
+    pub chunks: Vec<ChunkInfo>,
+    /// Row `i` is the L2-normalised vector of `chunks[i]`, `dim` floats.
+    pub vectors: Vec<f32>,
+    pub dim: usize,
+    pub nodes: Vec<TaxonomyNode>,
+    pub documents: Vec<DocumentRecord>,
+}
+
+impl RunData {
+    pub fn load(run: &RunDir) -> Result<Self, EvalError> {
+        let published: Vec<PublishedChunk> = read_rows(&run.path(CHUNKS))?;
+        let chunks: Vec<ChunkInfo> = published
+            .into_iter()
+            .map(|c| ChunkInfo {
+                chunk_id: c.chunk_id,
+                doc_id: c.doc_id,
+                node_id: c.node_id,
+                n_tokens: c.n_tokens,
+                duplicate: c.duplicate_of.is_some(),
+                selected: c.selected,
+            })
+            .collect();
+        let embeddings: Vec<EmbeddingRecord> = read_rows(&run.path(EMBEDDINGS))?;
+        let mismatch = |message: String| EvalError::Mismatch { path: run.path(EMBEDDINGS), chunks: run.path(CHUNKS), message };
+        let dim = embeddings.first().map_or(0, |e| e.embedding.len());
+        let row_of: HashMap<&str, &[f32]> = embeddings.iter().map(|e| (e.chunk_id.as_str(), e.embedding.as_slice())).collect();
+        let mut vectors = Vec::with_capacity(chunks.len() * dim);
+        for c in &chunks {
+            let v = row_of.get(c.chunk_id.as_str()).ok_or_else(|| mismatch(format!("no vector for chunk `{}`", c.chunk_id)))?;
+            if v.len() != dim {
+                return Err(mismatch(format!("vector of `{}` has {} dimensions, not {dim}", c.chunk_id, v.len())));
+            }
+            vectors.extend_from_slice(v);
+        }
+        let nodes: Vec<TaxonomyNode> = read_rows(&run.path(TAXONOMY))?;
+        let documents: Vec<DocumentRecord> = read_rows(&run.path(WORK_DOCUMENTS))?;
+        if let Some(c) = chunks.iter().find(|c| !nodes.iter().any(|n| n.node_id == c.node_id)) {
+            return Err(EvalError::Mismatch {
+                path: run.path(TAXONOMY),
+                chunks: run.path(CHUNKS),
+                message: format!("chunk `{}` sits in node {}, which the taxonomy lacks", c.chunk_id, c.node_id),
+            });
+        }
+        Ok(Self { chunks, vectors, dim, nodes, documents })
+    }
+
+    pub fn vector(&self, i: usize) -> &[f32] {
+        &self.vectors[i * self.dim..(i + 1) * self.dim]
+    }
+
+    /// Deepest level of the taxonomy (root = 0).
+    pub fn max_depth(&self) -> u8 {
+        self.nodes.iter().map(|n| n.depth).max().unwrap_or(0)
+    }
+
+    /// Each chunk's cluster at `depth`: its leaf's ancestor at that depth, or the leaf itself
+    /// when the leaf is shallower (it is its own cluster at every deeper level).
+    pub fn clusters_at(&self, depth: u8) -> Vec<u32> {
+        let by_id: HashMap<u32, &TaxonomyNode> = self.nodes.iter().map(|n| (n.node_id, n)).collect();
+        let mut memo: HashMap<u32, u32> = HashMap::new();
+        self.chunks
+            .iter()
+            .map(|c| {
+                *memo.entry(c.node_id).or_insert_with(|| {
+                    let mut id = c.node_id;
+                    while let Some(n) = by_id.get(&id).filter(|n| n.depth > depth) {
+                        match n.parent_id {
+                            Some(p) => id = p,
+                            None => break,
+                        }
+                    }
+                    id
+                })
+            })
+            .collect()
+    }
+
+    /// Corpus tokens: the sum over every chunk, as selection counts them.
+    pub fn corpus_tokens(&self) -> u64 {
+        self.chunks.iter().map(|c| c.n_tokens as u64).sum()
+    }
+
+    /// Chunks a selection may take: not near-duplicates and at least `min_tokens` long.
+    pub fn eligible(&self, min_tokens: u32) -> Vec<bool> {
+        self.chunks.iter().map(|c| !c.duplicate && c.n_tokens >= min_tokens).collect()
+    }
+}
+
+/// Dot product (cosine for unit vectors), in eight lanes so the compiler vectorises it.
+pub(crate) fn dot(a: &[f32], b: &[f32]) -> f32 {
+    let mut lanes = [0f32; 8];
+    for (x, y) in a.chunks_exact(8).zip(b.chunks_exact(8)) {
+        for k in 0..8 {
+            lanes[k] += x[k] * y[k];
+        }
+    }
+    let tail: f32 = a.chunks_exact(8).remainder().iter().zip(b.chunks_exact(8).remainder()).map(|(x, y)| x * y).sum();
+    lanes.iter().sum::<f32>() + tail
+}
+
+#[cfg(test)]
+pub(crate) mod tests {
+    use super::*;
+
+    fn node(node_id: u32, parent_id: Option<u32>, depth: u8) -> TaxonomyNode {
+        TaxonomyNode {
+            node_id,
+            parent_id,
+            depth,
+            label: format!("n{node_id}"),
+            keywords: Vec::new(),
+            path: Vec::new(),
+            n_chunks: 0,
+            n_tokens: 0,
+            medoid_chunk_id: None,
+        }
+    }
+
+    /// root 0 -> {1 -> {2, 3}, 4 (a leaf at depth 1)}; chunks given as (doc, leaf, tokens).
+    pub(crate) fn toy(chunks: &[(&str, u32, u32)], vectors: &[[f32; 2]]) -> RunData {
+        RunData {
+            chunks: chunks
+                .iter()
+                .enumerate()
+                .map(|(i, &(doc, leaf, n))| ChunkInfo {
+                    chunk_id: format!("c{i}"),
+                    doc_id: doc.to_string(),
+                    node_id: leaf,
+                    n_tokens: n,
+                    duplicate: false,
+                    selected: false,
+                })
+                .collect(),
+            vectors: vectors.iter().flatten().copied().collect(),
+            dim: 2,
+            nodes: vec![node(0, None, 0), node(1, Some(0), 1), node(2, Some(1), 2), node(3, Some(1), 2), node(4, Some(0), 1)],
+            documents: Vec::new(),
+        }
+    }
+
+    #[test]
+    fn dot_handles_tails() {
+        let a: Vec<f32> = (0..19).map(|i| i as f32).collect();
+        assert_eq!(dot(&a, &a), (0..19).map(|i| (i * i) as f32).sum::<f32>());
+    }
+
+    #[test]
+    fn clusters_are_ancestors_and_shallow_leaves_stay_themselves() {
+        let data = toy(&[("a", 2, 40), ("a", 3, 40), ("b", 4, 40)], &[[1.0, 0.0]; 3]);
+        assert_eq!(data.max_depth(), 2);
+        assert_eq!(data.clusters_at(1), vec![1, 1, 4]);
+        assert_eq!(data.clusters_at(2), vec![2, 3, 4]);
+    }
+}

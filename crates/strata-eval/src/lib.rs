@@ -1,0 +1,56 @@
+//! strata-eval: evidence, on the user's own corpus, that a run's taxonomy is sensible and its
+//! subset spends its tokens better than a naive sample of the same size (`eval.json`).
+//!
+//! It owns three measurements and their table: agreement between each taxonomy level and
+//! human labels kept as document metadata (NMI, ARI, purity; contingency tables in polars),
+//! retrieval quality from ranked hits (recall@k, MRR; plus brute-force vector search), and
+//! the subset against baselines at several budgets (uniform random and first-chunk-per-document
+//! selections, facility location, question coverage). It reads a finished run directory and
+//! never writes one: it does not embed, search the index, or select (the CLI runs those stages'
+//! code and passes the results in), so it depends on strata-core alone.
+
+mod coverage;
+mod data;
+mod labels;
+mod retrieval;
+mod table;
+
+pub use coverage::{compare, first_chunk_selection, random_selection, subset_metrics, CoverageRow, Questions, StrataSelection, SubsetMetrics};
+pub use data::{ChunkInfo, RunData};
+pub use labels::{agreement, default_label_fields, label_agreement, Agreement};
+pub use retrieval::{read_questions, sample, score_rankings, vector_search, Question, RetrievalScores};
+pub use table::render_table;
+
+use serde::Serialize;
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+
+#[derive(Debug, thiserror::Error)]
+pub enum EvalError {
+    #[error(transparent)]
+    Parquet(#[from] strata_core::parquet_io::ParquetIoError),
+    #[error("failed to read `{path}`")]
+    Read { path: PathBuf, #[source] source: std::io::Error },
+    #[error("`{path}` line {line}: {message}")]
+    Line { path: PathBuf, line: usize, message: String },
+    #[error("`{path}` does not match the chunks of `{chunks}`: {message}; rerun the pipeline")]
+    Mismatch { path: PathBuf, chunks: PathBuf, message: String },
+    #[error("no document of `{path}` has a text field `{field}` in its metadata (fields: {available})")]
+    NoSuchLabel { path: PathBuf, field: String, available: String },
+    #[error("computing label agreement failed")]
+    Polars(#[from] polars::error::PolarsError),
+}
+
+/// What `strata eval` measured; serialised as `eval.json`.
+#[derive(Debug, Clone, Serialize)]
+pub struct EvalReport {
+    /// Each method at each budget (fraction of corpus tokens).
+    pub coverage: Vec<CoverageRow>,
+    /// Per label field, agreement with the taxonomy at each depth (1 = below the root).
+    pub labels: BTreeMap<String, Vec<Agreement>>,
+    /// `bm25` and `vector` scores, when a questions file was given.
+    #[serde(skip_serializing_if = "BTreeMap::is_empty")]
+    pub retrieval: BTreeMap<String, RetrievalScores>,
+    /// How the figures were obtained: question sample, seeds, thresholds, normalisations.
+    pub settings: serde_json::Value,
+}

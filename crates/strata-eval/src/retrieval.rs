@@ -1,0 +1,136 @@
+//! Retrieval quality from ranked hits: recall@1/5/10 and MRR, where a hit is a returned chunk
+//! of the question's document; plus exact (brute-force) vector search over the chunk vectors.
+
+use crate::data::dot;
+use crate::{EvalError, RunData};
+use rand_xoshiro::rand_core::{RngCore, SeedableRng};
+use rand_xoshiro::Xoshiro256Plus;
+use rayon::prelude::*;
+use serde::{Deserialize, Serialize};
+use std::path::Path;
+
+/// One line of a questions file (other fields, such as `qid`, are ignored).
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+pub struct Question {
+    pub question: String,
+    /// The document that holds the answer.
+    pub doc_id: String,
+}
+
+/// Reads a JSONL file of questions; a bad line is an error naming the file and line.
+pub fn read_questions(path: &Path) -> Result<Vec<Question>, EvalError> {
+    let text = std::fs::read_to_string(path).map_err(|source| EvalError::Read { path: path.to_path_buf(), source })?;
+    let mut out = Vec::new();
+    for (i, line) in text.lines().enumerate().filter(|(_, l)| !l.trim().is_empty()) {
+        let q: Question = serde_json::from_str(line)
+            .map_err(|e| EvalError::Line { path: path.to_path_buf(), line: i + 1, message: format!("expected {{\"question\": ..., \"doc_id\": ...}}: {e}") })?;
+        out.push(q);
+    }
+    Ok(out)
+}
+
+/// Up to `max` of `items`, drawn by a seeded generator, in their original order.
+pub fn sample<T: Clone>(items: &[T], max: usize, seed: u64) -> Vec<T> {
+    if items.len() <= max {
+        return items.to_vec();
+    }
+    let mut rng = Xoshiro256Plus::seed_from_u64(seed);
+    let mut idx: Vec<usize> = (0..items.len()).collect();
+    for i in 0..max {
+        let j = i + (rng.next_u64() % (items.len() - i) as u64) as usize;
+        idx.swap(i, j);
+    }
+    let mut picked = idx[..max].to_vec();
+    picked.sort_unstable();
+    picked.into_iter().map(|i| items[i].clone()).collect()
+}
+
+/// Retrieval scores over a set of questions.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct RetrievalScores {
+    #[serde(rename = "recall@1")]
+    pub recall_at_1: f64,
+    #[serde(rename = "recall@5")]
+    pub recall_at_5: f64,
+    #[serde(rename = "recall@10")]
+    pub recall_at_10: f64,
+    /// Mean reciprocal rank of the first hit among the returned chunks (0 when none hits);
+    /// with ten returned chunks, MRR@10.
+    pub mrr: f64,
+    pub questions: usize,
+}
+
+/// Scores rankings: `ranked[i]` holds the document ids of the chunks returned for the
+/// question whose answer is in `expected[i]`, best first.
+pub fn score_rankings<S: AsRef<str>>(expected: &[&str], ranked: &[Vec<S>]) -> RetrievalScores {
+    let n = expected.len().min(ranked.len());
+    let first_hit: Vec<Option<usize>> =
+        expected.iter().zip(ranked).map(|(want, hits)| hits.iter().position(|d| d.as_ref() == *want)).collect();
+    let share = |f: &dyn Fn(usize) -> f64| first_hit.iter().map(|r| r.map_or(0.0, f)).sum::<f64>() / n.max(1) as f64;
+    RetrievalScores {
+        recall_at_1: share(&|r| (r < 1) as u8 as f64),
+        recall_at_5: share(&|r| (r < 5) as u8 as f64),
+        recall_at_10: share(&|r| (r < 10) as u8 as f64),
+        mrr: share(&|r| 1.0 / (r + 1) as f64),
+        questions: n,
+    }
+}
+
+/// For each query vector, the `k` chunks of highest cosine, best first (exact search).
+pub fn vector_search(data: &RunData, queries: &[Vec<f32>], k: usize) -> Vec<Vec<usize>> {
+    queries
+        .par_iter()
+        .map(|q| {
+            let mut scored: Vec<(f32, usize)> = (0..data.chunks.len()).map(|i| (dot(q, data.vector(i)), i)).collect();
+            let order = |a: &(f32, usize), b: &(f32, usize)| b.0.total_cmp(&a.0).then(a.1.cmp(&b.1));
+            if k < scored.len() {
+                scored.select_nth_unstable_by(k, order);
+                scored.truncate(k);
+            }
+            scored.sort_by(order);
+            scored.into_iter().map(|(_, i)| i).collect()
+        })
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn recall_and_mrr_on_a_toy_ranking() {
+        let expected = ["a", "b", "c", "d"];
+        let ranked = vec![
+            vec!["a", "x"],                                       // rank 1
+            vec!["x", "y", "b"],                                  // rank 3
+            vec!["x", "x", "x", "x", "x", "x", "c"],              // rank 7
+            vec!["x"; 10],                                        // miss
+        ];
+        let s = score_rankings(&expected, &ranked);
+        assert_eq!((s.recall_at_1, s.recall_at_5, s.recall_at_10), (0.25, 0.5, 0.75));
+        assert!((s.mrr - (1.0 + 1.0 / 3.0 + 1.0 / 7.0) / 4.0).abs() < 1e-12);
+        assert_eq!(s.questions, 4);
+    }
+
+    #[test]
+    fn vector_search_ranks_by_cosine() {
+        let s = std::f32::consts::FRAC_1_SQRT_2;
+        let data = crate::data::tests::toy(&[("a", 2, 40), ("b", 3, 40), ("c", 4, 40)], &[[1.0, 0.0], [0.0, 1.0], [s, s]]);
+        assert_eq!(vector_search(&data, &[vec![0.0, 1.0]], 2), vec![vec![1, 2]]);
+        assert_eq!(vector_search(&data, &[vec![1.0, 0.0]], 10), vec![vec![0, 2, 1]]);
+    }
+
+    #[test]
+    fn questions_file_errors_name_the_line_and_sampling_is_seeded() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("q.jsonl");
+        std::fs::write(&path, "{\"question\": \"q1\", \"doc_id\": \"a\", \"qid\": 1}\n\n{\"question\": \"q2\"}\n").expect("write");
+        let err = read_questions(&path).expect_err("line 3 lacks doc_id").to_string();
+        assert!(err.contains("q.jsonl") && err.contains("line 3"), "{err}");
+        let items: Vec<u32> = (0..100).collect();
+        let a = sample(&items, 10, 7);
+        assert_eq!(a, sample(&items, 10, 7));
+        assert!(a.len() == 10 && a.windows(2).all(|w| w[0] < w[1]));
+        assert_eq!(sample(&items[..5], 10, 7), items[..5].to_vec());
+    }
+}
