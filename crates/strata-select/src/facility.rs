@@ -8,6 +8,7 @@ use rand_xoshiro::Xoshiro256Plus;
 use std::collections::{BTreeMap, BinaryHeap};
 
 /// A chunk as selection sees it.
+#[derive(Clone, Copy)]
 pub struct Candidate<'a> {
     pub leaf: u32,
     pub n_tokens: u32,
@@ -55,8 +56,11 @@ fn dot(a: &[f32], b: &[f32]) -> f32 {
 }
 
 /// Chooses chunks under `budget`: first one per leaf (largest leaves first, the chunk with
-/// the highest gain that fits), then lazy greedy by gain per token over all leaves.
-pub fn select(candidates: &[Candidate], budget: Budget, max_clients: usize, seed: u64) -> Vec<bool> {
+/// the highest gain per cost that fits), then lazy greedy by gain per cost over all leaves.
+/// A chunk's cost is its tokens, but at least `cost_floor(..)`: gain per token alone would
+/// favour the shortest chunks. No chunk is taken whose cosine to a chunk already taken reaches
+/// `max_similarity`.
+pub fn select(candidates: &[Candidate], budget: Budget, max_clients: usize, max_similarity: f32, seed: u64) -> Vec<bool> {
     let mut members: BTreeMap<u32, Vec<usize>> = BTreeMap::new();
     for (i, c) in candidates.iter().enumerate() {
         members.entry(c.leaf).or_default().push(i);
@@ -70,39 +74,35 @@ pub fn select(candidates: &[Candidate], budget: Budget, max_clients: usize, seed
             (id, Leaf { clients, weight, best })
         })
         .collect();
-
-    let mut chosen = vec![false; candidates.len()];
-    let mut left = budget.tokens;
+    let floor = cost_floor(candidates);
+    let cost = |i: usize| candidates[i].n_tokens.max(floor) as f32;
+    let mut state = State { chosen: vec![false; candidates.len()], taken: Vec::new(), left: budget.tokens, max_similarity };
 
     // Coverage first: every leaf gets a chunk while the budget allows.
     let mut by_size: Vec<(&u32, &Vec<usize>)> = members.iter().collect();
     by_size.sort_by_key(|(id, m)| (std::cmp::Reverse(m.iter().map(|&i| candidates[i].n_tokens as u64).sum::<u64>()), **id));
     for (id, m) in by_size {
         let leaf = &leaves[id];
-        let best = m
-            .iter()
-            .copied()
-            .filter(|&i| candidates[i].eligible && candidates[i].n_tokens as u64 <= left)
-            .map(|i| (leaf.gain(candidates, i), i))
-            .max_by(|a, b| a.0.total_cmp(&b.0).then(b.1.cmp(&a.1)));
-        if let Some((_, i)) = best {
-            take(&mut chosen, &mut left, &mut leaves, candidates, i);
+        let mut ranked: Vec<(f32, usize)> =
+            m.iter().copied().filter(|&i| state.fits(candidates, i)).map(|i| (leaf.gain(candidates, i) / cost(i), i)).collect();
+        ranked.sort_by(|a, b| b.0.total_cmp(&a.0).then(a.1.cmp(&b.1)));
+        if let Some(&(_, i)) = ranked.iter().find(|(_, i)| !state.near_duplicate(candidates, *i)) {
+            state.take(&mut leaves, candidates, i);
         }
     }
 
-    // Then the rest of the budget, by gain per token.
+    // Then the rest of the budget, by gain per cost.
     let mut heap: BinaryHeap<Entry> = candidates
         .iter()
         .enumerate()
-        .filter(|(i, c)| c.eligible && !chosen[*i])
-        .map(|(i, c)| Entry { score: leaves[&c.leaf].gain(candidates, i) / c.n_tokens as f32, index: i })
+        .filter(|(i, c)| c.eligible && !state.chosen[*i])
+        .map(|(i, c)| Entry { score: leaves[&c.leaf].gain(candidates, i) / cost(i), index: i })
         .collect();
     while let Some(top) = heap.pop() {
-        let c = &candidates[top.index];
-        if c.n_tokens as u64 > left {
+        if !state.fits(candidates, top.index) {
             continue;
         }
-        let score = leaves[&c.leaf].gain(candidates, top.index) / c.n_tokens as f32;
+        let score = leaves[&candidates[top.index].leaf].gain(candidates, top.index) / cost(top.index);
         if score <= 0.0 {
             continue;
         }
@@ -110,16 +110,46 @@ pub fn select(candidates: &[Candidate], budget: Budget, max_clients: usize, seed
             heap.push(Entry { score, index: top.index });
             continue;
         }
-        take(&mut chosen, &mut left, &mut leaves, candidates, top.index);
+        if !state.near_duplicate(candidates, top.index) {
+            state.take(&mut leaves, candidates, top.index);
+        }
     }
-    chosen
+    state.chosen
 }
 
-fn take(chosen: &mut [bool], left: &mut u64, leaves: &mut BTreeMap<u32, Leaf>, candidates: &[Candidate], i: usize) {
-    chosen[i] = true;
-    *left -= candidates[i].n_tokens as u64;
-    if let Some(leaf) = leaves.get_mut(&candidates[i].leaf) {
-        leaf.take(candidates, i);
+/// Half the median size of the eligible chunks (at least 1 token): below it, being shorter
+/// no longer buys a chunk a better gain per cost, so the selection is not won by crumbs.
+pub fn cost_floor(candidates: &[Candidate]) -> u32 {
+    let mut sizes: Vec<u32> = candidates.iter().filter(|c| c.eligible).map(|c| c.n_tokens).collect();
+    sizes.sort_unstable();
+    sizes.get(sizes.len() / 2).map_or(1, |m| (m / 2).max(1))
+}
+
+/// The selection so far.
+struct State {
+    chosen: Vec<bool>,
+    /// Chosen chunks in the order taken.
+    taken: Vec<usize>,
+    left: u64,
+    max_similarity: f32,
+}
+
+impl State {
+    fn fits(&self, candidates: &[Candidate], i: usize) -> bool {
+        candidates[i].eligible && !self.chosen[i] && candidates[i].n_tokens as u64 <= self.left
+    }
+
+    fn near_duplicate(&self, candidates: &[Candidate], i: usize) -> bool {
+        self.taken.iter().any(|&j| dot(candidates[i].vector, candidates[j].vector) >= self.max_similarity)
+    }
+
+    fn take(&mut self, leaves: &mut BTreeMap<u32, Leaf>, candidates: &[Candidate], i: usize) {
+        self.chosen[i] = true;
+        self.taken.push(i);
+        self.left -= candidates[i].n_tokens as u64;
+        if let Some(leaf) = leaves.get_mut(&candidates[i].leaf) {
+            leaf.take(candidates, i);
+        }
     }
 }
 
@@ -180,7 +210,7 @@ mod tests {
             .zip(leaves)
             .map(|(v, leaf)| Candidate { leaf, n_tokens: 50, eligible: true, vector: v })
             .collect();
-        let chosen = select(&cands, Budget { tokens: 100 }, 100, 7);
+        let chosen = select(&cands, Budget { tokens: 100 }, 100, 0.95, 7);
         assert_eq!(chosen.iter().filter(|&&c| c).count(), 2);
         assert!(chosen[0] || chosen[1]);
         assert!(chosen[2] || chosen[3] || chosen[4]);
@@ -194,9 +224,30 @@ mod tests {
             .enumerate()
             .map(|(i, v)| Candidate { leaf: 0, n_tokens: 40 + i as u32, eligible: i != 0, vector: v })
             .collect();
-        let chosen = select(&cands, Budget { tokens: 85 }, 100, 1);
+        let chosen = select(&cands, Budget { tokens: 85 }, 100, 0.95, 1);
         assert!(!chosen[0]);
         let used: u32 = cands.iter().zip(&chosen).filter(|(_, &s)| s).map(|(c, _)| c.n_tokens).sum();
         assert!(used <= 85);
+    }
+
+    #[test]
+    fn never_takes_two_near_duplicates() {
+        // Two leaves whose best chunks point the same way: only one of them may be taken.
+        let vecs = [unit(1.0, 0.0), unit(1.0, 0.01), unit(0.0, 1.0), unit(0.7, 0.7)];
+        let cands: Vec<Candidate> =
+            vecs.iter().zip([0, 1, 1, 0]).map(|(v, leaf)| Candidate { leaf, n_tokens: 50, eligible: true, vector: v }).collect();
+        let chosen = select(&cands, Budget { tokens: 1000 }, 100, 0.95, 3);
+        assert!(!(chosen[0] && chosen[1]), "{chosen:?}");
+        assert!(chosen[2] && chosen[3]);
+    }
+
+    #[test]
+    fn short_chunks_cost_at_least_half_the_median() {
+        let v = unit(1.0, 0.0);
+        let cands: Vec<Candidate> = [40, 100, 120, 200, 300].iter().map(|&n| Candidate { leaf: 0, n_tokens: n, eligible: true, vector: &v }).collect();
+        assert_eq!(cost_floor(&cands), 60);
+        // With no eligible chunk there is no median: the floor is 1 token.
+        let none: Vec<Candidate> = cands.iter().map(|c| Candidate { eligible: false, ..*c }).collect();
+        assert_eq!(cost_floor(&none), 1);
     }
 }

@@ -8,7 +8,7 @@
 
 mod facility;
 
-pub use facility::{select, Budget, Candidate};
+pub use facility::{cost_floor, select, Budget, Candidate};
 
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
@@ -30,16 +30,21 @@ pub struct SelectConfig {
     /// Chunks of a leaf that its facility-location score is measured on (a seeded sample
     /// for larger leaves, so the work stays linear in the corpus).
     pub max_clients: usize,
+    /// No two selected chunks have a cosine at or above this (near-duplicates teach nothing twice).
+    pub max_similarity: f32,
 }
 
 impl Default for SelectConfig {
     fn default() -> Self {
-        Self { budget: 0.05, budget_tokens: None, min_chunk_tokens: 32, max_clients: 512 }
+        Self { budget: 0.05, budget_tokens: None, min_chunk_tokens: 32, max_clients: 512, max_similarity: 0.95 }
     }
 }
 
 impl SelectConfig {
     pub fn validate(&self) -> Result<(), String> {
+        if !(self.max_similarity > 0.0 && self.max_similarity <= 1.0) {
+            return Err(format!("select.max_similarity = {} must be in (0, 1]", self.max_similarity));
+        }
         match self.budget_tokens {
             Some(0) => Err("select.budget_tokens must be positive".into()),
             Some(_) => Ok(()),
@@ -101,7 +106,7 @@ impl Stage for SelectStage {
             })
             .collect();
         ctx.progress.start("select", None);
-        let chosen = select(&candidates, budget, self.config.max_clients, self.seed);
+        let chosen = select(&candidates, budget, self.config.max_clients, self.config.max_similarity, self.seed);
         ctx.progress.finish();
 
         let rows: Vec<SelectionRecord> =
@@ -117,6 +122,7 @@ impl Stage for SelectStage {
         extra.insert("corpus_tokens".into(), json!(corpus_tokens));
         extra.insert("selected_tokens".into(), json!(selected_tokens));
         extra.insert("selected_chunks".into(), json!(chosen.iter().filter(|&&s| s).count()));
+        extra.insert("cost_floor_tokens".into(), json!(cost_floor(&candidates)));
         extra.insert("eligible_chunks".into(), json!(candidates.iter().filter(|c| c.eligible).count()));
         extra.insert("leaves".into(), json!(leaves.len()));
         extra.insert("leaves_covered".into(), json!(covered.len()));

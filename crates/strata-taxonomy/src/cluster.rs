@@ -1,7 +1,12 @@
 //! Recursive k-means on L2-normalised vectors (L2 distance on the unit sphere ranks like
 //! cosine). At each node, k is chosen from a range by the simplified silhouette
 //! (distance to the own centroid against the nearest other centroid), among the k whose
-//! clusters all reach the minimum node size.
+//! clusters all reach the minimum node size: the largest k within a tolerance of the best
+//! score.
+//!
+//! The cost is bounded per node whatever the corpus size: each candidate k is tried once on a
+//! small sample (the trials run in parallel), the chosen k is refitted with restarts on a
+//! larger bounded sample, and every member is then assigned to its nearest centroid.
 
 use crate::TaxonomyConfig;
 use linfa::prelude::*;
@@ -9,6 +14,7 @@ use linfa_clustering::KMeans;
 use ndarray::{Array2, ArrayView2, Axis};
 use rand_xoshiro::rand_core::SeedableRng;
 use rand_xoshiro::Xoshiro256Plus;
+use rayon::prelude::*;
 
 /// A node of the tree before labelling: its member rows (ascending) and children.
 #[derive(Debug, Clone)]
@@ -17,8 +23,9 @@ pub struct Cluster {
     pub children: Vec<Cluster>,
 }
 
-/// Points used to score a k: enough for a stable silhouette, cheap at any node size.
-const SILHOUETTE_SAMPLE: usize = 4000;
+/// Points each candidate k is fitted and scored on: about 500 per cluster at the largest k,
+/// enough to rank the k, and cheap at any node size.
+const TRIAL_SAMPLE: usize = 5000;
 
 pub fn build_tree(vectors: &Array2<f32>, config: &TaxonomyConfig, seed: u64) -> Cluster {
     let all: Vec<usize> = (0..vectors.nrows()).collect();
@@ -32,8 +39,9 @@ fn split(vectors: &Array2<f32>, members: Vec<usize>, depth: usize, config: &Taxo
     let Some(groups) = best_partition(vectors, &members, config, seed ^ (members[0] as u64).wrapping_mul(0x9E37_79B9_7F4A_7C15) ^ depth as u64) else {
         return Cluster { members, children: Vec::new() };
     };
+    // Siblings are independent (each seeded by its own first member): split them in parallel.
     let mut children: Vec<Cluster> = groups
-        .into_iter()
+        .into_par_iter()
         .map(|g| split(vectors, g, depth + 1, config, seed))
         .collect();
     // Largest first; ties by first member, so the order is a function of the input alone.
@@ -41,39 +49,80 @@ fn split(vectors: &Array2<f32>, members: Vec<usize>, depth: usize, config: &Taxo
     Cluster { members, children }
 }
 
+/// Fits k-means with `runs` seeded restarts; `None` when linfa refuses (too few points).
+fn fit(data: &Array2<f32>, k: usize, runs: usize, config: &TaxonomyConfig, seed: u64) -> Option<Array2<f32>> {
+    let rng = Xoshiro256Plus::seed_from_u64(seed.wrapping_add(k as u64));
+    let model = KMeans::params_with_rng(k, rng)
+        .max_n_iterations(config.max_iterations)
+        .tolerance(1e-4)
+        .n_runs(runs)
+        .fit(&DatasetBase::from(data.clone()))
+        .ok()?;
+    Some(model.centroids().to_owned())
+}
+
+/// Each row's nearest centroid, or `None` when a cluster falls under the minimum node size.
+fn assign(data: &Array2<f32>, centroids: &Array2<f32>, min_size: usize) -> Option<Vec<usize>> {
+    let labels: Vec<usize> = data.axis_iter(Axis(0)).into_par_iter().map(|x| nearest(x.as_slice().expect("rows are contiguous"), centroids)).collect();
+    let mut sizes = vec![0usize; centroids.nrows()];
+    labels.iter().for_each(|&l| sizes[l] += 1);
+    sizes.iter().all(|&s| s >= min_size).then_some(labels)
+}
+
+fn nearest(x: &[f32], centroids: &Array2<f32>) -> usize {
+    let mut best = (f32::MAX, 0);
+    for (c, centroid) in centroids.axis_iter(Axis(0)).enumerate() {
+        let d = squared_distance(x, centroid.as_slice().expect("rows are contiguous"));
+        if d < best.0 {
+            best = (d, c);
+        }
+    }
+    best.1
+}
+
+/// In eight lanes, so the compiler vectorises it.
+fn squared_distance(a: &[f32], b: &[f32]) -> f32 {
+    let mut lanes = [0f32; 8];
+    for (x, y) in a.chunks_exact(8).zip(b.chunks_exact(8)) {
+        for k in 0..8 {
+            let d = x[k] - y[k];
+            lanes[k] += d * d;
+        }
+    }
+    let tail: f32 = a.chunks_exact(8).remainder().iter().zip(b.chunks_exact(8).remainder()).map(|(x, y)| (x - y) * (x - y)).sum();
+    lanes.iter().sum::<f32>() + tail
+}
+
 /// The partition of `members` with the best simplified silhouette, or `None` when no k in
 /// range gives clusters of at least the minimum size.
 fn best_partition(vectors: &Array2<f32>, members: &[usize], config: &TaxonomyConfig, seed: u64) -> Option<Vec<Vec<usize>>> {
     let data = vectors.select(Axis(0), members);
-    let fit_rows = sample_rows(members.len(), config.sample_size, seed);
-    let fit_data = data.select(Axis(0), &fit_rows);
-    let score_rows = sample_rows(members.len(), SILHOUETTE_SAMPLE, seed ^ 1);
     let k_max = config.k_max.min(members.len() / config.min_node_size);
-    let mut best: Option<(f32, Vec<usize>)> = None;
-    for k in config.k_min..=k_max {
-        let rng = Xoshiro256Plus::seed_from_u64(seed.wrapping_add(k as u64));
-        let Ok(model) = KMeans::params_with_rng(k, rng)
-            .max_n_iterations(config.max_iterations)
-            .tolerance(1e-4)
-            .n_runs(config.n_runs)
-            .fit(&DatasetBase::from(fit_data.clone()))
-        else {
-            continue;
-        };
-        let labels = model.predict(&data).to_vec();
-        let mut sizes = vec![0usize; k];
-        labels.iter().for_each(|&l| sizes[l] += 1);
-        if sizes.iter().any(|&s| s < config.min_node_size) {
-            continue;
-        }
-        let score = simplified_silhouette(data.view(), &labels, model.centroids().view(), &score_rows);
-        tracing::debug!(n = members.len(), k, score, "k-means candidate");
-        if best.as_ref().is_none_or(|(s, _)| score > *s) {
-            best = Some((score, labels));
-        }
-    }
-    let (_, labels) = best?;
-    let k = labels.iter().max().map_or(0, |m| m + 1);
+    // Phase 1: every k once on a small sample, scored on it; sizes checked on all members.
+    let trial = data.select(Axis(0), &sample_rows(members.len(), TRIAL_SAMPLE, seed ^ 1));
+    let scored: Vec<(f32, usize)> = (config.k_min..=k_max)
+        .into_par_iter()
+        .filter_map(|k| {
+            let centroids = fit(&trial, k, 1, config, seed)?;
+            assign(&data, &centroids, config.min_node_size)?;
+            let trial_labels: Vec<usize> = trial.axis_iter(Axis(0)).map(|x| nearest(x.as_slice().expect("contiguous"), &centroids)).collect();
+            let score = simplified_silhouette(trial.view(), &trial_labels, centroids.view());
+            tracing::debug!(n = members.len(), k, score, "k-means candidate");
+            Some((score, k))
+        })
+        .collect();
+    // The finest k whose score is within the tolerance of the best: the simplified silhouette
+    // is flat across k on real text and favours k = 2, which makes a taxonomy too coarse to use.
+    let best = scored.iter().map(|s| s.0).fold(f32::MIN, f32::max);
+    let k = scored.iter().filter(|s| s.0 >= best - config.silhouette_tolerance).map(|s| s.1).max()?;
+    // Phase 2: the chosen k refitted with restarts on the larger sample, then every member assigned.
+    let fit_data = data.select(Axis(0), &sample_rows(members.len(), config.sample_size, seed));
+    let labels = fit(&fit_data, k, config.n_runs, config, seed).and_then(|c| assign(&data, &c, config.min_node_size));
+    // The refit may (rarely) leave a cluster under the minimum: keep the trial's partition then.
+    let labels = match labels {
+        Some(l) => l,
+        None => assign(&data, &fit(&trial, k, 1, config, seed)?, config.min_node_size)?,
+    };
     let mut groups = vec![Vec::new(); k];
     for (row, &label) in labels.iter().enumerate() {
         groups[label].push(members[row]);
@@ -81,17 +130,17 @@ fn best_partition(vectors: &Array2<f32>, members: &[usize], config: &TaxonomyCon
     Some(groups)
 }
 
-/// Mean over `rows` of (b - a) / max(a, b), a = distance to the own centroid, b = to the
+/// Mean over the rows of (b - a) / max(a, b), a = distance to the own centroid, b = to the
 /// nearest other centroid.
-fn simplified_silhouette(data: ArrayView2<f32>, labels: &[usize], centroids: ArrayView2<f32>, rows: &[usize]) -> f32 {
+fn simplified_silhouette(data: ArrayView2<f32>, labels: &[usize], centroids: ArrayView2<f32>) -> f32 {
     let mut total = 0.0;
-    for &r in rows {
-        let x = data.row(r);
+    for (x, &label) in data.axis_iter(Axis(0)).zip(labels) {
+        let x = x.as_slice().expect("rows are contiguous");
         let mut own = f32::MAX;
         let mut other = f32::MAX;
         for (c, centroid) in centroids.axis_iter(Axis(0)).enumerate() {
-            let d = x.iter().zip(centroid.iter()).map(|(a, b)| (a - b) * (a - b)).sum::<f32>().sqrt();
-            if c == labels[r] {
+            let d = squared_distance(x, centroid.as_slice().expect("rows are contiguous")).sqrt();
+            if c == label {
                 own = d;
             } else {
                 other = other.min(d);
@@ -102,7 +151,7 @@ fn simplified_silhouette(data: ArrayView2<f32>, labels: &[usize], centroids: Arr
             total += (other - own) / denom;
         }
     }
-    total / rows.len().max(1) as f32
+    total / labels.len().max(1) as f32
 }
 
 /// Up to `limit` distinct rows of `0..n`, ascending, chosen by a seeded generator.

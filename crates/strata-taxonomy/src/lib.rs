@@ -34,6 +34,9 @@ pub struct TaxonomyConfig {
     pub min_node_size: usize,
     /// k-means is fitted on at most this many vectors of a node; the rest are assigned.
     pub sample_size: usize,
+    /// The largest k whose simplified silhouette is within this of the best k's is chosen
+    /// (0: the best k itself).
+    pub silhouette_tolerance: f32,
     /// k-means restarts per k (best inertia kept).
     pub n_runs: usize,
     /// k-means iteration cap.
@@ -54,6 +57,7 @@ impl Default for TaxonomyConfig {
             k_max: 8,
             min_node_size: 4,
             sample_size: 50_000,
+            silhouette_tolerance: 0.02,
             n_runs: 3,
             max_iterations: 100,
             near_duplicate_threshold: 0.95,
@@ -73,6 +77,9 @@ impl TaxonomyConfig {
         }
         if self.min_node_size == 0 {
             return Err("taxonomy.min_node_size must be at least 1".into());
+        }
+        if !(0.0..=2.0).contains(&self.silhouette_tolerance) {
+            return Err(format!("taxonomy.silhouette_tolerance = {} must be in [0, 2]", self.silhouette_tolerance));
         }
         if !(0.0..=1.0).contains(&self.near_duplicate_threshold) {
             return Err(format!("taxonomy.near_duplicate_threshold = {} must be in [0, 1]", self.near_duplicate_threshold));

@@ -106,7 +106,7 @@ pub fn eval(args: &EvalArgs, quiet: bool) -> Result<()> {
             let selected = if from_run {
                 data.chunks.iter().map(|c| c.selected).collect()
             } else {
-                strata_select::select(&candidates, strata_select::Budget { tokens }, config.max_clients, recipe.seed)
+                strata_select::select(&candidates, strata_select::Budget { tokens }, config.max_clients, config.max_similarity, recipe.seed)
             };
             StrataSelection { budget, budget_tokens: tokens, selected, from_run }
         })
