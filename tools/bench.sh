@@ -2,7 +2,8 @@
 # `make bench`: time and memory of `strata run` on MedQuAD, per stage, for the static
 # embedder at 10/25/50/100% of the documents and on the corpus concatenated 4x, and for the
 # neural fp32 and int8 models on the 10% subset; the raw onnxruntime ceiling on the same
-# batches; and recall@10 of vector search (static vs neural) on MedQuAD's questions. Every
+# batches; and `strata eval` of each run at the neural scale (retrieval, labels, coverage,
+# agreement with the fp32 run) on MedQuAD's questions. Every
 # configuration runs BENCH_RUNS times with `--force --no-vector-cache`, so every stage and
 # every embedding really runs; the table shows medians. A benchmark, not a test: nothing
 # here fails because the machine is slow. Copy the printed table into BENCHMARKS.md.
@@ -14,8 +15,8 @@
 #   BENCH_SCALES="10 25 50 100 x4"   scaling points of the static embedder
 #   BENCH_NEURAL="minilm minilm-int8"  neural variants ("" skips them and the ceiling)
 #   BENCH_NEURAL_SCALE=10  the subset the neural variants run on
-#   BENCH_RECALL=1         recall@10 static vs neural (needs both at BENCH_NEURAL_SCALE)
-#   BENCH_QUESTIONS=1000   questions sampled for recall@10
+#   BENCH_QUALITY=1        `strata eval` of every run at BENCH_NEURAL_SCALE
+#   BENCH_QUESTIONS=2000   questions sampled for retrieval and question coverage
 #   BENCH_CEILING_STRIDE=1 time every k-th batch of the ceiling only, scaled up (busy machines)
 set -euo pipefail
 
@@ -99,13 +100,18 @@ fi
   "$PY" tools/bench.py table "$RESULTS" "$CEIL"
 } | tee "$REPORT"
 
-# Retrieval quality: recall@10 of vector search, static vs fp32, on the same subset.
-if [[ ${BENCH_RECALL:-1} == 1 && -d $DIR/runs/static-$NEURAL_SCALE && -d $DIR/runs/minilm-$NEURAL_SCALE ]]; then
-  echo | tee -a "$REPORT"
-  for m in static minilm minilm-int8; do
-    [[ -d $DIR/runs/$m-$NEURAL_SCALE ]] || continue
-    cargo run --release --locked -q -p strata-embed --example recall -- \
-      "$DIR/runs/$m-$NEURAL_SCALE" "$QUESTIONS" "$m" "${BENCH_QUESTIONS:-1000}" | tee -a "$REPORT"
+# Quality next to speed (`strata eval`): retrieval (BM25 and vector recall@1/5/10, MRR),
+# taxonomy against the `source` label, the subset against baselines, and each run against
+# the fp32 run on the same subset (taxonomy NMI per level, vector cosine per chunk).
+if [[ ${BENCH_QUALITY:-1} == 1 ]]; then
+  ref=$DIR/runs/minilm-$NEURAL_SCALE
+  for m in static $NEURAL; do
+    run=$DIR/runs/$m-$NEURAL_SCALE
+    [[ -d $run ]] || continue
+    cmp=()
+    [[ $m != minilm && -d $ref ]] && cmp=(--compare "$ref")
+    { echo; echo "== strata eval --run $run"; } | tee -a "$REPORT"
+    "$STRATA" eval --run "$run" --questions "$QUESTIONS" --max-questions "${BENCH_QUESTIONS:-2000}" --labels source "${cmp[@]}" 2>/dev/null | tee -a "$REPORT"
   done
 fi
 log "results: $REPORT ($RESULTS, $CEIL)"

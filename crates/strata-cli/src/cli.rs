@@ -146,6 +146,10 @@ pub struct EvalArgs {
     /// Seeds of the random baseline.
     #[arg(long, default_value_t = 5)]
     pub random_seeds: u64,
+    /// Another run over the same corpus (another embedder, seed or setting): agreement of the
+    /// two taxonomies per level and the cosine between the two runs' vectors of each chunk.
+    #[arg(long, value_name = "RUN")]
+    pub compare: Option<PathBuf>,
     /// Print eval.json instead of tables.
     #[arg(long)]
     pub json: bool,

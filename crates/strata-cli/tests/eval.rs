@@ -75,6 +75,16 @@ fn eval_writes_labels_retrieval_and_coverage() {
     let report = std::fs::read_to_string(f.out.join("report.html")).expect("report");
     assert!(report.contains("<table class=\"coverage\">"));
 
+    // A run compared with itself: the same partition at every level, the same vectors.
+    let o = strata(&["eval", "--run", out, "--compare", out, "--budgets", "0.15", "--json"]);
+    assert!(o.status.success(), "eval --compare failed: {}", stderr(&o));
+    let eval: serde_json::Value = serde_json::from_slice(&o.stdout).expect("json");
+    let c = &eval["comparison"];
+    assert_eq!(c["only_here"], 0);
+    assert_eq!(c["levels"].as_array().expect("levels").len(), 2);
+    assert!(c["levels"].as_array().expect("levels").iter().all(|l| l["nmi"].as_f64().expect("nmi") > 0.999999), "{c}");
+    assert!(c["vector_cosine"]["min"].as_f64().expect("cosine") > 0.9999, "{c}");
+
     let o = strata(&["eval", "--run", out, "--labels", "nope"]);
     assert_eq!(o.status.code(), Some(2), "{}", stderr(&o));
     assert!(stderr(&o).contains("nope"));

@@ -100,7 +100,8 @@ fn metadata_strings(documents: &[DocumentRecord]) -> Vec<(&str, BTreeMap<String,
 }
 
 /// The text fields of document metadata that can serve as labels: every one except those
-/// that differ for every document that has them (identifiers such as a URL).
+/// that differ for nearly every document that has them (99% or more distinct values:
+/// identifiers such as a URL, even when a few documents share one).
 pub fn default_label_fields(documents: &[DocumentRecord]) -> Vec<String> {
     let mut values: BTreeMap<String, (usize, BTreeSet<String>)> = BTreeMap::new();
     for (_, fields) in metadata_strings(documents) {
@@ -110,7 +111,7 @@ pub fn default_label_fields(documents: &[DocumentRecord]) -> Vec<String> {
             entry.1.insert(v);
         }
     }
-    values.into_iter().filter(|(_, (docs, distinct))| distinct.len() < *docs).map(|(k, _)| k).collect()
+    values.into_iter().filter(|(_, (docs, distinct))| distinct.len() * 100 < docs * 99).map(|(k, _)| k).collect()
 }
 
 /// For each of `fields`, the agreement of every taxonomy level (1..=deepest) with it.

@@ -5,16 +5,19 @@
 //! human labels kept as document metadata (NMI, ARI, purity; contingency tables in polars),
 //! retrieval quality from ranked hits (recall@k, MRR; plus brute-force vector search), and
 //! the subset against baselines at several budgets (uniform random and first-chunk-per-document
-//! selections, facility location, question coverage). It reads a finished run directory and
+//! selections, facility location, question coverage), and, optionally, the agreement of the
+//! run's taxonomy and vectors with another run over the same chunks. It reads a finished run directory and
 //! never writes one: it does not embed, search the index, or select (the CLI runs those stages'
 //! code and passes the results in), so it depends on strata-core alone.
 
+mod compare;
 mod coverage;
 mod data;
 mod labels;
 mod retrieval;
 mod table;
 
+pub use compare::{compare_runs, CosineSummary, RunComparison};
 pub use coverage::{compare, first_chunk_selection, random_selection, subset_metrics, CoverageRow, Questions, StrataSelection, SubsetMetrics};
 pub use data::{ChunkInfo, RunData};
 pub use labels::{agreement, default_label_fields, label_agreement, Agreement};
@@ -51,6 +54,9 @@ pub struct EvalReport {
     /// `bm25` and `vector` scores, when a questions file was given.
     #[serde(skip_serializing_if = "BTreeMap::is_empty")]
     pub retrieval: BTreeMap<String, RetrievalScores>,
+    /// This run against another over the same chunks (`--compare`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub comparison: Option<RunComparison>,
     /// How the figures were obtained: question sample, seeds, thresholds, normalisations.
     pub settings: serde_json::Value,
 }

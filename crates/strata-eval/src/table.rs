@@ -89,6 +89,18 @@ pub fn render_table(report: &EvalReport) -> String {
             2,
         );
     }
+    if let Some(c) = &report.comparison {
+        out += &format!("\nAgainst {} ({} shared chunks; {} only here, {} only there)\n", c.run, c.shared_chunks, c.only_here, c.only_there);
+        let rows: Vec<Vec<String>> = c
+            .levels
+            .iter()
+            .map(|a| vec![a.depth.to_string(), a.clusters.to_string(), a.labels.to_string(), format!("{:.3}", a.nmi), format!("{:.3}", a.ari)])
+            .collect();
+        out += &grid(&["depth", "clusters here", "clusters there", "NMI", "ARI"], &rows, 0);
+        if let Some(v) = c.vector_cosine {
+            out += &format!("vector cosine per chunk: mean {:.4}, 1st percentile {:.4}, min {:.4}\n", v.mean, v.p01, v.min);
+        }
+    }
     out
 }
 

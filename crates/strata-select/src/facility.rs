@@ -57,10 +57,10 @@ fn dot(a: &[f32], b: &[f32]) -> f32 {
 
 /// Chooses chunks under `budget`: first one per leaf (largest leaves first, the chunk with
 /// the highest gain per cost that fits), then lazy greedy by gain per cost over all leaves.
-/// A chunk's cost is its tokens, but at least `cost_floor(..)`: gain per token alone would
+/// A chunk's cost is its tokens, but at least `floor` tokens: gain per token alone would
 /// favour the shortest chunks. No chunk is taken whose cosine to a chunk already taken reaches
 /// `max_similarity`.
-pub fn select(candidates: &[Candidate], budget: Budget, max_clients: usize, max_similarity: f32, seed: u64) -> Vec<bool> {
+pub fn select(candidates: &[Candidate], budget: Budget, floor: u32, max_clients: usize, max_similarity: f32, seed: u64) -> Vec<bool> {
     let mut members: BTreeMap<u32, Vec<usize>> = BTreeMap::new();
     for (i, c) in candidates.iter().enumerate() {
         members.entry(c.leaf).or_default().push(i);
@@ -74,7 +74,6 @@ pub fn select(candidates: &[Candidate], budget: Budget, max_clients: usize, max_
             (id, Leaf { clients, weight, best })
         })
         .collect();
-    let floor = cost_floor(candidates);
     let cost = |i: usize| candidates[i].n_tokens.max(floor) as f32;
     let mut state = State { chosen: vec![false; candidates.len()], taken: Vec::new(), left: budget.tokens, max_similarity };
 
@@ -117,12 +116,12 @@ pub fn select(candidates: &[Candidate], budget: Budget, max_clients: usize, max_
     state.chosen
 }
 
-/// Half the median size of the eligible chunks (at least 1 token): below it, being shorter
-/// no longer buys a chunk a better gain per cost, so the selection is not won by crumbs.
-pub fn cost_floor(candidates: &[Candidate]) -> u32 {
+/// `share` of the median size of the eligible chunks (at least 1 token): below it, being
+/// shorter no longer buys a chunk a better gain per cost, so the selection is not won by crumbs.
+pub fn cost_floor(candidates: &[Candidate], share: f64) -> u32 {
     let mut sizes: Vec<u32> = candidates.iter().filter(|c| c.eligible).map(|c| c.n_tokens).collect();
     sizes.sort_unstable();
-    sizes.get(sizes.len() / 2).map_or(1, |m| (m / 2).max(1))
+    sizes.get(sizes.len() / 2).map_or(1, |&m| ((m as f64 * share) as u32).max(1))
 }
 
 /// The selection so far.
@@ -210,7 +209,7 @@ mod tests {
             .zip(leaves)
             .map(|(v, leaf)| Candidate { leaf, n_tokens: 50, eligible: true, vector: v })
             .collect();
-        let chosen = select(&cands, Budget { tokens: 100 }, 100, 0.95, 7);
+        let chosen = select(&cands, Budget { tokens: 100 }, 1, 100, 0.95, 7);
         assert_eq!(chosen.iter().filter(|&&c| c).count(), 2);
         assert!(chosen[0] || chosen[1]);
         assert!(chosen[2] || chosen[3] || chosen[4]);
@@ -224,7 +223,7 @@ mod tests {
             .enumerate()
             .map(|(i, v)| Candidate { leaf: 0, n_tokens: 40 + i as u32, eligible: i != 0, vector: v })
             .collect();
-        let chosen = select(&cands, Budget { tokens: 85 }, 100, 0.95, 1);
+        let chosen = select(&cands, Budget { tokens: 85 }, 1, 100, 0.95, 1);
         assert!(!chosen[0]);
         let used: u32 = cands.iter().zip(&chosen).filter(|(_, &s)| s).map(|(c, _)| c.n_tokens).sum();
         assert!(used <= 85);
@@ -236,18 +235,19 @@ mod tests {
         let vecs = [unit(1.0, 0.0), unit(1.0, 0.01), unit(0.0, 1.0), unit(0.7, 0.7)];
         let cands: Vec<Candidate> =
             vecs.iter().zip([0, 1, 1, 0]).map(|(v, leaf)| Candidate { leaf, n_tokens: 50, eligible: true, vector: v }).collect();
-        let chosen = select(&cands, Budget { tokens: 1000 }, 100, 0.95, 3);
+        let chosen = select(&cands, Budget { tokens: 1000 }, 1, 100, 0.95, 3);
         assert!(!(chosen[0] && chosen[1]), "{chosen:?}");
         assert!(chosen[2] && chosen[3]);
     }
 
     #[test]
-    fn short_chunks_cost_at_least_half_the_median() {
+    fn short_chunks_cost_at_least_a_share_of_the_median() {
         let v = unit(1.0, 0.0);
         let cands: Vec<Candidate> = [40, 100, 120, 200, 300].iter().map(|&n| Candidate { leaf: 0, n_tokens: n, eligible: true, vector: &v }).collect();
-        assert_eq!(cost_floor(&cands), 60);
+        assert_eq!(cost_floor(&cands, 0.5), 60);
+        assert_eq!(cost_floor(&cands, 1.0), 120);
         // With no eligible chunk there is no median: the floor is 1 token.
         let none: Vec<Candidate> = cands.iter().map(|c| Candidate { eligible: false, ..*c }).collect();
-        assert_eq!(cost_floor(&none), 1);
+        assert_eq!(cost_floor(&none, 0.5), 1);
     }
 }

@@ -27,6 +27,9 @@ pub struct SelectConfig {
     /// Chunks under this many tokens are never selected: they are crumbs (a stray line, a
     /// short list item) that teach little and would win on gain per token.
     pub min_chunk_tokens: u32,
+    /// A chunk costs at least this share of the median eligible chunk when selection ranks by
+    /// gain per cost (the budget still counts real tokens), so shorter is not better below it.
+    pub cost_floor: f64,
     /// Chunks of a leaf that its facility-location score is measured on (a seeded sample
     /// for larger leaves, so the work stays linear in the corpus).
     pub max_clients: usize,
@@ -36,12 +39,15 @@ pub struct SelectConfig {
 
 impl Default for SelectConfig {
     fn default() -> Self {
-        Self { budget: 0.05, budget_tokens: None, min_chunk_tokens: 32, max_clients: 512, max_similarity: 0.95 }
+        Self { budget: 0.05, budget_tokens: None, min_chunk_tokens: 32, cost_floor: 0.75, max_clients: 512, max_similarity: 0.95 }
     }
 }
 
 impl SelectConfig {
     pub fn validate(&self) -> Result<(), String> {
+        if !(0.0..=4.0).contains(&self.cost_floor) {
+            return Err(format!("select.cost_floor = {} must be a share of the median chunk in [0, 4]", self.cost_floor));
+        }
         if !(self.max_similarity > 0.0 && self.max_similarity <= 1.0) {
             return Err(format!("select.max_similarity = {} must be in (0, 1]", self.max_similarity));
         }
@@ -106,7 +112,8 @@ impl Stage for SelectStage {
             })
             .collect();
         ctx.progress.start("select", None);
-        let chosen = select(&candidates, budget, self.config.max_clients, self.config.max_similarity, self.seed);
+        let floor = cost_floor(&candidates, self.config.cost_floor);
+        let chosen = select(&candidates, budget, floor, self.config.max_clients, self.config.max_similarity, self.seed);
         ctx.progress.finish();
 
         let rows: Vec<SelectionRecord> =
@@ -122,7 +129,7 @@ impl Stage for SelectStage {
         extra.insert("corpus_tokens".into(), json!(corpus_tokens));
         extra.insert("selected_tokens".into(), json!(selected_tokens));
         extra.insert("selected_chunks".into(), json!(chosen.iter().filter(|&&s| s).count()));
-        extra.insert("cost_floor_tokens".into(), json!(cost_floor(&candidates)));
+        extra.insert("cost_floor_tokens".into(), json!(floor));
         extra.insert("eligible_chunks".into(), json!(candidates.iter().filter(|c| c.eligible).count()));
         extra.insert("leaves".into(), json!(leaves.len()));
         extra.insert("leaves_covered".into(), json!(covered.len()));

@@ -96,6 +96,7 @@ pub fn eval(args: &EvalArgs, quiet: bool) -> Result<()> {
         .enumerate()
         .map(|(i, c)| strata_select::Candidate { leaf: c.node_id, n_tokens: c.n_tokens, eligible: eligible[i], vector: data.vector(i) })
         .collect();
+    let floor = strata_select::cost_floor(&candidates, recipe.select.cost_floor);
     let strata: Vec<StrataSelection> = args
         .budgets
         .iter()
@@ -106,7 +107,7 @@ pub fn eval(args: &EvalArgs, quiet: bool) -> Result<()> {
             let selected = if from_run {
                 data.chunks.iter().map(|c| c.selected).collect()
             } else {
-                strata_select::select(&candidates, strata_select::Budget { tokens }, config.max_clients, config.max_similarity, recipe.seed)
+                strata_select::select(&candidates, strata_select::Budget { tokens }, floor, config.max_clients, config.max_similarity, recipe.seed)
             };
             StrataSelection { budget, budget_tokens: tokens, selected, from_run }
         })
@@ -123,7 +124,14 @@ pub fn eval(args: &EvalArgs, quiet: bool) -> Result<()> {
         recipe.seed,
     );
 
-    let report = EvalReport { coverage, labels, retrieval, settings };
+    let comparison = match &args.compare {
+        Some(other) => {
+            let there = RunData::load(&RunDir::new(other)).with_context(|| format!("run directory `{}` (--compare)", other.display()))?;
+            Some(strata_eval::compare_runs(&data, &there, &other.display().to_string())?)
+        }
+        None => None,
+    };
+    let report = EvalReport { coverage, labels, retrieval, comparison, settings };
     let text = serde_json::to_string_pretty(&report)? + "\n";
     write_atomically(&run.path(EVAL), text.as_bytes()).with_context(|| format!("failed to write `{}`", run.path(EVAL).display()))?;
     run_stage(&run, &mut manifest, &strata_report::ReportStage, &progress, true)?;
