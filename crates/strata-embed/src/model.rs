@@ -115,10 +115,10 @@ impl BatchStats {
 }
 
 /// A loaded embedder: the neural model (fp32 or int8) or the static table distilled from
-/// it. Both give L2-normalised vectors; their dimensions differ (`dim`).
+/// it (boxed: both are large). Both give L2-normalised vectors; their dimensions differ (`dim`).
 pub enum Embedder {
-    Neural(NeuralEmbedder),
-    Static(StaticEmbedder),
+    Neural(Box<NeuralEmbedder>),
+    Static(Box<StaticEmbedder>),
 }
 
 impl Embedder {
@@ -126,8 +126,8 @@ impl Embedder {
     /// thread count (0 lets it choose); the static table runs on rayon's pool.
     pub fn load(files: &ModelFiles, variant: ModelVariant, threads: usize) -> Result<Self, EmbedError> {
         Ok(match variant {
-            ModelVariant::Static => Self::Static(StaticEmbedder::load(files)?),
-            _ => Self::Neural(NeuralEmbedder::load(files, variant, threads)?),
+            ModelVariant::Static => Self::Static(Box::new(StaticEmbedder::load(files)?)),
+            _ => Self::Neural(Box::new(NeuralEmbedder::load(files, variant, threads)?)),
         })
     }
 
