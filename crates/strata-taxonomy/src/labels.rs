@@ -1,13 +1,15 @@
 //! Node labels: distinctive keywords by class-based TF-IDF among siblings (weighted by the
 //! terms' rarity in the whole corpus), or the heading most chunks of the node sit under.
 
+use rayon::prelude::*;
 use std::collections::{BTreeMap, HashMap, HashSet};
 
-/// Unigram and bigram counts of one text, stopwords and numbers left out.
-pub type Terms = HashMap<String, u32>;
+/// Term counts of a class of texts, by term id (see [`Vocabulary`]).
+pub type Terms = HashMap<u32, u32>;
 
-pub fn terms(text: &str) -> Terms {
-    let mut out = Terms::new();
+/// Unigram and bigram counts of one text, stopwords and numbers left out.
+fn term_strings(text: &str) -> HashMap<String, u32> {
+    let mut out = HashMap::new();
     let mut prev: Option<String> = None;
     for raw in text.split(|c: char| !(c.is_alphanumeric() || c == '-' || c == '\'')) {
         let word = raw.trim_matches(['-', '\'']).to_lowercase();
@@ -32,26 +34,76 @@ fn is_keyword(word: &str) -> bool {
         && !STOPWORDS.contains(&word)
 }
 
-/// Document frequency of each term over all chunks, for the corpus-wide weight.
+/// Every term seen in the corpus, numbered, so that each chunk keeps small ids rather than
+/// strings (the chunks' terms were most of the stage's memory).
+#[derive(Default)]
+pub struct Vocabulary {
+    ids: HashMap<String, u32>,
+    names: Vec<String>,
+}
+
+impl Vocabulary {
+    pub fn id(&self, term: &str) -> Option<u32> {
+        self.ids.get(term).copied()
+    }
+
+    pub fn name(&self, id: u32) -> &str {
+        &self.names[id as usize]
+    }
+
+    fn intern(&mut self, term: String) -> u32 {
+        if let Some(&id) = self.ids.get(&term) {
+            return id;
+        }
+        let id = self.names.len() as u32;
+        self.names.push(term.clone());
+        self.ids.insert(term, id);
+        id
+    }
+}
+
+/// The terms of every chunk (ids and counts, sorted by id), their vocabulary and document
+/// frequencies.
 pub struct Corpus {
-    pub n_chunks: usize,
-    pub df: HashMap<String, u32>,
+    pub vocabulary: Vocabulary,
+    per_text: Vec<Vec<(u32, u32)>>,
+    df: Vec<u32>,
 }
 
 impl Corpus {
-    pub fn new(per_chunk: &[Terms]) -> Self {
-        let mut df: HashMap<String, u32> = HashMap::new();
-        for t in per_chunk {
-            for k in t.keys() {
-                *df.entry(k.clone()).or_default() += 1;
+    /// Texts are read in parallel a block at a time, so only one block's term strings are
+    /// alive at once.
+    pub fn new(texts: &[&str]) -> Self {
+        const BLOCK: usize = 4096;
+        let mut vocabulary = Vocabulary::default();
+        let mut per_text = Vec::with_capacity(texts.len());
+        for block in texts.chunks(BLOCK) {
+            let counted: Vec<HashMap<String, u32>> = block.par_iter().map(|t| term_strings(t)).collect();
+            for terms in counted {
+                let mut ids: Vec<(u32, u32)> = terms.into_iter().map(|(t, k)| (vocabulary.intern(t), k)).collect();
+                ids.sort_unstable();
+                per_text.push(ids);
             }
         }
-        Self { n_chunks: per_chunk.len(), df }
+        let mut df = vec![0u32; vocabulary.names.len()];
+        for &(id, _) in per_text.iter().flatten() {
+            df[id as usize] += 1;
+        }
+        Self { vocabulary, per_text, df }
     }
 
-    fn idf(&self, term: &str) -> f64 {
-        let df = self.df.get(term).copied().unwrap_or(1) as f64;
-        (1.0 + self.n_chunks as f64 / df).ln()
+    fn idf(&self, id: u32) -> f64 {
+        let df = self.df[id as usize].max(1) as f64;
+        (1.0 + self.per_text.len() as f64 / df).ln()
+    }
+
+    /// The summed terms of the texts `members` (indices into the texts given to `new`).
+    pub fn class_terms(&self, members: &[usize]) -> Terms {
+        let mut out = Terms::new();
+        for &(id, k) in members.iter().flat_map(|&m| &self.per_text[m]) {
+            *out.entry(id).or_default() += k;
+        }
+        out
     }
 }
 
@@ -59,10 +111,10 @@ impl Corpus {
 /// term's count over the siblings and A their mean size, times the corpus-wide idf.
 /// Bigrams count as one term; a unigram inside a higher-ranked bigram is dropped.
 pub fn sibling_keywords(classes: &[Terms], corpus: &Corpus, n: usize) -> Vec<Vec<String>> {
-    let mut total: HashMap<&str, u64> = HashMap::new();
+    let mut total: HashMap<u32, u64> = HashMap::new();
     for c in classes {
-        for (t, &k) in c {
-            *total.entry(t.as_str()).or_default() += k as u64;
+        for (&t, &k) in c {
+            *total.entry(t).or_default() += k as u64;
         }
     }
     let sizes: Vec<u64> = classes.iter().map(|c| c.values().map(|&v| v as u64).sum()).collect();
@@ -74,10 +126,10 @@ pub fn sibling_keywords(classes: &[Terms], corpus: &Corpus, n: usize) -> Vec<Vec
             let mut scored: Vec<(f64, &str)> = class
                 .iter()
                 .filter(|(_, &k)| k >= 2 || class.len() < 50)
-                .map(|(t, &k)| {
+                .map(|(&t, &k)| {
                     let tf = k as f64 / size.max(1) as f64;
-                    let f = total[t.as_str()] as f64;
-                    (tf * (1.0 + mean_size / f).ln() * corpus.idf(t), t.as_str())
+                    let f = total[&t] as f64;
+                    (tf * (1.0 + mean_size / f).ln() * corpus.idf(t), corpus.vocabulary.name(t))
                 })
                 .collect();
             scored.sort_by(|a, b| b.0.total_cmp(&a.0).then(a.1.cmp(b.1)));
@@ -115,7 +167,7 @@ pub fn dominant_heading(heading_paths: &[&[String]], min_share: f64) -> Option<S
 /// Labels for a set of siblings, unique among them: the dominant heading where one exists,
 /// else the two best keywords (as the phrase they form in the text, when they do: "kidney"
 /// and "stones" give "Kidney stones"); a clash is resolved with the next keyword.
-pub fn sibling_labels(headings: &[Option<String>], keywords: &[Vec<String>], classes: &[Terms]) -> Vec<String> {
+pub fn sibling_labels(headings: &[Option<String>], keywords: &[Vec<String>], classes: &[Terms], vocabulary: &Vocabulary) -> Vec<String> {
     let mut used: HashSet<String> = HashSet::new();
     let mut labels = Vec::new();
     for (i, ((heading, kws), class)) in headings.iter().zip(keywords).zip(classes).enumerate() {
@@ -123,7 +175,7 @@ pub fn sibling_labels(headings: &[Option<String>], keywords: &[Vec<String>], cla
             [] => format!("Group {}", i + 1),
             [a] => capitalise(a),
             [a, b, ..] => {
-                let phrase = [format!("{b} {a}"), format!("{a} {b}")].into_iter().find(|p| class.get(p).is_some_and(|&n| n >= 2));
+                let phrase = [format!("{b} {a}"), format!("{a} {b}")].into_iter().find(|p| vocabulary.id(p).and_then(|id| class.get(&id)).is_some_and(|&n| n >= 2));
                 phrase.map_or_else(|| format!("{}, {}", capitalise(a), b), |p| capitalise(&p))
             }
         });
@@ -174,28 +226,38 @@ mod tests {
 
     #[test]
     fn terms_drop_stopwords_and_numbers() {
-        let t = terms("The heart failure of 2024 and the 12 heart valves");
+        let t = term_strings("The heart failure of 2024 and the 12 heart valves");
         assert!(t.contains_key("heart failure"));
         assert_eq!(t.get("heart"), Some(&2));
         assert!(!t.contains_key("the") && !t.contains_key("2024") && !t.contains_key("12"));
     }
 
     #[test]
+    fn classes_sum_their_texts_by_id() {
+        let corpus = Corpus::new(&["heart valves", "heart failure", "kidney"]);
+        let class = corpus.class_terms(&[0, 1]);
+        let heart = corpus.vocabulary.id("heart").expect("heart");
+        assert_eq!(corpus.vocabulary.name(heart), "heart");
+        assert_eq!(class[&heart], 2);
+        assert!(!class.contains_key(&corpus.vocabulary.id("kidney").expect("kidney")));
+    }
+
+    #[test]
     fn siblings_get_distinct_labels() {
+        let corpus = Corpus::new(&["", "kidney stones form when kidney stones grow"]);
         let labels = sibling_labels(
             &[Some("Treatment".into()), Some("Treatment".into()), None, None],
             &[vec!["insulin".into()], vec!["statin".into()], vec!["kidney".into(), "dialysis".into()], vec!["stones".into(), "kidney".into()]],
-            &[Terms::new(), Terms::new(), Terms::new(), terms("kidney stones form when kidney stones grow")],
+            &[Terms::new(), Terms::new(), corpus.class_terms(&[0]), corpus.class_terms(&[1])],
+            &corpus.vocabulary,
         );
         assert_eq!(labels, vec!["Treatment", "Treatment (statin)", "Kidney, dialysis", "Kidney stones"]);
     }
 
     #[test]
     fn keywords_are_distinctive() {
-        let a = terms("insulin glucose insulin diabetes glucose pancreas");
-        let b = terms("asthma airway inhaler asthma bronchi airway");
-        let corpus = Corpus::new(&[a.clone(), b.clone()]);
-        let k = sibling_keywords(&[a, b], &corpus, 2);
+        let corpus = Corpus::new(&["insulin glucose insulin diabetes glucose pancreas", "asthma airway inhaler asthma bronchi airway"]);
+        let k = sibling_keywords(&[corpus.class_terms(&[0]), corpus.class_terms(&[1])], &corpus, 2);
         assert!(k[0].iter().any(|w| w == "insulin" || w == "glucose"), "{k:?}");
         assert!(k[1].iter().any(|w| w == "asthma" || w == "airway"), "{k:?}");
     }

@@ -13,7 +13,6 @@ pub use cluster::{build_tree, sample_rows, Cluster};
 pub use dedup::mark_duplicates;
 
 use ndarray::Array2;
-use rayon::prelude::*;
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
 use strata_core::records::{AssignmentRecord, ChunkRecord, EmbeddingRecord, TaxonomyNode};
@@ -180,12 +179,12 @@ fn leaf_members(tree: &Cluster) -> Vec<&[usize]> {
 
 /// Labels, keywords, sizes and medoids for every node, ids in preorder (root = 0).
 fn describe(tree: &Cluster, chunks: &[ChunkRecord], vectors: &Array2<f32>, config: &TaxonomyConfig, domain: &str) -> Vec<TaxonomyNode> {
-    let per_chunk: Vec<labels::Terms> = chunks.par_iter().map(|c| labels::terms(&c.text)).collect();
-    let corpus = labels::Corpus::new(&per_chunk);
+    let texts: Vec<&str> = chunks.iter().map(|c| c.text.as_str()).collect();
+    let corpus = labels::Corpus::new(&texts);
     let mut nodes = Vec::new();
-    let root_keywords = labels::sibling_keywords(&[class_terms(&tree.members, &per_chunk)], &corpus, config.keywords);
+    let root_keywords = labels::sibling_keywords(&[corpus.class_terms(&tree.members)], &corpus, config.keywords);
     push_node(&mut nodes, tree, None, 0, domain.to_string(), root_keywords.into_iter().next().unwrap_or_default(), Vec::new(), chunks, vectors);
-    label_children(&mut nodes, 0, tree, chunks, vectors, &per_chunk, &corpus, config);
+    label_children(&mut nodes, 0, tree, chunks, vectors, &corpus, config);
     nodes
 }
 
@@ -196,14 +195,13 @@ fn label_children(
     parent: &Cluster,
     chunks: &[ChunkRecord],
     vectors: &Array2<f32>,
-    per_chunk: &[labels::Terms],
     corpus: &labels::Corpus,
     config: &TaxonomyConfig,
 ) {
     if parent.children.is_empty() {
         return;
     }
-    let classes: Vec<labels::Terms> = parent.children.iter().map(|c| class_terms(&c.members, per_chunk)).collect();
+    let classes: Vec<labels::Terms> = parent.children.iter().map(|c| corpus.class_terms(&c.members)).collect();
     let keywords = labels::sibling_keywords(&classes, corpus, config.keywords);
     let headings: Vec<Option<String>> = parent
         .children
@@ -213,14 +211,14 @@ fn label_children(
             labels::dominant_heading(&paths, config.heading_share)
         })
         .collect();
-    let names = labels::sibling_labels(&headings, &keywords, &classes);
+    let names = labels::sibling_labels(&headings, &keywords, &classes, &corpus.vocabulary);
     let parent_path = nodes[parent_id as usize].path.clone();
     let depth = nodes[parent_id as usize].depth + 1;
     for ((child, label), kws) in parent.children.iter().zip(names).zip(keywords) {
         let mut path = parent_path.clone();
         path.push(label.clone());
         let id = push_node(nodes, child, Some(parent_id), depth, label, kws, path, chunks, vectors);
-        label_children(nodes, id, child, chunks, vectors, per_chunk, corpus, config);
+        label_children(nodes, id, child, chunks, vectors, corpus, config);
     }
 }
 
@@ -249,16 +247,6 @@ fn push_node(
         medoid_chunk_id: medoid(&cluster.members, vectors).map(|m| chunks[m].chunk_id.clone()),
     });
     id
-}
-
-fn class_terms(members: &[usize], per_chunk: &[labels::Terms]) -> labels::Terms {
-    let mut out = labels::Terms::new();
-    for &m in members {
-        for (t, &k) in &per_chunk[m] {
-            *out.entry(t.clone()).or_default() += k;
-        }
-    }
-    out
 }
 
 /// The member closest (cosine) to the members' mean direction: the medoid, in O(n).
