@@ -3,6 +3,21 @@
 //! draws progress bars and prints results. It holds no pipeline logic; it is the only crate
 //! that prints or reads environment variables.
 
+/// `print!` / `println!` that return the write error instead of panicking on it, so that
+/// `strata search ... | head` ends quietly when the reader closes the pipe.
+macro_rules! out {
+    ($($arg:tt)*) => {{
+        use std::io::Write as _;
+        write!(std::io::stdout().lock(), $($arg)*)
+    }};
+}
+macro_rules! outln {
+    ($($arg:tt)*) => {{
+        use std::io::Write as _;
+        writeln!(std::io::stdout().lock(), $($arg)*)
+    }};
+}
+
 mod cli;
 mod commands;
 mod model;
@@ -22,6 +37,10 @@ pub fn main() -> ExitCode {
     init_tracing(args.verbose, args.quiet);
     match commands::dispatch(args) {
         Ok(()) => ExitCode::SUCCESS,
+        // The reader of stdout went away (`| head`): nothing is left to tell it.
+        Err(err) if err.chain().any(|e| e.downcast_ref::<std::io::Error>().is_some_and(|e| e.kind() == std::io::ErrorKind::BrokenPipe)) => {
+            ExitCode::SUCCESS
+        }
         Err(err) => {
             let code = if err.downcast_ref::<UsageError>().is_some() { 2 } else { 1 };
             eprintln!("error: {err:#}");

@@ -82,6 +82,16 @@ fn demo_run_honours_the_contract_and_is_deterministic() {
     let hits = String::from_utf8_lossy(&o.stdout);
     assert_eq!(hits.lines().count(), 3);
     assert!(hits.to_lowercase().contains("seizure"), "{hits}");
+    // A reader that closes the pipe early (`| head`) ends the search quietly, not in a panic.
+    let mut child = Command::new(env!("CARGO_BIN_EXE_strata"))
+        .args(["search", "--run", a.to_str().expect("utf-8"), "seizures", "-k", "10"])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("strata runs");
+    drop(child.stdout.take());
+    let o = child.wait_with_output().expect("wait");
+    assert!(o.status.success() && o.stderr.is_empty(), "{:?}: {}", o.status, String::from_utf8_lossy(&o.stderr));
 
     // Same input and seed: byte-identical Parquet files.
     let b = tmp.path().join("b");

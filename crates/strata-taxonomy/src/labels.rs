@@ -166,9 +166,16 @@ pub fn dominant_heading(heading_paths: &[&[String]], min_share: f64) -> Option<S
 
 /// Labels for a set of siblings, unique among them: the dominant heading where one exists,
 /// else the two best keywords (as the phrase they form in the text, when they do: "kidney"
-/// and "stones" give "Kidney stones"); a clash is resolved with the next keyword.
-pub fn sibling_labels(headings: &[Option<String>], keywords: &[Vec<String>], classes: &[Terms], vocabulary: &Vocabulary) -> Vec<String> {
-    let mut used: HashSet<String> = HashSet::new();
+/// and "stones" give "Kidney stones"); a clash with a sibling or with the parent's label is
+/// resolved with the next keyword.
+pub fn sibling_labels(
+    parent: &str,
+    headings: &[Option<String>],
+    keywords: &[Vec<String>],
+    classes: &[Terms],
+    vocabulary: &Vocabulary,
+) -> Vec<String> {
+    let mut used: HashSet<String> = HashSet::from([parent.to_lowercase()]);
     let mut labels = Vec::new();
     for (i, ((heading, kws), class)) in headings.iter().zip(keywords).zip(classes).enumerate() {
         let base = heading.clone().unwrap_or_else(|| match kws.as_slice() {
@@ -246,12 +253,16 @@ mod tests {
     fn siblings_get_distinct_labels() {
         let corpus = Corpus::new(&["", "kidney stones form when kidney stones grow"]);
         let labels = sibling_labels(
+            "Kidney",
             &[Some("Treatment".into()), Some("Treatment".into()), None, None],
             &[vec!["insulin".into()], vec!["statin".into()], vec!["kidney".into(), "dialysis".into()], vec!["stones".into(), "kidney".into()]],
             &[Terms::new(), Terms::new(), corpus.class_terms(&[0]), corpus.class_terms(&[1])],
             &corpus.vocabulary,
         );
         assert_eq!(labels, vec!["Treatment", "Treatment (statin)", "Kidney, dialysis", "Kidney stones"]);
+        // A child never repeats its parent's label.
+        let child = sibling_labels("Treatment", &[Some("Treatment".into())], &[vec!["insulin".into()]], &[Terms::new()], &corpus.vocabulary);
+        assert_eq!(child, vec!["Treatment (insulin)"]);
     }
 
     #[test]

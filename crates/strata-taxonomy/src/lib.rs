@@ -211,7 +211,7 @@ fn label_children(
             labels::dominant_heading(&paths, config.heading_share)
         })
         .collect();
-    let names = labels::sibling_labels(&headings, &keywords, &classes, &corpus.vocabulary);
+    let names = labels::sibling_labels(&nodes[parent_id as usize].label, &headings, &keywords, &classes, &corpus.vocabulary);
     let parent_path = nodes[parent_id as usize].path.clone();
     let depth = nodes[parent_id as usize].depth + 1;
     for ((child, label), kws) in parent.children.iter().zip(names).zip(keywords) {

@@ -42,9 +42,9 @@ pub fn cost(args: &CostArgs, quiet: bool) -> Result<()> {
     run_stage(&run, &mut manifest, &strata_report::ReportStage, &progress, true)?;
     let ledger: strata_core::ledger::Ledger = serde_json::from_slice(&std::fs::read(run.path(COST))?)?;
     if args.json {
-        println!("{}", serde_json::to_string_pretty(&ledger)?);
+        outln!("{}", serde_json::to_string_pretty(&ledger)?)?;
     } else if !quiet {
-        print!("{}", strata_cost::render_table(&ledger));
+        out!("{}", strata_cost::render_table(&ledger))?;
     }
     Ok(())
 }

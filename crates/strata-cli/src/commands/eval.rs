@@ -136,10 +136,10 @@ pub fn eval(args: &EvalArgs, quiet: bool) -> Result<()> {
     write_atomically(&run.path(EVAL), text.as_bytes()).with_context(|| format!("failed to write `{}`", run.path(EVAL).display()))?;
     run_stage(&run, &mut manifest, &strata_report::ReportStage, &progress, true)?;
     if args.json {
-        print!("{text}");
+        out!("{text}")?;
     } else if !quiet {
-        print!("{}", strata_eval::render_table(&report));
-        println!("wrote {}", run.path(EVAL).display());
+        out!("{}", strata_eval::render_table(&report))?;
+        outln!("wrote {}", run.path(EVAL).display())?;
     }
     Ok(())
 }

@@ -69,7 +69,7 @@ fn run_stages(run: &RunDir, recipe: &Recipe, scan: CorpusScan, args: &RunArgs, o
         summary.push((stage.name(), outcome));
     }
     if !quiet {
-        print_summary(run, &manifest, &summary);
+        print_summary(run, &manifest, &summary)?;
     }
     Ok(())
 }
@@ -97,16 +97,16 @@ fn pipeline(recipe: &Recipe, scan: CorpusScan, args: &RunArgs) -> Result<Vec<Box
     ])
 }
 
-fn print_summary(run: &RunDir, manifest: &Manifest, summary: &[(&str, Outcome)]) {
-    println!("{:<10} {:<8} {:>9} {:>9} {:>9}", "stage", "status", "seconds", "rows in", "rows out");
+fn print_summary(run: &RunDir, manifest: &Manifest, summary: &[(&str, Outcome)]) -> std::io::Result<()> {
+    outln!("{:<10} {:<8} {:>9} {:>9} {:>9}", "stage", "status", "seconds", "rows in", "rows out")?;
     for (name, outcome) in summary {
         let rec = manifest.stages.get(*name).cloned().unwrap_or_default();
         let status = if *outcome == Outcome::Ran { "ran" } else { "skipped" };
-        println!("{:<10} {:<8} {:>9.2} {:>9} {:>9}", name, status, rec.seconds, rec.rows_in, rec.rows_out);
+        outln!("{:<10} {:<8} {:>9.2} {:>9} {:>9}", name, status, rec.seconds, rec.rows_in, rec.rows_out)?;
     }
     if let Some(sel) = manifest.stages.get("select") {
         let get = |k: &str| sel.extra.get(k).and_then(|v| v.as_u64()).unwrap_or(0);
-        println!(
+        outln!(
             "{}: {} chunks; selected {} chunks, {} of {} budget tokens ({} of {} corpus tokens); {} of {} leaves covered",
             run.root().display(),
             sel.rows_in,
@@ -117,9 +117,10 @@ fn print_summary(run: &RunDir, manifest: &Manifest, summary: &[(&str, Outcome)])
             get("corpus_tokens"),
             get("leaves_covered"),
             get("leaves"),
-        );
+        )?;
     }
     if !manifest.skipped.is_empty() {
-        println!("{} corpus files skipped (not documents); each is listed with the reason in manifest.json `skipped`", manifest.skipped.len());
+        outln!("{} corpus files skipped (not documents); each is listed with the reason in manifest.json `skipped`", manifest.skipped.len())?;
     }
+    Ok(())
 }

@@ -9,17 +9,17 @@ pub fn search(args: &SearchArgs) -> Result<()> {
     let hits = searcher.search(&args.query, args.under.as_deref(), args.k)?;
     if args.json {
         for h in &hits {
-            println!("{}", serde_json::to_string(h)?);
+            outln!("{}", serde_json::to_string(h)?)?;
         }
         return Ok(());
     }
     if hits.is_empty() {
-        println!("no hits");
+        outln!("no hits")?;
     }
     for (rank, h) in hits.iter().enumerate() {
         let excerpt: String = h.text.split_whitespace().collect::<Vec<_>>().join(" ").chars().take(200).collect();
-        println!("{:>2}. {:.2}  {}  [{}]", rank + 1, h.score, h.chunk_id, h.taxonomy);
-        println!("    {excerpt}");
+        outln!("{:>2}. {:.2}  {}  [{}]", rank + 1, h.score, h.chunk_id, h.taxonomy)?;
+        outln!("    {excerpt}")?;
     }
     Ok(())
 }
