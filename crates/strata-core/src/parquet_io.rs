@@ -56,12 +56,20 @@ pub fn write_rows<T: Serialize>(
 /// Reads every row of `path` into `T`.
 pub fn read_rows<T: DeserializeOwned>(path: &Path) -> Result<Vec<T>, ParquetIoError> {
     let mut rows = Vec::new();
-    for_each_batch(path, |batch| {
-        let mut part: Vec<T> = serde_arrow::from_record_batch(&batch)?;
+    for_each_rows(path, |mut part: Vec<T>| {
         rows.append(&mut part);
         Ok(())
     })?;
     Ok(rows)
+}
+
+/// Calls `f` on the rows of each record batch of `path` in order, so a stage can keep only
+/// what it needs of each row.
+pub fn for_each_rows<T: DeserializeOwned>(
+    path: &Path,
+    mut f: impl FnMut(Vec<T>) -> Result<(), Box<dyn std::error::Error + Send + Sync>>,
+) -> Result<(), ParquetIoError> {
+    for_each_batch(path, |batch| f(serde_arrow::from_record_batch(&batch)?))
 }
 
 /// Calls `f` on each record batch of `path` in order, so large files stream.

@@ -11,7 +11,7 @@
 use crate::TaxonomyConfig;
 use linfa::prelude::*;
 use linfa_clustering::KMeans;
-use ndarray::{Array2, ArrayView2, Axis};
+use ndarray::{Array2, ArrayView2, Axis, CowArray, Ix2};
 use rand_xoshiro::rand_core::SeedableRng;
 use rand_xoshiro::Xoshiro256Plus;
 use rayon::prelude::*;
@@ -50,19 +50,19 @@ fn split(vectors: &Array2<f32>, members: Vec<usize>, depth: usize, config: &Taxo
 }
 
 /// Fits k-means with `runs` seeded restarts; `None` when linfa refuses (too few points).
-fn fit(data: &Array2<f32>, k: usize, runs: usize, config: &TaxonomyConfig, seed: u64) -> Option<Array2<f32>> {
+fn fit(data: ArrayView2<f32>, k: usize, runs: usize, config: &TaxonomyConfig, seed: u64) -> Option<Array2<f32>> {
     let rng = Xoshiro256Plus::seed_from_u64(seed.wrapping_add(k as u64));
     let model = KMeans::params_with_rng(k, rng)
         .max_n_iterations(config.max_iterations)
         .tolerance(1e-4)
         .n_runs(runs)
-        .fit(&DatasetBase::from(data.clone()))
+        .fit(&DatasetBase::from(data))
         .ok()?;
     Some(model.centroids().to_owned())
 }
 
 /// Each row's nearest centroid, or `None` when a cluster falls under the minimum node size.
-fn assign(data: &Array2<f32>, centroids: &Array2<f32>, min_size: usize) -> Option<Vec<usize>> {
+fn assign(data: ArrayView2<f32>, centroids: &Array2<f32>, min_size: usize) -> Option<Vec<usize>> {
     let labels: Vec<usize> = data.axis_iter(Axis(0)).into_par_iter().map(|x| nearest(x.as_slice().expect("rows are contiguous"), centroids)).collect();
     let mut sizes = vec![0usize; centroids.nrows()];
     labels.iter().for_each(|&l| sizes[l] += 1);
@@ -96,15 +96,16 @@ fn squared_distance(a: &[f32], b: &[f32]) -> f32 {
 /// The partition of `members` with the best simplified silhouette, or `None` when no k in
 /// range gives clusters of at least the minimum size.
 fn best_partition(vectors: &Array2<f32>, members: &[usize], config: &TaxonomyConfig, seed: u64) -> Option<Vec<Vec<usize>>> {
-    let data = vectors.select(Axis(0), members);
+    // The root's members are all rows: no copy of the whole matrix.
+    let data: CowArray<f32, Ix2> = if members.len() == vectors.nrows() { vectors.view().into() } else { vectors.select(Axis(0), members).into() };
     let k_max = config.k_max.min(members.len() / config.min_node_size);
     // Phase 1: every k once on a small sample, scored on it; sizes checked on all members.
     let trial = data.select(Axis(0), &sample_rows(members.len(), TRIAL_SAMPLE, seed ^ 1));
     let scored: Vec<(f32, usize)> = (config.k_min..=k_max)
         .into_par_iter()
         .filter_map(|k| {
-            let centroids = fit(&trial, k, 1, config, seed)?;
-            assign(&data, &centroids, config.min_node_size)?;
+            let centroids = fit(trial.view(), k, 1, config, seed)?;
+            assign(data.view(), &centroids, config.min_node_size)?;
             let trial_labels: Vec<usize> = trial.axis_iter(Axis(0)).map(|x| nearest(x.as_slice().expect("contiguous"), &centroids)).collect();
             let score = simplified_silhouette(trial.view(), &trial_labels, centroids.view());
             tracing::debug!(n = members.len(), k, score, "k-means candidate");
@@ -116,12 +117,13 @@ fn best_partition(vectors: &Array2<f32>, members: &[usize], config: &TaxonomyCon
     let best = scored.iter().map(|s| s.0).fold(f32::MIN, f32::max);
     let k = scored.iter().filter(|s| s.0 >= best - config.silhouette_tolerance).map(|s| s.1).max()?;
     // Phase 2: the chosen k refitted with restarts on the larger sample, then every member assigned.
-    let fit_data = data.select(Axis(0), &sample_rows(members.len(), config.sample_size, seed));
-    let labels = fit(&fit_data, k, config.n_runs, config, seed).and_then(|c| assign(&data, &c, config.min_node_size));
+    let fit_rows = sample_rows(members.len(), config.sample_size, seed);
+    let fit_data: CowArray<f32, Ix2> = if fit_rows.len() == members.len() { data.view().into() } else { data.select(Axis(0), &fit_rows).into() };
+    let labels = fit(fit_data.view(), k, config.n_runs, config, seed).and_then(|c| assign(data.view(), &c, config.min_node_size));
     // The refit may (rarely) leave a cluster under the minimum: keep the trial's partition then.
     let labels = match labels {
         Some(l) => l,
-        None => assign(&data, &fit(&trial, k, 1, config, seed)?, config.min_node_size)?,
+        None => assign(data.view(), &fit(trial.view(), k, 1, config, seed)?, config.min_node_size)?,
     };
     let mut groups = vec![Vec::new(); k];
     for (row, &label) in labels.iter().enumerate() {

@@ -5,18 +5,17 @@
 use ndarray::Array2;
 use rayon::prelude::*;
 use std::collections::HashMap;
-use strata_core::records::ChunkRecord;
 
 /// For each chunk, the earlier chunk it duplicates, if any. The earlier chunk is always one
 /// that is not itself a duplicate, so every group points at one kept chunk.
-pub fn mark_duplicates(chunks: &[ChunkRecord], vectors: &Array2<f32>, leaves: &[&[usize]], threshold: f32) -> Vec<Option<usize>> {
-    let mut duplicate_of = vec![None; chunks.len()];
+pub fn mark_duplicates(content_hashes: &[&str], vectors: &Array2<f32>, leaves: &[&[usize]], threshold: f32) -> Vec<Option<usize>> {
+    let mut duplicate_of = vec![None; content_hashes.len()];
     let mut first_with_text: HashMap<&str, usize> = HashMap::new();
-    for (i, c) in chunks.iter().enumerate() {
-        match first_with_text.get(c.content_hash.as_str()) {
+    for (i, &hash) in content_hashes.iter().enumerate() {
+        match first_with_text.get(hash) {
             Some(&first) => duplicate_of[i] = Some(first),
             None => {
-                first_with_text.insert(&c.content_hash, i);
+                first_with_text.insert(hash, i);
             }
         }
     }

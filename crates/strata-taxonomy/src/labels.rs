@@ -3,6 +3,7 @@
 
 use rayon::prelude::*;
 use std::collections::{BTreeMap, HashMap, HashSet};
+use std::sync::Arc;
 
 /// Term counts of a class of texts, by term id (see [`Vocabulary`]).
 pub type Terms = HashMap<u32, u32>;
@@ -35,11 +36,12 @@ fn is_keyword(word: &str) -> bool {
 }
 
 /// Every term seen in the corpus, numbered, so that each chunk keeps small ids rather than
-/// strings (the chunks' terms were most of the stage's memory).
+/// strings (the chunks' terms were most of the stage's memory). A term's text is stored once,
+/// shared by the lookup table and the list.
 #[derive(Default)]
 pub struct Vocabulary {
-    ids: HashMap<String, u32>,
-    names: Vec<String>,
+    ids: HashMap<Arc<str>, u32>,
+    names: Vec<Arc<str>>,
 }
 
 impl Vocabulary {
@@ -52,10 +54,11 @@ impl Vocabulary {
     }
 
     fn intern(&mut self, term: String) -> u32 {
-        if let Some(&id) = self.ids.get(&term) {
+        if let Some(&id) = self.ids.get(term.as_str()) {
             return id;
         }
         let id = self.names.len() as u32;
+        let term: Arc<str> = term.into();
         self.names.push(term.clone());
         self.ids.insert(term, id);
         id
@@ -63,7 +66,8 @@ impl Vocabulary {
 }
 
 /// The terms of every chunk (ids and counts, sorted by id), their vocabulary and document
-/// frequencies.
+/// frequencies. Built from batches of texts (`add`), so no text has to outlive its batch.
+#[derive(Default)]
 pub struct Corpus {
     pub vocabulary: Vocabulary,
     per_text: Vec<Vec<(u32, u32)>>,
@@ -71,25 +75,25 @@ pub struct Corpus {
 }
 
 impl Corpus {
-    /// Texts are read in parallel a block at a time, so only one block's term strings are
-    /// alive at once.
-    pub fn new(texts: &[&str]) -> Self {
-        const BLOCK: usize = 4096;
-        let mut vocabulary = Vocabulary::default();
-        let mut per_text = Vec::with_capacity(texts.len());
-        for block in texts.chunks(BLOCK) {
-            let counted: Vec<HashMap<String, u32>> = block.par_iter().map(|t| term_strings(t)).collect();
-            for terms in counted {
-                let mut ids: Vec<(u32, u32)> = terms.into_iter().map(|(t, k)| (vocabulary.intern(t), k)).collect();
-                ids.sort_unstable();
-                per_text.push(ids);
+    #[cfg(test)]
+    fn new(texts: &[&str]) -> Self {
+        let mut corpus = Self::default();
+        corpus.add(texts);
+        corpus
+    }
+
+    /// Appends the terms of `texts` (read in parallel), in order.
+    pub fn add(&mut self, texts: &[&str]) {
+        let counted: Vec<HashMap<String, u32>> = texts.par_iter().map(|t| term_strings(t)).collect();
+        for terms in counted {
+            let mut ids: Vec<(u32, u32)> = terms.into_iter().map(|(t, k)| (self.vocabulary.intern(t), k)).collect();
+            ids.sort_unstable();
+            self.df.resize(self.vocabulary.names.len(), 0);
+            for &(id, _) in &ids {
+                self.df[id as usize] += 1;
             }
+            self.per_text.push(ids);
         }
-        let mut df = vec![0u32; vocabulary.names.len()];
-        for &(id, _) in per_text.iter().flatten() {
-            df[id as usize] += 1;
-        }
-        Self { vocabulary, per_text, df }
     }
 
     fn idf(&self, id: u32) -> f64 {
@@ -97,7 +101,7 @@ impl Corpus {
         (1.0 + self.per_text.len() as f64 / df).ln()
     }
 
-    /// The summed terms of the texts `members` (indices into the texts given to `new`).
+    /// The summed terms of the texts `members` (indices in the order the texts were added).
     pub fn class_terms(&self, members: &[usize]) -> Terms {
         let mut out = Terms::new();
         for &(id, k) in members.iter().flat_map(|&m| &self.per_text[m]) {

@@ -114,12 +114,20 @@ impl Stage for TaxonomyStage {
 
     fn run(&self, ctx: &StageContext) -> Result<StageStats, StageError> {
         self.config.validate()?;
-        let chunks: Vec<ChunkRecord> = parquet_io::read_rows(&ctx.run.path(WORK_CHUNKS))?;
+        // Texts are read a batch at a time into the labels' term counts, never all at once.
+        let mut chunks: Vec<ChunkMeta> = Vec::new();
+        let mut terms = labels::Corpus::default();
+        parquet_io::for_each_rows(&ctx.run.path(WORK_CHUNKS), |batch: Vec<ChunkRecord>| {
+            terms.add(&batch.iter().map(|c| c.text.as_str()).collect::<Vec<_>>());
+            chunks.extend(batch.into_iter().map(ChunkMeta::from));
+            Ok(())
+        })?;
         let vectors = load_vectors(ctx, &chunks)?;
         ctx.progress.start("taxonomy", None);
         let tree = build_tree(&vectors, &self.config, self.seed);
-        let nodes = describe(&tree, &chunks, &vectors, &self.config, &self.domain);
-        let duplicate_of = mark_duplicates(&chunks, &vectors, &leaf_members(&tree), self.config.near_duplicate_threshold);
+        let nodes = describe(&tree, &chunks, &vectors, &terms, &self.config, &self.domain);
+        let hashes: Vec<&str> = chunks.iter().map(|c| c.content_hash.as_str()).collect();
+        let duplicate_of = mark_duplicates(&hashes, &vectors, &leaf_members(&tree), self.config.near_duplicate_threshold);
         ctx.progress.finish();
 
         let mut leaf_of = vec![0u32; chunks.len()];
@@ -152,15 +160,42 @@ impl Stage for TaxonomyStage {
     }
 }
 
-/// The embeddings as a matrix in chunk order (rows checked against the chunk ids).
-fn load_vectors(ctx: &StageContext, chunks: &[ChunkRecord]) -> Result<Array2<f32>, StageError> {
-    let path = ctx.run.path(EMBEDDINGS);
-    let rows: Vec<EmbeddingRecord> = parquet_io::read_rows(&path)?;
-    if rows.len() != chunks.len() || rows.iter().zip(chunks).any(|(e, c)| e.chunk_id != c.chunk_id) {
-        return Err(format!("`{}` does not match the chunks; rerun the embed stage", path.display()).into());
+/// What the stage keeps of a chunk (its text only passes through the labels' term counts).
+struct ChunkMeta {
+    chunk_id: String,
+    heading_path: Vec<String>,
+    n_tokens: u32,
+    content_hash: String,
+}
+
+impl From<ChunkRecord> for ChunkMeta {
+    fn from(c: ChunkRecord) -> Self {
+        Self { chunk_id: c.chunk_id, heading_path: c.heading_path, n_tokens: c.n_tokens, content_hash: c.content_hash }
     }
-    let dim = rows.first().map_or(0, |r| r.embedding.len());
-    let flat: Vec<f32> = rows.into_iter().flat_map(|r| r.embedding).collect();
+}
+
+/// The embeddings as a matrix in chunk order (rows checked against the chunk ids).
+fn load_vectors(ctx: &StageContext, chunks: &[ChunkMeta]) -> Result<Array2<f32>, StageError> {
+    let path = ctx.run.path(EMBEDDINGS);
+    let mismatch = || -> StageError { format!("`{}` does not match the chunks; rerun the embed stage", path.display()).into() };
+    // Streamed batch by batch into one matrix buffer, sized once the dimension is known.
+    let (mut flat, mut rows, mut dim) = (Vec::new(), 0usize, 0usize);
+    let mut matches = true;
+    parquet_io::for_each_rows(&path, |batch: Vec<EmbeddingRecord>| {
+        for e in batch {
+            if rows == 0 {
+                dim = e.embedding.len();
+                flat.reserve_exact(chunks.len() * dim);
+            }
+            matches &= chunks.get(rows).is_some_and(|c| c.chunk_id == e.chunk_id) && e.embedding.len() == dim;
+            flat.extend_from_slice(&e.embedding);
+            rows += 1;
+        }
+        Ok(())
+    })?;
+    if !matches || rows != chunks.len() {
+        return Err(mismatch());
+    }
     Ok(Array2::from_shape_vec((chunks.len(), dim), flat)?)
 }
 
@@ -178,13 +213,11 @@ fn leaf_members(tree: &Cluster) -> Vec<&[usize]> {
 }
 
 /// Labels, keywords, sizes and medoids for every node, ids in preorder (root = 0).
-fn describe(tree: &Cluster, chunks: &[ChunkRecord], vectors: &Array2<f32>, config: &TaxonomyConfig, domain: &str) -> Vec<TaxonomyNode> {
-    let texts: Vec<&str> = chunks.iter().map(|c| c.text.as_str()).collect();
-    let corpus = labels::Corpus::new(&texts);
+fn describe(tree: &Cluster, chunks: &[ChunkMeta], vectors: &Array2<f32>, corpus: &labels::Corpus, config: &TaxonomyConfig, domain: &str) -> Vec<TaxonomyNode> {
     let mut nodes = Vec::new();
-    let root_keywords = labels::sibling_keywords(&[corpus.class_terms(&tree.members)], &corpus, config.keywords);
+    let root_keywords = labels::sibling_keywords(&[corpus.class_terms(&tree.members)], corpus, config.keywords);
     push_node(&mut nodes, tree, None, 0, domain.to_string(), root_keywords.into_iter().next().unwrap_or_default(), Vec::new(), chunks, vectors);
-    label_children(&mut nodes, 0, tree, chunks, vectors, &corpus, config);
+    label_children(&mut nodes, 0, tree, chunks, vectors, corpus, config);
     nodes
 }
 
@@ -193,7 +226,7 @@ fn label_children(
     nodes: &mut Vec<TaxonomyNode>,
     parent_id: u32,
     parent: &Cluster,
-    chunks: &[ChunkRecord],
+    chunks: &[ChunkMeta],
     vectors: &Array2<f32>,
     corpus: &labels::Corpus,
     config: &TaxonomyConfig,
@@ -231,7 +264,7 @@ fn push_node(
     label: String,
     keywords: Vec<String>,
     path: Vec<String>,
-    chunks: &[ChunkRecord],
+    chunks: &[ChunkMeta],
     vectors: &Array2<f32>,
 ) -> u32 {
     let id = nodes.len() as u32;
