@@ -31,6 +31,18 @@ pub fn write_rows<T: Serialize>(
     rows: &[T],
     metadata: &[(&str, String)],
 ) -> Result<(), ParquetIoError> {
+    write_row_groups(path, fields, rows.len(), |range| &rows[range], metadata)
+}
+
+/// Writes `n_rows` rows made a row group at a time by `group(range)`, so a stage need not
+/// hold every row it writes. The bytes are those `write_rows` writes for the same rows.
+pub fn write_row_groups<B: Serialize>(
+    path: &Path,
+    fields: &[FieldRef],
+    n_rows: usize,
+    mut group: impl FnMut(std::ops::Range<usize>) -> B,
+    metadata: &[(&str, String)],
+) -> Result<(), ParquetIoError> {
     let wrap = |e: Box<dyn std::error::Error + Send + Sync>| ParquetIoError::Write { path: path.to_path_buf(), source: e };
     let meta: HashMap<String, String> = metadata.iter().map(|(k, v)| (k.to_string(), v.clone())).collect();
     let schema = Arc::new(Schema::new(fields.to_vec()).with_metadata(meta));
@@ -44,7 +56,8 @@ pub fn write_rows<T: Serialize>(
         .set_created_by(format!("strata {}", crate::TOOL_VERSION))
         .build();
     let mut writer = ArrowWriter::try_new(file, schema.clone(), Some(props)).map_err(|e| wrap(e.into()))?;
-    for part in rows.chunks(ROW_GROUP_ROWS).filter(|p| !p.is_empty()) {
+    for start in (0..n_rows).step_by(ROW_GROUP_ROWS) {
+        let part = group(start..(start + ROW_GROUP_ROWS).min(n_rows));
         let batch = serde_arrow::to_record_batch(fields, &part).map_err(|e| wrap(e.into()))?;
         let batch = RecordBatch::try_new(schema.clone(), batch.columns().to_vec()).map_err(|e| wrap(e.into()))?;
         writer.write(&batch).map_err(|e| wrap(e.into()))?;

@@ -116,8 +116,15 @@ impl Stage for EmbedStage {
     }
 
     fn run(&self, ctx: &StageContext) -> Result<StageStats, StageError> {
-        let chunks: Vec<ChunkRecord> = parquet_io::read_rows(&ctx.run.path(WORK_CHUNKS))?;
-        let inputs: Vec<String> = chunks.iter().map(|c| model_input(c, self.config.with_headings)).collect();
+        // Only the ids and the model inputs are kept of the chunks, read a batch at a time.
+        let (mut chunk_ids, mut inputs) = (Vec::new(), Vec::new());
+        parquet_io::for_each_rows(&ctx.run.path(WORK_CHUNKS), |batch: Vec<ChunkRecord>| {
+            for c in batch {
+                inputs.push(model_input(&c, self.config.with_headings));
+                chunk_ids.push(c.chunk_id);
+            }
+            Ok(())
+        })?;
 
         // Embed each distinct input once.
         let mut distinct: Vec<&str> = Vec::new();
@@ -159,11 +166,10 @@ impl Stage for EmbedStage {
                 cache.save(dim)?;
             }
         }
-        let rows: Vec<EmbeddingRecord> = chunks
-            .iter()
-            .zip(&slots)
-            .map(|(c, &s)| EmbeddingRecord { chunk_id: c.chunk_id.clone(), embedding: vectors[s].clone() })
-            .collect();
+        // Rows are made a row group at a time: repeated texts share one vector until written.
+        let group = |range: std::ops::Range<usize>| -> Vec<EmbeddingRecord> {
+            range.map(|i| EmbeddingRecord { chunk_id: chunk_ids[i].clone(), embedding: vectors[slots[i]].clone() }).collect()
+        };
         let metadata = [
             ("model", if self.config.model.is_neural() { MODEL_NAME.to_string() } else { format!("{MODEL_NAME} (static distillation)") }),
             ("variant", serde_json::to_string(&self.config.model)?.trim_matches('"').to_string()),
@@ -171,7 +177,7 @@ impl Stage for EmbedStage {
             ("pooling", if self.config.model.is_neural() { "mean" } else { "sif-weighted mean of static token vectors" }.to_string()),
             ("normalized", "l2".to_string()),
         ];
-        parquet_io::write_rows(&ctx.output(EMBEDDINGS)?, &EmbeddingRecord::fields(dim), &rows, &metadata)?;
+        parquet_io::write_row_groups(&ctx.output(EMBEDDINGS)?, &EmbeddingRecord::fields(dim), chunk_ids.len(), group, &metadata)?;
 
         let mut extra = serde_json::Map::new();
         extra.insert("distinct_texts".into(), json!(distinct.len()));
@@ -180,6 +186,6 @@ impl Stage for EmbedStage {
         extra.insert("tokens_computed".into(), json!(stats.padded_tokens));
         extra.insert("tokens_real".into(), json!(stats.real_tokens));
         extra.insert("padding_ratio".into(), json!(stats.padding_ratio()));
-        Ok(StageStats { rows_in: chunks.len() as u64, rows_out: rows.len() as u64, extra })
+        Ok(StageStats { rows_in: chunk_ids.len() as u64, rows_out: chunk_ids.len() as u64, extra })
     }
 }
