@@ -50,6 +50,11 @@ fn demo_run_honours_the_contract_and_is_deterministic() {
     for n in &nodes {
         let siblings: Vec<&str> = nodes.iter().filter(|m| m.parent_id == n.parent_id && m.parent_id.is_some()).map(|m| m.label.as_str()).collect();
         assert_eq!(siblings.iter().filter(|&&l| l == n.label).count(), siblings.len().min(1), "duplicate sibling label {}", n.label);
+        // A label names a topic: not a number, not its parent's label; every node has keywords.
+        assert!(n.label.chars().any(char::is_alphabetic), "label {:?}", n.label);
+        let parent = n.parent_id.map(|p| nodes[p as usize].label.as_str());
+        assert_ne!(parent, Some(n.label.as_str()), "node {} repeats its parent's label", n.node_id);
+        assert!(!n.keywords.is_empty(), "node {} has no keywords", n.node_id);
     }
 
     // The budget holds and the subset covers the taxonomy.

@@ -2,7 +2,8 @@
 //!
 //! It owns the run directory layout (every file name), the Arrow schemas of the files the
 //! stages exchange, the manifest, the stage trait with its runner (fingerprints, skipping,
-//! write-to-temporary-then-rename), the progress trait, and the token counter.
+//! write-to-temporary-then-rename), the progress trait, the token counter, and the vector
+//! products and seeded sampling the stages share.
 //! It does not chunk, embed, cluster or render anything: those are the stage crates'.
 
 pub mod hash;
@@ -14,6 +15,7 @@ pub mod records;
 pub mod rundir;
 pub mod stage;
 pub mod tokens;
+pub mod vectors;
 
 pub use progress::{NoProgress, Progress};
 pub use rundir::RunDir;

@@ -2,20 +2,11 @@
 //! (fixtures/embeddings/reference.json, made by tools/model/reference.py) and semantically sane.
 //! Needs the prepared model (`make model`), as every run does.
 
-use std::path::PathBuf;
-use strata_embed::{Embedder, ModelFiles, ModelVariant};
+mod common;
 
-fn files() -> ModelFiles {
-    let cache = std::env::var_os("STRATA_CACHE")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| PathBuf::from(std::env::var_os("HOME").expect("HOME is set")).join(".cache/strata"));
-    let dylib = std::fs::read_to_string(cache.join("onnxruntime/DYLIB_PATH")).expect("model prepared: run `make model`");
-    ModelFiles { dir: cache.join("models/all-minilm-l6-v2"), onnxruntime: PathBuf::from(dylib.trim()) }
-}
-
-fn cosine(a: &[f32], b: &[f32]) -> f32 {
-    a.iter().zip(b).map(|(x, y)| x * y).sum()
-}
+use common::files;
+use strata_core::vectors::dot as cosine;
+use strata_embed::{Embedder, ModelVariant};
 
 fn reference() -> Vec<(String, Vec<f32>)> {
     let path = concat!(env!("CARGO_MANIFEST_DIR"), "/../../fixtures/embeddings/reference.json");

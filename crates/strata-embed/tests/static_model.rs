@@ -2,21 +2,12 @@
 //! tools/model/distill_static.py gives unit vectors of the table's width, semantically sane
 //! and deterministic. Needs the prepared model (`make model`), as every run does.
 
-use std::path::PathBuf;
+mod common;
+
+use common::files;
 use strata_core::NoProgress;
-use strata_embed::{Embedder, ModelFiles, ModelVariant};
-
-fn files() -> ModelFiles {
-    let cache = std::env::var_os("STRATA_CACHE")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| PathBuf::from(std::env::var_os("HOME").expect("HOME is set")).join(".cache/strata"));
-    let dylib = std::fs::read_to_string(cache.join("onnxruntime/DYLIB_PATH")).expect("model prepared: run `make model`");
-    ModelFiles { dir: cache.join("models/all-minilm-l6-v2"), onnxruntime: PathBuf::from(dylib.trim()) }
-}
-
-fn cosine(a: &[f32], b: &[f32]) -> f32 {
-    a.iter().zip(b).map(|(x, y)| x * y).sum()
-}
+use strata_core::vectors::dot as cosine;
+use strata_embed::{Embedder, ModelVariant};
 
 fn table_dims() -> usize {
     let info: serde_json::Value =

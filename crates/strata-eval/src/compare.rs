@@ -2,10 +2,10 @@
 //! setting): how well their taxonomies agree level by level, and, when both embedded with
 //! the same dimension, how close their vectors are.
 
-use crate::data::dot;
 use crate::labels::{agreement, Agreement};
 use crate::{EvalError, RunData};
 use polars::prelude::*;
+use strata_core::vectors::dot;
 use serde::Serialize;
 use std::collections::HashMap;
 

@@ -1,11 +1,11 @@
 //! The subset against baselines at equal token budgets. Every method takes only eligible
 //! chunks (not near-duplicates, not under the minimum size), the rule selection obeys.
 
-use crate::data::dot;
 use crate::RunData;
 use rand_xoshiro::rand_core::{RngCore, SeedableRng};
 use rand_xoshiro::Xoshiro256Plus;
 use rayon::prelude::*;
+use strata_core::vectors::dot;
 use serde::ser::{Serialize, SerializeMap, Serializer};
 use std::collections::HashSet;
 

@@ -114,18 +114,6 @@ impl RunData {
     }
 }
 
-/// Dot product (cosine for unit vectors), in eight lanes so the compiler vectorises it.
-pub(crate) fn dot(a: &[f32], b: &[f32]) -> f32 {
-    let mut lanes = [0f32; 8];
-    for (x, y) in a.chunks_exact(8).zip(b.chunks_exact(8)) {
-        for k in 0..8 {
-            lanes[k] += x[k] * y[k];
-        }
-    }
-    let tail: f32 = a.chunks_exact(8).remainder().iter().zip(b.chunks_exact(8).remainder()).map(|(x, y)| x * y).sum();
-    lanes.iter().sum::<f32>() + tail
-}
-
 #[cfg(test)]
 pub(crate) mod tests {
     use super::*;
@@ -164,12 +152,6 @@ pub(crate) mod tests {
             nodes: vec![node(0, None, 0), node(1, Some(0), 1), node(2, Some(1), 2), node(3, Some(1), 2), node(4, Some(0), 1)],
             documents: Vec::new(),
         }
-    }
-
-    #[test]
-    fn dot_handles_tails() {
-        let a: Vec<f32> = (0..19).map(|i| i as f32).collect();
-        assert_eq!(dot(&a, &a), (0..19).map(|i| (i * i) as f32).sum::<f32>());
     }
 
     #[test]

@@ -1,13 +1,11 @@
 //! Retrieval quality from ranked hits: recall@1/5/10 and MRR, where a hit is a returned chunk
 //! of the question's document; plus exact (brute-force) vector search over the chunk vectors.
 
-use crate::data::dot;
 use crate::{EvalError, RunData};
-use rand_xoshiro::rand_core::{RngCore, SeedableRng};
-use rand_xoshiro::Xoshiro256Plus;
 use rayon::prelude::*;
 use serde::{Deserialize, Serialize};
 use std::path::Path;
+use strata_core::vectors::{dot, sample_indices};
 
 /// One line of a questions file (other fields, such as `qid`, are ignored).
 #[derive(Debug, Clone, PartialEq, Deserialize)]
@@ -31,18 +29,7 @@ pub fn read_questions(path: &Path) -> Result<Vec<Question>, EvalError> {
 
 /// Up to `max` of `items`, drawn by a seeded generator, in their original order.
 pub fn sample<T: Clone>(items: &[T], max: usize, seed: u64) -> Vec<T> {
-    if items.len() <= max {
-        return items.to_vec();
-    }
-    let mut rng = Xoshiro256Plus::seed_from_u64(seed);
-    let mut idx: Vec<usize> = (0..items.len()).collect();
-    for i in 0..max {
-        let j = i + (rng.next_u64() % (items.len() - i) as u64) as usize;
-        idx.swap(i, j);
-    }
-    let mut picked = idx[..max].to_vec();
-    picked.sort_unstable();
-    picked.into_iter().map(|i| items[i].clone()).collect()
+    sample_indices(items.len(), max, seed).into_iter().map(|i| items[i].clone()).collect()
 }
 
 /// Retrieval scores over a set of questions.

@@ -3,9 +3,8 @@
 //! token is the classic approximation for a knapsack-constrained submodular objective, and
 //! lazy evaluation keeps it fast (gains only shrink as the selection grows).
 
-use rand_xoshiro::rand_core::{RngCore, SeedableRng};
-use rand_xoshiro::Xoshiro256Plus;
 use std::collections::{BTreeMap, BinaryHeap};
+use strata_core::vectors::{dot, sample_indices};
 
 /// A chunk as selection sees it.
 #[derive(Clone, Copy)]
@@ -51,9 +50,6 @@ impl Leaf {
     }
 }
 
-fn dot(a: &[f32], b: &[f32]) -> f32 {
-    a.iter().zip(b).map(|(x, y)| x * y).sum()
-}
 
 /// Chooses chunks under `budget`: first one per leaf (largest leaves first, the chunk with
 /// the highest gain per cost that fits), then lazy greedy by gain per cost over all leaves.
@@ -68,7 +64,7 @@ pub fn select(candidates: &[Candidate], budget: Budget, floor: u32, max_clients:
     let mut leaves: BTreeMap<u32, Leaf> = members
         .iter()
         .map(|(&id, m)| {
-            let clients = sample(m, max_clients, seed ^ id as u64);
+            let clients: Vec<usize> = sample_indices(m.len(), max_clients, seed ^ id as u64).into_iter().map(|i| m[i]).collect();
             let weight = m.len() as f32 / clients.len().max(1) as f32;
             let best = vec![0.0; clients.len()];
             (id, Leaf { clients, weight, best })
@@ -173,22 +169,6 @@ impl Ord for Entry {
     fn cmp(&self, other: &Self) -> std::cmp::Ordering {
         self.score.total_cmp(&other.score).then(other.index.cmp(&self.index))
     }
-}
-
-/// Up to `limit` of `items`, chosen by a seeded generator, in their original order.
-fn sample(items: &[usize], limit: usize, seed: u64) -> Vec<usize> {
-    if items.len() <= limit {
-        return items.to_vec();
-    }
-    let mut rng = Xoshiro256Plus::seed_from_u64(seed);
-    let mut idx: Vec<usize> = (0..items.len()).collect();
-    for i in 0..limit {
-        let j = i + (rng.next_u64() % (items.len() - i) as u64) as usize;
-        idx.swap(i, j);
-    }
-    let mut picked: Vec<usize> = idx[..limit].to_vec();
-    picked.sort_unstable();
-    picked.into_iter().map(|i| items[i]).collect()
 }
 
 #[cfg(test)]

@@ -15,6 +15,7 @@ use ndarray::{Array2, ArrayView2, Axis, CowArray, Ix2};
 use rand_xoshiro::rand_core::SeedableRng;
 use rand_xoshiro::Xoshiro256Plus;
 use rayon::prelude::*;
+use strata_core::vectors::{sample_indices, squared_distance};
 
 /// A node of the tree before labelling: its member rows (ascending) and children.
 #[derive(Debug, Clone)]
@@ -80,18 +81,6 @@ fn nearest(x: &[f32], centroids: &Array2<f32>) -> usize {
     best.1
 }
 
-/// In eight lanes, so the compiler vectorises it.
-fn squared_distance(a: &[f32], b: &[f32]) -> f32 {
-    let mut lanes = [0f32; 8];
-    for (x, y) in a.chunks_exact(8).zip(b.chunks_exact(8)) {
-        for k in 0..8 {
-            let d = x[k] - y[k];
-            lanes[k] += d * d;
-        }
-    }
-    let tail: f32 = a.chunks_exact(8).remainder().iter().zip(b.chunks_exact(8).remainder()).map(|(x, y)| (x - y) * (x - y)).sum();
-    lanes.iter().sum::<f32>() + tail
-}
 
 /// The partition of `members` with the best simplified silhouette, or `None` when no k in
 /// range gives clusters of at least the minimum size.
@@ -100,7 +89,7 @@ fn best_partition(vectors: &Array2<f32>, members: &[usize], config: &TaxonomyCon
     let data: CowArray<f32, Ix2> = if members.len() == vectors.nrows() { vectors.view().into() } else { vectors.select(Axis(0), members).into() };
     let k_max = config.k_max.min(members.len() / config.min_node_size);
     // Phase 1: every k once on a small sample, scored on it; sizes checked on all members.
-    let trial = data.select(Axis(0), &sample_rows(members.len(), TRIAL_SAMPLE, seed ^ 1));
+    let trial = data.select(Axis(0), &sample_indices(members.len(), TRIAL_SAMPLE, seed ^ 1));
     let scored: Vec<(f32, usize)> = (config.k_min..=k_max)
         .into_par_iter()
         .filter_map(|k| {
@@ -117,7 +106,7 @@ fn best_partition(vectors: &Array2<f32>, members: &[usize], config: &TaxonomyCon
     let best = scored.iter().map(|s| s.0).fold(f32::MIN, f32::max);
     let k = scored.iter().filter(|s| s.0 >= best - config.silhouette_tolerance).map(|s| s.1).max()?;
     // Phase 2: the chosen k refitted with restarts on the larger sample, then every member assigned.
-    let fit_rows = sample_rows(members.len(), config.sample_size, seed);
+    let fit_rows = sample_indices(members.len(), config.sample_size, seed);
     let fit_data: CowArray<f32, Ix2> = if fit_rows.len() == members.len() { data.view().into() } else { data.select(Axis(0), &fit_rows).into() };
     let labels = fit(fit_data.view(), k, config.n_runs, config, seed).and_then(|c| assign(data.view(), &c, config.min_node_size));
     // The refit may (rarely) leave a cluster under the minimum: keep the trial's partition then.
@@ -154,22 +143,4 @@ fn simplified_silhouette(data: ArrayView2<f32>, labels: &[usize], centroids: Arr
         }
     }
     total / labels.len().max(1) as f32
-}
-
-/// Up to `limit` distinct rows of `0..n`, ascending, chosen by a seeded generator.
-pub fn sample_rows(n: usize, limit: usize, seed: u64) -> Vec<usize> {
-    if n <= limit {
-        return (0..n).collect();
-    }
-    use rand_xoshiro::rand_core::RngCore;
-    let mut rng = Xoshiro256Plus::seed_from_u64(seed);
-    // Partial Fisher-Yates over indices.
-    let mut idx: Vec<usize> = (0..n).collect();
-    for i in 0..limit {
-        let j = i + (rng.next_u64() % (n - i) as u64) as usize;
-        idx.swap(i, j);
-    }
-    let mut out = idx[..limit].to_vec();
-    out.sort_unstable();
-    out
 }

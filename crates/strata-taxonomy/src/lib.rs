@@ -9,7 +9,7 @@ mod cluster;
 mod dedup;
 mod labels;
 
-pub use cluster::{build_tree, sample_rows, Cluster};
+pub use cluster::{build_tree, Cluster};
 pub use dedup::mark_duplicates;
 
 use ndarray::Array2;

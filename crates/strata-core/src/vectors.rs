@@ -1,0 +1,70 @@
+//! Small numeric helpers the stages share: products of unit vectors and seeded sampling.
+//! Sampling is part of the determinism contract: the same seed picks the same rows anywhere.
+
+use rand_xoshiro::rand_core::{RngCore, SeedableRng};
+use rand_xoshiro::Xoshiro256Plus;
+
+/// Dot product (cosine for unit vectors), in eight lanes so the compiler vectorises it.
+pub fn dot(a: &[f32], b: &[f32]) -> f32 {
+    let mut lanes = [0f32; 8];
+    for (x, y) in a.chunks_exact(8).zip(b.chunks_exact(8)) {
+        for k in 0..8 {
+            lanes[k] += x[k] * y[k];
+        }
+    }
+    let tail: f32 = a.chunks_exact(8).remainder().iter().zip(b.chunks_exact(8).remainder()).map(|(x, y)| x * y).sum();
+    lanes.iter().sum::<f32>() + tail
+}
+
+/// Squared L2 distance, in eight lanes like [`dot`].
+pub fn squared_distance(a: &[f32], b: &[f32]) -> f32 {
+    let mut lanes = [0f32; 8];
+    for (x, y) in a.chunks_exact(8).zip(b.chunks_exact(8)) {
+        for k in 0..8 {
+            let d = x[k] - y[k];
+            lanes[k] += d * d;
+        }
+    }
+    let tail: f32 = a.chunks_exact(8).remainder().iter().zip(b.chunks_exact(8).remainder()).map(|(x, y)| (x - y) * (x - y)).sum();
+    lanes.iter().sum::<f32>() + tail
+}
+
+/// Up to `limit` distinct indices of `0..n`, ascending, drawn by a generator seeded with
+/// `seed` (a partial Fisher-Yates shuffle); all of them when `n <= limit`.
+pub fn sample_indices(n: usize, limit: usize, seed: u64) -> Vec<usize> {
+    if n <= limit {
+        return (0..n).collect();
+    }
+    let mut rng = Xoshiro256Plus::seed_from_u64(seed);
+    let mut idx: Vec<usize> = (0..n).collect();
+    for i in 0..limit {
+        let j = i + (rng.next_u64() % (n - i) as u64) as usize;
+        idx.swap(i, j);
+    }
+    idx.truncate(limit);
+    idx.sort_unstable();
+    idx
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn products_handle_tails() {
+        let a: Vec<f32> = (0..19).map(|i| i as f32).collect();
+        let b = vec![1.0f32; 19];
+        assert_eq!(dot(&a, &a), (0..19).map(|i| (i * i) as f32).sum::<f32>());
+        assert_eq!(squared_distance(&a, &b), (0..19).map(|i| ((i - 1) * (i - 1)) as f32).sum::<f32>());
+    }
+
+    #[test]
+    fn samples_are_seeded_distinct_and_ascending() {
+        assert_eq!(sample_indices(5, 10, 1), vec![0, 1, 2, 3, 4]);
+        let s = sample_indices(1000, 50, 7);
+        assert_eq!(s.len(), 50);
+        assert!(s.windows(2).all(|w| w[0] < w[1]) && s.iter().all(|&i| i < 1000));
+        assert_eq!(s, sample_indices(1000, 50, 7));
+        assert_ne!(s, sample_indices(1000, 50, 8));
+    }
+}
