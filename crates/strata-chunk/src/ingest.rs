@@ -2,6 +2,7 @@
 
 use serde_json::{Map, Value};
 use std::collections::HashMap;
+use std::io::{BufRead, Read};
 use std::path::{Path, PathBuf};
 use unicode_normalization::UnicodeNormalization;
 
@@ -137,12 +138,15 @@ fn consider(scan: &mut CorpusScan, path: &Path, rel: String) -> Result<(), Inges
             return Ok(());
         }
     };
-    let bytes = std::fs::read(path).map_err(|source| IngestError::Read { path: path.to_path_buf(), source })?;
-    if bytes.is_empty() {
+    // Only the head is read here (for the binary check); the hash streams the file.
+    let read_err = |source| IngestError::Read { path: path.to_path_buf(), source };
+    let mut head = Vec::with_capacity(8192);
+    std::fs::File::open(path).map_err(read_err)?.take(8192).read_to_end(&mut head).map_err(read_err)?;
+    if head.is_empty() {
         scan.skipped.push((rel, "empty file".into()));
         return Ok(());
     }
-    if kind != FileKind::Parquet && bytes[..bytes.len().min(8192)].contains(&0) {
+    if kind != FileKind::Parquet && head.contains(&0) {
         scan.skipped.push((rel, "binary content (NUL bytes), not text".into()));
         return Ok(());
     }
@@ -150,30 +154,33 @@ fn consider(scan: &mut CorpusScan, path: &Path, rel: String) -> Result<(), Inges
         rel,
         abs: path.to_path_buf(),
         kind,
-        bytes: bytes.len() as u64,
-        sha256: strata_core::hash::sha256_hex(&bytes),
+        bytes: std::fs::metadata(path).map_err(read_err)?.len(),
+        sha256: strata_core::hash::file_sha256(path).map_err(read_err)?,
     });
     Ok(())
 }
 
 impl CorpusScan {
-    /// Reads every document of every file, in scan order; document ids must be unique.
-    pub fn read_documents(&self) -> Result<Vec<Document>, IngestError> {
-        let mut docs = Vec::new();
+    /// Calls `f` on every document of every file, in scan order, reading a JSONL file a line
+    /// at a time and a Parquet file a batch at a time, so no file is ever held whole. Document
+    /// ids must be unique (only ids and sources are remembered to check that).
+    pub fn for_each_document<E: From<IngestError>>(&self, mut f: impl FnMut(Document) -> Result<(), E>) -> Result<(), E> {
+        let mut seen: HashMap<String, String> = HashMap::new();
+        let mut unique = |doc: Document| -> Result<(), E> {
+            if let Some(first) = seen.get(&doc.doc_id) {
+                return Err(IngestError::DuplicateId { id: doc.doc_id.clone(), first: first.clone(), second: doc.source.clone() }.into());
+            }
+            seen.insert(doc.doc_id.clone(), doc.source.clone());
+            f(doc)
+        };
         for file in &self.files {
             match file.kind {
-                FileKind::Text => docs.push(read_text(file)?),
-                FileKind::Jsonl => docs.extend(read_jsonl(file)?),
-                FileKind::Parquet => docs.extend(read_parquet(file)?),
+                FileKind::Text => unique(read_text(file)?)?,
+                FileKind::Jsonl => read_jsonl(file, &mut unique)?,
+                FileKind::Parquet => read_parquet(file, &mut unique)?,
             }
         }
-        let mut seen: HashMap<&str, &str> = HashMap::new();
-        for d in &docs {
-            if let Some(first) = seen.insert(&d.doc_id, &d.source) {
-                return Err(IngestError::DuplicateId { id: d.doc_id.clone(), first: first.into(), second: d.source.clone() });
-            }
-        }
-        Ok(docs)
+        Ok(())
     }
 }
 
@@ -200,11 +207,23 @@ fn read_text(file: &CorpusFile) -> Result<Document, IngestError> {
     Ok(Document { doc_id, source: file.rel.clone(), text: text.nfc().collect(), metadata: Value::Object(Map::new()) })
 }
 
-fn read_jsonl(file: &CorpusFile) -> Result<Vec<Document>, IngestError> {
-    let text = utf8(file, read_bytes(file)?)?;
-    let mut docs = Vec::new();
-    for (i, line) in text.lines().enumerate() {
-        let line_no = i + 1;
+fn read_jsonl<E: From<IngestError>>(file: &CorpusFile, emit: &mut impl FnMut(Document) -> Result<(), E>) -> Result<(), E> {
+    let read_err = |source| IngestError::Read { path: file.abs.clone(), source };
+    let mut reader = std::io::BufReader::new(std::fs::File::open(&file.abs).map_err(read_err)?);
+    let mut buf = Vec::new();
+    for line_no in 1.. {
+        buf.clear();
+        if reader.read_until(b'\n', &mut buf).map_err(read_err)? == 0 {
+            break;
+        }
+        if buf.last() == Some(&b'\n') {
+            buf.pop();
+            if buf.last() == Some(&b'\r') {
+                buf.pop();
+            }
+        }
+        let line = std::str::from_utf8(&buf).map_err(|_| IngestError::Utf8 { path: file.abs.clone(), line: line_no })?;
+        let line = if line_no == 1 { line.strip_prefix('\u{feff}').unwrap_or(line) } else { line };
         if line.trim().is_empty() {
             continue;
         }
@@ -215,10 +234,10 @@ fn read_jsonl(file: &CorpusFile) -> Result<Vec<Document>, IngestError> {
             IngestError::Json { path: file.abs.clone(), line: line_no, message: format!("{message} (column {})", e.column()) }
         })?;
         let Value::Object(mut record) = value else {
-            return Err(IngestError::Json { path: file.abs.clone(), line: line_no, message: "expected a JSON object".into() });
+            return Err(IngestError::Json { path: file.abs.clone(), line: line_no, message: "expected a JSON object".into() }.into());
         };
         let Some(Value::String(body)) = record.remove("text") else {
-            return Err(IngestError::JsonNoText { path: file.abs.clone(), line: line_no });
+            return Err(IngestError::JsonNoText { path: file.abs.clone(), line: line_no }.into());
         };
         let source = format!("{}:{}", file.rel, line_no);
         let doc_id = match record.remove("id") {
@@ -226,14 +245,14 @@ fn read_jsonl(file: &CorpusFile) -> Result<Vec<Document>, IngestError> {
             Some(Value::Number(n)) => n.to_string(),
             _ => source.clone(),
         };
-        docs.push(Document { doc_id, source, text: body.nfc().collect(), metadata: Value::Object(record) });
+        emit(Document { doc_id, source, text: body.nfc().collect(), metadata: Value::Object(record) })?;
     }
-    Ok(docs)
+    Ok(())
 }
 
 /// Rows of a Parquet file with a `text` column of strings; a null `text` is an empty document
 /// (kept, so it is counted). Other string and integer columns become metadata, `id` the doc id.
-fn read_parquet(file: &CorpusFile) -> Result<Vec<Document>, IngestError> {
+fn read_parquet<E: From<IngestError>>(file: &CorpusFile, emit: &mut impl FnMut(Document) -> Result<(), E>) -> Result<(), E> {
     use arrow::array::{Array, AsArray};
     use arrow::datatypes::DataType;
     let wrap = |e: Box<dyn std::error::Error + Send + Sync>| IngestError::Parquet { path: file.abs.clone(), source: e };
@@ -242,10 +261,10 @@ fn read_parquet(file: &CorpusFile) -> Result<Vec<Document>, IngestError> {
     let is_string = |t: &DataType| matches!(t, DataType::Utf8 | DataType::LargeUtf8 | DataType::Utf8View);
     if !builder.schema().field_with_name("text").is_ok_and(|f| is_string(f.data_type())) {
         let columns = builder.schema().fields().iter().map(|f| f.name().as_str()).collect::<Vec<_>>().join(", ");
-        return Err(IngestError::ParquetNoText { path: file.abs.clone(), columns });
+        return Err(IngestError::ParquetNoText { path: file.abs.clone(), columns }.into());
     }
     let reader = builder.build().map_err(|e| wrap(e.into()))?;
-    let mut docs = Vec::new();
+    let mut row = 0usize;
     for batch in reader {
         let batch = batch.map_err(|e| wrap(e.into()))?;
         let mut columns = Vec::new();
@@ -255,7 +274,8 @@ fn read_parquet(file: &CorpusFile) -> Result<Vec<Document>, IngestError> {
             }
         }
         for i in 0..batch.num_rows() {
-            let source = format!("{}#{}", file.rel, docs.len());
+            let source = format!("{}#{}", file.rel, row);
+            row += 1;
             let (mut doc_id, mut text, mut metadata) = (source.clone(), String::new(), Map::new());
             for (name, col) in &columns {
                 let col = col.as_string::<i32>();
@@ -271,8 +291,8 @@ fn read_parquet(file: &CorpusFile) -> Result<Vec<Document>, IngestError> {
                     }
                 }
             }
-            docs.push(Document { doc_id, source, text, metadata: Value::Object(metadata) });
+            emit(Document { doc_id, source, text, metadata: Value::Object(metadata) })?;
         }
     }
-    Ok(docs)
+    Ok(())
 }

@@ -21,7 +21,8 @@ use std::path::PathBuf;
 use strata_core::records::{ChunkRecord, DocumentRecord};
 use strata_core::rundir::{WORK_CHUNKS, WORK_DOCUMENTS};
 use strata_core::tokens::TokenCounter;
-use strata_core::{parquet_io, Stage, StageContext, StageError, StageStats};
+use strata_core::parquet_io::RowWriter;
+use strata_core::{Stage, StageContext, StageError, StageStats};
 
 /// How documents are cut into chunks.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -91,30 +92,87 @@ impl Stage for ChunkStage {
     fn run(&self, ctx: &StageContext) -> Result<StageStats, StageError> {
         self.config.validate()?;
         let counter = TokenCounter::from_file(&self.tokenizer_path)?;
-        let documents = self.scan.read_documents()?;
-        ctx.progress.start("chunk", Some(documents.len() as u64));
-        let per_doc: Vec<Vec<DocChunk>> = documents
+        let mut out = ChunkWriter::create(ctx, &self.config)?;
+        // Documents are chunked a block at a time (in parallel within the block) and written
+        // as they go, so memory holds one block, never the corpus.
+        let mut block: Vec<Document> = Vec::new();
+        let mut block_bytes = 0;
+        ctx.progress.start("chunk", None);
+        self.scan.for_each_document(|doc| -> Result<(), StageError> {
+            block_bytes += doc.text.len();
+            block.push(doc);
+            if block_bytes >= BLOCK_BYTES {
+                out.write_block(&block, &counter, ctx)?;
+                block.clear();
+                block_bytes = 0;
+            }
+            Ok(())
+        })?;
+        out.write_block(&block, &counter, ctx)?;
+        ctx.progress.finish();
+        if out.chunks.rows() == 0 {
+            return Err(IngestError::NoText { corpus: self.scan.root.clone() }.into());
+        }
+        let (documents, chunks) = (out.documents.rows(), out.chunks.rows());
+        let mut extra = serde_json::Map::new();
+        extra.insert("files".into(), json!(self.scan.files.len()));
+        extra.insert("documents".into(), json!(documents));
+        extra.insert("documents_without_chunks".into(), json!(out.documents_without_chunks));
+        extra.insert("corpus_tokens".into(), json!(out.tokens));
+        extra.insert("chunks_under_min_tokens".into(), json!(out.small_chunks));
+        out.chunks.close()?;
+        out.documents.close()?;
+        Ok(StageStats { rows_in: documents, rows_out: chunks, extra })
+    }
+}
+
+/// Text per block of documents chunked together.
+const BLOCK_BYTES: usize = 4 << 20;
+
+/// The stage's two files, written as blocks of documents are chunked, and running totals.
+struct ChunkWriter<'a> {
+    config: &'a ChunkConfig,
+    chunks: RowWriter<ChunkRecord>,
+    documents: RowWriter<DocumentRecord>,
+    tokens: u64,
+    small_chunks: u64,
+    documents_without_chunks: u64,
+}
+
+impl<'a> ChunkWriter<'a> {
+    fn create(ctx: &StageContext, config: &'a ChunkConfig) -> Result<Self, StageError> {
+        Ok(Self {
+            config,
+            chunks: RowWriter::create(&ctx.output(WORK_CHUNKS)?, &ChunkRecord::fields(), &[])?,
+            documents: RowWriter::create(&ctx.output(WORK_DOCUMENTS)?, &DocumentRecord::fields(), &[])?,
+            tokens: 0,
+            small_chunks: 0,
+            documents_without_chunks: 0,
+        })
+    }
+
+    fn write_block(&mut self, block: &[Document], counter: &TokenCounter, ctx: &StageContext) -> Result<(), StageError> {
+        let per_doc: Vec<Vec<DocChunk>> = block
             .par_iter()
             .map(|doc| {
-                let chunks = chunk_document(&doc.text, &counter, &self.config);
+                let chunks = chunk_document(&doc.text, counter, self.config);
                 ctx.progress.advance(1);
                 chunks
             })
             .collect::<Result<_, _>>()?;
-        ctx.progress.finish();
-
-        let mut chunks = Vec::new();
-        let mut docs = Vec::with_capacity(documents.len());
-        for (doc, doc_chunks) in documents.iter().zip(per_doc) {
-            docs.push(DocumentRecord {
+        for (doc, doc_chunks) in block.iter().zip(per_doc) {
+            self.documents.push(DocumentRecord {
                 doc_id: doc.doc_id.clone(),
                 source: doc.source.clone(),
                 n_bytes: doc.text.len() as u64,
                 n_chunks: doc_chunks.len() as u32,
                 metadata: doc.metadata.to_string(),
-            });
+            })?;
+            self.documents_without_chunks += doc_chunks.is_empty() as u64;
             for (ordinal, c) in doc_chunks.into_iter().enumerate() {
-                chunks.push(ChunkRecord {
+                self.tokens += c.n_tokens as u64;
+                self.small_chunks += (c.n_tokens < self.config.min_tokens) as u64;
+                self.chunks.push(ChunkRecord {
                     chunk_id: format!("{}#{}", doc.doc_id, ordinal),
                     doc_id: doc.doc_id.clone(),
                     source: doc.source.clone(),
@@ -125,23 +183,9 @@ impl Stage for ChunkStage {
                     n_tokens: c.n_tokens as u32,
                     byte_start: c.byte_start as u64,
                     byte_end: c.byte_end as u64,
-                });
+                })?;
             }
         }
-        if chunks.is_empty() {
-            return Err(IngestError::NoText { corpus: self.scan.root.clone() }.into());
-        }
-        parquet_io::write_rows(&ctx.output(WORK_CHUNKS)?, &ChunkRecord::fields(), &chunks, &[])?;
-        parquet_io::write_rows(&ctx.output(WORK_DOCUMENTS)?, &DocumentRecord::fields(), &docs, &[])?;
-
-        let tokens: u64 = chunks.iter().map(|c| c.n_tokens as u64).sum();
-        let small = chunks.iter().filter(|c| (c.n_tokens as usize) < self.config.min_tokens).count();
-        let mut extra = serde_json::Map::new();
-        extra.insert("files".into(), json!(self.scan.files.len()));
-        extra.insert("documents".into(), json!(docs.len()));
-        extra.insert("documents_without_chunks".into(), json!(docs.iter().filter(|d| d.n_chunks == 0).count()));
-        extra.insert("corpus_tokens".into(), json!(tokens));
-        extra.insert("chunks_under_min_tokens".into(), json!(small));
-        Ok(StageStats { rows_in: docs.len() as u64, rows_out: chunks.len() as u64, extra })
+        Ok(())
     }
 }

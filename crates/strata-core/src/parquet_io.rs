@@ -3,8 +3,8 @@
 
 use arrow::datatypes::{FieldRef, Schema};
 use arrow::record_batch::RecordBatch;
-use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
-use parquet::arrow::ArrowWriter;
+use parquet::arrow::arrow_reader::{ParquetRecordBatchReader, ParquetRecordBatchReaderBuilder};
+use parquet::arrow::{ArrowWriter, ProjectionMask};
 use parquet::basic::Compression;
 use parquet::file::properties::WriterProperties;
 use serde::{de::DeserializeOwned, Serialize};
@@ -22,6 +22,8 @@ pub enum ParquetIoError {
     Write { path: PathBuf, #[source] source: Box<dyn std::error::Error + Send + Sync> },
     #[error("failed to read `{path}` (is the run directory from an older or interrupted run?)")]
     Read { path: PathBuf, #[source] source: Box<dyn std::error::Error + Send + Sync> },
+    #[error("`{path}` does not line up with the chunks (its rows differ); rerun the stage that wrote it")]
+    OutOfStep { path: PathBuf },
 }
 
 /// Writes `rows` with the schema `fields` and key-value `metadata` to `path`.
@@ -43,36 +45,99 @@ pub fn write_row_groups<B: Serialize>(
     mut group: impl FnMut(std::ops::Range<usize>) -> B,
     metadata: &[(&str, String)],
 ) -> Result<(), ParquetIoError> {
-    let wrap = |e: Box<dyn std::error::Error + Send + Sync>| ParquetIoError::Write { path: path.to_path_buf(), source: e };
-    let meta: HashMap<String, String> = metadata.iter().map(|(k, v)| (k.to_string(), v.clone())).collect();
-    let schema = Arc::new(Schema::new(fields.to_vec()).with_metadata(meta));
-    if let Some(parent) = path.parent() {
-        std::fs::create_dir_all(parent).map_err(|e| wrap(e.into()))?;
-    }
-    let file = File::create(path).map_err(|e| wrap(e.into()))?;
-    let props = WriterProperties::builder()
-        .set_compression(Compression::SNAPPY)
-        .set_max_row_group_row_count(Some(ROW_GROUP_ROWS))
-        .set_created_by(format!("strata {}", crate::TOOL_VERSION))
-        .build();
-    let mut writer = ArrowWriter::try_new(file, schema.clone(), Some(props)).map_err(|e| wrap(e.into()))?;
+    let mut file = GroupWriter::create(path, fields, metadata)?;
     for start in (0..n_rows).step_by(ROW_GROUP_ROWS) {
-        let part = group(start..(start + ROW_GROUP_ROWS).min(n_rows));
-        let batch = serde_arrow::to_record_batch(fields, &part).map_err(|e| wrap(e.into()))?;
-        let batch = RecordBatch::try_new(schema.clone(), batch.columns().to_vec()).map_err(|e| wrap(e.into()))?;
-        writer.write(&batch).map_err(|e| wrap(e.into()))?;
+        file.write(&group(start..(start + ROW_GROUP_ROWS).min(n_rows)))?;
     }
-    writer.close().map_err(|e| wrap(e.into()))?;
-    Ok(())
+    file.close()
+}
+
+/// A Parquet file written a row group at a time; every group but the last is full.
+struct GroupWriter {
+    path: PathBuf,
+    fields: Vec<FieldRef>,
+    schema: Arc<Schema>,
+    writer: ArrowWriter<File>,
+}
+
+impl GroupWriter {
+    fn create(path: &Path, fields: &[FieldRef], metadata: &[(&str, String)]) -> Result<Self, ParquetIoError> {
+        let wrap = |e: Box<dyn std::error::Error + Send + Sync>| ParquetIoError::Write { path: path.to_path_buf(), source: e };
+        let meta: HashMap<String, String> = metadata.iter().map(|(k, v)| (k.to_string(), v.clone())).collect();
+        let schema = Arc::new(Schema::new(fields.to_vec()).with_metadata(meta));
+        if let Some(parent) = path.parent() {
+            std::fs::create_dir_all(parent).map_err(|e| wrap(e.into()))?;
+        }
+        let file = File::create(path).map_err(|e| wrap(e.into()))?;
+        let props = WriterProperties::builder()
+            .set_compression(Compression::SNAPPY)
+            .set_max_row_group_row_count(Some(ROW_GROUP_ROWS))
+            .set_created_by(format!("strata {}", crate::TOOL_VERSION))
+            .build();
+        let writer = ArrowWriter::try_new(file, schema.clone(), Some(props)).map_err(|e| wrap(e.into()))?;
+        Ok(Self { path: path.to_path_buf(), fields: fields.to_vec(), schema, writer })
+    }
+
+    fn error(&self, e: impl Into<Box<dyn std::error::Error + Send + Sync>>) -> ParquetIoError {
+        ParquetIoError::Write { path: self.path.clone(), source: e.into() }
+    }
+
+    fn write<B: Serialize>(&mut self, rows: &B) -> Result<(), ParquetIoError> {
+        let batch = serde_arrow::to_record_batch(&self.fields, rows).map_err(|e| self.error(e))?;
+        let batch = RecordBatch::try_new(self.schema.clone(), batch.columns().to_vec()).map_err(|e| self.error(e))?;
+        self.writer.write(&batch).map_err(|e| self.error(e))
+    }
+
+    fn close(self) -> Result<(), ParquetIoError> {
+        let path = self.path;
+        self.writer.close().map_err(|e| ParquetIoError::Write { path, source: e.into() })?;
+        Ok(())
+    }
+}
+
+/// Rows pushed one at a time and written a row group at a time, for a stage that makes its
+/// rows as it streams its input. The bytes are those `write_rows` writes for the same rows.
+pub struct RowWriter<T: Serialize> {
+    file: GroupWriter,
+    pending: Vec<T>,
+    rows: u64,
+}
+
+impl<T: Serialize> RowWriter<T> {
+    pub fn create(path: &Path, fields: &[FieldRef], metadata: &[(&str, String)]) -> Result<Self, ParquetIoError> {
+        Ok(Self { file: GroupWriter::create(path, fields, metadata)?, pending: Vec::with_capacity(ROW_GROUP_ROWS), rows: 0 })
+    }
+
+    pub fn push(&mut self, row: T) -> Result<(), ParquetIoError> {
+        self.pending.push(row);
+        self.rows += 1;
+        if self.pending.len() == ROW_GROUP_ROWS {
+            self.file.write(&self.pending)?;
+            self.pending.clear();
+        }
+        Ok(())
+    }
+
+    /// Rows pushed so far.
+    pub fn rows(&self) -> u64 {
+        self.rows
+    }
+
+    /// Writes what is pending and the footer.
+    pub fn close(mut self) -> Result<(), ParquetIoError> {
+        if !self.pending.is_empty() {
+            self.file.write(&self.pending)?;
+        }
+        self.file.close()
+    }
 }
 
 /// Reads every row of `path` into `T`.
 pub fn read_rows<T: DeserializeOwned>(path: &Path) -> Result<Vec<T>, ParquetIoError> {
     let mut rows = Vec::new();
-    for_each_rows(path, |mut part: Vec<T>| {
-        rows.append(&mut part);
-        Ok(())
-    })?;
+    for part in batches::<T>(path, &[])? {
+        rows.append(&mut part?);
+    }
     Ok(rows)
 }
 
@@ -82,7 +147,60 @@ pub fn for_each_rows<T: DeserializeOwned>(
     path: &Path,
     mut f: impl FnMut(Vec<T>) -> Result<(), Box<dyn std::error::Error + Send + Sync>>,
 ) -> Result<(), ParquetIoError> {
-    for_each_batch(path, |batch| f(serde_arrow::from_record_batch(&batch)?))
+    for part in batches::<T>(path, &[])? {
+        f(part?).map_err(|e| ParquetIoError::Read { path: path.to_path_buf(), source: e })?;
+    }
+    Ok(())
+}
+
+/// The rows of `path` a record batch at a time, decoding only the named `columns` (all of
+/// them when empty) into `T`, whose fields must be among them. Files of the same row count
+/// give batches of the same sizes, so several can be read in step.
+pub fn batches<T: DeserializeOwned>(path: &Path, columns: &[&str]) -> Result<Batches<T>, ParquetIoError> {
+    let reader = batch_reader(path, columns)?;
+    Ok(Batches { path: path.to_path_buf(), reader, rows: std::marker::PhantomData })
+}
+
+/// The record batches of `path`, as `batches` reads them.
+pub struct Batches<T> {
+    path: PathBuf,
+    reader: ParquetRecordBatchReader,
+    rows: std::marker::PhantomData<T>,
+}
+
+impl<T: DeserializeOwned> Iterator for Batches<T> {
+    type Item = Result<Vec<T>, ParquetIoError>;
+
+    fn next(&mut self) -> Option<Self::Item> {
+        let wrap = |e: Box<dyn std::error::Error + Send + Sync>| ParquetIoError::Read { path: self.path.clone(), source: e };
+        let batch = self.reader.next()?;
+        Some(batch.map_err(|e| wrap(e.into())).and_then(|b| serde_arrow::from_record_batch(&b).map_err(|e| wrap(e.into()))))
+    }
+}
+
+impl<T: DeserializeOwned> Batches<T> {
+    /// The next batch, read in step with another file's batch of `rows` rows: an error when
+    /// this file has ended or its batch is of another size.
+    pub fn next_in_step(&mut self, rows: usize) -> Result<Vec<T>, ParquetIoError> {
+        match self.next() {
+            Some(Ok(batch)) if batch.len() == rows => Ok(batch),
+            Some(Err(e)) => Err(e),
+            _ => Err(ParquetIoError::OutOfStep { path: self.path.clone() }),
+        }
+    }
+
+    /// An error unless every row has been read: files read in step end together.
+    pub fn end_in_step(mut self) -> Result<(), ParquetIoError> {
+        match self.next() {
+            None => Ok(()),
+            Some(_) => Err(ParquetIoError::OutOfStep { path: self.path.clone() }),
+        }
+    }
+
+    /// The path read, for messages.
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
 }
 
 /// Calls `f` on each record batch of `path` in order, so large files stream.
@@ -91,14 +209,34 @@ pub fn for_each_batch(
     mut f: impl FnMut(RecordBatch) -> Result<(), Box<dyn std::error::Error + Send + Sync>>,
 ) -> Result<(), ParquetIoError> {
     let wrap = |e: Box<dyn std::error::Error + Send + Sync>| ParquetIoError::Read { path: path.to_path_buf(), source: e };
-    let file = File::open(path).map_err(|e| wrap(e.into()))?;
-    let reader = ParquetRecordBatchReaderBuilder::try_new(file)
-        .and_then(|b| b.with_batch_size(ROW_GROUP_ROWS).build())
-        .map_err(|e| wrap(e.into()))?;
-    for batch in reader {
+    for batch in batch_reader(path, &[])? {
         f(batch.map_err(|e| wrap(e.into()))?).map_err(wrap)?;
     }
     Ok(())
+}
+
+fn batch_reader(path: &Path, columns: &[&str]) -> Result<ParquetRecordBatchReader, ParquetIoError> {
+    let wrap = |e: Box<dyn std::error::Error + Send + Sync>| ParquetIoError::Read { path: path.to_path_buf(), source: e };
+    let file = File::open(path).map_err(|e| wrap(e.into()))?;
+    let mut builder = ParquetRecordBatchReaderBuilder::try_new(file).map_err(|e| wrap(e.into()))?.with_batch_size(ROW_GROUP_ROWS);
+    if !columns.is_empty() {
+        let schema = builder.schema().clone();
+        let roots = columns
+            .iter()
+            .map(|name| schema.index_of(name).map_err(|e| wrap(e.into())))
+            .collect::<Result<Vec<_>, _>>()?;
+        let mask = ProjectionMask::roots(builder.parquet_schema(), roots);
+        builder = builder.with_projection(mask);
+    }
+    builder.build().map_err(|e| wrap(e.into()))
+}
+
+/// Rows in `path`, from its footer.
+pub fn num_rows(path: &Path) -> Result<u64, ParquetIoError> {
+    let wrap = |e: Box<dyn std::error::Error + Send + Sync>| ParquetIoError::Read { path: path.to_path_buf(), source: e };
+    let file = File::open(path).map_err(|e| wrap(e.into()))?;
+    let builder = ParquetRecordBatchReaderBuilder::try_new(file).map_err(|e| wrap(e.into()))?;
+    Ok(builder.metadata().file_metadata().num_rows() as u64)
 }
 
 /// The key-value metadata of a Parquet file's Arrow schema.

@@ -18,6 +18,7 @@ use std::path::PathBuf;
 use strata_core::records::{AssignmentRecord, ChunkRecord, PublishedChunk, Sample, SelectionRecord, TaxonomyNode};
 use strata_core::rundir::{CHUNKS, DATASET_INFO, SCPT, SSFT, TAXONOMY, WORK_ASSIGNMENTS, WORK_CHUNKS, WORK_SELECTION};
 use strata_core::tokens::TokenCounter;
+use strata_core::parquet_io::RowWriter;
 use strata_core::{parquet_io, Stage, StageContext, StageError, StageStats};
 
 /// What goes into the training sets.
@@ -64,43 +65,51 @@ impl Stage for EmitStage {
     }
 
     fn run(&self, ctx: &StageContext) -> Result<StageStats, StageError> {
-        let chunks: Vec<ChunkRecord> = parquet_io::read_rows(&ctx.run.path(WORK_CHUNKS))?;
-        let assignments: Vec<AssignmentRecord> = parquet_io::read_rows(&ctx.run.path(WORK_ASSIGNMENTS))?;
-        let selection: Vec<SelectionRecord> = parquet_io::read_rows(&ctx.run.path(WORK_SELECTION))?;
         let nodes: Vec<TaxonomyNode> = parquet_io::read_rows(&ctx.run.path(TAXONOMY))?;
-        if assignments.len() != chunks.len() || selection.len() != chunks.len() {
-            return Err("chunks, assignments and selection differ in length; rerun from the taxonomy stage".into());
-        }
         let counter = TokenCounter::from_file(&self.tokenizer_path)?;
         let tree = Tree::new(&nodes);
 
-        let published: Vec<PublishedChunk> = chunks
-            .iter()
-            .zip(&assignments)
-            .zip(&selection)
-            .map(|((c, a), s)| PublishedChunk {
-                chunk_id: c.chunk_id.clone(),
-                doc_id: c.doc_id.clone(),
-                source: c.source.clone(),
-                ordinal: c.ordinal,
-                heading_path: c.heading_path.clone(),
-                text: c.text.clone(),
-                n_tokens: c.n_tokens,
-                byte_start: c.byte_start,
-                byte_end: c.byte_end,
-                node_id: a.node_id,
-                taxonomy_path: tree.node(a.node_id).path.clone(),
-                duplicate_of: a.duplicate_of.clone(),
-                selected: s.selected,
-            })
-            .collect();
-        parquet_io::write_rows(&ctx.output(CHUNKS)?, &PublishedChunk::fields(), &published, &[])?;
+        // The published chunks stream through, a batch of each input in step; only the
+        // selected ones are kept, for the training sets.
+        let mut published = RowWriter::create(&ctx.output(CHUNKS)?, &PublishedChunk::fields(), &[])?;
+        let mut by_leaf: BTreeMap<u32, Vec<PublishedChunk>> = BTreeMap::new();
+        let mut assignments = parquet_io::batches::<AssignmentRecord>(&ctx.run.path(WORK_ASSIGNMENTS), &[])?;
+        let mut selection = parquet_io::batches::<SelectionRecord>(&ctx.run.path(WORK_SELECTION), &[])?;
+        for batch in parquet_io::batches::<ChunkRecord>(&ctx.run.path(WORK_CHUNKS), &[])? {
+            let batch = batch?;
+            let (placed, chosen) = (assignments.next_in_step(batch.len())?, selection.next_in_step(batch.len())?);
+            for ((c, a), s) in batch.into_iter().zip(placed).zip(chosen) {
+                if a.chunk_id != c.chunk_id || s.chunk_id != c.chunk_id {
+                    let path = if a.chunk_id != c.chunk_id { assignments.path() } else { selection.path() };
+                    return Err(parquet_io::ParquetIoError::OutOfStep { path: path.to_path_buf() }.into());
+                }
+                let row = PublishedChunk {
+                    chunk_id: c.chunk_id,
+                    doc_id: c.doc_id,
+                    source: c.source,
+                    ordinal: c.ordinal,
+                    heading_path: c.heading_path,
+                    text: c.text,
+                    n_tokens: c.n_tokens,
+                    byte_start: c.byte_start,
+                    byte_end: c.byte_end,
+                    node_id: a.node_id,
+                    taxonomy_path: tree.node(a.node_id).path.clone(),
+                    duplicate_of: a.duplicate_of,
+                    selected: s.selected,
+                };
+                if row.selected {
+                    by_leaf.entry(row.node_id).or_default().push(row.clone());
+                }
+                published.push(row)?;
+            }
+        }
+        assignments.end_in_step()?;
+        selection.end_in_step()?;
+        let n_chunks = published.rows();
+        published.close()?;
 
         let writer = SampleWriter { tree: &tree, domain: &self.domain, seed: self.seed, counter: &counter };
-        let mut by_leaf: BTreeMap<u32, Vec<&PublishedChunk>> = BTreeMap::new();
-        for c in published.iter().filter(|c| c.selected) {
-            by_leaf.entry(c.node_id).or_default().push(c);
-        }
         let (scpt, ssft) = writer.samples(&by_leaf, &self.config)?;
         parquet_io::write_rows(&ctx.output(SCPT)?, &Sample::fields(), &scpt, &[])?;
         parquet_io::write_rows(&ctx.output(SSFT)?, &Sample::fields(), &ssft, &[])?;
@@ -111,7 +120,7 @@ impl Stage for EmitStage {
         extra.insert("ssft_samples".into(), json!(ssft.len()));
         extra.insert("scpt_tokens".into(), json!(scpt.iter().map(|s| s.n_tokens as u64).sum::<u64>()));
         extra.insert("ssft_tokens".into(), json!(ssft.iter().map(|s| s.n_tokens as u64).sum::<u64>()));
-        Ok(StageStats { rows_in: chunks.len() as u64, rows_out: (scpt.len() + ssft.len()) as u64, extra })
+        Ok(StageStats { rows_in: n_chunks, rows_out: (scpt.len() + ssft.len()) as u64, extra })
     }
 }
 
@@ -137,7 +146,7 @@ struct SampleWriter<'a> {
 impl SampleWriter<'_> {
     /// SCPT and SSFT samples in textbook order: each depth-1 branch's mind map, then its
     /// selected chunks leaf by leaf (depth-first), each leaf's chunks in document order.
-    fn samples(&self, by_leaf: &BTreeMap<u32, Vec<&PublishedChunk>>, config: &EmitConfig) -> Result<(Vec<Sample>, Vec<Sample>), StageError> {
+    fn samples(&self, by_leaf: &BTreeMap<u32, Vec<PublishedChunk>>, config: &EmitConfig) -> Result<(Vec<Sample>, Vec<Sample>), StageError> {
         let root = self.tree.nodes.values().find(|n| n.parent_id.is_none()).map(|n| n.node_id).ok_or("taxonomy has no root")?;
         let mut scpt = Vec::new();
         let mut ssft = Vec::new();

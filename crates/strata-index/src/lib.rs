@@ -4,10 +4,9 @@
 //! It owns the index schema and queries; it reads the published `chunks.parquet` and writes
 //! `index/`. It does not embed or rank by vectors.
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
 use std::path::{Path, PathBuf};
-use strata_core::records::PublishedChunk;
 use strata_core::rundir::{CHUNKS, INDEX_DIR};
 use strata_core::{parquet_io, Stage, StageContext, StageError, StageStats};
 use tantivy::collector::TopDocs;
@@ -48,6 +47,17 @@ fn schema() -> Schema {
     b.build()
 }
 
+/// What the index keeps of a published chunk.
+#[derive(Deserialize)]
+struct IndexedChunk {
+    chunk_id: String,
+    doc_id: String,
+    text: String,
+    heading_path: Vec<String>,
+    node_id: u32,
+    taxonomy_path: Vec<String>,
+}
+
 /// The index stage.
 pub struct IndexStage;
 
@@ -69,7 +79,8 @@ impl Stage for IndexStage {
     }
 
     fn run(&self, ctx: &StageContext) -> Result<StageStats, StageError> {
-        let chunks: Vec<PublishedChunk> = parquet_io::read_rows(&ctx.run.path(CHUNKS))?;
+        let path = ctx.run.path(CHUNKS);
+        let n_chunks = parquet_io::num_rows(&path)?;
         let dir = ctx.output(INDEX_DIR)?;
         std::fs::create_dir_all(&dir)?;
         let schema = schema();
@@ -78,23 +89,27 @@ impl Stage for IndexStage {
         let (chunk_id, doc_id, text, headings, taxonomy, taxonomy_path, node_id) =
             (f("chunk_id")?, f("doc_id")?, f("text")?, f("headings")?, f("taxonomy")?, f("taxonomy_path")?, f("node_id")?);
         let mut writer = index.writer_with_num_threads(1, WRITER_BYTES)?;
-        ctx.progress.start("index", Some(chunks.len() as u64));
-        for c in &chunks {
-            writer.add_document(doc!(
-                chunk_id => c.chunk_id.clone(),
-                doc_id => c.doc_id.clone(),
-                text => c.text.clone(),
-                headings => c.heading_path.join(" > "),
-                taxonomy => Facet::from_path(&c.taxonomy_path),
-                taxonomy_path => Facet::from_path(&c.taxonomy_path).to_string(),
-                node_id => c.node_id as u64,
-            ))?;
-            ctx.progress.advance(1);
+        ctx.progress.start("index", Some(n_chunks));
+        // The chunks stream a batch at a time; tantivy bounds its own memory (WRITER_BYTES).
+        for batch in parquet_io::batches::<IndexedChunk>(&path, &["chunk_id", "doc_id", "text", "heading_path", "node_id", "taxonomy_path"])? {
+            for c in batch? {
+                let facet = Facet::from_path(&c.taxonomy_path);
+                writer.add_document(doc!(
+                    chunk_id => c.chunk_id,
+                    doc_id => c.doc_id,
+                    text => c.text,
+                    headings => c.heading_path.join(" > "),
+                    taxonomy_path => facet.to_string(),
+                    taxonomy => facet,
+                    node_id => c.node_id as u64,
+                ))?;
+                ctx.progress.advance(1);
+            }
         }
         writer.commit()?;
         writer.wait_merging_threads()?;
         ctx.progress.finish();
-        Ok(StageStats { rows_in: chunks.len() as u64, rows_out: chunks.len() as u64, extra: Default::default() })
+        Ok(StageStats { rows_in: n_chunks, rows_out: n_chunks, extra: Default::default() })
     }
 }
 

@@ -12,7 +12,8 @@ pub use facility::{cost_floor, select, Budget, Candidate};
 
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
-use strata_core::records::{AssignmentRecord, ChunkRecord, EmbeddingRecord, SelectionRecord};
+use strata_core::parquet_io::RowWriter;
+use strata_core::records::{AssignmentRecord, EmbeddingRecord, SelectionRecord};
 use strata_core::rundir::{EMBEDDINGS, WORK_ASSIGNMENTS, WORK_CHUNKS, WORK_SELECTION};
 use strata_core::{parquet_io, Stage, StageContext, StageError, StageStats};
 
@@ -92,33 +93,30 @@ impl Stage for SelectStage {
 
     fn run(&self, ctx: &StageContext) -> Result<StageStats, StageError> {
         self.config.validate()?;
-        let chunks: Vec<ChunkRecord> = parquet_io::read_rows(&ctx.run.path(WORK_CHUNKS))?;
-        let assignments: Vec<AssignmentRecord> = parquet_io::read_rows(&ctx.run.path(WORK_ASSIGNMENTS))?;
-        let embeddings: Vec<EmbeddingRecord> = parquet_io::read_rows(&ctx.run.path(EMBEDDINGS))?;
-        if assignments.len() != chunks.len() || embeddings.len() != chunks.len() {
-            return Err("chunks, embeddings and assignments differ in length; rerun from the embed stage".into());
-        }
-        let corpus_tokens: u64 = chunks.iter().map(|c| c.n_tokens as u64).sum();
+        let chunks = read_chunks(ctx, self.config.min_chunk_tokens)?;
+        let corpus_tokens: u64 = chunks.facts.iter().map(|c| c.n_tokens as u64).sum();
         let budget = Budget { tokens: self.config.budget_tokens(corpus_tokens) };
         let candidates: Vec<Candidate> = chunks
+            .facts
             .iter()
-            .zip(&assignments)
-            .zip(&embeddings)
-            .map(|((c, a), e)| Candidate {
-                leaf: a.node_id,
-                n_tokens: c.n_tokens,
-                eligible: a.duplicate_of.is_none() && c.n_tokens >= self.config.min_chunk_tokens,
-                vector: &e.embedding,
-            })
+            .enumerate()
+            .map(|(i, c)| Candidate { leaf: c.leaf, n_tokens: c.n_tokens, eligible: c.eligible, vector: chunks.vector(i) })
             .collect();
         ctx.progress.start("select", None);
         let floor = cost_floor(&candidates, self.config.cost_floor);
         let chosen = select(&candidates, budget, floor, self.config.max_clients, self.config.max_similarity, self.seed);
         ctx.progress.finish();
 
-        let rows: Vec<SelectionRecord> =
-            chunks.iter().zip(&chosen).map(|(c, &s)| SelectionRecord { chunk_id: c.chunk_id.clone(), selected: s }).collect();
-        parquet_io::write_rows(&ctx.output(WORK_SELECTION)?, &SelectionRecord::fields(), &rows, &[])?;
+        // The chunk ids are read again rather than kept: one column, a batch at a time.
+        let mut rows = RowWriter::create(&ctx.output(WORK_SELECTION)?, &SelectionRecord::fields(), &[])?;
+        let mut chosen_in_order = chosen.iter();
+        for batch in parquet_io::batches::<ChunkId>(&ctx.run.path(WORK_CHUNKS), &["chunk_id"])? {
+            for (c, &selected) in batch?.into_iter().zip(&mut chosen_in_order) {
+                rows.push(SelectionRecord { chunk_id: c.chunk_id, selected })?;
+            }
+        }
+        let n_rows = rows.rows();
+        rows.close()?;
 
         let selected_tokens: u64 = candidates.iter().zip(&chosen).filter(|(_, &s)| s).map(|(c, _)| c.n_tokens as u64).sum();
         let leaves: std::collections::BTreeSet<u32> = candidates.iter().map(|c| c.leaf).collect();
@@ -133,6 +131,70 @@ impl Stage for SelectStage {
         extra.insert("eligible_chunks".into(), json!(candidates.iter().filter(|c| c.eligible).count()));
         extra.insert("leaves".into(), json!(leaves.len()));
         extra.insert("leaves_covered".into(), json!(covered.len()));
-        Ok(StageStats { rows_in: chunks.len() as u64, rows_out: rows.len() as u64, extra })
+        Ok(StageStats { rows_in: candidates.len() as u64, rows_out: n_rows, extra })
     }
+}
+
+/// What selection needs of a chunk, besides its vector.
+struct ChunkFacts {
+    leaf: u32,
+    n_tokens: u32,
+    eligible: bool,
+}
+
+/// Every chunk's facts and its vector (rows of `dim` in `vectors`), read a batch at a time
+/// from the chunks (two columns), the assignments and the embeddings in step, ids checked.
+struct Chunks {
+    facts: Vec<ChunkFacts>,
+    vectors: Vec<f32>,
+    dim: usize,
+}
+
+impl Chunks {
+    fn vector(&self, i: usize) -> &[f32] {
+        &self.vectors[i * self.dim..(i + 1) * self.dim]
+    }
+}
+
+#[derive(Deserialize)]
+struct ChunkId {
+    chunk_id: String,
+}
+
+#[derive(Deserialize)]
+struct ChunkSize {
+    chunk_id: String,
+    n_tokens: u32,
+}
+
+fn read_chunks(ctx: &StageContext, min_chunk_tokens: u32) -> Result<Chunks, StageError> {
+    let mut assignments = parquet_io::batches::<AssignmentRecord>(&ctx.run.path(WORK_ASSIGNMENTS), &[])?;
+    let mut embeddings = parquet_io::batches::<EmbeddingRecord>(&ctx.run.path(EMBEDDINGS), &[])?;
+    let rows = parquet_io::num_rows(embeddings.path())? as usize;
+    let mut out = Chunks { facts: Vec::with_capacity(rows), vectors: Vec::new(), dim: 0 };
+    for batch in parquet_io::batches::<ChunkSize>(&ctx.run.path(WORK_CHUNKS), &["chunk_id", "n_tokens"])? {
+        let batch = batch?;
+        let (placed, embedded) = (assignments.next_in_step(batch.len())?, embeddings.next_in_step(batch.len())?);
+        for ((c, a), e) in batch.into_iter().zip(placed).zip(embedded) {
+            if out.facts.is_empty() {
+                out.dim = e.embedding.len();
+                out.vectors.reserve_exact(rows * out.dim);
+            }
+            if a.chunk_id != c.chunk_id {
+                return Err(parquet_io::ParquetIoError::OutOfStep { path: assignments.path().to_path_buf() }.into());
+            }
+            if e.chunk_id != c.chunk_id || e.embedding.len() != out.dim {
+                return Err(parquet_io::ParquetIoError::OutOfStep { path: embeddings.path().to_path_buf() }.into());
+            }
+            out.facts.push(ChunkFacts {
+                leaf: a.node_id,
+                n_tokens: c.n_tokens,
+                eligible: a.duplicate_of.is_none() && c.n_tokens >= min_chunk_tokens,
+            });
+            out.vectors.extend_from_slice(&e.embedding);
+        }
+    }
+    assignments.end_in_step()?;
+    embeddings.end_in_step()?;
+    Ok(out)
 }
