@@ -296,3 +296,35 @@ fn read_parquet<E: From<IngestError>>(file: &CorpusFile, emit: &mut impl FnMut(D
     }
     Ok(())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn documents(root: &Path) -> Result<Vec<Document>, IngestError> {
+        let mut docs = Vec::new();
+        scan_corpus(root, false)?.for_each_document(|d| -> Result<(), IngestError> {
+            docs.push(d);
+            Ok(())
+        })?;
+        Ok(docs)
+    }
+
+    #[test]
+    fn jsonl_is_read_a_line_at_a_time_with_bom_crlf_and_blank_lines() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("docs.jsonl");
+        std::fs::write(&path, "\u{feff}{\"id\": 1, \"text\": \"one\"}\r\n\r\n{\"text\": \"two\", \"topic\": \"t\"}\r\n").expect("write");
+        let docs = documents(&path).expect("read");
+        assert_eq!(docs.iter().map(|d| (d.doc_id.as_str(), d.text.as_str())).collect::<Vec<_>>(), [("1", "one"), ("docs.jsonl:3", "two")]);
+        assert_eq!(docs[1].metadata["topic"], "t");
+
+        std::fs::write(&path, b"{\"text\": \"fine\"}\n{\"text\": \"fine too\"}\n{\"text\": \"caf\xe9\"}\n").expect("write");
+        let err = documents(&path).expect_err("latin-1");
+        assert!(matches!(err, IngestError::Utf8 { line: 3, .. }), "{err}");
+
+        std::fs::write(&path, "{\"id\": \"a\", \"text\": \"x\"}\n{\"id\": \"a\", \"text\": \"y\"}\n").expect("write");
+        let err = documents(&path).expect_err("duplicate");
+        assert!(err.to_string().contains("docs.jsonl:1") && err.to_string().contains("docs.jsonl:2"), "{err}");
+    }
+}

@@ -246,3 +246,56 @@ pub fn read_metadata(path: &Path) -> Result<HashMap<String, String>, ParquetIoEr
     let builder = ParquetRecordBatchReaderBuilder::try_new(file).map_err(|e| wrap(e.into()))?;
     Ok(builder.schema().metadata().into())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::records::SelectionRecord;
+
+    fn rows(n: usize) -> Vec<SelectionRecord> {
+        (0..n).map(|i| SelectionRecord { chunk_id: format!("doc#{i}"), selected: i % 3 == 0 }).collect()
+    }
+
+    #[test]
+    fn rows_pushed_one_at_a_time_give_the_bytes_of_write_rows() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let all = rows(2 * ROW_GROUP_ROWS + 5);
+        let (whole, pushed) = (dir.path().join("whole.parquet"), dir.path().join("pushed.parquet"));
+        write_rows(&whole, &SelectionRecord::fields(), &all, &[]).expect("write");
+        let mut writer = RowWriter::create(&pushed, &SelectionRecord::fields(), &[]).expect("create");
+        for r in all.iter().cloned() {
+            writer.push(r).expect("push");
+        }
+        assert_eq!(writer.rows(), all.len() as u64);
+        writer.close().expect("close");
+        assert_eq!(std::fs::read(&whole).expect("read"), std::fs::read(&pushed).expect("read"));
+        assert_eq!(num_rows(&pushed).expect("rows"), all.len() as u64);
+    }
+
+    #[test]
+    fn files_are_read_in_step_by_column_and_a_shorter_one_is_named() {
+        #[derive(serde::Deserialize)]
+        struct Id {
+            chunk_id: String,
+        }
+        let dir = tempfile::tempdir().expect("tempdir");
+        let (long, short) = (dir.path().join("long.parquet"), dir.path().join("short.parquet"));
+        write_rows(&long, &SelectionRecord::fields(), &rows(ROW_GROUP_ROWS + 3), &[]).expect("write");
+        write_rows(&short, &SelectionRecord::fields(), &rows(ROW_GROUP_ROWS), &[]).expect("write");
+        let mut other = batches::<SelectionRecord>(&short, &[]).expect("open");
+        let mut seen = 0;
+        let mut failure = None;
+        for batch in batches::<Id>(&long, &["chunk_id"]).expect("open") {
+            let batch = batch.expect("batch");
+            match other.next_in_step(batch.len()) {
+                Ok(same) => assert!(batch.iter().zip(&same).all(|(a, b)| a.chunk_id == b.chunk_id)),
+                Err(e) => failure = Some(e.to_string()),
+            }
+            seen += batch.len();
+        }
+        assert_eq!(seen, ROW_GROUP_ROWS + 3);
+        let failure = failure.expect("the shorter file is out of step");
+        assert!(failure.contains("short.parquet") && failure.contains("does not line up"), "{failure}");
+        assert!(batches::<Id>(&long, &["no_such_column"]).is_err());
+    }
+}

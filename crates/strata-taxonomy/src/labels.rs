@@ -35,9 +35,9 @@ fn is_keyword(word: &str) -> bool {
         && !STOPWORDS.contains(&word)
 }
 
-/// Every term seen in the corpus, numbered, so that each chunk keeps small ids rather than
-/// strings (the chunks' terms were most of the stage's memory). A term's text is stored once,
-/// shared by the lookup table and the list.
+/// Strings numbered in the order first seen (the corpus's terms; the chunks' headings), so
+/// that counts and chunks keep small ids rather than strings. Each text is stored once, shared
+/// by the lookup table and the list.
 #[derive(Default)]
 pub struct Vocabulary {
     ids: HashMap<Arc<str>, u32>,
@@ -53,7 +53,7 @@ impl Vocabulary {
         &self.names[id as usize]
     }
 
-    fn intern(&mut self, term: String) -> u32 {
+    pub fn intern(&mut self, term: String) -> u32 {
         if let Some(&id) = self.ids.get(term.as_str()) {
             return id;
         }
@@ -65,59 +65,58 @@ impl Vocabulary {
     }
 }
 
-/// The terms of every chunk (ids and counts, sorted by id), their vocabulary and document
-/// frequencies. Built from batches of texts (`add`), so no text has to outlive its batch.
-#[derive(Default)]
+/// The corpus's vocabulary and document frequencies, and the summed terms of each class (a
+/// taxonomy node). A text is counted into its classes as it is added (`add`), so neither the
+/// text nor its own term counts outlive its batch: memory follows the vocabulary, not the corpus.
 pub struct Corpus {
     pub vocabulary: Vocabulary,
-    per_text: Vec<Vec<(u32, u32)>>,
     df: Vec<u32>,
+    texts: usize,
+    classes: Vec<Terms>,
 }
 
 impl Corpus {
-    #[cfg(test)]
-    fn new(texts: &[&str]) -> Self {
-        let mut corpus = Self::default();
-        corpus.add(texts);
-        corpus
+    /// An empty corpus of `n_classes` classes.
+    pub fn new(n_classes: usize) -> Self {
+        Self { vocabulary: Vocabulary::default(), df: Vec::new(), texts: 0, classes: vec![Terms::new(); n_classes] }
     }
 
-    /// Appends the terms of `texts` (read in parallel), in order.
-    pub fn add(&mut self, texts: &[&str]) {
+    /// Adds `texts` (their terms read in parallel), each counted into every class of
+    /// `classes_of` its position in `texts`.
+    pub fn add<'c>(&mut self, texts: &[&str], classes_of: impl Fn(usize) -> &'c [usize]) {
         let counted: Vec<HashMap<String, u32>> = texts.par_iter().map(|t| term_strings(t)).collect();
-        for terms in counted {
-            let mut ids: Vec<(u32, u32)> = terms.into_iter().map(|(t, k)| (self.vocabulary.intern(t), k)).collect();
-            ids.sort_unstable();
-            self.df.resize(self.vocabulary.names.len(), 0);
-            for &(id, _) in &ids {
+        for (i, terms) in counted.into_iter().enumerate() {
+            let classes = classes_of(i);
+            for (term, k) in terms {
+                let id = self.vocabulary.intern(term);
+                self.df.resize(self.vocabulary.names.len(), 0);
                 self.df[id as usize] += 1;
+                for &c in classes {
+                    *self.classes[c].entry(id).or_default() += k;
+                }
             }
-            self.per_text.push(ids);
+            self.texts += 1;
         }
     }
 
     fn idf(&self, id: u32) -> f64 {
         let df = self.df[id as usize].max(1) as f64;
-        (1.0 + self.per_text.len() as f64 / df).ln()
+        (1.0 + self.texts as f64 / df).ln()
     }
 
-    /// The summed terms of the texts `members` (indices in the order the texts were added).
-    pub fn class_terms(&self, members: &[usize]) -> Terms {
-        let mut out = Terms::new();
-        for &(id, k) in members.iter().flat_map(|&m| &self.per_text[m]) {
-            *out.entry(id).or_default() += k;
-        }
-        out
+    /// The summed terms of the texts counted into `class`.
+    pub fn class_terms(&self, class: usize) -> &Terms {
+        &self.classes[class]
     }
 }
 
 /// Top `n` keywords of each sibling class: c-TF-IDF, tf(t,c) * ln(1 + A / f(t)) with f(t) the
 /// term's count over the siblings and A their mean size, times the corpus-wide idf.
 /// Bigrams count as one term; a unigram inside a higher-ranked bigram is dropped.
-pub fn sibling_keywords(classes: &[Terms], corpus: &Corpus, n: usize) -> Vec<Vec<String>> {
+pub fn sibling_keywords(classes: &[&Terms], corpus: &Corpus, n: usize) -> Vec<Vec<String>> {
     let mut total: HashMap<u32, u64> = HashMap::new();
     for c in classes {
-        for (&t, &k) in c {
+        for (&t, &k) in c.iter() {
             *total.entry(t).or_default() += k as u64;
         }
     }
@@ -153,19 +152,16 @@ pub fn sibling_keywords(classes: &[Terms], corpus: &Corpus, n: usize) -> Vec<Vec
 }
 
 /// The heading (document title or section) most of the node's chunks sit under, if at
-/// least `min_share` of them do.
-pub fn dominant_heading(heading_paths: &[&[String]], min_share: f64) -> Option<String> {
+/// least `min_share` of them do; each chunk is given by the first and last of its headings.
+pub fn dominant_heading(headings: &[[Option<&str>; 2]], min_share: f64) -> Option<String> {
     let mut counts: BTreeMap<&str, usize> = BTreeMap::new();
-    for path in heading_paths {
-        let mut seen = HashSet::new();
-        for h in path.first().into_iter().chain(path.last()) {
-            if seen.insert(h.as_str()) {
-                *counts.entry(h.as_str()).or_default() += 1;
-            }
+    for [first, last] in headings {
+        for h in first.iter().chain(last.iter().filter(|&l| Some(*l) != *first)) {
+            *counts.entry(h).or_default() += 1;
         }
     }
     let (heading, count) = counts.into_iter().max_by(|a, b| a.1.cmp(&b.1).then(b.0.cmp(a.0)))?;
-    (count as f64 >= min_share * heading_paths.len() as f64).then(|| heading.to_string())
+    (count as f64 >= min_share * headings.len() as f64).then(|| heading.to_string())
 }
 
 /// Labels for a set of siblings, unique among them: the dominant heading where one exists,
@@ -176,7 +172,7 @@ pub fn sibling_labels(
     parent: &str,
     headings: &[Option<String>],
     keywords: &[Vec<String>],
-    classes: &[Terms],
+    classes: &[&Terms],
     vocabulary: &Vocabulary,
 ) -> Vec<String> {
     let mut used: HashSet<String> = HashSet::from([parent.to_lowercase()]);
@@ -243,10 +239,19 @@ mod tests {
         assert!(!t.contains_key("the") && !t.contains_key("2024") && !t.contains_key("12"));
     }
 
+    /// A corpus of `texts` with each text in its own class.
+    fn corpus(texts: &[&str]) -> Corpus {
+        let own: Vec<[usize; 1]> = (0..texts.len()).map(|i| [i]).collect();
+        let mut corpus = Corpus::new(texts.len());
+        corpus.add(texts, |i| &own[i]);
+        corpus
+    }
+
     #[test]
     fn classes_sum_their_texts_by_id() {
-        let corpus = Corpus::new(&["heart valves", "heart failure", "kidney"]);
-        let class = corpus.class_terms(&[0, 1]);
+        let mut corpus = Corpus::new(2);
+        corpus.add(&["heart valves", "heart failure", "kidney"], |i| [&[0usize][..], &[0], &[1]][i]);
+        let class = corpus.class_terms(0);
         let heart = corpus.vocabulary.id("heart").expect("heart");
         assert_eq!(corpus.vocabulary.name(heart), "heart");
         assert_eq!(class[&heart], 2);
@@ -255,24 +260,24 @@ mod tests {
 
     #[test]
     fn siblings_get_distinct_labels() {
-        let corpus = Corpus::new(&["", "kidney stones form when kidney stones grow"]);
+        let corpus = corpus(&["", "kidney stones form when kidney stones grow"]);
         let labels = sibling_labels(
             "Kidney",
             &[Some("Treatment".into()), Some("Treatment".into()), None, None],
             &[vec!["insulin".into()], vec!["statin".into()], vec!["kidney".into(), "dialysis".into()], vec!["stones".into(), "kidney".into()]],
-            &[Terms::new(), Terms::new(), corpus.class_terms(&[0]), corpus.class_terms(&[1])],
+            &[&Terms::new(), &Terms::new(), corpus.class_terms(0), corpus.class_terms(1)],
             &corpus.vocabulary,
         );
         assert_eq!(labels, vec!["Treatment", "Treatment (statin)", "Kidney, dialysis", "Kidney stones"]);
         // A child never repeats its parent's label.
-        let child = sibling_labels("Treatment", &[Some("Treatment".into())], &[vec!["insulin".into()]], &[Terms::new()], &corpus.vocabulary);
+        let child = sibling_labels("Treatment", &[Some("Treatment".into())], &[vec!["insulin".into()]], &[&Terms::new()], &corpus.vocabulary);
         assert_eq!(child, vec!["Treatment (insulin)"]);
     }
 
     #[test]
     fn keywords_are_distinctive() {
-        let corpus = Corpus::new(&["insulin glucose insulin diabetes glucose pancreas", "asthma airway inhaler asthma bronchi airway"]);
-        let k = sibling_keywords(&[corpus.class_terms(&[0]), corpus.class_terms(&[1])], &corpus, 2);
+        let corpus = corpus(&["insulin glucose insulin diabetes glucose pancreas", "asthma airway inhaler asthma bronchi airway"]);
+        let k = sibling_keywords(&[corpus.class_terms(0), corpus.class_terms(1)], &corpus, 2);
         assert!(k[0].iter().any(|w| w == "insulin" || w == "glucose"), "{k:?}");
         assert!(k[1].iter().any(|w| w == "asthma" || w == "airway"), "{k:?}");
     }

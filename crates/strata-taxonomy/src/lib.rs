@@ -15,7 +15,8 @@ pub use dedup::mark_duplicates;
 use ndarray::Array2;
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
-use strata_core::records::{AssignmentRecord, ChunkRecord, EmbeddingRecord, TaxonomyNode};
+use strata_core::parquet_io::RowWriter;
+use strata_core::records::{AssignmentRecord, EmbeddingRecord, TaxonomyNode};
 use strata_core::rundir::{EMBEDDINGS, TAXONOMY, TAXONOMY_JSON, WORK_ASSIGNMENTS, WORK_CHUNKS};
 use strata_core::{parquet_io, Stage, StageContext, StageError, StageStats};
 
@@ -114,39 +115,25 @@ impl Stage for TaxonomyStage {
 
     fn run(&self, ctx: &StageContext) -> Result<StageStats, StageError> {
         self.config.validate()?;
-        // Texts are read a batch at a time into the labels' term counts, never all at once.
-        let mut chunks: Vec<ChunkMeta> = Vec::new();
-        let mut terms = labels::Corpus::default();
-        parquet_io::for_each_rows(&ctx.run.path(WORK_CHUNKS), |batch: Vec<ChunkRecord>| {
-            terms.add(&batch.iter().map(|c| c.text.as_str()).collect::<Vec<_>>());
-            chunks.extend(batch.into_iter().map(ChunkMeta::from));
-            Ok(())
-        })?;
-        let vectors = load_vectors(ctx, &chunks)?;
+        let (chunks, vectors) = read_chunks(ctx)?;
         ctx.progress.start("taxonomy", None);
         let tree = build_tree(&vectors, &self.config, self.seed);
+        let (lineage, leaf_of) = lineages(&tree);
+        let terms = count_terms(ctx, &lineage, &leaf_of)?;
         let nodes = describe(&tree, &chunks, &vectors, &terms, &self.config, &self.domain);
-        let hashes: Vec<&str> = chunks.iter().map(|c| c.content_hash.as_str()).collect();
-        let duplicate_of = mark_duplicates(&hashes, &vectors, &leaf_members(&tree), self.config.near_duplicate_threshold);
+        let duplicate_of = mark_duplicates(&chunks.content_hashes, &vectors, &leaf_members(&tree), self.config.near_duplicate_threshold);
         ctx.progress.finish();
 
-        let mut leaf_of = vec![0u32; chunks.len()];
-        for (node, cluster) in nodes.iter().zip(preorder(&tree)) {
-            if cluster.children.is_empty() {
-                cluster.members.iter().for_each(|&m| leaf_of[m] = node.node_id);
-            }
+        let mut assignments = RowWriter::create(&ctx.output(WORK_ASSIGNMENTS)?, &AssignmentRecord::fields(), &[])?;
+        for (i, (chunk_id, &leaf)) in chunks.ids.iter().zip(&leaf_of).enumerate() {
+            assignments.push(AssignmentRecord {
+                chunk_id: chunk_id.clone(),
+                node_id: leaf as u32,
+                duplicate_of: duplicate_of[i].map(|d| chunks.ids[d].clone()),
+            })?;
         }
-        let assignments: Vec<AssignmentRecord> = chunks
-            .iter()
-            .enumerate()
-            .map(|(i, c)| AssignmentRecord {
-                chunk_id: c.chunk_id.clone(),
-                node_id: leaf_of[i],
-                duplicate_of: duplicate_of[i].map(|d| chunks[d].chunk_id.clone()),
-            })
-            .collect();
+        assignments.close()?;
         parquet_io::write_rows(&ctx.output(TAXONOMY)?, &TaxonomyNode::fields(), &nodes, &[])?;
-        parquet_io::write_rows(&ctx.output(WORK_ASSIGNMENTS)?, &AssignmentRecord::fields(), &assignments, &[])?;
         let nested = serde_json::to_string_pretty(&json!({"domain": self.domain, "root": nest(&nodes, 0)}))?;
         std::fs::write(ctx.output(TAXONOMY_JSON)?, nested + "\n")?;
 
@@ -156,47 +143,103 @@ impl Stage for TaxonomyStage {
         extra.insert("leaves".into(), json!(leaves));
         extra.insert("level1_nodes".into(), json!(tree.children.len()));
         extra.insert("near_duplicates".into(), json!(duplicate_of.iter().filter(|d| d.is_some()).count()));
-        Ok(StageStats { rows_in: chunks.len() as u64, rows_out: nodes.len() as u64, extra })
+        Ok(StageStats { rows_in: chunks.ids.len() as u64, rows_out: nodes.len() as u64, extra })
     }
 }
 
-/// What the stage keeps of a chunk (its text only passes through the labels' term counts).
-struct ChunkMeta {
+/// What the stage keeps of the chunks, in chunk order: no text, and each chunk's first and
+/// last heading as ids of `headings`.
+struct Chunks {
+    ids: Vec<String>,
+    headings: labels::Vocabulary,
+    heading_ids: Vec<[Option<u32>; 2]>,
+    n_tokens: Vec<u32>,
+    content_hashes: Vec<u64>,
+}
+
+impl Chunks {
+    fn headings(&self, m: usize) -> [Option<&str>; 2] {
+        self.heading_ids[m].map(|h| h.map(|id| self.headings.name(id)))
+    }
+}
+
+#[derive(serde::Deserialize)]
+struct ChunkRow {
     chunk_id: String,
     heading_path: Vec<String>,
     n_tokens: u32,
     content_hash: String,
 }
 
-impl From<ChunkRecord> for ChunkMeta {
-    fn from(c: ChunkRecord) -> Self {
-        Self { chunk_id: c.chunk_id, heading_path: c.heading_path, n_tokens: c.n_tokens, content_hash: c.content_hash }
+/// The chunks (four columns) and their embeddings as a matrix, read a batch at a time in step.
+fn read_chunks(ctx: &StageContext) -> Result<(Chunks, Array2<f32>), StageError> {
+    let mut embeddings = parquet_io::batches::<EmbeddingRecord>(&ctx.run.path(EMBEDDINGS), &[])?;
+    let rows = parquet_io::num_rows(embeddings.path())? as usize;
+    let mismatch = |path: &std::path::Path| -> StageError { parquet_io::ParquetIoError::OutOfStep { path: path.to_path_buf() }.into() };
+    let mut chunks = Chunks { ids: Vec::with_capacity(rows), headings: Default::default(), heading_ids: Vec::with_capacity(rows), n_tokens: Vec::with_capacity(rows), content_hashes: Vec::with_capacity(rows) };
+    let (mut flat, mut dim) = (Vec::new(), 0);
+    let path = ctx.run.path(WORK_CHUNKS);
+    for batch in parquet_io::batches::<ChunkRow>(&path, &["chunk_id", "heading_path", "n_tokens", "content_hash"])? {
+        let batch = batch?;
+        for (c, e) in batch.iter().zip(embeddings.next_in_step(batch.len())?) {
+            if chunks.ids.is_empty() {
+                dim = e.embedding.len();
+                flat.reserve_exact(rows * dim);
+            }
+            if e.chunk_id != c.chunk_id || e.embedding.len() != dim {
+                return Err(mismatch(embeddings.path()));
+            }
+            flat.extend_from_slice(&e.embedding);
+        }
+        for c in batch {
+            let hash = u64::from_str_radix(&c.content_hash, 16).map_err(|_| mismatch(&path))?;
+            let [first, last] = [c.heading_path.first(), c.heading_path.last()].map(|h| h.map(|h| chunks.headings.intern(h.clone())));
+            chunks.heading_ids.push([first, last]);
+            chunks.n_tokens.push(c.n_tokens);
+            chunks.content_hashes.push(hash);
+            chunks.ids.push(c.chunk_id);
+        }
     }
+    embeddings.end_in_step()?;
+    let n = chunks.ids.len();
+    Ok((chunks, Array2::from_shape_vec((n, dim), flat)?))
 }
 
-/// The embeddings as a matrix in chunk order (rows checked against the chunk ids).
-fn load_vectors(ctx: &StageContext, chunks: &[ChunkMeta]) -> Result<Array2<f32>, StageError> {
-    let path = ctx.run.path(EMBEDDINGS);
-    let mismatch = || -> StageError { format!("`{}` does not match the chunks; rerun the embed stage", path.display()).into() };
-    // Streamed batch by batch into one matrix buffer, sized once the dimension is known.
-    let (mut flat, mut rows, mut dim) = (Vec::new(), 0usize, 0usize);
-    let mut matches = true;
-    parquet_io::for_each_rows(&path, |batch: Vec<EmbeddingRecord>| {
-        for e in batch {
-            if rows == 0 {
-                dim = e.embedding.len();
-                flat.reserve_exact(chunks.len() * dim);
-            }
-            matches &= chunks.get(rows).is_some_and(|c| c.chunk_id == e.chunk_id) && e.embedding.len() == dim;
-            flat.extend_from_slice(&e.embedding);
-            rows += 1;
+/// For each node (by preorder id, as node ids are given) the ids from the root down to it,
+/// and for each chunk the id of its leaf.
+fn lineages(tree: &Cluster) -> (Vec<Vec<usize>>, Vec<usize>) {
+    fn walk(c: &Cluster, path: &mut Vec<usize>, lineage: &mut Vec<Vec<usize>>, leaf_of: &mut [usize]) {
+        let id = lineage.len();
+        path.push(id);
+        lineage.push(path.clone());
+        if c.children.is_empty() {
+            c.members.iter().for_each(|&m| leaf_of[m] = id);
         }
-        Ok(())
-    })?;
-    if !matches || rows != chunks.len() {
-        return Err(mismatch());
+        c.children.iter().for_each(|child| walk(child, path, lineage, leaf_of));
+        path.pop();
     }
-    Ok(Array2::from_shape_vec((chunks.len(), dim), flat)?)
+    let (mut lineage, mut leaf_of) = (Vec::new(), vec![0; tree.members.len()]);
+    walk(tree, &mut Vec::new(), &mut lineage, &mut leaf_of);
+    (lineage, leaf_of)
+}
+
+/// The chunk texts (read again, one column, a batch at a time) counted into the term counts
+/// of every node they belong to.
+fn count_terms(ctx: &StageContext, lineage: &[Vec<usize>], leaf_of: &[usize]) -> Result<labels::Corpus, StageError> {
+    let mut corpus = labels::Corpus::new(lineage.len());
+    let mut row = 0;
+    for batch in parquet_io::batches::<ChunkText>(&ctx.run.path(WORK_CHUNKS), &["text"])? {
+        let batch = batch?;
+        let texts: Vec<&str> = batch.iter().map(|c| c.text.as_str()).collect();
+        corpus.add(&texts, |i| lineage[leaf_of[row + i]].as_slice());
+        row += batch.len();
+    }
+    Ok(corpus)
+}
+
+#[derive(serde::Deserialize)]
+struct ChunkText {
+    text: String,
 }
 
 /// Nodes in depth-first preorder (the order of node ids).
@@ -213,9 +256,9 @@ fn leaf_members(tree: &Cluster) -> Vec<&[usize]> {
 }
 
 /// Labels, keywords, sizes and medoids for every node, ids in preorder (root = 0).
-fn describe(tree: &Cluster, chunks: &[ChunkMeta], vectors: &Array2<f32>, corpus: &labels::Corpus, config: &TaxonomyConfig, domain: &str) -> Vec<TaxonomyNode> {
+fn describe(tree: &Cluster, chunks: &Chunks, vectors: &Array2<f32>, corpus: &labels::Corpus, config: &TaxonomyConfig, domain: &str) -> Vec<TaxonomyNode> {
     let mut nodes = Vec::new();
-    let root_keywords = labels::sibling_keywords(&[corpus.class_terms(&tree.members)], corpus, config.keywords);
+    let root_keywords = labels::sibling_keywords(&[corpus.class_terms(0)], corpus, config.keywords);
     push_node(&mut nodes, tree, None, 0, domain.to_string(), root_keywords.into_iter().next().unwrap_or_default(), Vec::new(), chunks, vectors);
     label_children(&mut nodes, 0, tree, chunks, vectors, corpus, config);
     nodes
@@ -226,7 +269,7 @@ fn label_children(
     nodes: &mut Vec<TaxonomyNode>,
     parent_id: u32,
     parent: &Cluster,
-    chunks: &[ChunkMeta],
+    chunks: &Chunks,
     vectors: &Array2<f32>,
     corpus: &labels::Corpus,
     config: &TaxonomyConfig,
@@ -234,14 +277,21 @@ fn label_children(
     if parent.children.is_empty() {
         return;
     }
-    let classes: Vec<labels::Terms> = parent.children.iter().map(|c| corpus.class_terms(&c.members)).collect();
+    // Children's ids in preorder: each follows its elder siblings' whole subtrees.
+    let mut child_ids = Vec::new();
+    let mut next = parent_id as usize + 1;
+    for child in &parent.children {
+        child_ids.push(next);
+        next += preorder(child).len();
+    }
+    let classes: Vec<&labels::Terms> = child_ids.iter().map(|&id| corpus.class_terms(id)).collect();
     let keywords = labels::sibling_keywords(&classes, corpus, config.keywords);
     let headings: Vec<Option<String>> = parent
         .children
         .iter()
         .map(|c| {
-            let paths: Vec<&[String]> = c.members.iter().map(|&m| chunks[m].heading_path.as_slice()).collect();
-            labels::dominant_heading(&paths, config.heading_share)
+            let headings: Vec<[Option<&str>; 2]> = c.members.iter().map(|&m| chunks.headings(m)).collect();
+            labels::dominant_heading(&headings, config.heading_share)
         })
         .collect();
     let names = labels::sibling_labels(&nodes[parent_id as usize].label, &headings, &keywords, &classes, &corpus.vocabulary);
@@ -264,7 +314,7 @@ fn push_node(
     label: String,
     keywords: Vec<String>,
     path: Vec<String>,
-    chunks: &[ChunkMeta],
+    chunks: &Chunks,
     vectors: &Array2<f32>,
 ) -> u32 {
     let id = nodes.len() as u32;
@@ -276,8 +326,8 @@ fn push_node(
         keywords,
         path,
         n_chunks: cluster.members.len() as u32,
-        n_tokens: cluster.members.iter().map(|&m| chunks[m].n_tokens as u64).sum(),
-        medoid_chunk_id: medoid(&cluster.members, vectors).map(|m| chunks[m].chunk_id.clone()),
+        n_tokens: cluster.members.iter().map(|&m| chunks.n_tokens[m] as u64).sum(),
+        medoid_chunk_id: medoid(&cluster.members, vectors).map(|m| chunks.ids[m].clone()),
     });
     id
 }
