@@ -94,9 +94,12 @@ struct Tokens {
 }
 
 fn token_counts(path: &Path) -> Result<Vec<u32>, CostError> {
-    let rows: Vec<Tokens> = strata_core::parquet_io::read_rows(path)
-        .map_err(|e| CostError::Read { path: path.to_path_buf(), source: e.into() })?;
-    Ok(rows.into_iter().map(|r| r.n_tokens).collect())
+    let read = |e: strata_core::parquet_io::ParquetIoError| CostError::Read { path: path.to_path_buf(), source: e.into() };
+    let mut counts = Vec::new();
+    for batch in strata_core::parquet_io::batches::<Tokens>(path, &["n_tokens"]).map_err(read)? {
+        counts.extend(batch.map_err(read)?.into_iter().map(|r| r.n_tokens));
+    }
+    Ok(counts)
 }
 
 /// Measures the corpus figures of a run directory: token counts of `chunks.parquet` and the

@@ -31,12 +31,19 @@ pub fn key(input: &str) -> String {
     strata_core::hash::sha256_hex(input.as_bytes())[..32].to_string()
 }
 
+/// Vectors by key: the run's own (each distinct input embedded once, across the stage's
+/// windows), plus, when opened from a folder, those of earlier runs, saved back at the end.
 pub struct VectorCache {
-    path: PathBuf,
+    path: Option<PathBuf>,
     vectors: HashMap<String, Vec<f32>>,
 }
 
 impl VectorCache {
+    /// A cache that lives only as long as the stage.
+    pub fn in_memory() -> Self {
+        Self { path: None, vectors: HashMap::new() }
+    }
+
     /// Opens the cache of the model whose file hash is `model_sha256` under `dir`. A cache
     /// that cannot be read is ignored (and rewritten): it only ever saves time.
     pub fn open(dir: &Path, model_sha256: &str) -> Self {
@@ -52,7 +59,7 @@ impl VectorCache {
         } else {
             HashMap::new()
         };
-        Self { path, vectors }
+        Self { path: Some(path), vectors }
     }
 
     pub fn get(&self, key: &str) -> Option<&Vec<f32>> {
@@ -63,12 +70,15 @@ impl VectorCache {
         self.vectors.insert(key, vector);
     }
 
-    /// Writes the cache (temporary file, then rename).
+    /// Writes the cache (temporary file, then rename), unless it lives in memory only.
     pub fn save(&self, dim: usize) -> Result<(), parquet_io::ParquetIoError> {
+        let Some(path) = &self.path else {
+            return Ok(());
+        };
         let mut rows: Vec<CachedVector> = self.vectors.iter().map(|(k, v)| CachedVector { key: k.clone(), embedding: v.clone() }).collect();
         rows.sort_by(|a, b| a.key.cmp(&b.key));
-        let tmp = self.path.with_extension(format!("tmp{}", std::process::id()));
+        let tmp = path.with_extension(format!("tmp{}", std::process::id()));
         parquet_io::write_rows(&tmp, &fields(dim), &rows, &[])?;
-        std::fs::rename(&tmp, &self.path).map_err(|e| parquet_io::ParquetIoError::Write { path: self.path.clone(), source: e.into() })
+        std::fs::rename(&tmp, path).map_err(|e| parquet_io::ParquetIoError::Write { path: path.clone(), source: e.into() })
     }
 }

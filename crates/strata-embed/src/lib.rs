@@ -17,7 +17,9 @@ pub use static_model::StaticEmbedder;
 
 use serde::{Deserialize, Serialize};
 use serde_json::json;
-use std::collections::HashMap;
+use std::collections::HashSet;
+use strata_core::parquet_io::RowWriter;
+use strata_core::Progress;
 use strata_core::records::{ChunkRecord, EmbeddingRecord};
 use strata_core::rundir::{EMBEDDINGS, WORK_CHUNKS};
 use strata_core::{parquet_io, Stage, StageContext, StageError, StageStats};
@@ -87,6 +89,9 @@ pub struct EmbedStage {
     pub threads: usize,
     /// Folder of the vector cache shared across runs; `None` embeds everything afresh.
     pub cache_dir: Option<std::path::PathBuf>,
+    /// Chunks embedded together ([`WINDOW_CHUNKS`] in a run): the stage holds one window's
+    /// texts at a time; inputs are sorted by length and deduplicated within and across windows.
+    pub window_chunks: usize,
 }
 
 impl Stage for EmbedStage {
@@ -116,60 +121,14 @@ impl Stage for EmbedStage {
     }
 
     fn run(&self, ctx: &StageContext) -> Result<StageStats, StageError> {
-        // Only the ids and the model inputs are kept of the chunks, read a batch at a time.
-        let (mut chunk_ids, mut inputs) = (Vec::new(), Vec::new());
-        parquet_io::for_each_rows(&ctx.run.path(WORK_CHUNKS), |batch: Vec<ChunkRecord>| {
-            for c in batch {
-                inputs.push(model_input(&c, self.config.with_headings));
-                chunk_ids.push(c.chunk_id);
-            }
-            Ok(())
-        })?;
-
-        // Embed each distinct input once.
-        let mut distinct: Vec<&str> = Vec::new();
-        let mut slot_of: HashMap<&str, usize> = HashMap::new();
-        let slots: Vec<usize> = inputs
-            .iter()
-            .map(|t| *slot_of.entry(t.as_str()).or_insert_with(|| {
-                distinct.push(t.as_str());
-                distinct.len() - 1
-            }))
-            .collect();
-
-        // Only texts the cache does not hold go through the model.
-        // The static table embeds faster than the cache file reads: it never uses it.
-        let mut cache = self
-            .cache_dir
-            .as_deref()
-            .filter(|_| self.config.model.is_neural())
-            .map(|dir| self.model_sha256().map(|hash| VectorCache::open(dir, &hash)))
-            .transpose()?;
-        let keys: Vec<String> = if cache.is_some() { distinct.iter().map(|t| cache::key(t)).collect() } else { Vec::new() };
-        let missing: Vec<usize> = (0..distinct.len()).filter(|&i| cache.as_ref().is_none_or(|c| c.get(&keys[i]).is_none())).collect();
+        // Vectors of earlier runs are reused for the neural models; the static table embeds
+        // faster than the cache file reads, so it only dedupes within the run.
+        let mut cache = match self.cache_dir.as_deref().filter(|_| self.config.model.is_neural()) {
+            Some(dir) => VectorCache::open(dir, &self.model_sha256()?),
+            None => VectorCache::in_memory(),
+        };
         let mut embedder = Embedder::load(&self.files, self.config.model, self.threads)?;
         let dim = embedder.dim();
-        let texts: Vec<&str> = missing.iter().map(|&i| distinct[i]).collect();
-        let (fresh, stats) = embedder.embed_by_length(&texts, self.config.batch_size, ctx.progress)?;
-        let mut vectors: Vec<Vec<f32>> = vec![Vec::new(); distinct.len()];
-        for (&i, v) in missing.iter().zip(fresh) {
-            vectors[i] = v;
-        }
-        if let Some(cache) = cache.as_mut() {
-            for (i, v) in vectors.iter_mut().enumerate() {
-                match cache.get(&keys[i]) {
-                    Some(cached) if v.is_empty() => *v = cached.clone(),
-                    _ => cache.insert(keys[i].clone(), v.clone()),
-                }
-            }
-            if !missing.is_empty() {
-                cache.save(dim)?;
-            }
-        }
-        // Rows are made a row group at a time: repeated texts share one vector until written.
-        let group = |range: std::ops::Range<usize>| -> Vec<EmbeddingRecord> {
-            range.map(|i| EmbeddingRecord { chunk_id: chunk_ids[i].clone(), embedding: vectors[slots[i]].clone() }).collect()
-        };
         let metadata = [
             ("model", if self.config.model.is_neural() { MODEL_NAME.to_string() } else { format!("{MODEL_NAME} (static distillation)") }),
             ("variant", serde_json::to_string(&self.config.model)?.trim_matches('"').to_string()),
@@ -177,15 +136,90 @@ impl Stage for EmbedStage {
             ("pooling", if self.config.model.is_neural() { "mean" } else { "sif-weighted mean of static token vectors" }.to_string()),
             ("normalized", "l2".to_string()),
         ];
-        parquet_io::write_row_groups(&ctx.output(EMBEDDINGS)?, &EmbeddingRecord::fields(dim), chunk_ids.len(), group, &metadata)?;
+        let mut out = RowWriter::create(&ctx.output(EMBEDDINGS)?, &EmbeddingRecord::fields(dim), &metadata)?;
+        let mut run = EmbedRun {
+            embedder: &mut embedder,
+            cache: &mut cache,
+            batch_size: self.config.batch_size,
+            seen: HashSet::new(),
+            embedded: 0,
+            stats: BatchStats::default(),
+        };
+
+        // Chunks are embedded a window at a time (ids and model inputs only), sorted by length
+        // within the window, so memory holds one window of text, never the corpus.
+        let mut window: Vec<(String, String)> = Vec::new();
+        for batch in parquet_io::batches::<ChunkRecord>(&ctx.run.path(WORK_CHUNKS), &[])? {
+            for c in batch? {
+                window.push((model_input(&c, self.config.with_headings), c.chunk_id));
+                if window.len() >= self.window_chunks.max(1) {
+                    run.embed_window(&window, &mut out, ctx.progress)?;
+                    window.clear();
+                }
+            }
+        }
+        run.embed_window(&window, &mut out, ctx.progress)?;
+        let (rows, stats) = (out.rows(), run.stats);
+        let (distinct, embedded) = (run.seen.len(), run.embedded);
+        out.close()?;
+        if embedded > 0 {
+            cache.save(dim)?;
+        }
 
         let mut extra = serde_json::Map::new();
-        extra.insert("distinct_texts".into(), json!(distinct.len()));
-        extra.insert("embedded_texts".into(), json!(missing.len()));
-        extra.insert("cached_texts".into(), json!(distinct.len() - missing.len()));
+        extra.insert("distinct_texts".into(), json!(distinct));
+        extra.insert("embedded_texts".into(), json!(embedded));
+        extra.insert("cached_texts".into(), json!(distinct - embedded));
         extra.insert("tokens_computed".into(), json!(stats.padded_tokens));
         extra.insert("tokens_real".into(), json!(stats.real_tokens));
         extra.insert("padding_ratio".into(), json!(stats.padding_ratio()));
-        Ok(StageStats { rows_in: chunk_ids.len() as u64, rows_out: chunk_ids.len() as u64, extra })
+        Ok(StageStats { rows_in: rows, rows_out: rows, extra })
+    }
+}
+
+/// Chunks embedded together in a run: enough that length-sorted batches carry almost no
+/// padding (whole MedQuAD, 28,530 chunks, is one window), small enough that their texts are
+/// a few tens of MB.
+pub const WINDOW_CHUNKS: usize = 65_536;
+
+/// The embedding of one stage run, window after window.
+struct EmbedRun<'a> {
+    embedder: &'a mut Embedder,
+    cache: &'a mut VectorCache,
+    batch_size: usize,
+    /// Keys of the distinct inputs met so far.
+    seen: HashSet<String>,
+    /// Distinct inputs that went through the model.
+    embedded: usize,
+    stats: BatchStats,
+}
+
+impl EmbedRun<'_> {
+    /// Embeds the inputs of `window` (input, chunk id) the cache does not hold, each distinct
+    /// one once, and writes a row per chunk in window order.
+    fn embed_window(&mut self, window: &[(String, String)], out: &mut RowWriter<EmbeddingRecord>, progress: &dyn Progress) -> Result<(), StageError> {
+        let cache = &mut *self.cache;
+        let keys: Vec<String> = window.iter().map(|(input, _)| cache::key(input)).collect();
+        let mut missing: Vec<usize> = Vec::new();
+        let mut queued: HashSet<&str> = HashSet::new();
+        for (i, key) in keys.iter().enumerate() {
+            self.seen.insert(key.clone());
+            if cache.get(key).is_none() && queued.insert(key) {
+                missing.push(i);
+            }
+        }
+        let texts: Vec<&str> = missing.iter().map(|&i| window[i].0.as_str()).collect();
+        let (fresh, stats) = self.embedder.embed_by_length(&texts, self.batch_size, progress)?;
+        self.stats.real_tokens += stats.real_tokens;
+        self.stats.padded_tokens += stats.padded_tokens;
+        self.embedded += missing.len();
+        for (&i, v) in missing.iter().zip(fresh) {
+            cache.insert(keys[i].clone(), v);
+        }
+        for ((_, chunk_id), key) in window.iter().zip(&keys) {
+            let embedding = cache.get(key).ok_or("a vector went missing from the cache")?.clone();
+            out.push(EmbeddingRecord { chunk_id: chunk_id.clone(), embedding })?;
+        }
+        Ok(())
     }
 }

@@ -23,7 +23,7 @@ use std::collections::HashSet;
 use std::path::{Path, PathBuf};
 use strata_core::ledger::Ledger;
 use strata_core::manifest::Manifest;
-use strata_core::parquet_io::read_rows;
+use strata_core::parquet_io::{batches, read_rows};
 use strata_core::records::{PublishedChunk, TaxonomyNode};
 use strata_core::rundir::{CHUNKS, COST, MANIFEST, REPORT, TAXONOMY};
 use strata_core::{RunDir, Stage, StageContext, StageError, StageStats};
@@ -74,10 +74,17 @@ fn read_json<T: serde::de::DeserializeOwned>(path: &Path) -> Result<T, ReportErr
 /// Reads a run directory's inputs for the page, keeping only the text of medoid chunks.
 pub fn load(run: &RunDir) -> Result<ReportInputs, ReportError> {
     let taxonomy: Vec<TaxonomyNode> = read_rows(&run.path(TAXONOMY)).map_err(read_error(&run.path(TAXONOMY)))?;
-    let mut chunks: Vec<PublishedChunk> = read_rows(&run.path(CHUNKS)).map_err(read_error(&run.path(CHUNKS)))?;
     let medoids: HashSet<String> = taxonomy.iter().filter_map(|n| n.medoid_chunk_id.clone()).collect();
-    for c in chunks.iter_mut().filter(|c| !medoids.contains(&c.chunk_id)) {
-        c.text = String::new();
+    // A batch at a time, so the corpus's texts are never all in memory.
+    let path = run.path(CHUNKS);
+    let mut chunks: Vec<PublishedChunk> = Vec::new();
+    for batch in batches::<PublishedChunk>(&path, &[]).map_err(read_error(&path))? {
+        chunks.extend(batch.map_err(read_error(&path))?.into_iter().map(|mut c| {
+            if !medoids.contains(&c.chunk_id) {
+                c.text = String::new();
+            }
+            c
+        }));
     }
     let ledger = read_json(&run.path(COST))?;
     let manifest = Manifest::load(&run.path(MANIFEST)).map_err(read_error(&run.path(MANIFEST)))?;

@@ -87,6 +87,7 @@ fn pipeline(recipe: &Recipe, scan: CorpusScan, args: &RunArgs) -> Result<Vec<Box
             files,
             threads: args.threads,
             cache_dir: (!args.no_vector_cache).then(|| crate::model::cache_dir().join("vectors")),
+            window_chunks: strata_embed::WINDOW_CHUNKS,
         }),
         Box::new(strata_taxonomy::TaxonomyStage { config: recipe.taxonomy.clone(), domain: recipe.domain.clone(), seed: recipe.seed }),
         Box::new(strata_select::SelectStage { config: recipe.select.clone(), seed: recipe.seed }),
