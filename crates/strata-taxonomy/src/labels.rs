@@ -53,6 +53,11 @@ impl Vocabulary {
         &self.names[id as usize]
     }
 
+    /// Strings numbered so far.
+    pub fn size(&self) -> usize {
+        self.names.len()
+    }
+
     pub fn intern(&mut self, term: String) -> u32 {
         if let Some(&id) = self.ids.get(term.as_str()) {
             return id;
@@ -84,18 +89,22 @@ impl Corpus {
     /// Adds `texts` (their terms read in parallel), each counted into every class of
     /// `classes_of` its position in `texts`.
     pub fn add<'c>(&mut self, texts: &[&str], classes_of: impl Fn(usize) -> &'c [usize]) {
-        let counted: Vec<HashMap<String, u32>> = texts.par_iter().map(|t| term_strings(t)).collect();
-        for (i, terms) in counted.into_iter().enumerate() {
-            let classes = classes_of(i);
-            for (term, k) in terms {
-                let id = self.vocabulary.intern(term);
-                self.df.resize(self.vocabulary.names.len(), 0);
-                self.df[id as usize] += 1;
-                for &c in classes {
-                    *self.classes[c].entry(id).or_default() += k;
+        // A step of texts at a time: their term maps (strings) are many times the texts' size.
+        const STEP: usize = 1024;
+        for (step, part) in texts.chunks(STEP).enumerate() {
+            let counted: Vec<HashMap<String, u32>> = part.par_iter().map(|t| term_strings(t)).collect();
+            for (i, terms) in counted.into_iter().enumerate() {
+                let classes = classes_of(step * STEP + i);
+                for (term, k) in terms {
+                    let id = self.vocabulary.intern(term);
+                    self.df.resize(self.vocabulary.names.len(), 0);
+                    self.df[id as usize] += 1;
+                    for &c in classes {
+                        *self.classes[c].entry(id).or_default() += k;
+                    }
                 }
+                self.texts += 1;
             }
-            self.texts += 1;
         }
     }
 

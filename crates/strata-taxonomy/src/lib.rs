@@ -143,6 +143,8 @@ impl Stage for TaxonomyStage {
         extra.insert("leaves".into(), json!(leaves));
         extra.insert("level1_nodes".into(), json!(tree.children.len()));
         extra.insert("near_duplicates".into(), json!(duplicate_of.iter().filter(|d| d.is_some()).count()));
+        // The labels' memory follows this (unigrams and bigrams), not the number of chunks.
+        extra.insert("vocabulary_terms".into(), json!(terms.vocabulary.size()));
         Ok(StageStats { rows_in: chunks.ids.len() as u64, rows_out: nodes.len() as u64, extra })
     }
 }
