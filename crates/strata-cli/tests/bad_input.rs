@@ -6,7 +6,7 @@ mod common;
 
 use common::*;
 use strata_core::parquet_io::{read_rows, write_rows};
-use strata_core::records::{ChunkRecord, DocumentRecord, PublishedChunk};
+use strata_core::records::{AssignmentRecord, ChunkRecord, DocumentRecord, EmbeddingRecord, PublishedChunk};
 
 /// The first bytes of a PNG image (its header holds NUL bytes).
 const PNG: &[u8] = b"\x89PNG\r\n\x1a\n\0\0\0\rIHDR\0\0\0\x10\0\0\0\x10\x08\x06\0\0\0";
@@ -209,4 +209,35 @@ fn ids_and_names_that_look_like_paths_stay_inside_the_run_directory() {
     for id in ids.iter().chain(&[".."]) {
         assert!(chunks.iter().any(|c| c.doc_id == *id), "doc id {id} lost");
     }
+}
+
+#[test]
+fn a_stage_input_that_does_not_line_up_with_the_chunks_is_an_error_naming_it() {
+    let f = Fixture::with_recipe("[embed]\nmodel = \"static\"\n");
+    f.demo_docs(3);
+    let o = f.strata("run", &[]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let fails = |stage: &str, file: &str| {
+        let before = std::fs::read(f.out.join("work/selection.parquet")).expect("selection");
+        let o = f.strata(stage, &["--force"]);
+        assert_eq!(o.status.code(), Some(1), "{}", stderr(&o));
+        assert!(stderr(&o).contains(file) && stderr(&o).contains("does not line up"), "{}", stderr(&o));
+        assert_eq!(std::fs::read(f.out.join("work/selection.parquet")).expect("selection"), before, "a failed stage changed outputs");
+    };
+
+    // Stages read their inputs batch by batch alongside the chunks: a file one row short
+    // (a stage's output from another corpus, say) is named, not silently misaligned.
+    let assignments = f.out.join("work/assignments.parquet");
+    let mut rows: Vec<AssignmentRecord> = read_rows(&assignments).expect("assignments");
+    rows.pop();
+    write_rows(&assignments, &AssignmentRecord::fields(), &rows, &[]).expect("write");
+    fails("select", "assignments.parquet");
+    fails("emit", "assignments.parquet");
+
+    let embeddings = f.out.join("embeddings.parquet");
+    let mut rows: Vec<EmbeddingRecord> = read_rows(&embeddings).expect("embeddings");
+    let dim = rows[0].embedding.len();
+    rows.pop();
+    write_rows(&embeddings, &EmbeddingRecord::fields(dim), &rows, &[]).expect("write");
+    fails("taxonomy", "embeddings.parquet");
 }

@@ -177,28 +177,27 @@ struct ChunkRow {
 fn read_chunks(ctx: &StageContext) -> Result<(Chunks, Array2<f32>), StageError> {
     let mut embeddings = parquet_io::batches::<EmbeddingRecord>(&ctx.run.path(EMBEDDINGS), &[])?;
     let rows = parquet_io::num_rows(embeddings.path())? as usize;
-    let mismatch = |path: &std::path::Path| -> StageError { parquet_io::ParquetIoError::OutOfStep { path: path.to_path_buf() }.into() };
     let mut chunks = Chunks { ids: Vec::with_capacity(rows), headings: Default::default(), heading_ids: Vec::with_capacity(rows), n_tokens: Vec::with_capacity(rows), content_hashes: Vec::with_capacity(rows) };
     let (mut flat, mut dim) = (Vec::new(), 0);
     let path = ctx.run.path(WORK_CHUNKS);
     for batch in parquet_io::batches::<ChunkRow>(&path, &["chunk_id", "heading_path", "n_tokens", "content_hash"])? {
         let batch = batch?;
-        for (c, e) in batch.iter().zip(embeddings.next_in_step(batch.len())?) {
+        let embedded = embeddings.next_in_step(batch.len())?;
+        for (c, e) in batch.into_iter().zip(embedded) {
             if chunks.ids.is_empty() {
                 dim = e.embedding.len();
                 flat.reserve_exact(rows * dim);
             }
             if e.chunk_id != c.chunk_id || e.embedding.len() != dim {
-                return Err(mismatch(embeddings.path()));
+                return Err(parquet_io::ParquetIoError::OutOfStep { path: embeddings.path().to_path_buf() }.into());
             }
             flat.extend_from_slice(&e.embedding);
-        }
-        for c in batch {
-            let hash = u64::from_str_radix(&c.content_hash, 16).map_err(|_| mismatch(&path))?;
+            let hash = u64::from_str_radix(&c.content_hash, 16)
+                .map_err(|_| format!("`{}`: content_hash `{}` is not hexadecimal; rerun the chunk stage", path.display(), c.content_hash))?;
+            chunks.content_hashes.push(hash);
             let [first, last] = [c.heading_path.first(), c.heading_path.last()].map(|h| h.map(|h| chunks.headings.intern(h.clone())));
             chunks.heading_ids.push([first, last]);
             chunks.n_tokens.push(c.n_tokens);
-            chunks.content_hashes.push(hash);
             chunks.ids.push(c.chunk_id);
         }
     }
