@@ -48,17 +48,18 @@ fn eval_writes_labels_retrieval_and_coverage() {
     assert_eq!(labels.keys().collect::<Vec<_>>(), ["source"]);
     let levels = labels["source"].as_array().expect("levels");
     assert_eq!(levels.len(), 2);
-    for l in levels {
-        let nmi = l["nmi"].as_f64().expect("nmi");
-        assert!((0.0..=1.0).contains(&nmi) && l["purity"].as_f64().expect("purity") > 0.0, "{l}");
-    }
+    // Level 2 refines level 1, so its purity cannot be lower.
+    let purity = |l: &serde_json::Value| l["purity"].as_f64().expect("purity");
+    assert!(purity(&levels[1]) >= purity(&levels[0]), "{levels:?}");
     assert!(levels[0]["nmi"].as_f64().expect("nmi") > 0.3, "the specialties should show at level 1: {levels:?}");
 
     assert_eq!(eval["settings"]["questions"]["used"], 40);
     assert_eq!(eval["settings"]["questions"]["about_other_documents"], 1);
     for method in ["bm25", "vector"] {
         let r = &eval["retrieval"][method];
-        assert!(r["recall@10"].as_f64().expect("recall") >= r["recall@1"].as_f64().expect("recall"));
+        // MRR@10 lies between recall@1 and recall@10.
+        let (r1, mrr, r10) = (r["recall@1"].as_f64().expect("r@1"), r["mrr"].as_f64().expect("mrr"), r["recall@10"].as_f64().expect("r@10"));
+        assert!(r1 <= mrr && mrr <= r10, "{method}: {r}");
         assert!(r["recall@10"].as_f64().expect("recall") > 0.5, "{method}: {r}");
     }
 
@@ -66,7 +67,10 @@ fn eval_writes_labels_retrieval_and_coverage() {
     assert_eq!(rows.len(), 6);
     for r in rows {
         assert!(r["selected_tokens"].as_f64().expect("tokens") <= r["budget_tokens"].as_f64().expect("budget"), "{r}");
-        assert!((0.0..=1.0).contains(&r["duplicate_token_share"].as_f64().expect("share")), "{r}");
+        if r["method"] == "strata" {
+            // Selection never takes a marked duplicate or a near-duplicate pair.
+            assert_eq!(r["duplicate_token_share"].as_f64(), Some(0.0), "{r}");
+        }
     }
     let strata_rows: Vec<&serde_json::Value> = rows.iter().filter(|r| r["method"] == "strata").collect();
     assert_eq!(strata_rows[0]["selection"], "recomputed");

@@ -7,6 +7,7 @@ use parquet::arrow::arrow_reader::{ParquetRecordBatchReader, ParquetRecordBatchR
 use parquet::arrow::{ArrowWriter, ProjectionMask};
 use parquet::basic::Compression;
 use parquet::file::properties::WriterProperties;
+use crate::records::EmbeddingRecord;
 use serde::{de::DeserializeOwned, Serialize};
 use std::collections::HashMap;
 use std::fs::File;
@@ -33,21 +34,9 @@ pub fn write_rows<T: Serialize>(
     rows: &[T],
     metadata: &[(&str, String)],
 ) -> Result<(), ParquetIoError> {
-    write_row_groups(path, fields, rows.len(), |range| &rows[range], metadata)
-}
-
-/// Writes `n_rows` rows made a row group at a time by `group(range)`, so a stage need not
-/// hold every row it writes. The bytes are those `write_rows` writes for the same rows.
-pub fn write_row_groups<B: Serialize>(
-    path: &Path,
-    fields: &[FieldRef],
-    n_rows: usize,
-    mut group: impl FnMut(std::ops::Range<usize>) -> B,
-    metadata: &[(&str, String)],
-) -> Result<(), ParquetIoError> {
     let mut file = GroupWriter::create(path, fields, metadata)?;
-    for start in (0..n_rows).step_by(ROW_GROUP_ROWS) {
-        file.write(&group(start..(start + ROW_GROUP_ROWS).min(n_rows)))?;
+    for group in rows.chunks(ROW_GROUP_ROWS) {
+        file.write(&group)?;
     }
     file.close()
 }
@@ -141,18 +130,6 @@ pub fn read_rows<T: DeserializeOwned>(path: &Path) -> Result<Vec<T>, ParquetIoEr
     Ok(rows)
 }
 
-/// Calls `f` on the rows of each record batch of `path` in order, so a stage can keep only
-/// what it needs of each row.
-pub fn for_each_rows<T: DeserializeOwned>(
-    path: &Path,
-    mut f: impl FnMut(Vec<T>) -> Result<(), Box<dyn std::error::Error + Send + Sync>>,
-) -> Result<(), ParquetIoError> {
-    for part in batches::<T>(path, &[])? {
-        f(part?).map_err(|e| ParquetIoError::Read { path: path.to_path_buf(), source: e })?;
-    }
-    Ok(())
-}
-
 /// The rows of `path` a record batch at a time, decoding only the named `columns` (all of
 /// them when empty) into `T`, whose fields must be among them. Files of the same row count
 /// give batches of the same sizes, so several can be read in step.
@@ -172,7 +149,7 @@ impl<T: DeserializeOwned> Iterator for Batches<T> {
     type Item = Result<Vec<T>, ParquetIoError>;
 
     fn next(&mut self) -> Option<Self::Item> {
-        let wrap = |e: Box<dyn std::error::Error + Send + Sync>| ParquetIoError::Read { path: self.path.clone(), source: e };
+        let wrap = read_error(&self.path);
         let batch = self.reader.next()?;
         Some(batch.map_err(|e| wrap(e.into())).and_then(|b| serde_arrow::from_record_batch(&b).map_err(|e| wrap(e.into()))))
     }
@@ -203,28 +180,75 @@ impl<T: DeserializeOwned> Batches<T> {
     }
 }
 
+/// The vectors of an embeddings file gathered into one flat matrix (`dim` floats a row) while
+/// the chunks are read batch by batch: each batch's ids must be the next rows' ids.
+pub struct VectorsInStep {
+    rows: Batches<EmbeddingRecord>,
+    total: usize,
+    pub values: Vec<f32>,
+    pub dim: usize,
+}
+
+impl VectorsInStep {
+    pub fn open(path: &Path) -> Result<Self, ParquetIoError> {
+        Ok(Self { total: num_rows(path)? as usize, rows: batches(path, &[])?, values: Vec::new(), dim: 0 })
+    }
+
+    /// Appends the vectors of the chunks `ids`, the next rows of the file.
+    pub fn extend<'a>(&mut self, ids: impl ExactSizeIterator<Item = &'a str>) -> Result<(), ParquetIoError> {
+        let batch = self.rows.next_in_step(ids.len())?;
+        for (id, e) in ids.zip(batch) {
+            if self.values.is_empty() {
+                // Room for every row at once: a large buffer is never regrown.
+                self.dim = e.embedding.len();
+                self.values.reserve_exact(self.total * self.dim);
+            }
+            if e.chunk_id != id || e.embedding.len() != self.dim {
+                return Err(ParquetIoError::OutOfStep { path: self.rows.path.clone() });
+            }
+            self.values.extend_from_slice(&e.embedding);
+        }
+        Ok(())
+    }
+
+    /// The path read, for messages.
+    pub fn path(&self) -> &Path {
+        self.rows.path()
+    }
+
+    /// The matrix and its width, once every row has been read.
+    pub fn finish(self) -> Result<(Vec<f32>, usize), ParquetIoError> {
+        self.rows.end_in_step()?;
+        Ok((self.values, self.dim))
+    }
+}
+
 /// Calls `f` on each record batch of `path` in order, so large files stream.
 pub fn for_each_batch(
     path: &Path,
     mut f: impl FnMut(RecordBatch) -> Result<(), Box<dyn std::error::Error + Send + Sync>>,
 ) -> Result<(), ParquetIoError> {
-    let wrap = |e: Box<dyn std::error::Error + Send + Sync>| ParquetIoError::Read { path: path.to_path_buf(), source: e };
+    let wrap = read_error(path);
     for batch in batch_reader(path, &[])? {
-        f(batch.map_err(|e| wrap(e.into()))?).map_err(wrap)?;
+        f(batch.map_err(|e| wrap(e.into()))?).map_err(&wrap)?;
     }
     Ok(())
 }
 
+fn read_error(path: &Path) -> impl Fn(Box<dyn std::error::Error + Send + Sync>) -> ParquetIoError + '_ {
+    move |e| ParquetIoError::Read { path: path.to_path_buf(), source: e }
+}
+
+fn open(path: &Path) -> Result<ParquetRecordBatchReaderBuilder<File>, ParquetIoError> {
+    let file = File::open(path).map_err(|e| read_error(path)(e.into()))?;
+    ParquetRecordBatchReaderBuilder::try_new(file).map_err(|e| read_error(path)(e.into()))
+}
+
 fn batch_reader(path: &Path, columns: &[&str]) -> Result<ParquetRecordBatchReader, ParquetIoError> {
-    let wrap = |e: Box<dyn std::error::Error + Send + Sync>| ParquetIoError::Read { path: path.to_path_buf(), source: e };
-    let file = File::open(path).map_err(|e| wrap(e.into()))?;
-    let mut builder = ParquetRecordBatchReaderBuilder::try_new(file).map_err(|e| wrap(e.into()))?.with_batch_size(ROW_GROUP_ROWS);
+    let wrap = read_error(path);
+    let mut builder = open(path)?.with_batch_size(ROW_GROUP_ROWS);
     if !columns.is_empty() {
-        let schema = builder.schema().clone();
-        let roots = columns
-            .iter()
-            .map(|name| schema.index_of(name).map_err(|e| wrap(e.into())))
-            .collect::<Result<Vec<_>, _>>()?;
+        let roots = columns.iter().map(|name| builder.schema().index_of(name).map_err(|e| wrap(e.into()))).collect::<Result<Vec<_>, _>>()?;
         let mask = ProjectionMask::roots(builder.parquet_schema(), roots);
         builder = builder.with_projection(mask);
     }
@@ -233,18 +257,12 @@ fn batch_reader(path: &Path, columns: &[&str]) -> Result<ParquetRecordBatchReade
 
 /// Rows in `path`, from its footer.
 pub fn num_rows(path: &Path) -> Result<u64, ParquetIoError> {
-    let wrap = |e: Box<dyn std::error::Error + Send + Sync>| ParquetIoError::Read { path: path.to_path_buf(), source: e };
-    let file = File::open(path).map_err(|e| wrap(e.into()))?;
-    let builder = ParquetRecordBatchReaderBuilder::try_new(file).map_err(|e| wrap(e.into()))?;
-    Ok(builder.metadata().file_metadata().num_rows() as u64)
+    Ok(open(path)?.metadata().file_metadata().num_rows() as u64)
 }
 
 /// The key-value metadata of a Parquet file's Arrow schema.
 pub fn read_metadata(path: &Path) -> Result<HashMap<String, String>, ParquetIoError> {
-    let wrap = |e: Box<dyn std::error::Error + Send + Sync>| ParquetIoError::Read { path: path.to_path_buf(), source: e };
-    let file = File::open(path).map_err(|e| wrap(e.into()))?;
-    let builder = ParquetRecordBatchReaderBuilder::try_new(file).map_err(|e| wrap(e.into()))?;
-    Ok(builder.schema().metadata().into())
+    Ok(open(path)?.schema().metadata().clone().into())
 }
 
 #[cfg(test)]

@@ -2,9 +2,9 @@
 //! taxonomy and the documents with their metadata.
 
 use crate::EvalError;
-use std::collections::HashMap;
-use strata_core::parquet_io::read_rows;
-use strata_core::records::{DocumentRecord, EmbeddingRecord, PublishedChunk, TaxonomyNode};
+use std::collections::{HashMap, HashSet};
+use strata_core::parquet_io::{batches, read_rows, VectorsInStep};
+use strata_core::records::{DocumentRecord, TaxonomyNode};
 use strata_core::rundir::{CHUNKS, EMBEDDINGS, TAXONOMY, WORK_DOCUMENTS};
 use strata_core::RunDir;
 
@@ -22,6 +22,17 @@ pub struct ChunkInfo {
     pub selected: bool,
 }
 
+/// The columns of `chunks.parquet` evaluation reads.
+#[derive(serde::Deserialize)]
+struct PublishedRow {
+    chunk_id: String,
+    doc_id: String,
+    node_id: u32,
+    n_tokens: u32,
+    duplicate_of: Option<String>,
+    selected: bool,
+}
+
 /// A run directory loaded for evaluation.
 #[derive(Debug, Clone)]
 pub struct RunData {
@@ -35,34 +46,29 @@ pub struct RunData {
 }
 
 impl RunData {
+    /// Reads the published chunks (six columns, no text) and their vectors a batch at a time
+    /// in step, so the vectors are held once; chunk ids must agree row by row.
     pub fn load(run: &RunDir) -> Result<Self, EvalError> {
-        let published: Vec<PublishedChunk> = read_rows(&run.path(CHUNKS))?;
-        let chunks: Vec<ChunkInfo> = published
-            .into_iter()
-            .map(|c| ChunkInfo {
+        let mut vectors = VectorsInStep::open(&run.path(EMBEDDINGS))?;
+        let mut chunks = Vec::new();
+        let columns = ["chunk_id", "doc_id", "node_id", "n_tokens", "duplicate_of", "selected"];
+        for batch in batches::<PublishedRow>(&run.path(CHUNKS), &columns)? {
+            let batch = batch?;
+            vectors.extend(batch.iter().map(|c| c.chunk_id.as_str()))?;
+            chunks.extend(batch.into_iter().map(|c| ChunkInfo {
+                duplicate: c.duplicate_of.is_some(),
                 chunk_id: c.chunk_id,
                 doc_id: c.doc_id,
                 node_id: c.node_id,
                 n_tokens: c.n_tokens,
-                duplicate: c.duplicate_of.is_some(),
                 selected: c.selected,
-            })
-            .collect();
-        let embeddings: Vec<EmbeddingRecord> = read_rows(&run.path(EMBEDDINGS))?;
-        let mismatch = |message: String| EvalError::Mismatch { path: run.path(EMBEDDINGS), chunks: run.path(CHUNKS), message };
-        let dim = embeddings.first().map_or(0, |e| e.embedding.len());
-        let row_of: HashMap<&str, &[f32]> = embeddings.iter().map(|e| (e.chunk_id.as_str(), e.embedding.as_slice())).collect();
-        let mut vectors = Vec::with_capacity(chunks.len() * dim);
-        for c in &chunks {
-            let v = row_of.get(c.chunk_id.as_str()).ok_or_else(|| mismatch(format!("no vector for chunk `{}`", c.chunk_id)))?;
-            if v.len() != dim {
-                return Err(mismatch(format!("vector of `{}` has {} dimensions, not {dim}", c.chunk_id, v.len())));
-            }
-            vectors.extend_from_slice(v);
+            }));
         }
+        let (vectors, dim) = vectors.finish()?;
         let nodes: Vec<TaxonomyNode> = read_rows(&run.path(TAXONOMY))?;
         let documents: Vec<DocumentRecord> = read_rows(&run.path(WORK_DOCUMENTS))?;
-        if let Some(c) = chunks.iter().find(|c| !nodes.iter().any(|n| n.node_id == c.node_id)) {
+        let node_ids: HashSet<u32> = nodes.iter().map(|n| n.node_id).collect();
+        if let Some(c) = chunks.iter().find(|c| !node_ids.contains(&c.node_id)) {
             return Err(EvalError::Mismatch {
                 path: run.path(TAXONOMY),
                 chunks: run.path(CHUNKS),

@@ -12,8 +12,8 @@ pub use facility::{cost_floor, select, Budget, Candidate};
 
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
-use strata_core::parquet_io::RowWriter;
-use strata_core::records::{AssignmentRecord, EmbeddingRecord, SelectionRecord};
+use strata_core::parquet_io::{RowWriter, VectorsInStep};
+use strata_core::records::{AssignmentRecord, SelectionRecord};
 use strata_core::rundir::{EMBEDDINGS, WORK_ASSIGNMENTS, WORK_CHUNKS, WORK_SELECTION};
 use strata_core::{parquet_io, Stage, StageContext, StageError, StageStats};
 
@@ -116,6 +116,9 @@ impl Stage for SelectStage {
             }
         }
         let n_rows = rows.rows();
+        if n_rows != chosen.len() as u64 {
+            return Err(parquet_io::ParquetIoError::OutOfStep { path: ctx.run.path(WORK_CHUNKS) }.into());
+        }
         rows.close()?;
 
         let selected_tokens: u64 = candidates.iter().zip(&chosen).filter(|(_, &s)| s).map(|(c, _)| c.n_tokens as u64).sum();
@@ -169,32 +172,20 @@ struct ChunkSize {
 
 fn read_chunks(ctx: &StageContext, min_chunk_tokens: u32) -> Result<Chunks, StageError> {
     let mut assignments = parquet_io::batches::<AssignmentRecord>(&ctx.run.path(WORK_ASSIGNMENTS), &[])?;
-    let mut embeddings = parquet_io::batches::<EmbeddingRecord>(&ctx.run.path(EMBEDDINGS), &[])?;
-    let rows = parquet_io::num_rows(embeddings.path())? as usize;
-    let mut out = Chunks { facts: Vec::with_capacity(rows), vectors: Vec::new(), dim: 0 };
+    let mut vectors = VectorsInStep::open(&ctx.run.path(EMBEDDINGS))?;
+    let mut facts = Vec::new();
     for batch in parquet_io::batches::<ChunkSize>(&ctx.run.path(WORK_CHUNKS), &["chunk_id", "n_tokens"])? {
         let batch = batch?;
-        let (placed, embedded) = (assignments.next_in_step(batch.len())?, embeddings.next_in_step(batch.len())?);
-        for ((c, a), e) in batch.into_iter().zip(placed).zip(embedded) {
-            if out.facts.is_empty() {
-                out.dim = e.embedding.len();
-                out.vectors.reserve_exact(rows * out.dim);
-            }
+        vectors.extend(batch.iter().map(|c| c.chunk_id.as_str()))?;
+        let placed = assignments.next_in_step(batch.len())?;
+        for (c, a) in batch.into_iter().zip(placed) {
             if a.chunk_id != c.chunk_id {
                 return Err(parquet_io::ParquetIoError::OutOfStep { path: assignments.path().to_path_buf() }.into());
             }
-            if e.chunk_id != c.chunk_id || e.embedding.len() != out.dim {
-                return Err(parquet_io::ParquetIoError::OutOfStep { path: embeddings.path().to_path_buf() }.into());
-            }
-            out.facts.push(ChunkFacts {
-                leaf: a.node_id,
-                n_tokens: c.n_tokens,
-                eligible: a.duplicate_of.is_none() && c.n_tokens >= min_chunk_tokens,
-            });
-            out.vectors.extend_from_slice(&e.embedding);
+            facts.push(ChunkFacts { leaf: a.node_id, n_tokens: c.n_tokens, eligible: a.duplicate_of.is_none() && c.n_tokens >= min_chunk_tokens });
         }
     }
     assignments.end_in_step()?;
-    embeddings.end_in_step()?;
-    Ok(out)
+    let (vectors, dim) = vectors.finish()?;
+    Ok(Chunks { facts, vectors, dim })
 }

@@ -15,9 +15,10 @@ pub use dedup::mark_duplicates;
 use ndarray::Array2;
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
-use strata_core::parquet_io::RowWriter;
-use strata_core::records::{AssignmentRecord, EmbeddingRecord, TaxonomyNode};
+use strata_core::parquet_io::{RowWriter, VectorsInStep};
+use strata_core::records::{AssignmentRecord, TaxonomyNode};
 use strata_core::rundir::{EMBEDDINGS, TAXONOMY, TAXONOMY_JSON, WORK_ASSIGNMENTS, WORK_CHUNKS};
+use strata_core::vectors::dot;
 use strata_core::{parquet_io, Stage, StageContext, StageError, StageStats};
 
 /// How the tree is grown and labelled.
@@ -118,14 +119,14 @@ impl Stage for TaxonomyStage {
         let (chunks, vectors) = read_chunks(ctx)?;
         ctx.progress.start("taxonomy", None);
         let tree = build_tree(&vectors, &self.config, self.seed);
-        let (lineage, leaf_of) = lineages(&tree);
-        let terms = count_terms(ctx, &lineage, &leaf_of)?;
-        let nodes = describe(&tree, &chunks, &vectors, &terms, &self.config, &self.domain);
+        let layout = Layout::of(&tree);
+        let terms = count_terms(ctx, &layout)?;
+        let nodes = describe(&tree, &layout, &chunks, &vectors, &terms, &self.config, &self.domain);
         let duplicate_of = mark_duplicates(&chunks.content_hashes, &vectors, &leaf_members(&tree), self.config.near_duplicate_threshold);
         ctx.progress.finish();
 
         let mut assignments = RowWriter::create(&ctx.output(WORK_ASSIGNMENTS)?, &AssignmentRecord::fields(), &[])?;
-        for (i, (chunk_id, &leaf)) in chunks.ids.iter().zip(&leaf_of).enumerate() {
+        for (i, (chunk_id, &leaf)) in chunks.ids.iter().zip(&layout.leaf_of).enumerate() {
             assignments.push(AssignmentRecord {
                 chunk_id: chunk_id.clone(),
                 node_id: leaf as u32,
@@ -137,7 +138,7 @@ impl Stage for TaxonomyStage {
         let nested = serde_json::to_string_pretty(&json!({"domain": self.domain, "root": nest(&nodes, 0)}))?;
         std::fs::write(ctx.output(TAXONOMY_JSON)?, nested + "\n")?;
 
-        let leaves = preorder(&tree).iter().filter(|c| c.children.is_empty()).count();
+        let leaves = layout.children.iter().filter(|c| c.is_empty()).count();
         let mut extra = serde_json::Map::new();
         extra.insert("nodes".into(), json!(nodes.len()));
         extra.insert("leaves".into(), json!(leaves));
@@ -175,23 +176,13 @@ struct ChunkRow {
 
 /// The chunks (four columns) and their embeddings as a matrix, read a batch at a time in step.
 fn read_chunks(ctx: &StageContext) -> Result<(Chunks, Array2<f32>), StageError> {
-    let mut embeddings = parquet_io::batches::<EmbeddingRecord>(&ctx.run.path(EMBEDDINGS), &[])?;
-    let rows = parquet_io::num_rows(embeddings.path())? as usize;
-    let mut chunks = Chunks { ids: Vec::with_capacity(rows), headings: Default::default(), heading_ids: Vec::with_capacity(rows), n_tokens: Vec::with_capacity(rows), content_hashes: Vec::with_capacity(rows) };
-    let (mut flat, mut dim) = (Vec::new(), 0);
+    let mut vectors = VectorsInStep::open(&ctx.run.path(EMBEDDINGS))?;
+    let mut chunks = Chunks { ids: Vec::new(), headings: Default::default(), heading_ids: Vec::new(), n_tokens: Vec::new(), content_hashes: Vec::new() };
     let path = ctx.run.path(WORK_CHUNKS);
     for batch in parquet_io::batches::<ChunkRow>(&path, &["chunk_id", "heading_path", "n_tokens", "content_hash"])? {
         let batch = batch?;
-        let embedded = embeddings.next_in_step(batch.len())?;
-        for (c, e) in batch.into_iter().zip(embedded) {
-            if chunks.ids.is_empty() {
-                dim = e.embedding.len();
-                flat.reserve_exact(rows * dim);
-            }
-            if e.chunk_id != c.chunk_id || e.embedding.len() != dim {
-                return Err(parquet_io::ParquetIoError::OutOfStep { path: embeddings.path().to_path_buf() }.into());
-            }
-            flat.extend_from_slice(&e.embedding);
+        vectors.extend(batch.iter().map(|c| c.chunk_id.as_str()))?;
+        for c in batch {
             let hash = u64::from_str_radix(&c.content_hash, 16)
                 .map_err(|_| format!("`{}`: content_hash `{}` is not hexadecimal; rerun the chunk stage", path.display(), c.content_hash))?;
             chunks.content_hashes.push(hash);
@@ -201,38 +192,52 @@ fn read_chunks(ctx: &StageContext) -> Result<(Chunks, Array2<f32>), StageError> 
             chunks.ids.push(c.chunk_id);
         }
     }
-    embeddings.end_in_step()?;
-    let n = chunks.ids.len();
-    Ok((chunks, Array2::from_shape_vec((n, dim), flat)?))
+    let (values, dim) = vectors.finish()?;
+    let matrix = Array2::from_shape_vec((chunks.ids.len(), dim), values)?;
+    Ok((chunks, matrix))
 }
 
-/// For each node (by preorder id, as node ids are given) the ids from the root down to it,
-/// and for each chunk the id of its leaf.
-fn lineages(tree: &Cluster) -> (Vec<Vec<usize>>, Vec<usize>) {
-    fn walk(c: &Cluster, path: &mut Vec<usize>, lineage: &mut Vec<Vec<usize>>, leaf_of: &mut [usize]) {
-        let id = lineage.len();
-        path.push(id);
-        lineage.push(path.clone());
-        if c.children.is_empty() {
-            c.members.iter().for_each(|&m| leaf_of[m] = id);
+/// Node ids as the nodes get them (preorder, root 0) and how they relate.
+struct Layout {
+    /// The ids from the root down to each node.
+    lineage: Vec<Vec<usize>>,
+    /// Each node's children's ids.
+    children: Vec<Vec<usize>>,
+    /// Each chunk's leaf id.
+    leaf_of: Vec<usize>,
+}
+
+impl Layout {
+    fn of(tree: &Cluster) -> Self {
+        fn walk(c: &Cluster, path: &mut Vec<usize>, layout: &mut Layout) {
+            let id = layout.lineage.len();
+            if let Some(&parent) = path.last() {
+                layout.children[parent].push(id);
+            }
+            path.push(id);
+            layout.lineage.push(path.clone());
+            layout.children.push(Vec::new());
+            if c.children.is_empty() {
+                c.members.iter().for_each(|&m| layout.leaf_of[m] = id);
+            }
+            c.children.iter().for_each(|child| walk(child, path, layout));
+            path.pop();
         }
-        c.children.iter().for_each(|child| walk(child, path, lineage, leaf_of));
-        path.pop();
+        let mut layout = Layout { lineage: Vec::new(), children: Vec::new(), leaf_of: vec![0; tree.members.len()] };
+        walk(tree, &mut Vec::new(), &mut layout);
+        layout
     }
-    let (mut lineage, mut leaf_of) = (Vec::new(), vec![0; tree.members.len()]);
-    walk(tree, &mut Vec::new(), &mut lineage, &mut leaf_of);
-    (lineage, leaf_of)
 }
 
 /// The chunk texts (read again, one column, a batch at a time) counted into the term counts
 /// of every node they belong to.
-fn count_terms(ctx: &StageContext, lineage: &[Vec<usize>], leaf_of: &[usize]) -> Result<labels::Corpus, StageError> {
-    let mut corpus = labels::Corpus::new(lineage.len());
+fn count_terms(ctx: &StageContext, layout: &Layout) -> Result<labels::Corpus, StageError> {
+    let mut corpus = labels::Corpus::new(layout.lineage.len());
     let mut row = 0;
     for batch in parquet_io::batches::<ChunkText>(&ctx.run.path(WORK_CHUNKS), &["text"])? {
         let batch = batch?;
         let texts: Vec<&str> = batch.iter().map(|c| c.text.as_str()).collect();
-        corpus.add(&texts, |i| lineage[leaf_of[row + i]].as_slice());
+        corpus.add(&texts, |i| layout.lineage[layout.leaf_of[row + i]].as_slice());
         row += batch.len();
     }
     Ok(corpus)
@@ -257,11 +262,11 @@ fn leaf_members(tree: &Cluster) -> Vec<&[usize]> {
 }
 
 /// Labels, keywords, sizes and medoids for every node, ids in preorder (root = 0).
-fn describe(tree: &Cluster, chunks: &Chunks, vectors: &Array2<f32>, corpus: &labels::Corpus, config: &TaxonomyConfig, domain: &str) -> Vec<TaxonomyNode> {
+fn describe(tree: &Cluster, layout: &Layout, chunks: &Chunks, vectors: &Array2<f32>, corpus: &labels::Corpus, config: &TaxonomyConfig, domain: &str) -> Vec<TaxonomyNode> {
     let mut nodes = Vec::new();
     let root_keywords = labels::sibling_keywords(&[corpus.class_terms(0)], corpus, config.keywords);
     push_node(&mut nodes, tree, None, 0, domain.to_string(), root_keywords.into_iter().next().unwrap_or_default(), Vec::new(), chunks, vectors);
-    label_children(&mut nodes, 0, tree, chunks, vectors, corpus, config);
+    label_children(&mut nodes, 0, tree, layout, chunks, vectors, corpus, config);
     nodes
 }
 
@@ -270,6 +275,7 @@ fn label_children(
     nodes: &mut Vec<TaxonomyNode>,
     parent_id: u32,
     parent: &Cluster,
+    layout: &Layout,
     chunks: &Chunks,
     vectors: &Array2<f32>,
     corpus: &labels::Corpus,
@@ -278,14 +284,7 @@ fn label_children(
     if parent.children.is_empty() {
         return;
     }
-    // Children's ids in preorder: each follows its elder siblings' whole subtrees.
-    let mut child_ids = Vec::new();
-    let mut next = parent_id as usize + 1;
-    for child in &parent.children {
-        child_ids.push(next);
-        next += preorder(child).len();
-    }
-    let classes: Vec<&labels::Terms> = child_ids.iter().map(|&id| corpus.class_terms(id)).collect();
+    let classes: Vec<&labels::Terms> = layout.children[parent_id as usize].iter().map(|&id| corpus.class_terms(id)).collect();
     let keywords = labels::sibling_keywords(&classes, corpus, config.keywords);
     let headings: Vec<Option<String>> = parent
         .children
@@ -302,7 +301,7 @@ fn label_children(
         let mut path = parent_path.clone();
         path.push(label.clone());
         let id = push_node(nodes, child, Some(parent_id), depth, label, kws, path, chunks, vectors);
-        label_children(nodes, id, child, chunks, vectors, corpus, config);
+        label_children(nodes, id, child, layout, chunks, vectors, corpus, config);
     }
 }
 
@@ -335,16 +334,12 @@ fn push_node(
 
 /// The member closest (cosine) to the members' mean direction: the medoid, in O(n).
 fn medoid(members: &[usize], vectors: &Array2<f32>) -> Option<usize> {
-    let dim = vectors.ncols();
-    let mut mean = vec![0f32; dim];
+    let mut mean = vec![0f32; vectors.ncols()];
     for &m in members {
         mean.iter_mut().zip(vectors.row(m)).for_each(|(a, b)| *a += b);
     }
-    members.iter().copied().max_by(|&a, &b| {
-        let da: f32 = vectors.row(a).iter().zip(&mean).map(|(x, y)| x * y).sum();
-        let db: f32 = vectors.row(b).iter().zip(&mean).map(|(x, y)| x * y).sum();
-        da.total_cmp(&db).then(b.cmp(&a))
-    })
+    let row = |m: usize| vectors.row(m).to_slice().expect("rows of a standard-layout matrix are contiguous");
+    members.iter().map(|&m| (dot(row(m), &mean), m)).max_by(|a, b| a.0.total_cmp(&b.0).then(b.1.cmp(&a.1))).map(|(_, m)| m)
 }
 
 /// The flat nodes as a nested tree for people and the report.
