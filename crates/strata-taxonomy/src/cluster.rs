@@ -62,12 +62,25 @@ fn fit(data: ArrayView2<f32>, k: usize, runs: usize, config: &TaxonomyConfig, se
     Some(model.centroids().to_owned())
 }
 
-/// Each row's nearest centroid, or `None` when a cluster falls under the minimum node size.
-fn assign(data: ArrayView2<f32>, centroids: &Array2<f32>, min_size: usize) -> Option<Vec<usize>> {
-    let labels: Vec<usize> = data.axis_iter(Axis(0)).into_par_iter().map(|x| nearest(x.as_slice().expect("rows are contiguous"), centroids)).collect();
+/// Each member's nearest centroid, or `None` when a cluster falls under the minimum node size.
+fn assign(vectors: &Array2<f32>, members: &[usize], centroids: &Array2<f32>, min_size: usize) -> Option<Vec<usize>> {
+    let labels: Vec<usize> = members.par_iter().map(|&m| nearest(row(vectors, m), centroids)).collect();
     let mut sizes = vec![0usize; centroids.nrows()];
     labels.iter().for_each(|&l| sizes[l] += 1);
     sizes.iter().all(|&s| s >= min_size).then_some(labels)
+}
+
+fn row(vectors: &Array2<f32>, m: usize) -> &[f32] {
+    vectors.row(m).to_slice().expect("rows are contiguous")
+}
+
+/// The rows `members[p]` for each `p` of `picks` (ascending), as a matrix to fit on: a copy,
+/// bounded by the sample size, except for the whole matrix, which is only viewed.
+fn sample_rows<'a>(vectors: &'a Array2<f32>, members: &[usize], picks: &[usize]) -> CowArray<'a, f32, Ix2> {
+    if picks.len() == vectors.nrows() {
+        return vectors.view().into();
+    }
+    vectors.select(Axis(0), &picks.iter().map(|&p| members[p]).collect::<Vec<_>>()).into()
 }
 
 fn nearest(x: &[f32], centroids: &Array2<f32>) -> usize {
@@ -85,16 +98,15 @@ fn nearest(x: &[f32], centroids: &Array2<f32>) -> usize {
 /// The partition of `members` with the best simplified silhouette, or `None` when no k in
 /// range gives clusters of at least the minimum size.
 fn best_partition(vectors: &Array2<f32>, members: &[usize], config: &TaxonomyConfig, seed: u64) -> Option<Vec<Vec<usize>>> {
-    // The root's members are all rows: no copy of the whole matrix.
-    let data: CowArray<f32, Ix2> = if members.len() == vectors.nrows() { vectors.view().into() } else { vectors.select(Axis(0), members).into() };
+    // Members are read in place; only the samples k-means fits on are copied.
     let k_max = config.k_max.min(members.len() / config.min_node_size);
     // Phase 1: every k once on a small sample, scored on it; sizes checked on all members.
-    let trial = data.select(Axis(0), &sample_indices(members.len(), TRIAL_SAMPLE, seed ^ 1));
+    let trial = sample_rows(vectors, members, &sample_indices(members.len(), TRIAL_SAMPLE, seed ^ 1));
     let scored: Vec<(f32, usize)> = (config.k_min..=k_max)
         .into_par_iter()
         .filter_map(|k| {
             let centroids = fit(trial.view(), k, 1, config, seed)?;
-            assign(data.view(), &centroids, config.min_node_size)?;
+            assign(vectors, members, &centroids, config.min_node_size)?;
             let trial_labels: Vec<usize> = trial.axis_iter(Axis(0)).map(|x| nearest(x.as_slice().expect("contiguous"), &centroids)).collect();
             let score = simplified_silhouette(trial.view(), &trial_labels, centroids.view());
             tracing::debug!(n = members.len(), k, score, "k-means candidate");
@@ -106,13 +118,13 @@ fn best_partition(vectors: &Array2<f32>, members: &[usize], config: &TaxonomyCon
     let best = scored.iter().map(|s| s.0).fold(f32::MIN, f32::max);
     let k = scored.iter().filter(|s| s.0 >= best - config.silhouette_tolerance).map(|s| s.1).max()?;
     // Phase 2: the chosen k refitted with restarts on the larger sample, then every member assigned.
-    let fit_rows = sample_indices(members.len(), config.sample_size, seed);
-    let fit_data: CowArray<f32, Ix2> = if fit_rows.len() == members.len() { data.view().into() } else { data.select(Axis(0), &fit_rows).into() };
-    let labels = fit(fit_data.view(), k, config.n_runs, config, seed).and_then(|c| assign(data.view(), &c, config.min_node_size));
+    let fit_data = sample_rows(vectors, members, &sample_indices(members.len(), config.sample_size, seed));
+    let labels = fit(fit_data.view(), k, config.n_runs, config, seed).and_then(|c| assign(vectors, members, &c, config.min_node_size));
+    drop(fit_data);
     // The refit may (rarely) leave a cluster under the minimum: keep the trial's partition then.
     let labels = match labels {
         Some(l) => l,
-        None => assign(data.view(), &fit(trial.view(), k, 1, config, seed)?, config.min_node_size)?,
+        None => assign(vectors, members, &fit(trial.view(), k, 1, config, seed)?, config.min_node_size)?,
     };
     let mut groups = vec![Vec::new(); k];
     for (row, &label) in labels.iter().enumerate() {
