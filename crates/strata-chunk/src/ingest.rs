@@ -15,7 +15,11 @@ pub enum IngestError {
     #[error("the corpus `{corpus}` produced no chunk: every document is empty")]
     NoText { corpus: PathBuf },
     #[error("failed to read `{path}`; make it readable or move it out of the corpus")]
-    Read { path: PathBuf, #[source] source: std::io::Error },
+    Read {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
     #[error("`{path}` line {line}: invalid UTF-8; convert the file to UTF-8")]
     Utf8 { path: PathBuf, line: usize },
     #[error("`{path}` line {line}: malformed JSON: {message}")]
@@ -25,7 +29,11 @@ pub enum IngestError {
     #[error("`{path}`: no `text` column of strings (columns: {columns})")]
     ParquetNoText { path: PathBuf, columns: String },
     #[error("`{path}`: not a readable Parquet file")]
-    Parquet { path: PathBuf, #[source] source: Box<dyn std::error::Error + Send + Sync> },
+    Parquet {
+        path: PathBuf,
+        #[source]
+        source: Box<dyn std::error::Error + Send + Sync>,
+    },
     #[error("document id `{id}` appears twice: in `{first}` and in `{second}`; ids must be unique (rename a file or fix the `id` field)")]
     DuplicateId { id: String, first: String, second: String },
     #[error("`{path}` skipped ({reason}){more}, and --strict turns skips into errors")]

@@ -18,10 +18,10 @@ use rayon::prelude::*;
 use serde::{Deserialize, Serialize};
 use serde_json::json;
 use std::path::PathBuf;
+use strata_core::parquet_io::RowWriter;
 use strata_core::records::{ChunkRecord, DocumentRecord};
 use strata_core::rundir::{WORK_CHUNKS, WORK_DOCUMENTS};
 use strata_core::tokens::TokenCounter;
-use strata_core::parquet_io::RowWriter;
 use strata_core::{Stage, StageContext, StageError, StageStats};
 
 /// How documents are cut into chunks.
@@ -53,11 +53,7 @@ impl ChunkConfig {
             return Err(format!("chunk.max_tokens = {} is too small (at least 16)", self.max_tokens));
         }
         if self.min_tokens >= self.text_capacity() {
-            return Err(format!(
-                "chunk.min_tokens = {} must be below chunk.max_tokens - 2 = {}",
-                self.min_tokens,
-                self.text_capacity()
-            ));
+            return Err(format!("chunk.min_tokens = {} must be below chunk.max_tokens - 2 = {}", self.min_tokens, self.text_capacity()));
         }
         Ok(())
     }

@@ -76,8 +76,7 @@ mod tests {
     fn headings_become_paths_and_leave_the_body() {
         let doc = "# Heart\n\nIntro text.\n\n## Failure\n\nWeak pump.\n\n### Drugs\n\nDiuretics.\n\n## Rhythm\n\nFast.\n";
         let s = sections(doc);
-        let got: Vec<(Vec<String>, &str)> =
-            s.iter().map(|s| (s.heading_path.clone(), doc[s.start..s.end].trim())).collect();
+        let got: Vec<(Vec<String>, &str)> = s.iter().map(|s| (s.heading_path.clone(), doc[s.start..s.end].trim())).collect();
         assert_eq!(
             got,
             vec![

@@ -28,7 +28,9 @@ pub fn chunk_document(text: &str, counter: &TokenCounter, config: &ChunkConfig) 
     let sections = sections(text);
     let parts: Vec<(&Section, Range<usize>, bool)> = sections
         .iter()
-        .flat_map(|s| long_runs_apart(&text[s.start..s.end]).into_iter().map(move |(r, long)| (s, s.start + r.start..s.start + r.end, long)))
+        .flat_map(|s| {
+            long_runs_apart(&text[s.start..s.end]).into_iter().map(move |(r, long)| (s, s.start + r.start..s.start + r.end, long))
+        })
         .collect();
     let chunked = parts.par_iter().map(|(section, range, long_run)| {
         let body = &text[range.clone()];

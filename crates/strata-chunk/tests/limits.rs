@@ -62,7 +62,11 @@ fn a_5_mb_line_without_whitespace_respects_the_token_maximum() {
     // unknown token; it must still be cut into chunks of bounded length, not kept whole.
     let word = "abcdefghij".repeat(1 << 19);
     let chunks = chunk_and_check("5 MB letter run", &word, &counter);
-    assert!(chunks.iter().all(|c| c.text.len() <= 4 * ChunkConfig::default().max_tokens), "a chunk of {} bytes", chunks.iter().map(|c| c.text.len()).max().unwrap_or(0));
+    assert!(
+        chunks.iter().all(|c| c.text.len() <= 4 * ChunkConfig::default().max_tokens),
+        "a chunk of {} bytes",
+        chunks.iter().map(|c| c.text.len()).max().unwrap_or(0)
+    );
 }
 
 #[test]
@@ -70,8 +74,30 @@ fn a_large_document_is_chunked_completely() {
     let counter = counter();
     let mb: usize = std::env::var("STRATA_LARGE_DOC_MB").ok().and_then(|v| v.parse().ok()).unwrap_or(4);
     const WORDS: &[&str] = &[
-        "the", "patient", "presented", "with", "acute", "chest", "pain", "and", "dyspnoea", "after", "exercise", "therapy",
-        "renal", "function", "declined", "over", "three", "days", "blood", "pressure", "was", "treated", "dose", "of",
+        "the",
+        "patient",
+        "presented",
+        "with",
+        "acute",
+        "chest",
+        "pain",
+        "and",
+        "dyspnoea",
+        "after",
+        "exercise",
+        "therapy",
+        "renal",
+        "function",
+        "declined",
+        "over",
+        "three",
+        "days",
+        "blood",
+        "pressure",
+        "was",
+        "treated",
+        "dose",
+        "of",
     ];
     let mut rng = Lcg(11);
     let mut doc = String::with_capacity(mb << 20);

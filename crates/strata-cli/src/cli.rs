@@ -4,7 +4,11 @@ use clap::{Args, Parser, Subcommand};
 use std::path::PathBuf;
 
 #[derive(Debug, Parser)]
-#[command(name = "strata", version, about = "Turn a domain corpus into taxonomy-structured training data, a search index and a cost ledger")]
+#[command(
+    name = "strata",
+    version,
+    about = "Turn a domain corpus into taxonomy-structured training data, a search index and a cost ledger"
+)]
 pub struct Cli {
     #[command(subcommand)]
     pub command: Command,

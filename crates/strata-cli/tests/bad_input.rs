@@ -34,7 +34,12 @@ fn files_that_are_not_documents_are_skipped_listed_and_counted() {
     }
 
     let m = f.manifest();
-    let skipped: Vec<(&str, &str)> = m["skipped"].as_array().expect("skipped").iter().map(|s| (s["path"].as_str().expect("path"), s["reason"].as_str().expect("reason"))).collect();
+    let skipped: Vec<(&str, &str)> = m["skipped"]
+        .as_array()
+        .expect("skipped")
+        .iter()
+        .map(|s| (s["path"].as_str().expect("path"), s["reason"].as_str().expect("reason")))
+        .collect();
     assert_eq!(
         skipped,
         vec![
@@ -123,7 +128,12 @@ fn symlink_loops_are_skipped_not_followed() {
     let o = f.strata("chunk", &[]);
     assert!(o.status.success(), "{}", stderr(&o));
     let m = f.manifest();
-    let reasons: Vec<String> = m["skipped"].as_array().expect("skipped").iter().map(|s| format!("{}: {}", s["path"].as_str().unwrap_or(""), s["reason"].as_str().unwrap_or(""))).collect();
+    let reasons: Vec<String> = m["skipped"]
+        .as_array()
+        .expect("skipped")
+        .iter()
+        .map(|s| format!("{}: {}", s["path"].as_str().unwrap_or(""), s["reason"].as_str().unwrap_or("")))
+        .collect();
     assert_eq!(reasons.len(), 3, "{reasons:?}");
     assert!(reasons[0].starts_with("a.md: broken symbolic link or link loop"), "{reasons:?}");
     assert!(reasons[1].starts_with("b.md: broken symbolic link or link loop"), "{reasons:?}");
@@ -201,7 +211,8 @@ fn ids_and_names_that_look_like_paths_stay_inside_the_run_directory() {
 
     let corpus = files_under(&f.corpus);
     let everything = files_under(f.tmp.path());
-    let outside: Vec<&String> = everything.iter().filter(|p| !p.starts_with("out/") && !p.starts_with("corpus/") && *p != "recipe.toml").collect();
+    let outside: Vec<&String> =
+        everything.iter().filter(|p| !p.starts_with("out/") && !p.starts_with("corpus/") && *p != "recipe.toml").collect();
     assert!(outside.is_empty(), "files outside the run directory: {outside:?}");
     assert_eq!(everything.iter().filter(|p| p.starts_with("corpus/")).count(), corpus.len());
     assert!(!escape.exists() && !std::path::Path::new("/tmp/strata-absolute").exists());

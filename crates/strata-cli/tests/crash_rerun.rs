@@ -39,7 +39,8 @@ fn finish(c: &mut Command) -> String {
 /// Every other document of the demo corpus (20 of 40, every specialty), copied to `to`.
 fn copy_demo_corpus(to: &Path) {
     std::fs::create_dir_all(to).expect("mkdir");
-    let mut docs: Vec<_> = std::fs::read_dir(repo().join("fixtures/medicine")).expect("fixtures").map(|e| e.expect("entry").path()).collect();
+    let mut docs: Vec<_> =
+        std::fs::read_dir(repo().join("fixtures/medicine")).expect("fixtures").map(|e| e.expect("entry").path()).collect();
     docs.sort();
     for p in docs.iter().step_by(2) {
         std::fs::copy(p, to.join(p.file_name().expect("name"))).expect("copy");

@@ -48,7 +48,8 @@ fn demo_run_honours_the_contract_and_is_deterministic() {
     assert!(nodes.iter().any(|n| n.depth == 3));
     assert!(nodes.iter().filter(|n| n.depth == 1).count() >= 4);
     for n in &nodes {
-        let siblings: Vec<&str> = nodes.iter().filter(|m| m.parent_id == n.parent_id && m.parent_id.is_some()).map(|m| m.label.as_str()).collect();
+        let siblings: Vec<&str> =
+            nodes.iter().filter(|m| m.parent_id == n.parent_id && m.parent_id.is_some()).map(|m| m.label.as_str()).collect();
         assert_eq!(siblings.iter().filter(|&&l| l == n.label).count(), siblings.len().min(1), "duplicate sibling label {}", n.label);
         // A label names a topic: not a number, not its parent's label; every node has keywords.
         assert!(n.label.chars().any(char::is_alphabetic), "label {:?}", n.label);

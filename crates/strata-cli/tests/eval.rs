@@ -12,7 +12,8 @@ fn labelled_corpus() -> Fixture {
     let f = Fixture::with_recipe("[taxonomy]\ndepth = 2\nk_max = 10\n[select]\nbudget = 0.15\n");
     let mut docs = String::new();
     let mut questions = String::new();
-    let mut files: Vec<PathBuf> = std::fs::read_dir(repo().join("fixtures/medicine")).expect("fixtures").map(|e| e.expect("entry").path()).collect();
+    let mut files: Vec<PathBuf> =
+        std::fs::read_dir(repo().join("fixtures/medicine")).expect("fixtures").map(|e| e.expect("entry").path()).collect();
     files.sort();
     for path in files {
         let id = path.file_stem().and_then(|s| s.to_str()).expect("name").to_string();
@@ -37,7 +38,8 @@ fn eval_writes_labels_retrieval_and_coverage() {
     let o = strata(&["run", "--recipe", f.recipe.to_str().expect("utf-8"), "-q"]);
     assert!(o.status.success(), "run failed: {}", stderr(&o));
 
-    let o = strata(&["eval", "--run", out, "--questions", questions.to_str().expect("utf-8"), "--budgets", "0.05,0.15", "--random-seeds", "3"]);
+    let o =
+        strata(&["eval", "--run", out, "--questions", questions.to_str().expect("utf-8"), "--budgets", "0.05,0.15", "--random-seeds", "3"]);
     assert!(o.status.success(), "eval failed: {}", stderr(&o));
     let table = String::from_utf8_lossy(&o.stdout);
     assert!(table.contains("NMI") && table.contains("recall@10") && table.contains("first_chunk"), "{table}");
@@ -58,7 +60,8 @@ fn eval_writes_labels_retrieval_and_coverage() {
     for method in ["bm25", "vector"] {
         let r = &eval["retrieval"][method];
         // MRR@10 lies between recall@1 and recall@10.
-        let (r1, mrr, r10) = (r["recall@1"].as_f64().expect("r@1"), r["mrr"].as_f64().expect("mrr"), r["recall@10"].as_f64().expect("r@10"));
+        let (r1, mrr, r10) =
+            (r["recall@1"].as_f64().expect("r@1"), r["mrr"].as_f64().expect("mrr"), r["recall@10"].as_f64().expect("r@10"));
         assert!(r1 <= mrr && mrr <= r10, "{method}: {r}");
         assert!(r["recall@10"].as_f64().expect("recall") > 0.5, "{method}: {r}");
     }

@@ -8,11 +8,23 @@ use std::path::{Path, PathBuf};
 #[derive(Debug, thiserror::Error)]
 pub enum ManifestError {
     #[error("failed to read `{path}`")]
-    Read { path: PathBuf, #[source] source: std::io::Error },
+    Read {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
     #[error("`{path}` is not a valid manifest (delete it to start the run afresh)")]
-    Parse { path: PathBuf, #[source] source: serde_json::Error },
+    Parse {
+        path: PathBuf,
+        #[source]
+        source: serde_json::Error,
+    },
     #[error("failed to write `{path}`")]
-    Write { path: PathBuf, #[source] source: std::io::Error },
+    Write {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
 }
 
 /// One input file of the corpus.
@@ -66,9 +78,9 @@ impl Manifest {
     /// Loads a manifest if one exists.
     pub fn load(path: &Path) -> Result<Option<Self>, ManifestError> {
         match std::fs::read(path) {
-            Ok(bytes) => serde_json::from_slice(&bytes)
-                .map(Some)
-                .map_err(|source| ManifestError::Parse { path: path.to_path_buf(), source }),
+            Ok(bytes) => {
+                serde_json::from_slice(&bytes).map(Some).map_err(|source| ManifestError::Parse { path: path.to_path_buf(), source })
+            }
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
             Err(source) => Err(ManifestError::Read { path: path.to_path_buf(), source }),
         }
@@ -78,7 +90,6 @@ impl Manifest {
     pub fn save(&self, path: &Path) -> Result<(), ManifestError> {
         let mut text = serde_json::to_string_pretty(self).unwrap_or_default();
         text.push('\n');
-        crate::stage::write_atomically(path, text.as_bytes())
-            .map_err(|source| ManifestError::Write { path: path.to_path_buf(), source })
+        crate::stage::write_atomically(path, text.as_bytes()).map_err(|source| ManifestError::Write { path: path.to_path_buf(), source })
     }
 }

@@ -1,13 +1,13 @@
 //! Reading and writing the row types of [`crate::records`] as Parquet, deterministically
 //! (same rows, same bytes): fixed writer settings, no timestamps.
 
+use crate::records::EmbeddingRecord;
 use arrow::datatypes::{FieldRef, Schema};
 use arrow::record_batch::RecordBatch;
 use parquet::arrow::arrow_reader::{ParquetRecordBatchReader, ParquetRecordBatchReaderBuilder};
 use parquet::arrow::{ArrowWriter, ProjectionMask};
 use parquet::basic::Compression;
 use parquet::file::properties::WriterProperties;
-use crate::records::EmbeddingRecord;
 use serde::{de::DeserializeOwned, Serialize};
 use std::collections::HashMap;
 use std::fs::File;
@@ -20,20 +20,23 @@ const ROW_GROUP_ROWS: usize = 16 * 1024;
 #[derive(Debug, thiserror::Error)]
 pub enum ParquetIoError {
     #[error("failed to write `{path}`")]
-    Write { path: PathBuf, #[source] source: Box<dyn std::error::Error + Send + Sync> },
+    Write {
+        path: PathBuf,
+        #[source]
+        source: Box<dyn std::error::Error + Send + Sync>,
+    },
     #[error("failed to read `{path}` (is the run directory from an older or interrupted run?)")]
-    Read { path: PathBuf, #[source] source: Box<dyn std::error::Error + Send + Sync> },
+    Read {
+        path: PathBuf,
+        #[source]
+        source: Box<dyn std::error::Error + Send + Sync>,
+    },
     #[error("`{path}` does not line up with the chunks (its rows differ); rerun the stage that wrote it")]
     OutOfStep { path: PathBuf },
 }
 
 /// Writes `rows` with the schema `fields` and key-value `metadata` to `path`.
-pub fn write_rows<T: Serialize>(
-    path: &Path,
-    fields: &[FieldRef],
-    rows: &[T],
-    metadata: &[(&str, String)],
-) -> Result<(), ParquetIoError> {
+pub fn write_rows<T: Serialize>(path: &Path, fields: &[FieldRef], rows: &[T], metadata: &[(&str, String)]) -> Result<(), ParquetIoError> {
     let mut file = GroupWriter::create(path, fields, metadata)?;
     for group in rows.chunks(ROW_GROUP_ROWS) {
         file.write(&group)?;
@@ -248,7 +251,8 @@ fn batch_reader(path: &Path, columns: &[&str]) -> Result<ParquetRecordBatchReade
     let wrap = read_error(path);
     let mut builder = open(path)?.with_batch_size(ROW_GROUP_ROWS);
     if !columns.is_empty() {
-        let roots = columns.iter().map(|name| builder.schema().index_of(name).map_err(|e| wrap(e.into()))).collect::<Result<Vec<_>, _>>()?;
+        let roots =
+            columns.iter().map(|name| builder.schema().index_of(name).map_err(|e| wrap(e.into()))).collect::<Result<Vec<_>, _>>()?;
         let mask = ProjectionMask::roots(builder.parquet_schema(), roots);
         builder = builder.with_projection(mask);
     }

@@ -81,11 +81,7 @@ impl EmbeddingRecord {
     pub fn fields(dim: usize) -> Vec<FieldRef> {
         vec![
             field("chunk_id", DataType::Utf8, false),
-            field(
-                "embedding",
-                DataType::FixedSizeList(Arc::new(Field::new("item", DataType::Float32, false)), dim as i32),
-                false,
-            ),
+            field("embedding", DataType::FixedSizeList(Arc::new(Field::new("item", DataType::Float32, false)), dim as i32), false),
         ]
     }
 }

@@ -61,13 +61,21 @@ pub trait Stage {
 #[derive(Debug, thiserror::Error)]
 pub enum RunError {
     #[error("stage `{stage}` failed")]
-    Stage { stage: &'static str, #[source] source: StageError },
+    Stage {
+        stage: &'static str,
+        #[source]
+        source: StageError,
+    },
     #[error("stage `{stage}`: `{path}` is missing; run the earlier stages first")]
     MissingInput { stage: &'static str, path: PathBuf },
     #[error("stage `{stage}` did not write `{path}`")]
     MissingOutput { stage: &'static str, path: PathBuf },
     #[error("failed to prepare or move files in the run directory `{path}`")]
-    Io { path: PathBuf, #[source] source: std::io::Error },
+    Io {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
     #[error(transparent)]
     Manifest(#[from] ManifestError),
 }
@@ -203,10 +211,7 @@ fn is_current(run: &RunDir, record: Option<&StageRecord>, fingerprint: &str) -> 
     let Some(record) = record else { return false };
     record.fingerprint == fingerprint
         && !record.outputs.is_empty()
-        && record
-            .outputs
-            .iter()
-            .all(|(rel, hash)| path_sha256(&run.path(rel)).map(|h| &h == hash).unwrap_or(false))
+        && record.outputs.iter().all(|(rel, hash)| path_sha256(&run.path(rel)).map(|h| &h == hash).unwrap_or(false))
 }
 
 /// Writes `bytes` to `path` through a temporary file in the same folder and a rename.

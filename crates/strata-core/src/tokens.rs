@@ -20,14 +20,10 @@ pub struct TokenCounter {
 
 impl TokenCounter {
     pub fn from_file(path: &Path) -> Result<Self, TokenizerError> {
-        let mut tokenizer = Tokenizer::from_file(path).map_err(|e| TokenizerError::Load {
-            path: path.to_path_buf(),
-            message: e.to_string(),
-        })?;
+        let mut tokenizer =
+            Tokenizer::from_file(path).map_err(|e| TokenizerError::Load { path: path.to_path_buf(), message: e.to_string() })?;
         tokenizer.with_padding(None);
-        tokenizer
-            .with_truncation(None)
-            .map_err(|e| TokenizerError::Load { path: path.to_path_buf(), message: e.to_string() })?;
+        tokenizer.with_truncation(None).map_err(|e| TokenizerError::Load { path: path.to_path_buf(), message: e.to_string() })?;
         Ok(Self { tokenizer })
     }
 
@@ -38,9 +34,6 @@ impl TokenCounter {
 
     /// Tokens of `text`, without the model's special tokens ([CLS], [SEP]).
     pub fn count(&self, text: &str) -> Result<usize, TokenizerError> {
-        self.tokenizer
-            .encode(text, false)
-            .map(|e| e.len())
-            .map_err(|e| TokenizerError::Encode(e.to_string()))
+        self.tokenizer.encode(text, false).map(|e| e.len()).map_err(|e| TokenizerError::Encode(e.to_string()))
     }
 }

@@ -41,10 +41,7 @@ pub fn compute(config: &CostConfig, figures: CorpusFigures) -> Result<Ledger, Co
     let model = config.model_shape()?;
     let proxy = presets::model(&config.proxy_model)?;
     let (gpu_desc, tflops) = config.gpu_peak()?;
-    let pricing = Pricing {
-        flops_per_gpu_hour: tflops * 1e12 * config.mfu * 3600.0,
-        usd_per_gpu_hour: config.price_per_gpu_hour,
-    };
+    let pricing = Pricing { flops_per_gpu_hour: tflops * 1e12 * config.mfu * 3600.0, usd_per_gpu_hour: config.price_per_gpu_hour };
 
     let n = model.params;
     let corpus = figures.corpus_tokens as f64;
@@ -166,12 +163,7 @@ pub fn compute(config: &CostConfig, figures: CorpusFigures) -> Result<Ledger, Co
         }
     }
 
-    Ok(Ledger {
-        assumptions: assumptions(config, &model, proxy.params, gpu_desc, tflops),
-        corpus: figures,
-        rows,
-        literature: literature(),
-    })
+    Ok(Ledger { assumptions: assumptions(config, &model, proxy.params, gpu_desc, tflops), corpus: figures, rows, literature: literature() })
 }
 
 fn priced(r: Route, pricing: &Pricing) -> CostRow {
@@ -193,19 +185,9 @@ fn priced(r: Route, pricing: &Pricing) -> CostRow {
     }
 }
 
-fn assumptions(
-    c: &CostConfig,
-    m: &presets::ModelShape,
-    proxy_params: f64,
-    gpu_desc: &str,
-    tflops: f64,
-) -> Vec<Assumption> {
-    let a = |name: &str, value: Value, unit: &str, note: &str| Assumption {
-        name: name.into(),
-        value,
-        unit: unit.into(),
-        note: note.into(),
-    };
+fn assumptions(c: &CostConfig, m: &presets::ModelShape, proxy_params: f64, gpu_desc: &str, tflops: f64) -> Vec<Assumption> {
+    let a =
+        |name: &str, value: Value, unit: &str, note: &str| Assumption { name: name.into(), value, unit: unit.into(), note: note.into() };
     vec![
         a("model", json!(c.model), "", "model every route trains or serves"),
         a("params", json!(m.params.round() as u64), "parameters", "N in the FLOPs formulas (embeddings included)"),
@@ -231,11 +213,7 @@ fn assumptions(
 
 /// Published findings, kept apart from the computed numbers.
 pub fn literature() -> Vec<LiteratureNote> {
-    let l = |route: &str, claim: &str, source: &str| LiteratureNote {
-        route: route.into(),
-        claim: claim.into(),
-        source: source.into(),
-    };
+    let l = |route: &str, claim: &str, source: &str| LiteratureNote { route: route.into(), claim: claim.into(), source: source.into() };
     vec![
         l(
             "scpt",
@@ -386,13 +364,8 @@ mod tests {
 
     #[test]
     fn overrides_and_gpu_presets_apply() {
-        let config = CostConfig {
-            model: "llama-70b".into(),
-            gpu: "a100".into(),
-            mfu: 0.5,
-            price_per_gpu_hour: 1.0,
-            ..CostConfig::default()
-        };
+        let config =
+            CostConfig { model: "llama-70b".into(), gpu: "a100".into(), mfu: 0.5, price_per_gpu_hour: 1.0, ..CostConfig::default() };
         let ledger = compute(&config, figures()).expect("ledger");
         // 6 × 70.6e9 × 1e6 = 4.236e17 FLOPs; / (312e12 × 0.5 × 3600 = 5.616e17) = 0.754273... h
         close(row(&ledger, "cpt").gpu_hours, 4.236e17 / 5.616e17);
@@ -406,8 +379,7 @@ mod tests {
     fn every_assumption_is_listed_and_rows_are_enough() {
         let ledger = compute(&CostConfig::default(), figures()).expect("ledger");
         let names: Vec<_> = ledger.assumptions.iter().map(|a| a.name.as_str()).collect();
-        for key in ["model", "params", "gpu", "gpu_tflops", "mfu", "price_per_gpu_hour", "epochs", "top_k", "lora_rank"]
-        {
+        for key in ["model", "params", "gpu", "gpu_tflops", "mfu", "price_per_gpu_hour", "epochs", "top_k", "lora_rank"] {
             assert!(names.contains(&key), "{key} missing");
         }
         assert!(ledger.rows.len() >= 5);
@@ -421,8 +393,7 @@ mod tests {
         assert!(e.to_string().contains("`mfu`"), "{e}");
         let e = compute(&CostConfig { model: "x".into(), ..CostConfig::default() }, figures()).expect_err("model");
         assert!(e.to_string().contains("`llama-8b`"), "{e}");
-        let e =
-            compute(&CostConfig { proxy_model: "y".into(), ..CostConfig::default() }, figures()).expect_err("proxy");
+        let e = compute(&CostConfig { proxy_model: "y".into(), ..CostConfig::default() }, figures()).expect_err("proxy");
         assert!(e.to_string().contains("`y`"), "{e}");
     }
 

@@ -113,8 +113,7 @@ pub fn measure(run: &RunDir) -> Result<CorpusFigures, CostError> {
     let index = run.path(INDEX_DIR);
     let index_bytes = folder_bytes(&index).map_err(|e| CostError::Read { path: index.clone(), source: e.into() })?;
     let manifest_path = run.path(MANIFEST);
-    let manifest = Manifest::load(&manifest_path)
-        .map_err(|e| CostError::Read { path: manifest_path.clone(), source: e.into() })?;
+    let manifest = Manifest::load(&manifest_path).map_err(|e| CostError::Read { path: manifest_path.clone(), source: e.into() })?;
     let index_build_seconds = manifest.and_then(|m| m.stages.get("index").map(|s| s.seconds)).unwrap_or(0.0);
     Ok(CorpusFigures {
         corpus_tokens,

@@ -36,8 +36,7 @@ pub fn render_table(ledger: &Ledger) -> String {
             },
         ]);
     }
-    let widths: Vec<usize> =
-        (0..header.len()).map(|c| table.iter().map(|row| row[c].chars().count()).max().unwrap_or(0)).collect();
+    let widths: Vec<usize> = (0..header.len()).map(|c| table.iter().map(|row| row[c].chars().count()).max().unwrap_or(0)).collect();
     let mut out = String::from("Cost ledger (computed; formulas in crates/strata-cost/FORMULAS.md)\n\n");
     for (i, row) in table.iter().enumerate() {
         let cells: Vec<String> = row
@@ -92,12 +91,7 @@ mod tests {
 
     #[test]
     fn table_lists_every_route_and_assumption() {
-        let figures = CorpusFigures {
-            corpus_tokens: 1_000_000,
-            subset_tokens: 10_000,
-            mean_chunk_tokens: 200.0,
-            ..Default::default()
-        };
+        let figures = CorpusFigures { corpus_tokens: 1_000_000, subset_tokens: 10_000, mean_chunk_tokens: 200.0, ..Default::default() };
         let ledger = compute(&CostConfig::default(), figures).expect("ledger");
         let text = render_table(&ledger);
         for r in &ledger.rows {

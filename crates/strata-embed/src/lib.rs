@@ -19,9 +19,9 @@ use serde::{Deserialize, Serialize};
 use serde_json::json;
 use std::collections::HashSet;
 use strata_core::parquet_io::RowWriter;
-use strata_core::Progress;
 use strata_core::records::{ChunkRecord, EmbeddingRecord};
 use strata_core::rundir::{EMBEDDINGS, WORK_CHUNKS};
+use strata_core::Progress;
 use strata_core::{parquet_io, Stage, StageContext, StageError, StageStats};
 
 /// Which model variant computes the vectors.
@@ -109,7 +109,8 @@ impl Stage for EmbedStage {
 
     fn fingerprint(&self) -> Result<serde_json::Value, StageError> {
         // batch_size and the cache change only speed, never the vectors: they stay out.
-        let mut fingerprint = json!({"model": self.config.model, "model_sha256": self.model_sha256()?, "with_headings": self.config.with_headings});
+        let mut fingerprint =
+            json!({"model": self.config.model, "model_sha256": self.model_sha256()?, "with_headings": self.config.with_headings});
         if !self.config.model.is_neural() {
             // The static path tokenises by itself (the neural one's tokenizer is fastembed's
             // copy of the same file, covered by the chunk stage).
@@ -197,7 +198,12 @@ struct EmbedRun<'a> {
 impl EmbedRun<'_> {
     /// Embeds the inputs of `window` (input, chunk id) the cache does not hold, each distinct
     /// one once, and writes a row per chunk in window order.
-    fn embed_window(&mut self, window: &[(String, String)], out: &mut RowWriter<EmbeddingRecord>, progress: &dyn Progress) -> Result<(), StageError> {
+    fn embed_window(
+        &mut self,
+        window: &[(String, String)],
+        out: &mut RowWriter<EmbeddingRecord>,
+        progress: &dyn Progress,
+    ) -> Result<(), StageError> {
         let cache = &mut *self.cache;
         let keys: Vec<String> = window.iter().map(|(input, _)| cache::key(input)).collect();
         let mut missing: Vec<usize> = Vec::new();

@@ -19,7 +19,11 @@ pub enum EmbedError {
     #[error("model file `{path}` is missing; run `make model` (tools/model/setup.sh) to prepare it")]
     Missing { path: PathBuf },
     #[error("failed to read `{path}`")]
-    Read { path: PathBuf, #[source] source: std::io::Error },
+    Read {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
     #[error("failed to load onnxruntime from `{path}`: {message}")]
     Runtime { path: PathBuf, message: String },
     #[error("failed to load the model `{path}`: {message}")]
@@ -86,11 +90,7 @@ fn environment(dylib: &Path) -> Result<ort::environment::Environment, EmbedError
         if !dylib.exists() {
             return Err("file not found; run `make model`".to_string());
         }
-        ort::init_from(dylib)
-            .map_err(|e| e.to_string())?
-            .with_name("strata")
-            .build()
-            .map_err(|e| e.to_string())
+        ort::init_from(dylib).map_err(|e| e.to_string())?.with_name("strata").build().map_err(|e| e.to_string())
     })
     .clone()
     .map_err(|message| EmbedError::Runtime { path: dylib.to_path_buf(), message })
@@ -190,8 +190,8 @@ impl NeuralEmbedder {
         let model = TextEmbedding::try_new_from_user_defined(user_model, options)
             .map_err(|e| EmbedError::Load { path: onnx_path.clone(), message: e.to_string() })?;
         let tokenizer_path = files.tokenizer();
-        let counter = TokenCounter::from_file(&tokenizer_path)
-            .map_err(|e| EmbedError::Load { path: tokenizer_path, message: e.to_string() })?;
+        let counter =
+            TokenCounter::from_file(&tokenizer_path).map_err(|e| EmbedError::Load { path: tokenizer_path, message: e.to_string() })?;
         Ok(Self { model, counter })
     }
 
@@ -214,10 +214,8 @@ impl NeuralEmbedder {
         progress: &dyn Progress,
     ) -> Result<(Vec<Vec<f32>>, BatchStats), EmbedError> {
         use rayon::prelude::*;
-        let lengths: Vec<usize> = texts
-            .par_iter()
-            .map(|t| self.counter.count(t).map(|n| (n + 2).min(MAX_LENGTH)).unwrap_or(MAX_LENGTH))
-            .collect();
+        let lengths: Vec<usize> =
+            texts.par_iter().map(|t| self.counter.count(t).map(|n| (n + 2).min(MAX_LENGTH)).unwrap_or(MAX_LENGTH)).collect();
         let mut order: Vec<usize> = (0..texts.len()).collect();
         order.sort_by_key(|&i| (lengths[i], i));
 

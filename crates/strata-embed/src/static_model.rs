@@ -41,7 +41,13 @@ impl StaticEmbedder {
             return Err(bad(format!("`{}` describes a {} table of {} dims; expected float32", info_path.display(), info.dtype, info.dims)));
         }
         if bytes.len() != info.rows * info.dims * 4 {
-            return Err(bad(format!("{} bytes, expected {} x {} float32 ({} bytes); rerun `make model`", bytes.len(), info.rows, info.dims, info.rows * info.dims * 4)));
+            return Err(bad(format!(
+                "{} bytes, expected {} x {} float32 ({} bytes); rerun `make model`",
+                bytes.len(),
+                info.rows,
+                info.dims,
+                info.rows * info.dims * 4
+            )));
         }
         let table: Vec<f32> = bytes.chunks_exact(4).map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]])).collect();
         let tokenizer_path = files.tokenizer();
@@ -49,7 +55,11 @@ impl StaticEmbedder {
             .map_err(|e| EmbedError::Load { path: tokenizer_path.clone(), message: e.to_string() })?;
         let vocab = counter.tokenizer().get_vocab_size(true);
         if vocab != info.rows {
-            return Err(bad(format!("{} rows but the tokenizer `{}` has {vocab} tokens; rerun `make model`", info.rows, tokenizer_path.display())));
+            return Err(bad(format!(
+                "{} rows but the tokenizer `{}` has {vocab} tokens; rerun `make model`",
+                info.rows,
+                tokenizer_path.display()
+            )));
         }
         Ok(Self { table, rows: info.rows, dims: info.dims, counter })
     }

@@ -5,8 +5,8 @@
 mod common;
 
 use common::files;
-use strata_core::NoProgress;
 use strata_core::vectors::dot as cosine;
+use strata_core::NoProgress;
 use strata_embed::{Embedder, ModelVariant};
 
 fn table_dims() -> usize {

@@ -12,7 +12,15 @@ use strata_core::{parquet_io, NoProgress, RunDir};
 use strata_embed::{EmbedConfig, EmbedStage, ModelVariant};
 
 fn chunks() -> Vec<ChunkRecord> {
-    let texts = ["heart failure and its treatment", "kidney stones", "heart failure and its treatment", "asthma in children", "kidney stones", "type 2 diabetes", "heart failure and its treatment"];
+    let texts = [
+        "heart failure and its treatment",
+        "kidney stones",
+        "heart failure and its treatment",
+        "asthma in children",
+        "kidney stones",
+        "type 2 diabetes",
+        "heart failure and its treatment",
+    ];
     texts
         .iter()
         .enumerate()

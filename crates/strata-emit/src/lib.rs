@@ -15,10 +15,10 @@ use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
 use std::collections::BTreeMap;
 use std::path::PathBuf;
+use strata_core::parquet_io::RowWriter;
 use strata_core::records::{AssignmentRecord, ChunkRecord, PublishedChunk, Sample, SelectionRecord, TaxonomyNode};
 use strata_core::rundir::{CHUNKS, DATASET_INFO, SCPT, SSFT, TAXONOMY, WORK_ASSIGNMENTS, WORK_CHUNKS, WORK_SELECTION};
 use strata_core::tokens::TokenCounter;
-use strata_core::parquet_io::RowWriter;
 use strata_core::{parquet_io, Stage, StageContext, StageError, StageStats};
 
 /// What goes into the training sets.
@@ -171,7 +171,14 @@ impl SampleWriter<'_> {
                 }
                 let n = self.tree.node(id);
                 let outline = format!("Outline the structure of {} in {} as a mind map.", n.label, self.domain);
-                ssft.push(self.sample("outline", None, n, outline.clone(), format!("```\n{}\n```", full_map(self.tree, id)), Some((outline, String::new())))?);
+                ssft.push(self.sample(
+                    "outline",
+                    None,
+                    n,
+                    outline.clone(),
+                    format!("```\n{}\n```", full_map(self.tree, id)),
+                    Some((outline, String::new())),
+                )?);
                 let list = format!("List the subtopics of {} in {}.", n.label, self.domain);
                 let items: Vec<String> = kids.iter().map(|&k| format!("- {}", self.tree.node(k).label)).collect();
                 ssft.push(self.sample("subtopics", None, n, list.clone(), items.join("\n"), Some((list, String::new())))?);

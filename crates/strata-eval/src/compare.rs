@@ -5,9 +5,9 @@
 use crate::labels::{agreement, Agreement};
 use crate::{EvalError, RunData};
 use polars::prelude::*;
-use strata_core::vectors::dot;
 use serde::Serialize;
 use std::collections::HashMap;
+use strata_core::vectors::dot;
 
 /// What `strata eval --compare OTHER` reports.
 #[derive(Debug, Clone, Serialize)]

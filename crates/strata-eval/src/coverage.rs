@@ -5,9 +5,9 @@ use crate::RunData;
 use rand_xoshiro::rand_core::{RngCore, SeedableRng};
 use rand_xoshiro::Xoshiro256Plus;
 use rayon::prelude::*;
-use strata_core::vectors::dot;
 use serde::ser::{Serialize, SerializeMap, Serializer};
 use std::collections::HashSet;
+use strata_core::vectors::dot;
 
 /// The questions coverage is measured on: their vectors and the documents holding answers.
 pub struct Questions<'a> {
@@ -232,12 +232,22 @@ pub fn compare(
     for s in strata {
         let row = |method: &str, runs: Vec<SubsetMetrics>, selection: Option<&str>| {
             let (mean, std) = summarise(&runs);
-            CoverageRow { budget: s.budget, budget_tokens: s.budget_tokens, method: method.into(), runs: runs.len(), selection: selection.map(Into::into), mean, std }
+            CoverageRow {
+                budget: s.budget,
+                budget_tokens: s.budget_tokens,
+                method: method.into(),
+                runs: runs.len(),
+                selection: selection.map(Into::into),
+                mean,
+                std,
+            }
         };
         let ours = subset_metrics(data, &s.selected, questions, near_duplicate);
         rows.push(row("strata", vec![ours], Some(if s.from_run { "run" } else { "recomputed" })));
         let random: Vec<SubsetMetrics> = (0..seeds)
-            .map(|k| subset_metrics(data, &random_selection(data, eligible, s.budget_tokens, seed.wrapping_add(k)), questions, near_duplicate))
+            .map(|k| {
+                subset_metrics(data, &random_selection(data, eligible, s.budget_tokens, seed.wrapping_add(k)), questions, near_duplicate)
+            })
             .collect();
         rows.push(row("random", random, None));
         let first = subset_metrics(data, &first_chunk_selection(data, eligible, s.budget_tokens), questions, near_duplicate);
@@ -308,7 +318,8 @@ mod tests {
     fn compare_reports_each_method_with_spread_for_random() {
         let data = chunks();
         let eligible = data.eligible(32);
-        let strata = [StrataSelection { budget: 0.5, budget_tokens: 100, selected: vec![false, true, false, true, false, false], from_run: true }];
+        let strata =
+            [StrataSelection { budget: 0.5, budget_tokens: 100, selected: vec![false, true, false, true, false, false], from_run: true }];
         let rows = compare(&data, &eligible, &strata, None, 0.95, 5, 42);
         let methods: Vec<&str> = rows.iter().map(|r| r.method.as_str()).collect();
         assert_eq!(methods, ["strata", "random", "first_chunk"]);

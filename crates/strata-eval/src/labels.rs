@@ -86,9 +86,7 @@ fn metadata_strings(documents: &[DocumentRecord]) -> Vec<(&str, BTreeMap<String,
         .iter()
         .map(|d| {
             let fields = match serde_json::from_str::<serde_json::Value>(&d.metadata) {
-                Ok(serde_json::Value::Object(map)) => {
-                    map.into_iter().filter_map(|(k, v)| v.as_str().map(|s| (k, s.to_string()))).collect()
-                }
+                Ok(serde_json::Value::Object(map)) => map.into_iter().filter_map(|(k, v)| v.as_str().map(|s| (k, s.to_string()))).collect(),
                 _ => {
                     tracing::warn!(doc_id = d.doc_id, "document metadata is not a JSON object; ignored");
                     BTreeMap::new()
@@ -190,7 +188,8 @@ mod tests {
         // clusters {0,0,0,1,1,1} vs labels {x,x,y,y,y,y}: contingency [[2,1],[0,3]].
         let a = score(&[0, 0, 0, 1, 1, 1], &["x", "x", "y", "y", "y", "y"]);
         let ln = f64::ln;
-        let mi = (2.0 / 6.0) * ln(2.0 * 6.0 / (3.0 * 2.0)) + (1.0 / 6.0) * ln(6.0 / (3.0 * 4.0)) + (3.0 / 6.0) * ln(3.0 * 6.0 / (3.0 * 4.0));
+        let mi =
+            (2.0 / 6.0) * ln(2.0 * 6.0 / (3.0 * 2.0)) + (1.0 / 6.0) * ln(6.0 / (3.0 * 4.0)) + (3.0 / 6.0) * ln(3.0 * 6.0 / (3.0 * 4.0));
         let h_u = ln(2.0);
         let h_v = -(1.0 / 3.0) * ln(1.0 / 3.0) - (2.0 / 3.0) * ln(2.0 / 3.0);
         assert!(close(a.nmi, mi / ((h_u + h_v) / 2.0)), "{a:?}");
@@ -212,7 +211,13 @@ mod tests {
 
     #[test]
     fn default_fields_skip_identifiers_and_non_text() {
-        let doc = |id: &str, meta: &str| DocumentRecord { doc_id: id.into(), source: "f.jsonl".into(), n_bytes: 1, n_chunks: 1, metadata: meta.into() };
+        let doc = |id: &str, meta: &str| DocumentRecord {
+            doc_id: id.into(),
+            source: "f.jsonl".into(),
+            n_bytes: 1,
+            n_chunks: 1,
+            metadata: meta.into(),
+        };
         let docs = [
             doc("a", r#"{"source": "S1", "url": "u1", "year": 2001}"#),
             doc("b", r#"{"source": "S1", "url": "u2", "year": 2001}"#),
@@ -224,7 +229,13 @@ mod tests {
     #[test]
     fn label_agreement_per_level_over_chunks() {
         let mut data = crate::data::tests::toy(&[("a", 2, 40), ("a", 3, 40), ("b", 4, 40), ("c", 4, 40)], &[[1.0, 0.0]; 4]);
-        let doc = |id: &str, meta: &str| DocumentRecord { doc_id: id.into(), source: "f.jsonl".into(), n_bytes: 1, n_chunks: 1, metadata: meta.into() };
+        let doc = |id: &str, meta: &str| DocumentRecord {
+            doc_id: id.into(),
+            source: "f.jsonl".into(),
+            n_bytes: 1,
+            n_chunks: 1,
+            metadata: meta.into(),
+        };
         data.documents = vec![doc("a", r#"{"site": "A"}"#), doc("b", r#"{"site": "B"}"#), doc("c", r#"{"site": "B"}"#)];
         let out = label_agreement(&data, &["site".to_string()]).expect("agreement");
         let levels = &out["site"];

@@ -18,7 +18,9 @@ mod retrieval;
 mod table;
 
 pub use compare::{compare_runs, CosineSummary, RunComparison};
-pub use coverage::{compare, first_chunk_selection, random_selection, subset_metrics, CoverageRow, Questions, StrataSelection, SubsetMetrics};
+pub use coverage::{
+    compare, first_chunk_selection, random_selection, subset_metrics, CoverageRow, Questions, StrataSelection, SubsetMetrics,
+};
 pub use data::{ChunkInfo, RunData};
 pub use labels::{agreement, default_label_fields, label_agreement, Agreement};
 pub use retrieval::{read_questions, sample, score_rankings, vector_search, Question, RetrievalScores};
@@ -33,7 +35,11 @@ pub enum EvalError {
     #[error(transparent)]
     Parquet(#[from] strata_core::parquet_io::ParquetIoError),
     #[error("failed to read `{path}`")]
-    Read { path: PathBuf, #[source] source: std::io::Error },
+    Read {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
     #[error("`{path}` line {line}: {message}")]
     Line { path: PathBuf, line: usize, message: String },
     #[error("`{path}` does not match the chunks of `{chunks}`: {message}; rerun the pipeline")]

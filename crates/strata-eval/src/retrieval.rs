@@ -20,8 +20,11 @@ pub fn read_questions(path: &Path) -> Result<Vec<Question>, EvalError> {
     let text = std::fs::read_to_string(path).map_err(|source| EvalError::Read { path: path.to_path_buf(), source })?;
     let mut out = Vec::new();
     for (i, line) in text.lines().enumerate().filter(|(_, l)| !l.trim().is_empty()) {
-        let q: Question = serde_json::from_str(line)
-            .map_err(|e| EvalError::Line { path: path.to_path_buf(), line: i + 1, message: format!("expected {{\"question\": ..., \"doc_id\": ...}}: {e}") })?;
+        let q: Question = serde_json::from_str(line).map_err(|e| EvalError::Line {
+            path: path.to_path_buf(),
+            line: i + 1,
+            message: format!("expected {{\"question\": ..., \"doc_id\": ...}}: {e}"),
+        })?;
         out.push(q);
     }
     Ok(out)
@@ -88,10 +91,10 @@ mod tests {
     fn recall_and_mrr_on_a_toy_ranking() {
         let expected = ["a", "b", "c", "d"];
         let ranked = vec![
-            vec!["a", "x"],                                       // rank 1
-            vec!["x", "y", "b"],                                  // rank 3
-            vec!["x", "x", "x", "x", "x", "x", "c"],              // rank 7
-            vec!["x"; 10],                                        // miss
+            vec!["a", "x"],                          // rank 1
+            vec!["x", "y", "b"],                     // rank 3
+            vec!["x", "x", "x", "x", "x", "x", "c"], // rank 7
+            vec!["x"; 10],                           // miss
         ];
         let s = score_rankings(&expected, &ranked);
         assert_eq!((s.recall_at_1, s.recall_at_5, s.recall_at_10), (0.25, 0.5, 0.75));

@@ -7,8 +7,11 @@ fn grid(header: &[&str], rows: &[Vec<String>], left: usize) -> String {
     let widths: Vec<usize> =
         (0..header.len()).map(|k| rows.iter().map(|r| r[k].chars().count()).chain([header[k].len()]).max().unwrap_or(0)).collect();
     let line = |cells: Vec<&str>| {
-        let parts: Vec<String> =
-            cells.iter().enumerate().map(|(k, c)| if k < left { format!("{c:<w$}", w = widths[k]) } else { format!("{c:>w$}", w = widths[k]) }).collect();
+        let parts: Vec<String> = cells
+            .iter()
+            .enumerate()
+            .map(|(k, c)| if k < left { format!("{c:<w$}", w = widths[k]) } else { format!("{c:>w$}", w = widths[k]) })
+            .collect();
         parts.join("  ").trim_end().to_string() + "\n"
     };
     let mut out = line(header.to_vec());
@@ -57,7 +60,13 @@ pub fn render_table(report: &EvalReport) -> String {
             .retrieval
             .iter()
             .map(|(m, s)| {
-                vec![m.clone(), format!("{:.3}", s.recall_at_1), format!("{:.3}", s.recall_at_5), format!("{:.3}", s.recall_at_10), format!("{:.3}", s.mrr)]
+                vec![
+                    m.clone(),
+                    format!("{:.3}", s.recall_at_1),
+                    format!("{:.3}", s.recall_at_5),
+                    format!("{:.3}", s.recall_at_10),
+                    format!("{:.3}", s.mrr),
+                ]
             })
             .collect();
         out += &grid(&["method", "recall@1", "recall@5", "recall@10", "MRR@10"], &rows, 1);
@@ -90,11 +99,14 @@ pub fn render_table(report: &EvalReport) -> String {
         );
     }
     if let Some(c) = &report.comparison {
-        out += &format!("\nAgainst {} ({} shared chunks; {} only here, {} only there)\n", c.run, c.shared_chunks, c.only_here, c.only_there);
+        out +=
+            &format!("\nAgainst {} ({} shared chunks; {} only here, {} only there)\n", c.run, c.shared_chunks, c.only_here, c.only_there);
         let rows: Vec<Vec<String>> = c
             .levels
             .iter()
-            .map(|a| vec![a.depth.to_string(), a.clusters.to_string(), a.labels.to_string(), format!("{:.3}", a.nmi), format!("{:.3}", a.ari)])
+            .map(|a| {
+                vec![a.depth.to_string(), a.clusters.to_string(), a.labels.to_string(), format!("{:.3}", a.nmi), format!("{:.3}", a.ari)]
+            })
             .collect();
         out += &grid(&["depth", "clusters here", "clusters there", "NMI", "ARI"], &rows, 0);
         if let Some(v) = c.vector_cosine {

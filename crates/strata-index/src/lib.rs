@@ -11,7 +11,9 @@ use strata_core::rundir::{CHUNKS, INDEX_DIR};
 use strata_core::{parquet_io, Stage, StageContext, StageError, StageStats};
 use tantivy::collector::TopDocs;
 use tantivy::query::{BooleanQuery, Occur, QueryParser, TermQuery};
-use tantivy::schema::{Facet, FacetOptions, IndexRecordOption, Schema, TextFieldIndexing, TextOptions, Value as _, FAST, INDEXED, STORED, STRING};
+use tantivy::schema::{
+    Facet, FacetOptions, IndexRecordOption, Schema, TextFieldIndexing, TextOptions, Value as _, FAST, INDEXED, STORED, STRING,
+};
 use tantivy::{doc, Index, TantivyDocument, Term};
 
 /// English stemming: a question's "symptoms" finds a chunk's "symptom".
@@ -22,7 +24,11 @@ const WRITER_BYTES: usize = 100_000_000;
 #[derive(Debug, thiserror::Error)]
 pub enum IndexError {
     #[error("failed to open the index `{path}`; run `strata run` (or the index stage) first")]
-    Open { path: PathBuf, #[source] source: tantivy::TantivyError },
+    Open {
+        path: PathBuf,
+        #[source]
+        source: tantivy::TantivyError,
+    },
     #[error("index `{path}` has no field `{field}`; it was built by another version, rebuild it")]
     Field { path: PathBuf, field: &'static str },
     #[error("invalid query `{query}`: {message}")]
@@ -30,12 +36,17 @@ pub enum IndexError {
     #[error("invalid subtree `{0}`: give a taxonomy path such as \"/Cardiology/Heart failure\"")]
     Under(String),
     #[error("search failed in `{path}`")]
-    Search { path: PathBuf, #[source] source: tantivy::TantivyError },
+    Search {
+        path: PathBuf,
+        #[source]
+        source: tantivy::TantivyError,
+    },
 }
 
 fn schema() -> Schema {
-    let text = TextOptions::default()
-        .set_indexing_options(TextFieldIndexing::default().set_tokenizer(TOKENIZER).set_index_option(IndexRecordOption::WithFreqsAndPositions));
+    let text = TextOptions::default().set_indexing_options(
+        TextFieldIndexing::default().set_tokenizer(TOKENIZER).set_index_option(IndexRecordOption::WithFreqsAndPositions),
+    );
     let mut b = Schema::builder();
     b.add_text_field("chunk_id", STRING | STORED);
     b.add_text_field("doc_id", STRING | STORED);
@@ -91,7 +102,9 @@ impl Stage for IndexStage {
         let mut writer = index.writer_with_num_threads(1, WRITER_BYTES)?;
         ctx.progress.start("index", Some(n_chunks));
         // The chunks stream a batch at a time; tantivy bounds its own memory (WRITER_BYTES).
-        for batch in parquet_io::batches::<IndexedChunk>(&path, &["chunk_id", "doc_id", "text", "heading_path", "node_id", "taxonomy_path"])? {
+        for batch in
+            parquet_io::batches::<IndexedChunk>(&path, &["chunk_id", "doc_id", "text", "heading_path", "node_id", "taxonomy_path"])?
+        {
             for c in batch? {
                 let facet = Facet::from_path(&c.taxonomy_path);
                 writer.add_document(doc!(
@@ -172,7 +185,12 @@ impl Searcher {
             .map(|(score, addr)| {
                 let d: TantivyDocument = searcher.doc(addr).map_err(search_err)?;
                 let get = |name: &'static str| -> String {
-                    schema.get_field(name).ok().and_then(|f| d.get_first(f)).and_then(|v| v.as_str().map(str::to_string)).unwrap_or_default()
+                    schema
+                        .get_field(name)
+                        .ok()
+                        .and_then(|f| d.get_first(f))
+                        .and_then(|v| v.as_str().map(str::to_string))
+                        .unwrap_or_default()
                 };
                 let node_id = schema.get_field("node_id").ok().and_then(|f| d.get_first(f)).and_then(|v| v.as_u64()).unwrap_or_default();
                 Ok(Hit {

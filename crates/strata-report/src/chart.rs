@@ -45,12 +45,7 @@ pub fn render(ledger: &Ledger) -> String {
     let series: Vec<Vec<(f64, f64)>> = ledger
         .rows
         .iter()
-        .map(|r| {
-            logs.iter()
-                .map(|&lq| (lq, r.cumulative_cost_usd(10f64.powf(lq))))
-                .filter(|(_, c)| *c > 0.0 && c.is_finite())
-                .collect()
-        })
+        .map(|r| logs.iter().map(|&lq| (lq, r.cumulative_cost_usd(10f64.powf(lq)))).filter(|(_, c)| *c > 0.0 && c.is_finite()).collect())
         .collect();
     let costs = series.iter().flatten().map(|(_, c)| c.log10());
     let (lo, hi) = costs.fold((f64::INFINITY, f64::NEG_INFINITY), |(lo, hi), c| (lo.min(c), hi.max(c)));
@@ -60,9 +55,7 @@ pub fn render(ledger: &Ledger) -> String {
     let (y_hi, y_lo) = (hi.ceil().max(lo.floor() + 1.0), lo.floor().max(hi.ceil() - 16.0));
     let y_of = |log_c: f64| TOP + (H - TOP - BOTTOM) * (y_hi - log_c.clamp(y_lo, y_hi)) / (y_hi - y_lo);
 
-    let mut svg = format!(
-        "<svg class=\"chart\" viewBox=\"0 0 {W} {H}\" role=\"img\" aria-label=\"Cumulative cost against queries\">\n"
-    );
+    let mut svg = format!("<svg class=\"chart\" viewBox=\"0 0 {W} {H}\" role=\"img\" aria-label=\"Cumulative cost against queries\">\n");
     for d in 0..=X_DECADES as usize {
         let x = x_of(d as f64);
         svg += &format!(
@@ -95,8 +88,7 @@ pub fn render(ledger: &Ledger) -> String {
         let colour = format!("hsl({:.0},65%,40%)", hue(i));
         let dash = if row.trains { "" } else { " stroke-dasharray=\"6 3\"" };
         if points.len() > 1 {
-            let pts: Vec<String> =
-                points.iter().map(|(lq, c)| format!("{:.1},{:.1}", x_of(*lq), y_of(c.log10()))).collect();
+            let pts: Vec<String> = points.iter().map(|(lq, c)| format!("{:.1},{:.1}", x_of(*lq), y_of(c.log10()))).collect();
             svg += &format!(
                 "<polyline class=\"route\" fill=\"none\" stroke=\"{colour}\" stroke-width=\"2\"{dash} points=\"{}\"><title>{}: {} training + {} per query</title></polyline>\n",
                 pts.join(" "),

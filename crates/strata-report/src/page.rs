@@ -35,8 +35,7 @@ button{font:inherit;font-size:12.5px;margin-right:6px}
 
 /// `window.onerror` is hooked first so a script error leaves a marker in the DOM
 /// (`data-script-error` on `<html>`) that `tools/report-check.sh` looks for.
-const ERROR_HOOK: &str =
-    "window.onerror=function(m){document.documentElement.setAttribute('data-script-error',String(m));};";
+const ERROR_HOOK: &str = "window.onerror=function(m){document.documentElement.setAttribute('data-script-error',String(m));};";
 
 const SCRIPT: &str = r#"(function(){
 function all(open){document.querySelectorAll('#tree details').forEach(function(d){d.open=open;});}
@@ -84,9 +83,7 @@ fn cards(inputs: &ReportInputs, tree: &Tree) -> String {
     let n_selected = inputs.chunks.iter().filter(|c| c.selected).count();
     let (covered, leaves) = tree.leaf_coverage();
     let budget = budget_tokens(inputs);
-    let card = |value: String, what: String| {
-        format!("<div class=\"card\"><b>{}</b><span>{}</span></div>\n", esc(&value), esc(&what))
-    };
+    let card = |value: String, what: String| format!("<div class=\"card\"><b>{}</b><span>{}</span></div>\n", esc(&value), esc(&what));
     let mut out = String::from("<div class=\"cards\">\n");
     out += &card(num(inputs.chunks.len() as f64), "chunks in the corpus".into());
     out += &card(num(corpus_tokens as f64), "corpus tokens".into());
@@ -99,10 +96,7 @@ fn cards(inputs: &ReportInputs, tree: &Tree) -> String {
     );
     out += &card(
         num(selected as f64),
-        format!(
-            "selected tokens in {n_selected} chunks ({:.2}% of the corpus)",
-            pct(selected as f64, corpus_tokens as f64)
-        ),
+        format!("selected tokens in {n_selected} chunks ({:.2}% of the corpus)", pct(selected as f64, corpus_tokens as f64)),
     );
     out += &card(format!("{covered} / {leaves}"), "leaf topics with a selected chunk".into());
     out += &card(num(inputs.ledger.corpus.subset_tokens as f64), "tokens in the training samples (SCPT)".into());
@@ -135,8 +129,7 @@ fn node_html(tree: &Tree, i: usize, out: &mut String) {
         num(sel),
     );
     if let Some(text) = tree.medoid_text[i] {
-        *out +=
-            &format!("<p class=\"medoid\" title=\"{}\">{}</p>\n", esc(&excerpt(text, 1200)), esc(&excerpt(text, 220)));
+        *out += &format!("<p class=\"medoid\" title=\"{}\">{}</p>\n", esc(&excerpt(text, 1200)), esc(&excerpt(text, 220)));
     }
     for &k in &tree.kids[i] {
         node_html(tree, k, out);
@@ -179,13 +172,7 @@ fn ledger_section(ledger: &Ledger) -> String {
             Value::String(s) => s.clone(),
             v => v.as_f64().map(num).unwrap_or_else(|| v.to_string()),
         };
-        out += &format!(
-            "<tr><td>{}</td><td>{}</td><td>{}</td><td>{}</td></tr>\n",
-            esc(&a.name),
-            esc(&value),
-            esc(&a.unit),
-            esc(&a.note)
-        );
+        out += &format!("<tr><td>{}</td><td>{}</td><td>{}</td><td>{}</td></tr>\n", esc(&a.name), esc(&value), esc(&a.unit), esc(&a.note));
     }
     let c = &ledger.corpus;
     out += "</table></div>\n<h2>Measured on this run</h2>\n<table class=\"corpus\">\n";
@@ -202,12 +189,7 @@ fn ledger_section(ledger: &Ledger) -> String {
     }
     out += "</table>\n<h2>Published findings (context, not computed here)</h2>\n<ul class=\"literature\">\n";
     for l in &ledger.literature {
-        out += &format!(
-            "<li><b>{}</b>: {} <span class=\"kw\">({})</span></li>\n",
-            esc(&l.route),
-            esc(&l.claim),
-            esc(&l.source)
-        );
+        out += &format!("<li><b>{}</b>: {} <span class=\"kw\">({})</span></li>\n", esc(&l.route), esc(&l.claim), esc(&l.source));
     }
     out += "</ul>\n</section>\n";
     out
@@ -303,9 +285,7 @@ fn run_section(inputs: &ReportInputs) -> String {
         );
     }
     let config = serde_json::to_string_pretty(&m.config).unwrap_or_default();
-    out += &format!(
-        "</table></div>\n<details><summary>Configuration (resolved)</summary><pre>{}</pre></details>\n</section>\n",
-        esc(&config)
-    );
+    out +=
+        &format!("</table></div>\n<details><summary>Configuration (resolved)</summary><pre>{}</pre></details>\n</section>\n", esc(&config));
     out
 }

@@ -16,14 +16,8 @@ const TREE: &[(&str, &[(&str, &str)])] = &[
             ("Hypertension", "blood pressure, ACE inhibitors"),
         ],
     ),
-    (
-        "Infectious disease",
-        &[("Antibiotics", "penicillin, resistance, dosing"), ("Vaccines", "immunisation, schedule")],
-    ),
-    (
-        "Endocrinology",
-        &[("Type 2 diabetes", "insulin, metformin, HbA1c"), ("Thyroid", "TSH, levothyroxine"), ("Adrenal", "cortisol")],
-    ),
+    ("Infectious disease", &[("Antibiotics", "penicillin, resistance, dosing"), ("Vaccines", "immunisation, schedule")]),
+    ("Endocrinology", &[("Type 2 diabetes", "insulin, metformin, HbA1c"), ("Thyroid", "TSH, levothyroxine"), ("Adrenal", "cortisol")]),
 ];
 
 /// The sample's inputs; `render(&sample_inputs())` is a complete page.
@@ -38,14 +32,7 @@ pub fn sample_inputs() -> ReportInputs {
         for (l, (leaf, keywords)) in leaves.iter().enumerate() {
             let leaf_id = next_id;
             next_id += 1;
-            taxonomy.push(node(
-                leaf_id,
-                Some(branch_id),
-                2,
-                leaf,
-                vec![branch.to_string(), leaf.to_string()],
-                keywords,
-            ));
+            taxonomy.push(node(leaf_id, Some(branch_id), 2, leaf, vec![branch.to_string(), leaf.to_string()], keywords));
             for k in 0..(3 + (b * 5 + l * 3) % 7) {
                 let tokens = 120 + ((b * 31 + l * 17 + k * 13) % 9) as u32 * 40;
                 chunks.push(PublishedChunk {
@@ -54,9 +41,7 @@ pub fn sample_inputs() -> ReportInputs {
                     source: format!("{branch}.md"),
                     ordinal: k as u32,
                     heading_path: vec![branch.to_string(), leaf.to_string()],
-                    text: format!(
-                        "{leaf}: passage {k}. Management depends on {keywords}; see the guideline for details."
-                    ),
+                    text: format!("{leaf}: passage {k}. Management depends on {keywords}; see the guideline for details."),
                     n_tokens: tokens,
                     byte_start: 0,
                     byte_end: 100,
@@ -71,12 +56,9 @@ pub fn sample_inputs() -> ReportInputs {
     // Subtree totals, bottom-up (the file lists parents before children).
     for i in (0..taxonomy.len()).rev() {
         let id = taxonomy[i].node_id;
-        let (own_c, own_t) =
-            chunks.iter().filter(|c| c.node_id == id).fold((0u32, 0u64), |(n, t), c| (n + 1, t + c.n_tokens as u64));
-        let (kid_c, kid_t) = taxonomy
-            .iter()
-            .filter(|n| n.parent_id == Some(id))
-            .fold((0u32, 0u64), |(n, t), k| (n + k.n_chunks, t + k.n_tokens));
+        let (own_c, own_t) = chunks.iter().filter(|c| c.node_id == id).fold((0u32, 0u64), |(n, t), c| (n + 1, t + c.n_tokens as u64));
+        let (kid_c, kid_t) =
+            taxonomy.iter().filter(|n| n.parent_id == Some(id)).fold((0u32, 0u64), |(n, t), k| (n + k.n_chunks, t + k.n_tokens));
         taxonomy[i].n_chunks = own_c + kid_c;
         taxonomy[i].n_tokens = own_t + kid_t;
         let medoid = chunks.iter().find(|c| c.node_id == id).map(|c| c.chunk_id.clone());
@@ -87,8 +69,7 @@ pub fn sample_inputs() -> ReportInputs {
     }
     let corpus_tokens: u64 = chunks.iter().map(|c| c.n_tokens as u64).sum();
 
-    let mut manifest =
-        Manifest::new(json!({"domain": "medicine", "select": {"budget": 0.2}, "cost": {"model": "llama-8b"}}));
+    let mut manifest = Manifest::new(json!({"domain": "medicine", "select": {"budget": 0.2}, "cost": {"model": "llama-8b"}}));
     manifest.inputs.push(InputFile { path: "medicine/cardiology.md".into(), bytes: 52_000, sha256: "0".repeat(64) });
     for (name, seconds, extra) in [
         ("chunk", 1.2, json!({})),
@@ -98,9 +79,7 @@ pub fn sample_inputs() -> ReportInputs {
         ("index", 0.9, json!({})),
     ] {
         let extra = extra.as_object().cloned().unwrap_or_default();
-        manifest
-            .stages
-            .insert(name.into(), StageRecord { seconds, rows_in: 60, rows_out: 60, extra, ..Default::default() });
+        manifest.stages.insert(name.into(), StageRecord { seconds, rows_in: 60, rows_out: 60, extra, ..Default::default() });
     }
 
     ReportInputs {

@@ -20,11 +20,8 @@ pub struct Tree<'a> {
 impl<'a> Tree<'a> {
     pub fn build(nodes: &'a [TaxonomyNode], chunks: &'a [PublishedChunk]) -> Self {
         let index: HashMap<u32, usize> = nodes.iter().enumerate().map(|(i, n)| (n.node_id, i)).collect();
-        let parent: Vec<Option<usize>> = nodes
-            .iter()
-            .enumerate()
-            .map(|(i, n)| n.parent_id.and_then(|p| index.get(&p).copied()).filter(|&p| p != i))
-            .collect();
+        let parent: Vec<Option<usize>> =
+            nodes.iter().enumerate().map(|(i, n)| n.parent_id.and_then(|p| index.get(&p).copied()).filter(|&p| p != i)).collect();
         let roots: Vec<usize> = (0..nodes.len()).filter(|&i| parent[i].is_none()).collect();
 
         // Tree edges in depth-first order from the roots; a malformed cycle is never entered.
@@ -65,8 +62,7 @@ impl<'a> Tree<'a> {
                 selected_tokens[p] += selected_tokens[i];
             }
         }
-        let medoid_text =
-            nodes.iter().map(|n| n.medoid_chunk_id.as_deref().and_then(|id| by_id.get(id).copied())).collect();
+        let medoid_text = nodes.iter().map(|n| n.medoid_chunk_id.as_deref().and_then(|id| by_id.get(id).copied())).collect();
         Tree { nodes, kids, roots, selected_chunks, selected_tokens, medoid_text }
     }
 

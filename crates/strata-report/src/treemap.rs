@@ -101,9 +101,7 @@ pub fn render(tree: &Tree) -> String {
         branches = tree.roots.clone();
     }
     let sizes: Vec<f64> = branches.iter().map(|&b| nodes[b].n_tokens as f64).collect();
-    let mut svg = format!(
-        "<svg class=\"treemap\" viewBox=\"0 0 {W} {H}\" role=\"img\" aria-label=\"Treemap of the taxonomy\">\n"
-    );
+    let mut svg = format!("<svg class=\"treemap\" viewBox=\"0 0 {W} {H}\" role=\"img\" aria-label=\"Treemap of the taxonomy\">\n");
     for (bi, (&b, rect)) in branches.iter().zip(squarify(&sizes, Rect { x: 0.0, y: 0.0, w: W, h: H })).enumerate() {
         if rect.w < 1.0 || rect.h < 1.0 {
             continue;
@@ -120,12 +118,7 @@ pub fn render(tree: &Tree) -> String {
         );
         let header = if rect.h > 48.0 { 18.0 } else { 0.0 };
         if let Some(text) = fitted(&node.label, rect.w, header) {
-            svg += &format!(
-                "<text class=\"tm-branch-label\" x=\"{:.1}\" y=\"{:.1}\">{}</text>\n",
-                rect.x + 4.0,
-                rect.y + 13.0,
-                esc(&text)
-            );
+            svg += &format!("<text class=\"tm-branch-label\" x=\"{:.1}\" y=\"{:.1}\">{}</text>\n", rect.x + 4.0, rect.y + 13.0, esc(&text));
         }
         let inner = Rect { x: rect.x + 2.0, y: rect.y + header, w: rect.w - 4.0, h: rect.h - header - 2.0 };
         let leaves = tree.leaves_under(b);
@@ -146,8 +139,14 @@ pub fn render(tree: &Tree) -> String {
                 num(leaf.n_tokens as f64),
                 num(tree.selected_tokens[l] as f64),
                 esc(&leaf.keywords.join(", ")),
-                r.x, r.y, r.w, r.h,
-                r.x, r.y + r.h - sel_h, r.w, sel_h,
+                r.x,
+                r.y,
+                r.w,
+                r.h,
+                r.x,
+                r.y + r.h - sel_h,
+                r.w,
+                sel_h,
             );
             if let Some(text) = fitted(&leaf.label, r.w, r.h) {
                 svg += &format!("<text x=\"{:.1}\" y=\"{:.1}\">{}</text>", r.x + 3.0, r.y + 12.0, esc(&text));
@@ -175,9 +174,7 @@ mod tests {
         let rects = squarify(&values, r);
         for (v, rect) in values.iter().zip(&rects) {
             assert!((area(rect) - v).abs() < 1e-9, "{rect:?} for {v}");
-            assert!(
-                rect.x >= -1e-9 && rect.y >= -1e-9 && rect.x + rect.w <= 6.0 + 1e-9 && rect.y + rect.h <= 4.0 + 1e-9
-            );
+            assert!(rect.x >= -1e-9 && rect.y >= -1e-9 && rect.x + rect.w <= 6.0 + 1e-9 && rect.y + rect.h <= 4.0 + 1e-9);
         }
         // the paper's example: the first two values fill a 3 × 4 column... as two 3 × 2 boxes
         assert!((rects[0].w - 3.0).abs() < 1e-9 && (rects[0].h - 2.0).abs() < 1e-9, "{:?}", rects[0]);

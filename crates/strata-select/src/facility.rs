@@ -33,12 +33,7 @@ struct Leaf {
 impl Leaf {
     fn gain(&self, candidates: &[Candidate], j: usize) -> f32 {
         let v = candidates[j].vector;
-        let sum: f32 = self
-            .clients
-            .iter()
-            .zip(&self.best)
-            .map(|(&c, &b)| (dot(candidates[c].vector, v) - b).max(0.0))
-            .sum();
+        let sum: f32 = self.clients.iter().zip(&self.best).map(|(&c, &b)| (dot(candidates[c].vector, v) - b).max(0.0)).sum();
         sum * self.weight
     }
 
@@ -49,7 +44,6 @@ impl Leaf {
         }
     }
 }
-
 
 /// Chooses chunks under `budget`: first one per leaf (largest leaves first, the chunk with
 /// the highest gain per cost that fits), then lazy greedy by gain per cost over all leaves.
@@ -184,11 +178,8 @@ mod tests {
     fn covers_every_leaf_then_respects_the_budget() {
         let vecs = [unit(1.0, 0.0), unit(0.9, 0.1), unit(0.0, 1.0), unit(0.1, 0.9), unit(0.5, 0.5)];
         let leaves = [0, 0, 1, 1, 1];
-        let cands: Vec<Candidate> = vecs
-            .iter()
-            .zip(leaves)
-            .map(|(v, leaf)| Candidate { leaf, n_tokens: 50, eligible: true, vector: v })
-            .collect();
+        let cands: Vec<Candidate> =
+            vecs.iter().zip(leaves).map(|(v, leaf)| Candidate { leaf, n_tokens: 50, eligible: true, vector: v }).collect();
         let chosen = select(&cands, Budget { tokens: 100 }, 1, 100, 0.95, 7);
         assert_eq!(chosen.iter().filter(|&&c| c).count(), 2);
         assert!(chosen[0] || chosen[1]);
@@ -198,11 +189,8 @@ mod tests {
     #[test]
     fn never_takes_ineligible_chunks_and_never_exceeds_budget() {
         let vecs = [unit(1.0, 0.0), unit(0.0, 1.0), unit(1.0, 1.0)];
-        let cands: Vec<Candidate> = vecs
-            .iter()
-            .enumerate()
-            .map(|(i, v)| Candidate { leaf: 0, n_tokens: 40 + i as u32, eligible: i != 0, vector: v })
-            .collect();
+        let cands: Vec<Candidate> =
+            vecs.iter().enumerate().map(|(i, v)| Candidate { leaf: 0, n_tokens: 40 + i as u32, eligible: i != 0, vector: v }).collect();
         let chosen = select(&cands, Budget { tokens: 85 }, 1, 100, 0.95, 1);
         assert!(!chosen[0]);
         let used: u32 = cands.iter().zip(&chosen).filter(|(_, &s)| s).map(|(c, _)| c.n_tokens).sum();
@@ -223,7 +211,8 @@ mod tests {
     #[test]
     fn short_chunks_cost_at_least_a_share_of_the_median() {
         let v = unit(1.0, 0.0);
-        let cands: Vec<Candidate> = [40, 100, 120, 200, 300].iter().map(|&n| Candidate { leaf: 0, n_tokens: n, eligible: true, vector: &v }).collect();
+        let cands: Vec<Candidate> =
+            [40, 100, 120, 200, 300].iter().map(|&n| Candidate { leaf: 0, n_tokens: n, eligible: true, vector: &v }).collect();
         assert_eq!(cost_floor(&cands, 0.5), 60);
         assert_eq!(cost_floor(&cands, 1.0), 120);
         // With no eligible chunk there is no median: the floor is 1 token.

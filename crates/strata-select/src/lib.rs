@@ -123,8 +123,7 @@ impl Stage for SelectStage {
 
         let selected_tokens: u64 = candidates.iter().zip(&chosen).filter(|(_, &s)| s).map(|(c, _)| c.n_tokens as u64).sum();
         let leaves: std::collections::BTreeSet<u32> = candidates.iter().map(|c| c.leaf).collect();
-        let covered: std::collections::BTreeSet<u32> =
-            candidates.iter().zip(&chosen).filter(|(_, &s)| s).map(|(c, _)| c.leaf).collect();
+        let covered: std::collections::BTreeSet<u32> = candidates.iter().zip(&chosen).filter(|(_, &s)| s).map(|(c, _)| c.leaf).collect();
         let mut extra = serde_json::Map::new();
         extra.insert("budget_tokens".into(), json!(budget.tokens));
         extra.insert("corpus_tokens".into(), json!(corpus_tokens));
@@ -182,7 +181,11 @@ fn read_chunks(ctx: &StageContext, min_chunk_tokens: u32) -> Result<Chunks, Stag
             if a.chunk_id != c.chunk_id {
                 return Err(parquet_io::ParquetIoError::OutOfStep { path: assignments.path().to_path_buf() }.into());
             }
-            facts.push(ChunkFacts { leaf: a.node_id, n_tokens: c.n_tokens, eligible: a.duplicate_of.is_none() && c.n_tokens >= min_chunk_tokens });
+            facts.push(ChunkFacts {
+                leaf: a.node_id,
+                n_tokens: c.n_tokens,
+                eligible: a.duplicate_of.is_none() && c.n_tokens >= min_chunk_tokens,
+            });
         }
     }
     assignments.end_in_step()?;

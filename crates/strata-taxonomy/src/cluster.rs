@@ -37,14 +37,13 @@ fn split(vectors: &Array2<f32>, members: Vec<usize>, depth: usize, config: &Taxo
     if depth >= config.depth || members.len() < 2 * config.min_node_size {
         return Cluster { members, children: Vec::new() };
     }
-    let Some(groups) = best_partition(vectors, &members, config, seed ^ (members[0] as u64).wrapping_mul(0x9E37_79B9_7F4A_7C15) ^ depth as u64) else {
+    let Some(groups) =
+        best_partition(vectors, &members, config, seed ^ (members[0] as u64).wrapping_mul(0x9E37_79B9_7F4A_7C15) ^ depth as u64)
+    else {
         return Cluster { members, children: Vec::new() };
     };
     // Siblings are independent (each seeded by its own first member): split them in parallel.
-    let mut children: Vec<Cluster> = groups
-        .into_par_iter()
-        .map(|g| split(vectors, g, depth + 1, config, seed))
-        .collect();
+    let mut children: Vec<Cluster> = groups.into_par_iter().map(|g| split(vectors, g, depth + 1, config, seed)).collect();
     // Largest first; ties by first member, so the order is a function of the input alone.
     children.sort_by_key(|c| (std::cmp::Reverse(c.members.len()), c.members[0]));
     Cluster { members, children }
@@ -94,7 +93,6 @@ fn nearest(x: &[f32], centroids: &Array2<f32>) -> usize {
     best.1
 }
 
-
 /// The partition of `members` with the best simplified silhouette, or `None` when no k in
 /// range gives clusters of at least the minimum size.
 fn best_partition(vectors: &Array2<f32>, members: &[usize], config: &TaxonomyConfig, seed: u64) -> Option<Vec<Vec<usize>>> {
@@ -107,7 +105,8 @@ fn best_partition(vectors: &Array2<f32>, members: &[usize], config: &TaxonomyCon
         .filter_map(|k| {
             let centroids = fit(trial.view(), k, 1, config, seed)?;
             assign(vectors, members, &centroids, config.min_node_size)?;
-            let trial_labels: Vec<usize> = trial.axis_iter(Axis(0)).map(|x| nearest(x.as_slice().expect("contiguous"), &centroids)).collect();
+            let trial_labels: Vec<usize> =
+                trial.axis_iter(Axis(0)).map(|x| nearest(x.as_slice().expect("contiguous"), &centroids)).collect();
             let score = simplified_silhouette(trial.view(), &trial_labels, centroids.view());
             tracing::debug!(n = members.len(), k, score, "k-means candidate");
             Some((score, k))

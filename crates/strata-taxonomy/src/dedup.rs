@@ -8,7 +8,12 @@ use std::collections::HashMap;
 
 /// For each chunk, the earlier chunk it duplicates, if any. The earlier chunk is always one
 /// that is not itself a duplicate, so every group points at one kept chunk.
-pub fn mark_duplicates<H: Eq + std::hash::Hash>(content_hashes: &[H], vectors: &Array2<f32>, leaves: &[&[usize]], threshold: f32) -> Vec<Option<usize>> {
+pub fn mark_duplicates<H: Eq + std::hash::Hash>(
+    content_hashes: &[H],
+    vectors: &Array2<f32>,
+    leaves: &[&[usize]],
+    threshold: f32,
+) -> Vec<Option<usize>> {
     let mut duplicate_of = vec![None; content_hashes.len()];
     let mut first_with_text: HashMap<&H, usize> = HashMap::new();
     for (i, hash) in content_hashes.iter().enumerate() {

@@ -177,14 +177,16 @@ struct ChunkRow {
 /// The chunks (four columns) and their embeddings as a matrix, read a batch at a time in step.
 fn read_chunks(ctx: &StageContext) -> Result<(Chunks, Array2<f32>), StageError> {
     let mut vectors = VectorsInStep::open(&ctx.run.path(EMBEDDINGS))?;
-    let mut chunks = Chunks { ids: Vec::new(), headings: Default::default(), heading_ids: Vec::new(), n_tokens: Vec::new(), content_hashes: Vec::new() };
+    let mut chunks =
+        Chunks { ids: Vec::new(), headings: Default::default(), heading_ids: Vec::new(), n_tokens: Vec::new(), content_hashes: Vec::new() };
     let path = ctx.run.path(WORK_CHUNKS);
     for batch in parquet_io::batches::<ChunkRow>(&path, &["chunk_id", "heading_path", "n_tokens", "content_hash"])? {
         let batch = batch?;
         vectors.extend(batch.iter().map(|c| c.chunk_id.as_str()))?;
         for c in batch {
-            let hash = u64::from_str_radix(&c.content_hash, 16)
-                .map_err(|_| format!("`{}`: content_hash `{}` is not hexadecimal; rerun the chunk stage", path.display(), c.content_hash))?;
+            let hash = u64::from_str_radix(&c.content_hash, 16).map_err(|_| {
+                format!("`{}`: content_hash `{}` is not hexadecimal; rerun the chunk stage", path.display(), c.content_hash)
+            })?;
             chunks.content_hashes.push(hash);
             let [first, last] = [c.heading_path.first(), c.heading_path.last()].map(|h| h.map(|h| chunks.headings.intern(h.clone())));
             chunks.heading_ids.push([first, last]);
@@ -262,10 +264,28 @@ fn leaf_members(tree: &Cluster) -> Vec<&[usize]> {
 }
 
 /// Labels, keywords, sizes and medoids for every node, ids in preorder (root = 0).
-fn describe(tree: &Cluster, layout: &Layout, chunks: &Chunks, vectors: &Array2<f32>, corpus: &labels::Corpus, config: &TaxonomyConfig, domain: &str) -> Vec<TaxonomyNode> {
+fn describe(
+    tree: &Cluster,
+    layout: &Layout,
+    chunks: &Chunks,
+    vectors: &Array2<f32>,
+    corpus: &labels::Corpus,
+    config: &TaxonomyConfig,
+    domain: &str,
+) -> Vec<TaxonomyNode> {
     let mut nodes = Vec::new();
     let root_keywords = labels::sibling_keywords(&[corpus.class_terms(0)], corpus, config.keywords);
-    push_node(&mut nodes, tree, None, 0, domain.to_string(), root_keywords.into_iter().next().unwrap_or_default(), Vec::new(), chunks, vectors);
+    push_node(
+        &mut nodes,
+        tree,
+        None,
+        0,
+        domain.to_string(),
+        root_keywords.into_iter().next().unwrap_or_default(),
+        Vec::new(),
+        chunks,
+        vectors,
+    );
     label_children(&mut nodes, 0, tree, layout, chunks, vectors, corpus, config);
     nodes
 }

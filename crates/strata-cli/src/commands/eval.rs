@@ -107,7 +107,14 @@ pub fn eval(args: &EvalArgs, quiet: bool) -> Result<()> {
             let selected = if from_run {
                 data.chunks.iter().map(|c| c.selected).collect()
             } else {
-                strata_select::select(&candidates, strata_select::Budget { tokens }, floor, config.max_clients, config.max_similarity, recipe.seed)
+                strata_select::select(
+                    &candidates,
+                    strata_select::Budget { tokens },
+                    floor,
+                    config.max_clients,
+                    config.max_similarity,
+                    recipe.seed,
+                )
             };
             StrataSelection { budget, budget_tokens: tokens, selected, from_run }
         })

@@ -25,7 +25,8 @@ pub fn run(args: &RunArgs, only: Option<&str>, quiet: bool) -> Result<()> {
         tracing::warn!("skipped `{}`: {}", scan.root.join(path).display(), reason);
     }
     let run = RunDir::new(recipe.out_dir());
-    let created: Vec<PathBuf> = run.root().ancestors().take_while(|p| !p.as_os_str().is_empty() && !p.exists()).map(Path::to_path_buf).collect();
+    let created: Vec<PathBuf> =
+        run.root().ancestors().take_while(|p| !p.as_os_str().is_empty() && !p.exists()).map(Path::to_path_buf).collect();
     std::fs::create_dir_all(run.root()).with_context(|| format!("failed to create the run directory `{}`", run.root().display()))?;
     let _lock = lock(run.root())?;
     let result = run_stages(&run, &recipe, scan, args, only, quiet);
@@ -43,7 +44,10 @@ fn lock(dir: &Path) -> Result<std::fs::File> {
     match folder.try_lock() {
         Ok(()) => Ok(folder),
         Err(std::fs::TryLockError::WouldBlock) => {
-            anyhow::bail!("another strata process is writing the run directory `{}`; wait for it to finish or pass another --out", dir.display())
+            anyhow::bail!(
+                "another strata process is writing the run directory `{}`; wait for it to finish or pass another --out",
+                dir.display()
+            )
         }
         Err(std::fs::TryLockError::Error(e)) => Err(e).with_context(|| format!("failed to lock the run directory `{}`", dir.display())),
     }
@@ -121,7 +125,10 @@ fn print_summary(run: &RunDir, manifest: &Manifest, summary: &[(&str, Outcome)])
         )?;
     }
     if !manifest.skipped.is_empty() {
-        outln!("{} corpus files skipped (not documents); each is listed with the reason in manifest.json `skipped`", manifest.skipped.len())?;
+        outln!(
+            "{} corpus files skipped (not documents); each is listed with the reason in manifest.json `skipped`",
+            manifest.skipped.len()
+        )?;
     }
     Ok(())
 }

@@ -51,7 +51,8 @@ impl Fixture {
 
     /// A few documents of the demo corpus, copied in.
     pub fn demo_docs(&self, n: usize) {
-        let mut names: Vec<_> = std::fs::read_dir(repo().join("fixtures/medicine")).expect("fixtures").map(|e| e.expect("entry").path()).collect();
+        let mut names: Vec<_> =
+            std::fs::read_dir(repo().join("fixtures/medicine")).expect("fixtures").map(|e| e.expect("entry").path()).collect();
         names.sort();
         for p in names.iter().step_by(names.len() / n).take(n) {
             std::fs::copy(p, self.corpus.join(p.file_name().expect("name"))).expect("copy");
