@@ -4,7 +4,7 @@ export CARGO_TARGET_DIR ?= $(HOME)/.cache/strata-target
 STRATA := $(CARGO_TARGET_DIR)/release/strata
 PYTHON ?= python3
 
-.PHONY: help model build corpus test validate search bench soak report-check lint clean
+.PHONY: help model build corpus test test-fast validate search bench soak report-check lint clean
 
 help: ## list the commands
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-14s %s\n", $$1, $$2}'
@@ -20,6 +20,11 @@ corpus: model build ## run the recipe pipeline/$(DOMAIN).toml into out/$(DOMAIN)
 
 test: model ## run every test (unit, stage, end-to-end, determinism)
 	cargo test --release --locked --workspace
+
+test-fast: ## the tests that need no model: unit, stage tests on hand-made runs, tidy
+	cargo test --release --locked --workspace --lib
+	cargo test --release --locked -p strata-taxonomy -p strata-select -p strata-index -p strata-emit --test '*'
+	cargo test --release --locked -p strata-cli --test tidy
 
 validate: ## check out/$(DOMAIN) against the contract as an outside client would
 	@$(PYTHON) -c "import pyarrow, tantivy" 2>/dev/null || $(PYTHON) -m pip install -q -r tools/validate-requirements.txt
@@ -37,8 +42,10 @@ soak: model build ## the limits of docs/LIMITS.md at full size (slow)
 report-check: ## render out/$(DOMAIN)/report.html in headless Chromium
 	tools/report-check.sh out/$(DOMAIN)
 
-lint: ## clippy and duplicate check
-	cargo clippy --release --workspace --all-targets -- -D warnings
+lint: ## formatting, clippy, and the workspace rules (tests/tidy.rs: layering, headers, unused dependencies)
+	cargo fmt --all --check
+	cargo clippy --release --locked --workspace --all-targets -- -D warnings
+	cargo test --release --locked -p strata-cli --test tidy
 
 clean: ## remove run directories
 	rm -rf out

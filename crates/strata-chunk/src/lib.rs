@@ -21,8 +21,9 @@ use std::path::PathBuf;
 use strata_core::parquet_io::RowWriter;
 use strata_core::records::{ChunkRecord, DocumentRecord};
 use strata_core::rundir::{WORK_CHUNKS, WORK_DOCUMENTS};
+use strata_core::summary::ChunkSummary;
 use strata_core::tokens::TokenCounter;
-use strata_core::{Stage, StageContext, StageError, StageStats};
+use strata_core::{Stage, StageContext, StageError, StageName, StageStats, StageSummary};
 
 /// How documents are cut into chunks.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -68,8 +69,8 @@ pub struct ChunkStage {
 }
 
 impl Stage for ChunkStage {
-    fn name(&self) -> &'static str {
-        "chunk"
+    fn name(&self) -> StageName {
+        StageName::Chunk
     }
 
     fn reads(&self) -> Vec<&'static str> {
@@ -110,15 +111,16 @@ impl Stage for ChunkStage {
             return Err(IngestError::NoText { corpus: self.scan.root.clone() }.into());
         }
         let (documents, chunks) = (out.documents.rows(), out.chunks.rows());
-        let mut extra = serde_json::Map::new();
-        extra.insert("files".into(), json!(self.scan.files.len()));
-        extra.insert("documents".into(), json!(documents));
-        extra.insert("documents_without_chunks".into(), json!(out.documents_without_chunks));
-        extra.insert("corpus_tokens".into(), json!(out.tokens));
-        extra.insert("chunks_under_min_tokens".into(), json!(out.small_chunks));
+        let summary = ChunkSummary {
+            files: self.scan.files.len() as u64,
+            documents,
+            documents_without_chunks: out.documents_without_chunks,
+            corpus_tokens: out.tokens,
+            chunks_under_min_tokens: out.small_chunks,
+        };
         out.chunks.close()?;
         out.documents.close()?;
-        Ok(StageStats { rows_in: documents, rows_out: chunks, extra })
+        Ok(StageStats { rows_in: documents, rows_out: chunks, summary: StageSummary::Chunk(summary) })
     }
 }
 

@@ -64,7 +64,8 @@ fn demo_run_honours_the_contract_and_is_deterministic() {
     let selected: Vec<&PublishedChunk> = chunks.iter().filter(|c| c.selected).collect();
     let used: u64 = selected.iter().map(|c| c.n_tokens as u64).sum();
     assert!(used <= budget && used > budget / 2, "used {used} of {budget}");
-    assert!(selected.iter().all(|c| c.duplicate_of.is_none() && c.n_tokens >= 32));
+    let min_chunk_tokens = manifest["config"]["select"]["min_chunk_tokens"].as_u64().expect("min_chunk_tokens") as u32;
+    assert!(selected.iter().all(|c| strata_core::eligible(c.n_tokens, c.duplicate_of.is_some(), min_chunk_tokens)));
     let leaves: std::collections::HashSet<u32> = chunks.iter().map(|c| c.node_id).collect();
     let covered: std::collections::HashSet<u32> = selected.iter().map(|c| c.node_id).collect();
     assert!(covered.len() * 10 >= leaves.len() * 9, "{} of {} leaves covered", covered.len(), leaves.len());

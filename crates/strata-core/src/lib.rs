@@ -2,8 +2,9 @@
 //!
 //! It owns the run directory layout (every file name), the Arrow schemas of the files the
 //! stages exchange, the manifest, the stage trait with its runner (fingerprints, skipping,
-//! write-to-temporary-then-rename), the progress trait, the token counter, and the vector
-//! products and seeded sampling the stages share.
+//! write-to-temporary-then-rename) with the stages' names and typed summaries, the progress
+//! trait, the token counter, the taxonomy tree every reader shares, the vector matrix, and the
+//! products, seeded sampling and eligibility rule the stages share.
 //! It does not chunk, embed, cluster or render anything: those are the stage crates'.
 
 pub mod hash;
@@ -14,14 +15,26 @@ pub mod progress;
 pub mod records;
 pub mod rundir;
 pub mod stage;
+pub mod summary;
 pub mod tokens;
+pub mod tree;
 pub mod vectors;
 
 pub use progress::{NoProgress, Progress};
 pub use rundir::RunDir;
 pub use stage::{Stage, StageContext, StageError, StageStats};
+pub use summary::{StageName, StageSummary};
+pub use tree::{Shape, TaxonomyTree, TreeError};
+pub use vectors::Matrix;
 
 /// Version of the run directory contract (file names, columns). Bump on any change.
 pub const SCHEMA_VERSION: u32 = 1;
 /// Version of the tool, recorded in the manifest.
 pub const TOOL_VERSION: &str = env!("CARGO_PKG_VERSION");
+
+/// Whether selection may take a chunk, the one rule that select, eval and the tests share: not
+/// a near-duplicate, and at least `min_chunk_tokens` tokens (shorter chunks are crumbs, a stray
+/// line or a list item, that teach little and would win on gain per token).
+pub fn eligible(n_tokens: u32, is_duplicate: bool, min_chunk_tokens: u32) -> bool {
+    !is_duplicate && n_tokens >= min_chunk_tokens
+}

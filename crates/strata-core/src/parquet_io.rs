@@ -188,8 +188,8 @@ impl<T: DeserializeOwned> Batches<T> {
 pub struct VectorsInStep {
     rows: Batches<EmbeddingRecord>,
     total: usize,
-    pub values: Vec<f32>,
-    pub dim: usize,
+    values: Vec<f32>,
+    dim: usize,
 }
 
 impl VectorsInStep {
@@ -219,10 +219,10 @@ impl VectorsInStep {
         self.rows.path()
     }
 
-    /// The matrix and its width, once every row has been read.
-    pub fn finish(self) -> Result<(Vec<f32>, usize), ParquetIoError> {
+    /// The matrix, once every row has been read.
+    pub fn finish(self) -> Result<crate::Matrix, ParquetIoError> {
         self.rows.end_in_step()?;
-        Ok((self.values, self.dim))
+        Ok(crate::Matrix::new(self.values, self.dim))
     }
 }
 

@@ -4,8 +4,9 @@
 //! configuration are unchanged is skipped.
 
 use crate::hash::{path_sha256, sha256_hex};
-use crate::manifest::{Manifest, ManifestError, StageRecord};
+use crate::manifest::{Manifest, ManifestError, StageRun};
 use crate::rundir::{RunDir, MANIFEST, TMP_DIR};
+use crate::summary::{StageName, StageSummary};
 use crate::Progress;
 use serde_json::{Map, Value};
 use std::collections::BTreeMap;
@@ -17,12 +18,12 @@ use std::time::Instant;
 pub type StageError = Box<dyn std::error::Error + Send + Sync>;
 
 /// What a stage reports besides its files.
-#[derive(Debug, Default)]
+#[derive(Debug)]
 pub struct StageStats {
     pub rows_in: u64,
     pub rows_out: u64,
-    /// Stage-specific figures, recorded in the manifest under the stage.
-    pub extra: Map<String, Value>,
+    /// The stage's own figures, recorded in the manifest under the stage.
+    pub summary: StageSummary,
 }
 
 /// Where a stage reads and writes.
@@ -31,6 +32,8 @@ pub struct StageContext<'a> {
     pub run: &'a RunDir,
     out: PathBuf,
     pub progress: &'a dyn Progress,
+    /// The manifest as the earlier stages left it (their summaries: corpus totals, budget).
+    pub manifest: &'a Manifest,
 }
 
 impl StageContext<'_> {
@@ -46,8 +49,8 @@ impl StageContext<'_> {
 
 /// One step of the pipeline.
 pub trait Stage {
-    /// Name in the manifest and in messages (`chunk`, `embed`, ...).
-    fn name(&self) -> &'static str;
+    /// Name in the manifest and in messages.
+    fn name(&self) -> StageName;
     /// Run files this stage reads (written by earlier stages).
     fn reads(&self) -> Vec<&'static str>;
     /// Run files or folders this stage writes.
@@ -62,14 +65,16 @@ pub trait Stage {
 pub enum RunError {
     #[error("stage `{stage}` failed")]
     Stage {
-        stage: &'static str,
+        stage: StageName,
         #[source]
         source: StageError,
     },
     #[error("stage `{stage}`: `{path}` is missing; run the earlier stages first")]
-    MissingInput { stage: &'static str, path: PathBuf },
+    MissingInput { stage: StageName, path: PathBuf },
     #[error("stage `{stage}` did not write `{path}`")]
-    MissingOutput { stage: &'static str, path: PathBuf },
+    MissingOutput { stage: StageName, path: PathBuf },
+    #[error("stage `{stage}` reported the summary of stage `{reported}` (a bug in the stage)")]
+    WrongSummary { stage: StageName, reported: StageName },
     #[error("failed to prepare or move files in the run directory `{path}`")]
     Io {
         path: PathBuf,
@@ -102,20 +107,28 @@ pub fn run_stage(
         move |source| RunError::Io { path, source }
     };
     let fingerprint = fingerprint(run, manifest, stage)?;
-    if !force && is_current(run, manifest.stages.get(name), &fingerprint) {
-        tracing::info!(stage = name, "unchanged inputs and configuration: skipped");
+    if !force && !name.always_reruns() && is_current(run, manifest.stages.run(name), &fingerprint) {
+        tracing::info!(stage = name.as_str(), "unchanged inputs and configuration: skipped");
         return Ok(Outcome::Skipped);
     }
 
-    let tmp = run.path(TMP_DIR).join(name);
+    let tmp = run.path(TMP_DIR).join(name.as_str());
     remove_if_present(&tmp).map_err(io(&tmp))?;
     std::fs::create_dir_all(&tmp).map_err(io(&tmp))?;
     let started = Instant::now();
-    let ctx = StageContext { run, out: tmp.clone(), progress };
+    let ctx = StageContext { run, out: tmp.clone(), progress, manifest };
     let done = stage
         .run(&ctx)
         .map_err(|source| RunError::Stage { stage: name, source })
-        .and_then(|stats| Ok((stats, hash_outputs(run, stage, &tmp)?)));
+        .and_then(|stats| match stats.summary.stage() {
+            reported if reported != name => Err(RunError::WrongSummary { stage: name, reported }),
+            _ => Ok(stats),
+        })
+        .and_then(|stats| Ok((stats, hash_outputs(run, stage, &tmp)?)))
+        .and_then(|done| {
+            stage.writes().iter().try_for_each(|rel| sync_tree(&tmp.join(rel)).map_err(io(&tmp.join(rel))))?;
+            Ok(done)
+        });
     let seconds = started.elapsed().as_secs_f64();
     // A failed stage leaves nothing behind; earlier stages' outputs stay, complete.
     let (stats, outputs) = done.inspect_err(|_| {
@@ -123,20 +136,17 @@ pub fn run_stage(
         let _ = std::fs::remove_dir(run.path(TMP_DIR));
     })?;
     for rel in stage.writes() {
-        move_into_place(&tmp.join(rel), &run.path(rel), &tmp.join(".old")).map_err(io(&run.path(rel)))?;
+        let to = run.path(rel);
+        move_into_place(&tmp.join(rel), &to, &tmp.join(".old")).map_err(io(&to))?;
+        // The rename itself is durable once the folder that holds it is synced.
+        sync_dir(to.parent().unwrap_or(run.root())).map_err(io(&to))?;
     }
     std::fs::remove_dir_all(&tmp).map_err(io(&tmp))?;
     let _ = std::fs::remove_dir(run.path(TMP_DIR));
 
-    let record = StageRecord {
-        fingerprint,
-        seconds: (seconds * 1000.0).round() / 1000.0,
-        rows_in: stats.rows_in,
-        rows_out: stats.rows_out,
-        outputs,
-        extra: stats.extra,
-    };
-    manifest.stages.insert(name.to_string(), record);
+    let record =
+        StageRun { fingerprint, seconds: (seconds * 1000.0).round() / 1000.0, rows_in: stats.rows_in, rows_out: stats.rows_out, outputs };
+    manifest.stages.insert(record, stats.summary);
     manifest.save(&run.path(MANIFEST))?;
     Ok(Outcome::Ran)
 }
@@ -169,6 +179,25 @@ fn move_into_place(from: &Path, to: &Path, aside: &Path) -> std::io::Result<()> 
     remove_if_present(aside)
 }
 
+/// Flushes a written file, or every file and folder under a written folder, to the disk, so
+/// that after a power cut an output renamed into place is whole (tantivy does the same for
+/// its commits).
+fn sync_tree(path: &Path) -> std::io::Result<()> {
+    if path.is_dir() {
+        for entry in std::fs::read_dir(path)? {
+            sync_tree(&entry?.path())?;
+        }
+        sync_dir(path)
+    } else {
+        std::fs::File::open(path)?.sync_all()
+    }
+}
+
+/// Flushes a folder's entries (names created or renamed in it) to the disk.
+fn sync_dir(path: &Path) -> std::io::Result<()> {
+    std::fs::File::open(path)?.sync_all()
+}
+
 fn remove_if_present(path: &Path) -> std::io::Result<()> {
     match std::fs::symlink_metadata(path) {
         Ok(m) if m.is_dir() => std::fs::remove_dir_all(path),
@@ -189,7 +218,7 @@ fn fingerprint(run: &RunDir, manifest: &Manifest, stage: &dyn Stage) -> Result<S
         if !path.exists() {
             return Err(RunError::MissingInput { stage: name, path });
         }
-        let recorded = manifest.stages.values().find_map(|s| s.outputs.get(rel).cloned());
+        let recorded = manifest.stages.iter().find_map(|(_, s)| s.outputs.get(rel).cloned());
         let hash = match recorded {
             Some(h) => h,
             None => path_sha256(&path).map_err(|source| RunError::Io { path: path.clone(), source })?,
@@ -197,7 +226,7 @@ fn fingerprint(run: &RunDir, manifest: &Manifest, stage: &dyn Stage) -> Result<S
         inputs.insert(rel.to_string(), Value::String(hash));
     }
     let all = serde_json::json!({
-        "stage": name,
+        "stage": name.as_str(),
         "tool": crate::TOOL_VERSION,
         "schema": crate::SCHEMA_VERSION,
         "own": own,
@@ -207,7 +236,7 @@ fn fingerprint(run: &RunDir, manifest: &Manifest, stage: &dyn Stage) -> Result<S
 }
 
 /// A stage is current when its fingerprint matches and every output is on disk unchanged.
-fn is_current(run: &RunDir, record: Option<&StageRecord>, fingerprint: &str) -> bool {
+fn is_current(run: &RunDir, record: Option<&StageRun>, fingerprint: &str) -> bool {
     let Some(record) = record else { return false };
     record.fingerprint == fingerprint
         && !record.outputs.is_empty()
@@ -222,7 +251,7 @@ pub fn write_atomically(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
     tmp.write_all(bytes)?;
     tmp.as_file().sync_all()?;
     tmp.persist(path).map_err(|e| e.error)?;
-    Ok(())
+    sync_dir(dir)
 }
 
 #[cfg(test)]
@@ -237,8 +266,8 @@ mod tests {
     }
 
     impl Stage for Fake {
-        fn name(&self) -> &'static str {
-            "fake"
+        fn name(&self) -> StageName {
+            StageName::Index
         }
         fn reads(&self) -> Vec<&'static str> {
             Vec::new()
@@ -255,7 +284,7 @@ mod tests {
             if self.fail {
                 return Err("boom".into());
             }
-            Ok(StageStats::default())
+            Ok(StageStats { rows_in: 1, rows_out: 2, summary: StageSummary::Index(Default::default()) })
         }
     }
 
@@ -277,5 +306,39 @@ mod tests {
         let mut names: Vec<_> = std::fs::read_dir(tmp.path()).expect("ls").map(|e| e.expect("entry").file_name()).collect();
         names.sort();
         assert_eq!(names, ["dir", "manifest.json", "out.txt"]);
+        let record = manifest.stages.run(StageName::Index).expect("recorded");
+        assert_eq!((record.rows_in, record.rows_out, record.outputs.len()), (1, 2, 2));
+    }
+
+    /// Reports the summary of another stage.
+    struct Confused;
+
+    impl Stage for Confused {
+        fn name(&self) -> StageName {
+            StageName::Emit
+        }
+        fn reads(&self) -> Vec<&'static str> {
+            Vec::new()
+        }
+        fn writes(&self) -> Vec<&'static str> {
+            vec!["out.txt"]
+        }
+        fn fingerprint(&self) -> Result<Value, StageError> {
+            Ok(Value::Null)
+        }
+        fn run(&self, ctx: &StageContext) -> Result<StageStats, StageError> {
+            std::fs::write(ctx.output("out.txt")?, "x")?;
+            Ok(StageStats { rows_in: 0, rows_out: 0, summary: StageSummary::Index(Default::default()) })
+        }
+    }
+
+    #[test]
+    fn a_summary_of_another_stage_is_refused_and_nothing_is_kept() {
+        let tmp = tempfile::tempdir().expect("tempdir");
+        let run = RunDir::new(tmp.path());
+        let mut manifest = Manifest::new(Value::Null);
+        let err = run_stage(&run, &mut manifest, &Confused, &NoProgress, false).expect_err("wrong summary");
+        assert!(matches!(err, RunError::WrongSummary { stage: StageName::Emit, reported: StageName::Index }), "{err}");
+        assert!(!tmp.path().join("out.txt").exists() && manifest.stages.emit.is_none());
     }
 }

@@ -4,6 +4,44 @@
 use rand_xoshiro::rand_core::{RngCore, SeedableRng};
 use rand_xoshiro::Xoshiro256Plus;
 
+/// Row-major vectors of one width, row `i` being chunk `i` of the run (what
+/// `parquet_io::VectorsInStep` gathers from `embeddings.parquet`).
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Matrix {
+    values: Vec<f32>,
+    dim: usize,
+}
+
+impl Matrix {
+    /// A matrix of rows of `dim` values; `values.len()` must be a multiple of `dim`.
+    pub fn new(values: Vec<f32>, dim: usize) -> Self {
+        assert!(dim > 0 || values.is_empty(), "a matrix with values needs a width");
+        assert!(values.len().is_multiple_of(dim.max(1)), "{} values do not make rows of {dim}", values.len());
+        Self { values, dim }
+    }
+
+    pub fn dim(&self) -> usize {
+        self.dim
+    }
+
+    pub fn rows(&self) -> usize {
+        self.values.len() / self.dim.max(1)
+    }
+
+    pub fn row(&self, i: usize) -> &[f32] {
+        &self.values[i * self.dim..(i + 1) * self.dim]
+    }
+
+    pub fn values(&self) -> &[f32] {
+        &self.values
+    }
+
+    /// The values and the width, e.g. for an `ndarray` view of the same memory.
+    pub fn into_parts(self) -> (Vec<f32>, usize) {
+        (self.values, self.dim)
+    }
+}
+
 /// Dot product (cosine for unit vectors), in eight lanes so the compiler vectorises it.
 pub fn dot(a: &[f32], b: &[f32]) -> f32 {
     let mut lanes = [0f32; 8];
@@ -49,6 +87,14 @@ pub fn sample_indices(n: usize, limit: usize, seed: u64) -> Vec<usize> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn matrix_rows_are_slices_of_its_width() {
+        let m = Matrix::new((0..6).map(|i| i as f32).collect(), 3);
+        assert_eq!((m.rows(), m.dim()), (2, 3));
+        assert_eq!(m.row(1), &[3.0, 4.0, 5.0]);
+        assert_eq!(Matrix::default().rows(), 0);
+    }
 
     #[test]
     fn products_handle_tails() {

@@ -36,6 +36,7 @@ struct Route {
 }
 
 /// Computes the ledger for `figures` under `config`. Pure: no files, no clock.
+/// Long: one block per route, in the order of FORMULAS.md, so each reads beside its formula.
 pub fn compute(config: &CostConfig, figures: CorpusFigures) -> Result<Ledger, CostError> {
     config.validate()?;
     let model = config.model_shape()?;

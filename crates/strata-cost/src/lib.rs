@@ -15,13 +15,13 @@ pub use compute::{compute, literature};
 pub use config::CostConfig;
 pub use table::render_table;
 
-use serde::Deserialize;
 use serde_json::{json, Value};
 use std::path::{Path, PathBuf};
 use strata_core::ledger::CorpusFigures;
 use strata_core::manifest::Manifest;
 use strata_core::rundir::{CHUNKS, COST, INDEX_DIR, MANIFEST, SCPT, SSFT};
-use strata_core::{RunDir, Stage, StageContext, StageError, StageStats};
+use strata_core::summary::CostSummary;
+use strata_core::{RunDir, Stage, StageContext, StageError, StageName, StageStats, StageSummary};
 
 #[derive(Debug, thiserror::Error)]
 pub enum CostError {
@@ -31,6 +31,8 @@ pub enum CostError {
     UnknownGpu { name: String, valid: String },
     #[error("invalid cost setting `{field}`: {reason}")]
     Invalid { field: &'static str, reason: String },
+    #[error("`{path}` has no record of the {stage} stage; run it first")]
+    MissingStage { path: PathBuf, stage: StageName },
     #[error("failed to read `{path}`")]
     Read {
         path: PathBuf,
@@ -51,8 +53,8 @@ pub struct CostStage {
 }
 
 impl Stage for CostStage {
-    fn name(&self) -> &'static str {
-        "cost"
+    fn name(&self) -> StageName {
+        StageName::Cost
     }
 
     fn reads(&self) -> Vec<&'static str> {
@@ -68,7 +70,7 @@ impl Stage for CostStage {
     }
 
     fn run(&self, ctx: &StageContext) -> Result<StageStats, StageError> {
-        let figures = measure(ctx.run)?;
+        let figures = measure(ctx.run, ctx.manifest)?;
         let n_chunks = figures.n_chunks;
         let ledger = compute(&self.config, figures)?;
         let path = ctx.output(COST).map_err(|source| CostError::Write { path: ctx.run.path(COST), source })?;
@@ -77,54 +79,38 @@ impl Stage for CostStage {
         text.push('\n');
         std::fs::write(&path, text).map_err(|source| CostError::Write { path: ctx.run.path(COST), source })?;
 
-        let mut stats = StageStats { rows_in: n_chunks, rows_out: ledger.rows.len() as u64, ..Default::default() };
         let c = &ledger.corpus;
-        stats.extra.insert("corpus_tokens".into(), json!(c.corpus_tokens));
-        stats.extra.insert("subset_tokens".into(), json!(c.subset_tokens));
-        stats.extra.insert("ssft_tokens".into(), json!(c.ssft_tokens));
-        stats.extra.insert("index_bytes".into(), json!(c.index_bytes));
-        Ok(stats)
+        let summary = CostSummary {
+            corpus_tokens: c.corpus_tokens,
+            subset_tokens: c.subset_tokens,
+            ssft_tokens: c.ssft_tokens,
+            index_bytes: c.index_bytes,
+        };
+        Ok(StageStats { rows_in: n_chunks, rows_out: ledger.rows.len() as u64, summary: StageSummary::Cost(summary) })
     }
 }
 
-/// The only column the ledger needs from chunks and samples.
-#[derive(Deserialize)]
-struct Tokens {
-    n_tokens: u32,
-}
-
-fn token_counts(path: &Path) -> Result<Vec<u32>, CostError> {
-    let read = |e: strata_core::parquet_io::ParquetIoError| CostError::Read { path: path.to_path_buf(), source: e.into() };
-    let mut counts = Vec::new();
-    for batch in strata_core::parquet_io::batches::<Tokens>(path, &["n_tokens"]).map_err(read)? {
-        counts.extend(batch.map_err(read)?.into_iter().map(|r| r.n_tokens));
-    }
-    Ok(counts)
-}
-
-/// Measures the corpus figures of a run directory: token counts of `chunks.parquet` and the
-/// two training sets, the size of `index/`, and the index stage's seconds from the manifest.
-pub fn measure(run: &RunDir) -> Result<CorpusFigures, CostError> {
-    let chunks = token_counts(&run.path(CHUNKS))?;
-    let scpt = token_counts(&run.path(SCPT))?;
-    let ssft = token_counts(&run.path(SSFT))?;
-    let sum = |v: &[u32]| v.iter().map(|&t| t as u64).sum::<u64>();
-    let corpus_tokens = sum(&chunks);
+/// Measures the corpus figures of a run: the corpus totals as the chunk stage recorded them,
+/// the training sets' sizes as the emit stage recorded them, the index stage's seconds, and
+/// the size of `index/` on disk.
+pub fn measure(run: &RunDir, manifest: &Manifest) -> Result<CorpusFigures, CostError> {
+    let missing = |stage: StageName| CostError::MissingStage { path: run.path(MANIFEST), stage };
+    let chunk = manifest.stages.chunk.as_ref().ok_or(missing(StageName::Chunk))?;
+    let emit = manifest.stages.emit.as_ref().ok_or(missing(StageName::Emit))?;
+    let index_run = manifest.stages.index.as_ref().ok_or(missing(StageName::Index))?;
     let index = run.path(INDEX_DIR);
     let index_bytes = folder_bytes(&index).map_err(|e| CostError::Read { path: index.clone(), source: e.into() })?;
-    let manifest_path = run.path(MANIFEST);
-    let manifest = Manifest::load(&manifest_path).map_err(|e| CostError::Read { path: manifest_path.clone(), source: e.into() })?;
-    let index_build_seconds = manifest.and_then(|m| m.stages.get("index").map(|s| s.seconds)).unwrap_or(0.0);
+    let (corpus_tokens, n_chunks) = (chunk.summary.corpus_tokens, chunk.run.rows_out);
     Ok(CorpusFigures {
         corpus_tokens,
-        subset_tokens: sum(&scpt),
-        subset_samples: scpt.len() as u64,
-        ssft_tokens: sum(&ssft),
-        ssft_samples: ssft.len() as u64,
-        mean_chunk_tokens: if chunks.is_empty() { 0.0 } else { corpus_tokens as f64 / chunks.len() as f64 },
-        n_chunks: chunks.len() as u64,
+        subset_tokens: emit.summary.scpt_tokens,
+        subset_samples: emit.summary.scpt_samples,
+        ssft_tokens: emit.summary.ssft_tokens,
+        ssft_samples: emit.summary.ssft_samples,
+        mean_chunk_tokens: if n_chunks == 0 { 0.0 } else { corpus_tokens as f64 / n_chunks as f64 },
+        n_chunks,
         index_bytes,
-        index_build_seconds,
+        index_build_seconds: index_run.run.seconds,
     })
 }
 
@@ -145,66 +131,37 @@ fn folder_bytes(path: &Path) -> std::io::Result<u64> {
 mod tests {
     use super::*;
     use strata_core::ledger::Ledger;
-    use strata_core::manifest::StageRecord;
-    use strata_core::parquet_io::write_rows;
-    use strata_core::records::{PublishedChunk, Sample};
+    use strata_core::manifest::StageRun;
     use strata_core::stage::{run_stage, Outcome};
+    use strata_core::summary::{ChunkSummary, EmitSummary};
     use strata_core::NoProgress;
 
-    fn chunk(id: &str, n_tokens: u32) -> PublishedChunk {
-        PublishedChunk {
-            chunk_id: id.into(),
-            doc_id: "d".into(),
-            source: "d.md".into(),
-            ordinal: 0,
-            heading_path: vec![],
-            text: "some text".into(),
-            n_tokens,
-            byte_start: 0,
-            byte_end: 9,
-            node_id: 1,
-            taxonomy_path: vec!["a".into()],
-            duplicate_of: None,
-            selected: true,
-        }
-    }
-
-    fn sample(n_tokens: u32) -> Sample {
-        Sample {
-            text: "p r".into(),
-            prompt: "p".into(),
-            response: "r".into(),
-            kind: "chunk".into(),
-            chunk_id: None,
-            node_id: 1,
-            taxonomy_path: vec![],
-            n_tokens,
-            instruction: "p".into(),
-            input: String::new(),
-            output: "r".into(),
-        }
-    }
-
-    /// A run directory with the four inputs and a manifest that timed the index stage.
+    /// A run directory with an index folder and a manifest whose chunk, emit and index
+    /// stages have run: 2 chunks of 400 tokens, 2 SCPT samples of 200, 1 SSFT sample of 70.
     fn fixture_run(dir: &Path) -> (RunDir, Manifest) {
         let run = RunDir::new(dir);
-        let chunks = [chunk("a", 100), chunk("b", 300)];
-        write_rows(&run.path(CHUNKS), &PublishedChunk::fields(), &chunks, &[]).expect("chunks");
-        write_rows(&run.path(SCPT), &Sample::fields(), &[sample(150), sample(50)], &[]).expect("scpt");
-        write_rows(&run.path(SSFT), &Sample::fields(), &[sample(70)], &[]).expect("ssft");
         std::fs::create_dir_all(run.path(INDEX_DIR)).expect("index dir");
         std::fs::write(run.path(INDEX_DIR).join("seg"), [0u8; 1000]).expect("index file");
+        for rel in [CHUNKS, SCPT, SSFT] {
+            std::fs::create_dir_all(run.path(rel).parent().expect("parent")).expect("dir");
+            std::fs::write(run.path(rel), rel).expect("input");
+        }
         let mut manifest = Manifest::new(json!({}));
-        manifest.stages.insert("index".into(), StageRecord { seconds: 2.5, ..Default::default() });
+        let ran = |rows_out, seconds| StageRun { rows_out, seconds, ..Default::default() };
+        let chunk = ChunkSummary { corpus_tokens: 400, ..Default::default() };
+        manifest.stages.insert(ran(2, 1.0), StageSummary::Chunk(chunk));
+        let emit = EmitSummary { scpt_samples: 2, scpt_tokens: 200, ssft_samples: 1, ssft_tokens: 70 };
+        manifest.stages.insert(ran(3, 1.0), StageSummary::Emit(emit));
+        manifest.stages.insert(ran(2, 2.5), StageSummary::Index(Default::default()));
         manifest.save(&run.path(MANIFEST)).expect("manifest");
         (run, manifest)
     }
 
     #[test]
-    fn measure_reads_the_run_directory() {
+    fn measure_reads_the_recorded_totals_and_the_index_size() {
         let dir = tempfile::tempdir().expect("tempdir");
-        let (run, _) = fixture_run(dir.path());
-        let f = measure(&run).expect("figures");
+        let (run, manifest) = fixture_run(dir.path());
+        let f = measure(&run, &manifest).expect("figures");
         assert_eq!((f.corpus_tokens, f.n_chunks, f.mean_chunk_tokens), (400, 2, 200.0));
         assert_eq!((f.subset_tokens, f.subset_samples), (200, 2));
         assert_eq!((f.ssft_tokens, f.ssft_samples), (70, 1));
@@ -221,19 +178,19 @@ mod tests {
         assert_eq!(outcome, Outcome::Ran);
         let text = std::fs::read_to_string(run.path(COST)).expect("cost.json");
         let ledger: Ledger = serde_json::from_str(&text).expect("parses");
-        assert!(ledger.rows.len() >= 5);
+        assert_eq!(ledger.rows.len(), 8);
         assert_eq!(ledger.corpus.subset_tokens, 200);
-        assert_eq!(manifest.stages["cost"].extra["subset_tokens"], json!(200));
+        assert_eq!(manifest.stages.cost.as_ref().map(|c| c.summary.subset_tokens), Some(200));
         // unchanged inputs: skipped
         let again = run_stage(&run, &mut manifest, &stage, &NoProgress, false).expect("stage");
         assert_eq!(again, Outcome::Skipped);
     }
 
     #[test]
-    fn missing_input_names_the_file() {
+    fn a_run_without_the_chunk_stage_names_the_manifest() {
         let dir = tempfile::tempdir().expect("tempdir");
-        let e = measure(&RunDir::new(dir.path())).expect_err("no chunks");
-        assert!(e.to_string().contains("chunks.parquet`"), "{e}");
+        let e = measure(&RunDir::new(dir.path()), &Manifest::new(json!({}))).expect_err("no chunk stage");
+        assert!(e.to_string().contains("manifest.json`") && e.to_string().contains("chunk stage"), "{e}");
     }
 
     #[test]

@@ -21,8 +21,9 @@ use std::collections::HashSet;
 use strata_core::parquet_io::RowWriter;
 use strata_core::records::{ChunkRecord, EmbeddingRecord};
 use strata_core::rundir::{EMBEDDINGS, WORK_CHUNKS};
+use strata_core::summary::EmbedSummary;
 use strata_core::Progress;
-use strata_core::{parquet_io, Stage, StageContext, StageError, StageStats};
+use strata_core::{parquet_io, Stage, StageContext, StageError, StageName, StageStats, StageSummary};
 
 /// Which model variant computes the vectors.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -95,8 +96,8 @@ pub struct EmbedStage {
 }
 
 impl Stage for EmbedStage {
-    fn name(&self) -> &'static str {
-        "embed"
+    fn name(&self) -> StageName {
+        StageName::Embed
     }
 
     fn reads(&self) -> Vec<&'static str> {
@@ -167,14 +168,15 @@ impl Stage for EmbedStage {
             cache.save(dim)?;
         }
 
-        let mut extra = serde_json::Map::new();
-        extra.insert("distinct_texts".into(), json!(distinct));
-        extra.insert("embedded_texts".into(), json!(embedded));
-        extra.insert("cached_texts".into(), json!(distinct - embedded));
-        extra.insert("tokens_computed".into(), json!(stats.padded_tokens));
-        extra.insert("tokens_real".into(), json!(stats.real_tokens));
-        extra.insert("padding_ratio".into(), json!(stats.padding_ratio()));
-        Ok(StageStats { rows_in: rows, rows_out: rows, extra })
+        let summary = EmbedSummary {
+            distinct_texts: distinct as u64,
+            embedded_texts: embedded as u64,
+            cached_texts: (distinct - embedded) as u64,
+            tokens_computed: stats.padded_tokens,
+            tokens_real: stats.real_tokens,
+            padding_ratio: stats.padding_ratio(),
+        };
+        Ok(StageStats { rows_in: rows, rows_out: rows, summary: StageSummary::Embed(summary) })
     }
 }
 

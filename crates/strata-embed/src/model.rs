@@ -14,6 +14,9 @@ pub const MODEL_NAME: &str = "sentence-transformers/all-MiniLM-L6-v2";
 /// Longest input, in tokens with [CLS] and [SEP], that the model was trained on.
 const MAX_LENGTH: usize = 256;
 
+/// A cause from another library, kept whole for the error chain.
+type BoxError = Box<dyn std::error::Error + Send + Sync>;
+
 #[derive(Debug, thiserror::Error)]
 pub enum EmbedError {
     #[error("model file `{path}` is missing; run `make model` (tools/model/setup.sh) to prepare it")]
@@ -24,12 +27,18 @@ pub enum EmbedError {
         #[source]
         source: std::io::Error,
     },
+    /// The message is kept as text: onnxruntime is loaded once per process and its outcome
+    /// cached, and ort's error cannot be cloned.
     #[error("failed to load onnxruntime from `{path}`: {message}")]
     Runtime { path: PathBuf, message: String },
-    #[error("failed to load the model `{path}`: {message}")]
-    Load { path: PathBuf, message: String },
-    #[error("the model failed on a batch: {0}")]
-    Inference(String),
+    #[error("failed to load the model `{path}`")]
+    Load {
+        path: PathBuf,
+        #[source]
+        source: BoxError,
+    },
+    #[error("the model failed on a batch")]
+    Inference(#[source] BoxError),
 }
 
 /// Where the prepared model lives: the model folder and the onnxruntime library.
@@ -188,10 +197,9 @@ impl NeuralEmbedder {
             options = options.with_intra_threads(threads);
         }
         let model = TextEmbedding::try_new_from_user_defined(user_model, options)
-            .map_err(|e| EmbedError::Load { path: onnx_path.clone(), message: e.to_string() })?;
+            .map_err(|e| EmbedError::Load { path: onnx_path.clone(), source: e.into() })?;
         let tokenizer_path = files.tokenizer();
-        let counter =
-            TokenCounter::from_file(&tokenizer_path).map_err(|e| EmbedError::Load { path: tokenizer_path, message: e.to_string() })?;
+        let counter = TokenCounter::from_file(&tokenizer_path).map_err(|e| EmbedError::Load { path: tokenizer_path, source: e.into() })?;
         Ok(Self { model, counter })
     }
 
@@ -201,7 +209,7 @@ impl NeuralEmbedder {
 
     /// Embeds `texts` in the given order, one call per batch.
     pub fn embed(&mut self, texts: &[&str], batch_size: usize) -> Result<Vec<Vec<f32>>, EmbedError> {
-        let vectors = self.model.embed(texts, Some(batch_size.max(1))).map_err(|e| EmbedError::Inference(e.to_string()))?;
+        let vectors = self.model.embed(texts, Some(batch_size.max(1))).map_err(|e| EmbedError::Inference(e.into()))?;
         Ok(vectors.into_iter().map(normalise).collect())
     }
 

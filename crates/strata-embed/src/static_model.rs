@@ -33,10 +33,10 @@ impl StaticEmbedder {
     pub fn load(files: &ModelFiles) -> Result<Self, EmbedError> {
         let info_path = files.static_info();
         let info: TableInfo = serde_json::from_slice(&crate::model::read(&info_path)?)
-            .map_err(|e| EmbedError::Load { path: info_path.clone(), message: e.to_string() })?;
+            .map_err(|e| EmbedError::Load { path: info_path.clone(), source: e.into() })?;
         let table_path = files.static_table();
         let bytes = crate::model::read(&table_path)?;
-        let bad = |message: String| EmbedError::Load { path: table_path.clone(), message };
+        let bad = |message: String| EmbedError::Load { path: table_path.clone(), source: message.into() };
         if info.dtype != "float32" || info.dims == 0 {
             return Err(bad(format!("`{}` describes a {} table of {} dims; expected float32", info_path.display(), info.dtype, info.dims)));
         }
@@ -51,8 +51,8 @@ impl StaticEmbedder {
         }
         let table: Vec<f32> = bytes.chunks_exact(4).map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]])).collect();
         let tokenizer_path = files.tokenizer();
-        let counter = TokenCounter::from_file(&tokenizer_path)
-            .map_err(|e| EmbedError::Load { path: tokenizer_path.clone(), message: e.to_string() })?;
+        let counter =
+            TokenCounter::from_file(&tokenizer_path).map_err(|e| EmbedError::Load { path: tokenizer_path.clone(), source: e.into() })?;
         let vocab = counter.tokenizer().get_vocab_size(true);
         if vocab != info.rows {
             return Err(bad(format!(
@@ -72,7 +72,7 @@ impl StaticEmbedder {
     /// (empty, or only characters the vocabulary lacks) gets the first unit vector, so every
     /// vector keeps unit norm.
     pub fn embed_one(&self, text: &str) -> Result<(Vec<f32>, usize), EmbedError> {
-        let encoding = self.counter.tokenizer().encode_fast(text, false).map_err(|e| EmbedError::Inference(e.to_string()))?;
+        let encoding = self.counter.tokenizer().encode_fast(text, false).map_err(|e| EmbedError::Inference(e.into()))?;
         let mut v = vec![0.0f32; self.dims];
         for &id in encoding.get_ids() {
             let id = id as usize;

@@ -9,7 +9,7 @@
 mod mindmap;
 mod phrasing;
 
-pub use mindmap::{chunk_map, full_map, Tree};
+pub use mindmap::{chunk_map, full_map};
 
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
@@ -18,8 +18,33 @@ use std::path::PathBuf;
 use strata_core::parquet_io::RowWriter;
 use strata_core::records::{AssignmentRecord, ChunkRecord, PublishedChunk, Sample, SelectionRecord, TaxonomyNode};
 use strata_core::rundir::{CHUNKS, DATASET_INFO, SCPT, SSFT, TAXONOMY, WORK_ASSIGNMENTS, WORK_CHUNKS, WORK_SELECTION};
+use strata_core::summary::EmitSummary;
 use strata_core::tokens::TokenCounter;
-use strata_core::{parquet_io, Stage, StageContext, StageError, StageStats};
+use strata_core::tokens::TokenizerError;
+use strata_core::{parquet_io, Stage, StageContext, StageError, StageName, StageStats, StageSummary, TaxonomyTree};
+
+/// Why the emit stage failed.
+#[derive(Debug, thiserror::Error)]
+pub enum EmitError {
+    #[error(transparent)]
+    Io(#[from] parquet_io::ParquetIoError),
+    #[error(transparent)]
+    Tokens(#[from] TokenizerError),
+    #[error("`{path}` is not a valid taxonomy; rerun the taxonomy stage")]
+    Tree {
+        path: PathBuf,
+        #[source]
+        source: strata_core::TreeError,
+    },
+    #[error("`{path}` puts chunk `{chunk_id}` in node {node_id}, which the taxonomy lacks; rerun the taxonomy stage")]
+    UnknownNode { path: PathBuf, chunk_id: String, node_id: u32 },
+    #[error("failed to write `{path}`")]
+    Write {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+}
 
 /// What goes into the training sets.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -47,8 +72,8 @@ pub struct EmitStage {
 }
 
 impl Stage for EmitStage {
-    fn name(&self) -> &'static str {
-        "emit"
+    fn name(&self) -> StageName {
+        StageName::Emit
     }
 
     fn reads(&self) -> Vec<&'static str> {
@@ -67,7 +92,7 @@ impl Stage for EmitStage {
     fn run(&self, ctx: &StageContext) -> Result<StageStats, StageError> {
         let nodes: Vec<TaxonomyNode> = parquet_io::read_rows(&ctx.run.path(TAXONOMY))?;
         let counter = TokenCounter::from_file(&self.tokenizer_path)?;
-        let tree = Tree::new(&nodes);
+        let tree = TaxonomyTree::new(nodes).map_err(|source| EmitError::Tree { path: ctx.run.path(TAXONOMY), source })?;
 
         // The published chunks stream through, a batch of each input in step; only the
         // selected ones are kept, for the training sets.
@@ -83,6 +108,14 @@ impl Stage for EmitStage {
                     let path = if a.chunk_id != c.chunk_id { assignments.path() } else { selection.path() };
                     return Err(parquet_io::ParquetIoError::OutOfStep { path: path.to_path_buf() }.into());
                 }
+                let Ok(leaf) = tree.get(a.node_id) else {
+                    return Err(EmitError::UnknownNode {
+                        path: assignments.path().to_path_buf(),
+                        chunk_id: c.chunk_id,
+                        node_id: a.node_id,
+                    }
+                    .into());
+                };
                 let row = PublishedChunk {
                     chunk_id: c.chunk_id,
                     doc_id: c.doc_id,
@@ -94,7 +127,7 @@ impl Stage for EmitStage {
                     byte_start: c.byte_start,
                     byte_end: c.byte_end,
                     node_id: a.node_id,
-                    taxonomy_path: tree.node(a.node_id).path.clone(),
+                    taxonomy_path: leaf.path.clone(),
                     duplicate_of: a.duplicate_of,
                     selected: s.selected,
                 };
@@ -113,14 +146,19 @@ impl Stage for EmitStage {
         let (scpt, ssft) = writer.samples(&by_leaf, &self.config)?;
         parquet_io::write_rows(&ctx.output(SCPT)?, &Sample::fields(), &scpt, &[])?;
         parquet_io::write_rows(&ctx.output(SSFT)?, &Sample::fields(), &ssft, &[])?;
-        std::fs::write(ctx.output(DATASET_INFO)?, serde_json::to_string_pretty(&dataset_info(&self.domain))? + "\n")?;
+        let info = ctx.output(DATASET_INFO)?;
+        let text = serde_json::to_string_pretty(&dataset_info(&self.domain))
+            .map_err(|e| EmitError::Write { path: info.clone(), source: e.into() })?;
+        std::fs::write(&info, text + "\n").map_err(|source| EmitError::Write { path: info.clone(), source })?;
 
-        let mut extra = serde_json::Map::new();
-        extra.insert("scpt_samples".into(), json!(scpt.len()));
-        extra.insert("ssft_samples".into(), json!(ssft.len()));
-        extra.insert("scpt_tokens".into(), json!(scpt.iter().map(|s| s.n_tokens as u64).sum::<u64>()));
-        extra.insert("ssft_tokens".into(), json!(ssft.iter().map(|s| s.n_tokens as u64).sum::<u64>()));
-        Ok(StageStats { rows_in: n_chunks, rows_out: (scpt.len() + ssft.len()) as u64, extra })
+        let tokens = |set: &[Sample]| set.iter().map(|s| s.n_tokens as u64).sum::<u64>();
+        let summary = EmitSummary {
+            scpt_samples: scpt.len() as u64,
+            ssft_samples: ssft.len() as u64,
+            scpt_tokens: tokens(&scpt),
+            ssft_tokens: tokens(&ssft),
+        };
+        Ok(StageStats { rows_in: n_chunks, rows_out: (scpt.len() + ssft.len()) as u64, summary: StageSummary::Emit(summary) })
     }
 }
 
@@ -129,15 +167,17 @@ impl Stage for EmitStage {
 pub fn dataset_info(domain: &str) -> Value {
     let slug: String = domain.to_lowercase().chars().map(|c| if c.is_alphanumeric() { c } else { '_' }).collect();
     let alpaca = json!({"prompt": "instruction", "query": "input", "response": "output"});
+    // dataset_info.json sits beside the sets: their names relative to train/.
+    let [scpt, ssft] = [SCPT, SSFT].map(|rel| rel.rsplit('/').next().unwrap_or(rel));
     json!({
-        format!("strata_{slug}_scpt"): {"file_name": "scpt.parquet", "formatting": "alpaca", "columns": alpaca},
-        format!("strata_{slug}_scpt_pt"): {"file_name": "scpt.parquet", "columns": {"prompt": "text"}},
-        format!("strata_{slug}_ssft"): {"file_name": "ssft.parquet", "formatting": "alpaca", "columns": alpaca},
+        format!("strata_{slug}_scpt"): {"file_name": scpt, "formatting": "alpaca", "columns": alpaca},
+        format!("strata_{slug}_scpt_pt"): {"file_name": scpt, "columns": {"prompt": "text"}},
+        format!("strata_{slug}_ssft"): {"file_name": ssft, "formatting": "alpaca", "columns": alpaca},
     })
 }
 
 struct SampleWriter<'a> {
-    tree: &'a Tree<'a>,
+    tree: &'a TaxonomyTree,
     domain: &'a str,
     seed: u64,
     counter: &'a TokenCounter,
@@ -146,15 +186,15 @@ struct SampleWriter<'a> {
 impl SampleWriter<'_> {
     /// SCPT and SSFT samples in textbook order: each depth-1 branch's mind map, then its
     /// selected chunks leaf by leaf (depth-first), each leaf's chunks in document order.
-    fn samples(&self, by_leaf: &BTreeMap<u32, Vec<PublishedChunk>>, config: &EmitConfig) -> Result<(Vec<Sample>, Vec<Sample>), StageError> {
-        let root = self.tree.nodes.values().find(|n| n.parent_id.is_none()).map(|n| n.node_id).ok_or("taxonomy has no root")?;
+    fn samples(&self, by_leaf: &BTreeMap<u32, Vec<PublishedChunk>>, config: &EmitConfig) -> Result<(Vec<Sample>, Vec<Sample>), EmitError> {
+        let root = 0;
         let mut scpt = Vec::new();
         let mut ssft = Vec::new();
         for &branch in self.tree.children(root) {
             let b = self.tree.node(branch);
             let prompt = phrasing::structure_request(self.seed, &format!("map/{branch}"), self.domain, &b.label);
             scpt.push(self.sample("mindmap", None, b, prompt, format!("```\n{}\n```", full_map(self.tree, branch)), None)?);
-            for id in self.tree.preorder(branch) {
+            for id in self.tree.subtree(branch) {
                 for c in by_leaf.get(&id).into_iter().flatten() {
                     scpt.push(self.chunk_sample(c)?);
                     if config.locate_samples {
@@ -164,7 +204,7 @@ impl SampleWriter<'_> {
             }
         }
         if config.outline_samples {
-            for id in self.tree.preorder(root) {
+            for id in self.tree.subtree(root) {
                 let kids = self.tree.children(id);
                 if kids.is_empty() {
                     continue;
@@ -187,9 +227,9 @@ impl SampleWriter<'_> {
         Ok((scpt, ssft))
     }
 
-    fn chunk_sample(&self, c: &PublishedChunk) -> Result<Sample, StageError> {
+    fn chunk_sample(&self, c: &PublishedChunk) -> Result<Sample, EmitError> {
         let leaf = self.tree.node(c.node_id);
-        let lineage = self.tree.lineage(c.node_id);
+        let lineage = self.tree.branch_lineage(c.node_id);
         let branch = lineage.first().map_or(leaf, |&b| self.tree.node(b));
         let map = chunk_map(self.tree, c.node_id);
         let prompt = format!(
@@ -201,7 +241,7 @@ impl SampleWriter<'_> {
         self.sample("chunk", Some(c.chunk_id.clone()), leaf, prompt, format!("{}\n{}", leaf.label, c.text), None)
     }
 
-    fn locate_sample(&self, c: &PublishedChunk) -> Result<Sample, StageError> {
+    fn locate_sample(&self, c: &PublishedChunk) -> Result<Sample, EmitError> {
         let leaf = self.tree.node(c.node_id);
         let instruction = format!(
             "Where does the following passage belong in the knowledge structure of {}? Answer with its path from the top-level topic down.",
@@ -222,7 +262,7 @@ impl SampleWriter<'_> {
         prompt: String,
         response: String,
         alpaca: Option<(String, String)>,
-    ) -> Result<Sample, StageError> {
+    ) -> Result<Sample, EmitError> {
         let text = format!("{prompt}\n{response}");
         let n_tokens = self.counter.count(&text)? as u32;
         let (instruction, input) = alpaca.unwrap_or_else(|| (prompt.clone(), String::new()));

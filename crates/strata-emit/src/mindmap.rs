@@ -1,63 +1,10 @@
 //! Mind maps: a taxonomy subtree drawn with tree glyphs, as StructTuning's prompts show it.
 
-use std::collections::BTreeMap;
-use strata_core::records::TaxonomyNode;
-
-/// Parent -> children (in node-id order, i.e. depth-first order) over a flat taxonomy.
-pub struct Tree<'a> {
-    pub nodes: BTreeMap<u32, &'a TaxonomyNode>,
-    pub children: BTreeMap<u32, Vec<u32>>,
-}
-
-impl<'a> Tree<'a> {
-    pub fn new(nodes: &'a [TaxonomyNode]) -> Self {
-        let mut children: BTreeMap<u32, Vec<u32>> = BTreeMap::new();
-        for n in nodes {
-            if let Some(p) = n.parent_id {
-                children.entry(p).or_default().push(n.node_id);
-            }
-        }
-        children.values_mut().for_each(|c| c.sort_unstable());
-        Self { nodes: nodes.iter().map(|n| (n.node_id, n)).collect(), children }
-    }
-
-    pub fn node(&self, id: u32) -> &'a TaxonomyNode {
-        self.nodes[&id]
-    }
-
-    pub fn children(&self, id: u32) -> &[u32] {
-        self.children.get(&id).map_or(&[], Vec::as_slice)
-    }
-
-    /// Ids from the depth-1 ancestor down to `id` (empty for the root).
-    pub fn lineage(&self, id: u32) -> Vec<u32> {
-        let mut out = Vec::new();
-        let mut cur = Some(id);
-        while let Some(c) = cur {
-            let n = self.node(c);
-            if n.parent_id.is_none() {
-                break;
-            }
-            out.push(c);
-            cur = n.parent_id;
-        }
-        out.reverse();
-        out
-    }
-
-    /// Every node in depth-first order below and including `id`.
-    pub fn preorder(&self, id: u32) -> Vec<u32> {
-        let mut out = vec![id];
-        for &c in self.children(id) {
-            out.extend(self.preorder(c));
-        }
-        out
-    }
-}
+use strata_core::TaxonomyTree;
 
 /// Draws the subtree of `top`. A node's children are listed when `expand(node)` holds;
 /// `bold` is drawn as `**label**`.
-pub fn render(tree: &Tree, top: u32, expand: &dyn Fn(u32) -> bool, bold: Option<u32>) -> String {
+pub fn render(tree: &TaxonomyTree, top: u32, expand: &dyn Fn(u32) -> bool, bold: Option<u32>) -> String {
     let mut out = label(tree, top, bold);
     if expand(top) {
         draw_children(tree, top, "", expand, bold, &mut out);
@@ -65,7 +12,7 @@ pub fn render(tree: &Tree, top: u32, expand: &dyn Fn(u32) -> bool, bold: Option<
     out
 }
 
-fn draw_children(tree: &Tree, id: u32, indent: &str, expand: &dyn Fn(u32) -> bool, bold: Option<u32>, out: &mut String) {
+fn draw_children(tree: &TaxonomyTree, id: u32, indent: &str, expand: &dyn Fn(u32) -> bool, bold: Option<u32>, out: &mut String) {
     let kids = tree.children(id);
     for (i, &c) in kids.iter().enumerate() {
         let last = i + 1 == kids.len();
@@ -80,7 +27,7 @@ fn draw_children(tree: &Tree, id: u32, indent: &str, expand: &dyn Fn(u32) -> boo
     }
 }
 
-fn label(tree: &Tree, id: u32, bold: Option<u32>) -> String {
+fn label(tree: &TaxonomyTree, id: u32, bold: Option<u32>) -> String {
     let l = &tree.node(id).label;
     if bold == Some(id) {
         format!("**{l}**")
@@ -91,8 +38,8 @@ fn label(tree: &Tree, id: u32, bold: Option<u32>) -> String {
 
 /// The mind map of a chunk's sample: its depth-1 branch, only the path to its leaf expanded,
 /// the leaf in bold.
-pub fn chunk_map(tree: &Tree, leaf: u32) -> String {
-    let lineage = tree.lineage(leaf);
+pub fn chunk_map(tree: &TaxonomyTree, leaf: u32) -> String {
+    let lineage = tree.branch_lineage(leaf);
     let Some(&branch) = lineage.first() else {
         return tree.node(leaf).label.clone();
     };
@@ -100,13 +47,14 @@ pub fn chunk_map(tree: &Tree, leaf: u32) -> String {
 }
 
 /// The whole subtree of `top`.
-pub fn full_map(tree: &Tree, top: u32) -> String {
+pub fn full_map(tree: &TaxonomyTree, top: u32) -> String {
     render(tree, top, &|_| true, None)
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use strata_core::records::TaxonomyNode;
 
     fn node(id: u32, parent: Option<u32>, depth: u8, label: &str) -> TaxonomyNode {
         TaxonomyNode {
@@ -137,22 +85,19 @@ mod tests {
 
     #[test]
     fn chunk_map_expands_only_the_path_to_the_leaf() {
-        let nodes = sample();
-        let tree = Tree::new(&nodes);
+        let tree = TaxonomyTree::new(sample()).expect("tree");
         insta::assert_snapshot!(chunk_map(&tree, 3));
     }
 
     #[test]
     fn full_map_draws_the_whole_branch() {
-        let nodes = sample();
-        let tree = Tree::new(&nodes);
+        let tree = TaxonomyTree::new(sample()).expect("tree");
         insta::assert_snapshot!(full_map(&tree, 1));
     }
 
     #[test]
     fn a_leaf_branch_is_its_bold_label() {
-        let nodes = sample();
-        let tree = Tree::new(&nodes);
+        let tree = TaxonomyTree::new(sample()).expect("tree");
         assert_eq!(chunk_map(&tree, 7), "**Neurology**");
     }
 }

@@ -47,7 +47,7 @@ pub fn compare_runs(here: &RunData, there: &RunData, there_name: &str) -> Result
         )?;
         levels.push(Agreement { depth, ..agreement(frame.lazy(), "here", "there")? });
     }
-    let vector_cosine = (here.dim == there.dim && !pairs.is_empty()).then(|| {
+    let vector_cosine = (here.vectors.dim() == there.vectors.dim() && !pairs.is_empty()).then(|| {
         let mut cosines: Vec<f64> = pairs.iter().map(|&(i, j)| dot(here.vector(i), there.vector(j)) as f64).collect();
         cosines.sort_by(f64::total_cmp);
         CosineSummary { mean: cosines.iter().sum::<f64>() / cosines.len() as f64, p01: cosines[cosines.len() / 100], min: cosines[0] }

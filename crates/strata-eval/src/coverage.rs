@@ -329,5 +329,17 @@ mod tests {
         assert!(json["facility_location_std"].is_f64() && json["questions_covered_std"].is_null(), "{json}");
         assert!(json["budget"] == 0.5 && json["method"] == "random");
         assert_eq!(serde_json::to_value(&rows[0]).expect("json")["selection"], "run");
+
+        // The figures are those of the selections themselves: ours as given, the first chunk
+        // of each document, and the random rows' mean and spread over the five seeds.
+        assert_eq!(rows[0].mean, subset_metrics(&data, &strata[0].selected, None, 0.95));
+        assert_eq!(rows[2].mean, subset_metrics(&data, &first_chunk_selection(&data, &eligible, 100), None, 0.95));
+        let facility: Vec<f64> =
+            (0..5).map(|k| subset_metrics(&data, &random_selection(&data, &eligible, 100, 42 + k), None, 0.95).facility_location).collect();
+        let mean = facility.iter().sum::<f64>() / 5.0;
+        let std = (facility.iter().map(|f| (f - mean).powi(2)).sum::<f64>() / 4.0).sqrt();
+        assert!((rows[1].mean.facility_location - mean).abs() < 1e-12);
+        assert!((rows[1].std.expect("spread").facility_location - std).abs() < 1e-12);
+        assert!(rows[1].mean.selected_tokens <= 100.0);
     }
 }

@@ -2,11 +2,12 @@
 //! taxonomy and the documents with their metadata.
 
 use crate::EvalError;
-use std::collections::{HashMap, HashSet};
+use std::collections::HashMap;
+use strata_core::manifest::Manifest;
 use strata_core::parquet_io::{batches, read_rows, VectorsInStep};
 use strata_core::records::{DocumentRecord, TaxonomyNode};
-use strata_core::rundir::{CHUNKS, EMBEDDINGS, TAXONOMY, WORK_DOCUMENTS};
-use strata_core::RunDir;
+use strata_core::rundir::{CHUNKS, EMBEDDINGS, MANIFEST, TAXONOMY, WORK_DOCUMENTS};
+use strata_core::{Matrix, RunDir, TaxonomyTree};
 
 /// A chunk as evaluation sees it.
 #[derive(Debug, Clone, PartialEq)]
@@ -38,11 +39,12 @@ struct PublishedRow {
 pub struct RunData {
     /// In corpus order (the order of `chunks.parquet`: documents as ingested, then ordinal).
     pub chunks: Vec<ChunkInfo>,
-    /// Row `i` is the L2-normalised vector of `chunks[i]`, `dim` floats.
-    pub vectors: Vec<f32>,
-    pub dim: usize,
-    pub nodes: Vec<TaxonomyNode>,
+    /// Row `i` is the L2-normalised vector of `chunks[i]`.
+    pub vectors: Matrix,
+    pub tree: TaxonomyTree,
     pub documents: Vec<DocumentRecord>,
+    /// The corpus's tokens as the chunk stage recorded them (selection's budgets are fractions of it).
+    pub corpus_tokens: u64,
 }
 
 impl RunData {
@@ -64,59 +66,44 @@ impl RunData {
                 selected: c.selected,
             }));
         }
-        let (vectors, dim) = vectors.finish()?;
+        let vectors = vectors.finish()?;
         let nodes: Vec<TaxonomyNode> = read_rows(&run.path(TAXONOMY))?;
+        let tree = TaxonomyTree::new(nodes).map_err(|source| EvalError::Tree { path: run.path(TAXONOMY), source })?;
         let documents: Vec<DocumentRecord> = read_rows(&run.path(WORK_DOCUMENTS))?;
-        let node_ids: HashSet<u32> = nodes.iter().map(|n| n.node_id).collect();
-        if let Some(c) = chunks.iter().find(|c| !node_ids.contains(&c.node_id)) {
+        let manifest_path = run.path(MANIFEST);
+        let manifest = Manifest::load(&manifest_path)?.ok_or_else(|| EvalError::NoManifest { path: manifest_path.clone() })?;
+        let chunk = manifest.stages.chunk.ok_or_else(|| EvalError::NoManifest { path: manifest_path.clone() })?;
+        if let Some(c) = chunks.iter().find(|c| tree.get(c.node_id).is_err()) {
             return Err(EvalError::Mismatch {
                 path: run.path(TAXONOMY),
                 chunks: run.path(CHUNKS),
                 message: format!("chunk `{}` sits in node {}, which the taxonomy lacks", c.chunk_id, c.node_id),
             });
         }
-        Ok(Self { chunks, vectors, dim, nodes, documents })
+        Ok(Self { chunks, vectors, tree, documents, corpus_tokens: chunk.summary.corpus_tokens })
     }
 
     pub fn vector(&self, i: usize) -> &[f32] {
-        &self.vectors[i * self.dim..(i + 1) * self.dim]
+        self.vectors.row(i)
     }
 
     /// Deepest level of the taxonomy (root = 0).
     pub fn max_depth(&self) -> u8 {
-        self.nodes.iter().map(|n| n.depth).max().unwrap_or(0)
+        self.tree.nodes().iter().map(|n| n.depth).max().unwrap_or(0)
     }
 
     /// Each chunk's cluster at `depth`: its leaf's ancestor at that depth, or the leaf itself
     /// when the leaf is shallower (it is its own cluster at every deeper level).
     pub fn clusters_at(&self, depth: u8) -> Vec<u32> {
-        let by_id: HashMap<u32, &TaxonomyNode> = self.nodes.iter().map(|n| (n.node_id, n)).collect();
         let mut memo: HashMap<u32, u32> = HashMap::new();
-        self.chunks
-            .iter()
-            .map(|c| {
-                *memo.entry(c.node_id).or_insert_with(|| {
-                    let mut id = c.node_id;
-                    while let Some(n) = by_id.get(&id).filter(|n| n.depth > depth) {
-                        match n.parent_id {
-                            Some(p) => id = p,
-                            None => break,
-                        }
-                    }
-                    id
-                })
-            })
-            .collect()
+        let shape = self.tree.shape();
+        let ancestor = |leaf: u32| shape.lineage(leaf).get(depth as usize).copied().unwrap_or(leaf);
+        self.chunks.iter().map(|c| *memo.entry(c.node_id).or_insert_with(|| ancestor(c.node_id))).collect()
     }
 
-    /// Corpus tokens: the sum over every chunk, as selection counts them.
-    pub fn corpus_tokens(&self) -> u64 {
-        self.chunks.iter().map(|c| c.n_tokens as u64).sum()
-    }
-
-    /// Chunks a selection may take: not near-duplicates and at least `min_tokens` long.
+    /// Chunks a selection may take ([`strata_core::eligible`]).
     pub fn eligible(&self, min_tokens: u32) -> Vec<bool> {
-        self.chunks.iter().map(|c| !c.duplicate && c.n_tokens >= min_tokens).collect()
+        self.chunks.iter().map(|c| strata_core::eligible(c.n_tokens, c.duplicate, min_tokens)).collect()
     }
 }
 
@@ -153,10 +140,17 @@ pub(crate) mod tests {
                     selected: false,
                 })
                 .collect(),
-            vectors: vectors.iter().flatten().copied().collect(),
-            dim: 2,
-            nodes: vec![node(0, None, 0), node(1, Some(0), 1), node(2, Some(1), 2), node(3, Some(1), 2), node(4, Some(0), 1)],
+            vectors: Matrix::new(vectors.iter().flatten().copied().collect(), 2),
+            tree: TaxonomyTree::new(vec![
+                node(0, None, 0),
+                node(1, Some(0), 1),
+                node(2, Some(1), 2),
+                node(3, Some(1), 2),
+                node(4, Some(0), 1),
+            ])
+            .expect("tree"),
             documents: Vec::new(),
+            corpus_tokens: chunks.iter().map(|c| c.2 as u64).sum(),
         }
     }
 

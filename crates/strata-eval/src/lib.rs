@@ -6,13 +6,15 @@
 //! retrieval quality from ranked hits (recall@k, MRR; plus brute-force vector search), and
 //! the subset against baselines at several budgets (uniform random and first-chunk-per-document
 //! selections, facility location, question coverage), and, optionally, the agreement of the
-//! run's taxonomy and vectors with another run over the same chunks. It reads a finished run directory and
-//! never writes one: it does not embed, search the index, or select (the CLI runs those stages'
-//! code and passes the results in), so it depends on strata-core alone.
+//! run's taxonomy and vectors with another run over the same chunks. It reads a finished run
+//! directory and writes only `eval.json` ([`evaluate`], [`write_report`]). It is not a stage:
+//! it reruns selection at other budgets (strata-select) and searches the run's index
+//! (strata-index); the CLI hands it the run's embedder for the questions.
 
 mod compare;
 mod coverage;
 mod data;
+mod evaluate;
 mod labels;
 mod retrieval;
 mod table;
@@ -22,6 +24,7 @@ pub use coverage::{
     compare, first_chunk_selection, random_selection, subset_metrics, CoverageRow, Questions, StrataSelection, SubsetMetrics,
 };
 pub use data::{ChunkInfo, RunData};
+pub use evaluate::{evaluate, write_report, EmbedTexts, EvalOptions, TOP_K};
 pub use labels::{agreement, default_label_fields, label_agreement, Agreement};
 pub use retrieval::{read_questions, sample, score_rankings, vector_search, Question, RetrievalScores};
 pub use table::render_table;
@@ -46,6 +49,26 @@ pub enum EvalError {
     Mismatch { path: PathBuf, chunks: PathBuf, message: String },
     #[error("no document of `{path}` has a text field `{field}` in its metadata (fields: {available})")]
     NoSuchLabel { path: PathBuf, field: String, available: String },
+    #[error("`{path}` is not a valid taxonomy; rerun the taxonomy stage")]
+    Tree {
+        path: PathBuf,
+        #[source]
+        source: strata_core::TreeError,
+    },
+    #[error("`{path}` is missing or has no record of the chunk stage: is this a finished run directory?")]
+    NoManifest { path: PathBuf },
+    #[error(transparent)]
+    Manifest(#[from] strata_core::manifest::ManifestError),
+    #[error("embedding the questions failed")]
+    Embed(#[source] Box<dyn std::error::Error + Send + Sync>),
+    #[error("searching the run's index failed")]
+    Search(#[source] Box<dyn std::error::Error + Send + Sync>),
+    #[error("failed to write `{path}`")]
+    Write {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
     #[error("computing label agreement failed")]
     Polars(#[from] polars::error::PolarsError),
 }

@@ -29,6 +29,8 @@ fn opt(v: Option<f64>, std: Option<f64>) -> String {
     }
 }
 
+/// The report as terminal tables.
+/// Long: one section per table (coverage, labels, retrieval, comparison), top to bottom.
 pub fn render_table(report: &EvalReport) -> String {
     let mut out = String::new();
     if report.labels.is_empty() {

@@ -8,7 +8,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
 use std::path::{Path, PathBuf};
 use strata_core::rundir::{CHUNKS, INDEX_DIR};
-use strata_core::{parquet_io, Stage, StageContext, StageError, StageStats};
+use strata_core::{parquet_io, Stage, StageContext, StageError, StageName, StageStats, StageSummary};
 use tantivy::collector::TopDocs;
 use tantivy::query::{BooleanQuery, Occur, QueryParser, TermQuery};
 use tantivy::schema::{
@@ -73,8 +73,8 @@ struct IndexedChunk {
 pub struct IndexStage;
 
 impl Stage for IndexStage {
-    fn name(&self) -> &'static str {
-        "index"
+    fn name(&self) -> StageName {
+        StageName::Index
     }
 
     fn reads(&self) -> Vec<&'static str> {
@@ -122,7 +122,7 @@ impl Stage for IndexStage {
         writer.commit()?;
         writer.wait_merging_threads()?;
         ctx.progress.finish();
-        Ok(StageStats { rows_in: n_chunks, rows_out: n_chunks, extra: Default::default() })
+        Ok(StageStats { rows_in: n_chunks, rows_out: n_chunks, summary: StageSummary::Index(Default::default()) })
     }
 }
 

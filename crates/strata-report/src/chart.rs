@@ -132,9 +132,19 @@ mod tests {
         assert_eq!(queries(6.0), "1M");
     }
 
+    /// Each break-even point is drawn once, at its number of queries on the log axis (the
+    /// plot spans x = 80 to 710 for 10^0 to 10^8 queries: 78.75 units a decade).
     #[test]
-    fn x_axis_spans_one_to_a_hundred_million() {
-        assert_eq!(x_of(0.0), LEFT);
-        assert_eq!(x_of(8.0), W - RIGHT);
+    fn break_even_points_sit_at_their_queries() {
+        let ledger = crate::sample::sample_inputs().ledger;
+        let svg = render(&ledger);
+        let points: Vec<f64> = ledger.rows.iter().filter_map(|r| r.break_even_queries_vs_rag).filter(|q| (1.0..=1e8).contains(q)).collect();
+        assert!(points.len() >= 3, "the sample has break-even points: {points:?}");
+        assert_eq!(svg.matches("class=\"break-even\"").count(), points.len());
+        for q in points {
+            let cx = format!("cx=\"{:.1}\"", 80.0 + 78.75 * q.log10());
+            assert!(svg.contains(&cx), "no point at {cx} for {q} queries");
+        }
+        assert_eq!(svg.matches("<polyline").count(), ledger.rows.len());
     }
 }

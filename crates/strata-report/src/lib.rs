@@ -26,7 +26,8 @@ use strata_core::manifest::Manifest;
 use strata_core::parquet_io::{batches, read_rows};
 use strata_core::records::{PublishedChunk, TaxonomyNode};
 use strata_core::rundir::{CHUNKS, COST, MANIFEST, REPORT, TAXONOMY};
-use strata_core::{RunDir, Stage, StageContext, StageError, StageStats};
+use strata_core::summary::ReportSummary;
+use strata_core::{RunDir, Stage, StageContext, StageError, StageName, StageStats, StageSummary, TaxonomyTree};
 
 pub use strata_core::rundir::EVAL;
 
@@ -51,8 +52,8 @@ pub enum ReportError {
 pub struct ReportInputs {
     /// `manifest.json`: configuration, timings, `stages.select.budget_tokens`.
     pub manifest: Option<Manifest>,
-    /// `taxonomy.parquet`, flat, depth-first.
-    pub taxonomy: Vec<TaxonomyNode>,
+    /// `taxonomy.parquet`, checked.
+    pub taxonomy: TaxonomyTree,
     /// `chunks.parquet`; only the medoid chunks' text is shown.
     pub chunks: Vec<PublishedChunk>,
     /// `cost.json`.
@@ -73,8 +74,9 @@ fn read_json<T: serde::de::DeserializeOwned>(path: &Path) -> Result<T, ReportErr
 
 /// Reads a run directory's inputs for the page, keeping only the text of medoid chunks.
 pub fn load(run: &RunDir) -> Result<ReportInputs, ReportError> {
-    let taxonomy: Vec<TaxonomyNode> = read_rows(&run.path(TAXONOMY)).map_err(read_error(&run.path(TAXONOMY)))?;
-    let medoids: HashSet<String> = taxonomy.iter().filter_map(|n| n.medoid_chunk_id.clone()).collect();
+    let nodes: Vec<TaxonomyNode> = read_rows(&run.path(TAXONOMY)).map_err(read_error(&run.path(TAXONOMY)))?;
+    let taxonomy = TaxonomyTree::new(nodes).map_err(read_error(&run.path(TAXONOMY)))?;
+    let medoids: HashSet<String> = taxonomy.nodes().iter().filter_map(|n| n.medoid_chunk_id.clone()).collect();
     // A batch at a time, so the corpus's texts are never all in memory.
     let path = run.path(CHUNKS);
     let mut chunks: Vec<PublishedChunk> = Vec::new();
@@ -95,13 +97,13 @@ pub fn load(run: &RunDir) -> Result<ReportInputs, ReportError> {
 
 /// The `report` stage: renders `report.html` from the run directory.
 ///
-/// Its fingerprint cannot see `eval.json` or the manifest's timings (the trait gives it no
-/// run directory), so the caller should run it with `force` to pick up a new evaluation.
+/// Its fingerprint cannot see `eval.json` or the manifest's timings, so it always reruns
+/// (`StageName::always_reruns`).
 pub struct ReportStage;
 
 impl Stage for ReportStage {
-    fn name(&self) -> &'static str {
-        "report"
+    fn name(&self) -> StageName {
+        StageName::Report
     }
 
     fn reads(&self) -> Vec<&'static str> {
@@ -123,11 +125,8 @@ impl Stage for ReportStage {
         std::fs::write(&path, &html).map_err(|source| ReportError::Write { path: ctx.run.path(REPORT), source })?;
         let tree = tree::Tree::build(&inputs.taxonomy, &inputs.chunks);
         let (covered, leaves) = tree.leaf_coverage();
-        let mut stats = StageStats { rows_in: inputs.chunks.len() as u64, rows_out: 1, ..Default::default() };
-        stats.extra.insert("leaves_covered".into(), json!(covered));
-        stats.extra.insert("leaves".into(), json!(leaves));
-        stats.extra.insert("report_bytes".into(), json!(html.len()));
-        Ok(stats)
+        let summary = ReportSummary { leaves_covered: covered as u64, leaves: leaves as u64, report_bytes: html.len() as u64 };
+        Ok(StageStats { rows_in: inputs.chunks.len() as u64, rows_out: 1, summary: StageSummary::Report(summary) })
     }
 }
 
@@ -166,12 +165,14 @@ mod tests {
     fn text_is_escaped() {
         let mut inputs = sample_inputs();
         let evil = "<script>alert(\"x\")</script> & <b>";
-        inputs.taxonomy[1].label = evil.into();
-        inputs.taxonomy[2].keywords = vec![evil.into()];
+        let mut nodes = inputs.taxonomy.clone().into_nodes();
+        nodes[1].label = evil.into();
+        nodes[2].keywords = vec![evil.into()];
+        inputs.taxonomy = TaxonomyTree::new(nodes).expect("tree");
         inputs.ledger.rows[0].name = evil.into();
         inputs.ledger.rows[0].note = evil.into();
         inputs.ledger.literature[0].claim = evil.into();
-        let medoid = inputs.taxonomy[2].medoid_chunk_id.clone().expect("medoid");
+        let medoid = inputs.taxonomy.node(2).medoid_chunk_id.clone().expect("medoid");
         if let Some(c) = inputs.chunks.iter_mut().find(|c| c.chunk_id == medoid) {
             c.text = evil.into();
         }
@@ -188,14 +189,14 @@ mod tests {
     fn page_is_deterministic_and_survives_empty_inputs() {
         assert_eq!(render(&sample_inputs()), render(&sample_inputs()));
         let mut empty = sample_inputs();
-        empty.taxonomy.clear();
+        empty.taxonomy = TaxonomyTree::new(vec![empty.taxonomy.root().clone()]).expect("a root alone");
         empty.chunks.clear();
         empty.ledger.rows.clear();
         empty.manifest = None;
         empty.eval = None;
         let html = render(&empty);
         assert!(html.contains("nothing to chart") && !html.contains("id=\"eval\""));
-        assert!(html.contains("Domain corpus report: corpus"));
+        assert!(html.contains("Domain corpus report: Medicine"), "without a manifest the root names the domain");
     }
 
     #[test]
@@ -203,7 +204,7 @@ mod tests {
         let dir = tempfile::tempdir().expect("tempdir");
         let run = RunDir::new(dir.path());
         let inputs = sample_inputs();
-        write_rows(&run.path(TAXONOMY), &TaxonomyNode::fields(), &inputs.taxonomy, &[]).expect("taxonomy");
+        write_rows(&run.path(TAXONOMY), &TaxonomyNode::fields(), inputs.taxonomy.nodes(), &[]).expect("taxonomy");
         write_rows(&run.path(CHUNKS), &PublishedChunk::fields(), &inputs.chunks, &[]).expect("chunks");
         std::fs::write(run.path(COST), serde_json::to_vec(&inputs.ledger).expect("json")).expect("cost");
         std::fs::write(run.path(EVAL), serde_json::to_vec(&inputs.eval).expect("json")).expect("eval");
@@ -215,7 +216,7 @@ mod tests {
         assert!(html.contains("<table class=\"coverage\">"));
         assert!(html.contains("Heart failure: passage 0."), "medoid text shown");
         assert!(!html.contains("Heart failure: passage 1."), "other chunk texts are not");
-        assert_eq!(manifest.stages["report"].extra["leaves_covered"], json!(7));
+        assert_eq!(manifest.stages.report.as_ref().map(|r| (r.summary.leaves_covered, r.summary.leaves)), Some((7, 8)));
     }
 
     #[test]
@@ -225,7 +226,7 @@ mod tests {
         let e = load(&run).expect_err("empty run");
         assert!(e.to_string().contains("taxonomy.parquet`"), "{e}");
         let inputs = sample_inputs();
-        write_rows(&run.path(TAXONOMY), &TaxonomyNode::fields(), &inputs.taxonomy, &[]).expect("taxonomy");
+        write_rows(&run.path(TAXONOMY), &TaxonomyNode::fields(), inputs.taxonomy.nodes(), &[]).expect("taxonomy");
         write_rows(&run.path(CHUNKS), &PublishedChunk::fields(), &inputs.chunks, &[]).expect("chunks");
         std::fs::write(run.path(COST), "{not json").expect("cost");
         let e = load(&run).expect_err("bad cost.json");

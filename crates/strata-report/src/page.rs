@@ -69,23 +69,23 @@ pub fn render(inputs: &ReportInputs) -> String {
 
 fn domain(inputs: &ReportInputs, tree: &Tree) -> String {
     let from_config = inputs.manifest.as_ref().and_then(|m| m.config.get("domain")).and_then(Value::as_str);
-    let from_root = tree.roots.first().map(|&r| tree.nodes[r].label.as_str());
-    from_config.or(from_root).unwrap_or("corpus").to_string()
+    from_config.unwrap_or(&tree.taxonomy.root().label).to_string()
 }
 
 fn budget_tokens(inputs: &ReportInputs) -> Option<f64> {
-    inputs.manifest.as_ref()?.stages.get("select")?.extra.get("budget_tokens")?.as_f64()
+    inputs.manifest.as_ref()?.stages.select.as_ref().map(|s| s.summary.budget_tokens as f64)
 }
 
 fn cards(inputs: &ReportInputs, tree: &Tree) -> String {
-    let corpus_tokens: u64 = inputs.chunks.iter().map(|c| c.n_tokens as u64).sum();
-    let selected: u64 = inputs.chunks.iter().filter(|c| c.selected).map(|c| c.n_tokens as u64).sum();
-    let n_selected = inputs.chunks.iter().filter(|c| c.selected).count();
+    // The corpus totals as the chunk stage recorded them (through the ledger), the selection
+    // as summed up the tree.
+    let corpus_tokens = inputs.ledger.corpus.corpus_tokens;
+    let (selected, n_selected) = (tree.selected_tokens[0], tree.selected_chunks[0]);
     let (covered, leaves) = tree.leaf_coverage();
     let budget = budget_tokens(inputs);
     let card = |value: String, what: String| format!("<div class=\"card\"><b>{}</b><span>{}</span></div>\n", esc(&value), esc(&what));
     let mut out = String::from("<div class=\"cards\">\n");
-    out += &card(num(inputs.chunks.len() as f64), "chunks in the corpus".into());
+    out += &card(num(inputs.ledger.corpus.n_chunks as f64), "chunks in the corpus".into());
     out += &card(num(corpus_tokens as f64), "corpus tokens".into());
     out += &card(
         budget.map(num).unwrap_or_else(|| "–".into()),
@@ -108,15 +108,13 @@ fn tree_section(tree: &Tree) -> String {
     let mut out = String::from(
         "<section id=\"tree\">\n<h2>Taxonomy</h2>\n<p class=\"note\">The topic tree, top level first. Each line: topic label, its distinctive keywords, chunks and tokens under it, and a bar with the share of its tokens the budget selected. The text below a topic is an excerpt of its most representative chunk.</p>\n<p><button type=\"button\" id=\"expand-all\">Expand all</button><button type=\"button\" id=\"collapse-all\">Collapse all</button></p>\n",
     );
-    for &r in &tree.roots {
-        node_html(tree, r, &mut out);
-    }
+    node_html(tree, 0, &mut out);
     out += "</section>\n";
     out
 }
 
-fn node_html(tree: &Tree, i: usize, out: &mut String) {
-    let n = &tree.nodes[i];
+fn node_html(tree: &Tree, id: u32, out: &mut String) {
+    let (n, i) = (tree.taxonomy.node(id), id as usize);
     let sel = tree.selected_tokens[i] as f64;
     let share = pct(sel, n.n_tokens as f64);
     let open = if n.depth <= 1 { " open" } else { "" };
@@ -131,7 +129,7 @@ fn node_html(tree: &Tree, i: usize, out: &mut String) {
     if let Some(text) = tree.medoid_text[i] {
         *out += &format!("<p class=\"medoid\" title=\"{}\">{}</p>\n", esc(&excerpt(text, 1200)), esc(&excerpt(text, 220)));
     }
-    for &k in &tree.kids[i] {
+    for &k in tree.taxonomy.children(id) {
         node_html(tree, k, out);
     }
     *out += "</details>\n";
@@ -251,9 +249,6 @@ fn eval_section(eval: &Value) -> String {
     out
 }
 
-/// Pipeline order first, then any other stage by name.
-const STAGE_ORDER: &[&str] = &["chunk", "embed", "taxonomy", "select", "emit", "index", "cost", "report"];
-
 fn run_section(inputs: &ReportInputs) -> String {
     let mut out = String::from("<section id=\"run\">\n<h2>Run</h2>\n");
     let Some(m) = &inputs.manifest else {
@@ -270,14 +265,12 @@ fn run_section(inputs: &ReportInputs) -> String {
         num(m.skipped.len() as f64)
     );
     out += "<div class=\"scroll\"><table class=\"stages\">\n<tr><th>stage</th><th>seconds</th><th>rows in</th><th>rows out</th><th>figures</th></tr>\n";
-    let mut names: Vec<&String> = m.stages.keys().collect();
-    names.sort_by_key(|n| (STAGE_ORDER.iter().position(|s| s == n).unwrap_or(STAGE_ORDER.len()), n.as_str()));
-    for name in names {
-        let s = &m.stages[name];
-        let figures: Vec<String> = s.extra.iter().map(|(k, v)| format!("{k}: {}", cell(v))).collect();
+    for (name, s) in m.stages.iter() {
+        let figures = m.stages.summary(name).map(|summary| summary.figures()).unwrap_or_default();
+        let figures: Vec<String> = figures.iter().map(|(k, v)| format!("{k}: {}", cell(v))).collect();
         out += &format!(
             "<tr><td>{}</td><td class=\"n\">{}</td><td class=\"n\">{}</td><td class=\"n\">{}</td><td>{}</td></tr>\n",
-            esc(name),
+            esc(name.as_str()),
             num(s.seconds),
             num(s.rows_in as f64),
             num(s.rows_out as f64),

@@ -4,8 +4,10 @@
 use crate::ReportInputs;
 use serde_json::json;
 use strata_core::ledger::{Assumption, CorpusFigures, CostRow, Ledger, LiteratureNote};
-use strata_core::manifest::{InputFile, Manifest, StageRecord};
+use strata_core::manifest::{InputFile, Manifest, StageRun};
 use strata_core::records::{PublishedChunk, TaxonomyNode};
+use strata_core::summary::{ChunkSummary, EmbedSummary, IndexSummary, SelectSummary, TaxonomySummary};
+use strata_core::{StageSummary, TaxonomyTree};
 
 const TREE: &[(&str, &[(&str, &str)])] = &[
     (
@@ -71,20 +73,19 @@ pub fn sample_inputs() -> ReportInputs {
 
     let mut manifest = Manifest::new(json!({"domain": "medicine", "select": {"budget": 0.2}, "cost": {"model": "llama-8b"}}));
     manifest.inputs.push(InputFile { path: "medicine/cardiology.md".into(), bytes: 52_000, sha256: "0".repeat(64) });
-    for (name, seconds, extra) in [
-        ("chunk", 1.2, json!({})),
-        ("embed", 14.8, json!({"model": "all-MiniLM-L6-v2"})),
-        ("taxonomy", 2.1, json!({"leaves": 8})),
-        ("select", 0.3, json!({"budget_tokens": corpus_tokens / 5})),
-        ("index", 0.9, json!({})),
-    ] {
-        let extra = extra.as_object().cloned().unwrap_or_default();
-        manifest.stages.insert(name.into(), StageRecord { seconds, rows_in: 60, rows_out: 60, extra, ..Default::default() });
-    }
+    let ran = |seconds| StageRun { seconds, rows_in: 60, rows_out: 60, ..Default::default() };
+    manifest.stages.insert(ran(1.2), StageSummary::Chunk(ChunkSummary { documents: 3, corpus_tokens, ..Default::default() }));
+    manifest.stages.insert(ran(14.8), StageSummary::Embed(EmbedSummary { distinct_texts: 60, embedded_texts: 60, ..Default::default() }));
+    manifest
+        .stages
+        .insert(ran(2.1), StageSummary::Taxonomy(TaxonomySummary { nodes: 12, leaves: 8, level1_nodes: 3, ..Default::default() }));
+    let select = SelectSummary { budget_tokens: corpus_tokens / 5, corpus_tokens, leaves: 8, leaves_covered: 7, ..Default::default() };
+    manifest.stages.insert(ran(0.3), StageSummary::Select(select));
+    manifest.stages.insert(ran(0.9), StageSummary::Index(IndexSummary {}));
 
     ReportInputs {
         manifest: Some(manifest),
-        taxonomy,
+        taxonomy: TaxonomyTree::new(taxonomy).expect("the sample's ids are a depth-first preorder"),
         ledger: ledger(corpus_tokens, chunks.len() as u64),
         chunks,
         eval: Some(json!({

@@ -1,15 +1,13 @@
-//! The taxonomy as a tree with selected chunks and tokens summed up through `parent_id`.
+//! What the selection took under each node of the taxonomy (summed up the tree), and the
+//! text of each node's medoid chunk.
 
 use std::collections::HashMap;
-use strata_core::records::{PublishedChunk, TaxonomyNode};
+use strata_core::records::PublishedChunk;
+use strata_core::TaxonomyTree;
 
-/// The taxonomy nodes with their tree edges and what the selection took under each.
+/// The taxonomy with what the selection took under each node, by node id.
 pub struct Tree<'a> {
-    pub nodes: &'a [TaxonomyNode],
-    /// Children of each node (indices into `nodes`), in file order.
-    pub kids: Vec<Vec<usize>>,
-    /// Nodes without a (known) parent, in file order.
-    pub roots: Vec<usize>,
+    pub taxonomy: &'a TaxonomyTree,
     /// Selected chunks and tokens under each node, its descendants included.
     pub selected_chunks: Vec<u64>,
     pub selected_tokens: Vec<u64>,
@@ -18,77 +16,29 @@ pub struct Tree<'a> {
 }
 
 impl<'a> Tree<'a> {
-    pub fn build(nodes: &'a [TaxonomyNode], chunks: &'a [PublishedChunk]) -> Self {
-        let index: HashMap<u32, usize> = nodes.iter().enumerate().map(|(i, n)| (n.node_id, i)).collect();
-        let parent: Vec<Option<usize>> =
-            nodes.iter().enumerate().map(|(i, n)| n.parent_id.and_then(|p| index.get(&p).copied()).filter(|&p| p != i)).collect();
-        let roots: Vec<usize> = (0..nodes.len()).filter(|&i| parent[i].is_none()).collect();
-
-        // Tree edges in depth-first order from the roots; a malformed cycle is never entered.
-        let mut kids = vec![Vec::new(); nodes.len()];
-        for (i, p) in parent.iter().enumerate() {
-            if let Some(p) = p {
-                kids[*p].push(i);
-            }
+    pub fn build(taxonomy: &'a TaxonomyTree, chunks: &'a [PublishedChunk]) -> Self {
+        let n = taxonomy.nodes().len();
+        let (mut chunks_at, mut tokens_at) = (vec![0u64; n], vec![0u64; n]);
+        for c in chunks.iter().filter(|c| c.selected && (c.node_id as usize) < n) {
+            chunks_at[c.node_id as usize] += 1;
+            tokens_at[c.node_id as usize] += c.n_tokens as u64;
         }
-        let mut seen = vec![false; nodes.len()];
-        let mut preorder = Vec::new();
-        let mut stack: Vec<usize> = roots.iter().rev().copied().collect();
-        while let Some(i) = stack.pop() {
-            if std::mem::replace(&mut seen[i], true) {
-                continue;
-            }
-            preorder.push(i);
-            stack.extend(kids[i].iter().rev().filter(|&&k| !seen[k]));
-        }
-        for (i, k) in kids.iter_mut().enumerate() {
-            if !seen[i] {
-                k.clear();
-            }
-        }
-
-        let mut selected_chunks = vec![0u64; nodes.len()];
-        let mut selected_tokens = vec![0u64; nodes.len()];
         let by_id: HashMap<&str, &str> = chunks.iter().map(|c| (c.chunk_id.as_str(), c.text.as_str())).collect();
-        for c in chunks.iter().filter(|c| c.selected) {
-            if let Some(&i) = index.get(&c.node_id) {
-                selected_chunks[i] += 1;
-                selected_tokens[i] += c.n_tokens as u64;
-            }
-        }
-        for &i in preorder.iter().rev() {
-            if let Some(p) = parent[i].filter(|_| seen[i]) {
-                selected_chunks[p] += selected_chunks[i];
-                selected_tokens[p] += selected_tokens[i];
-            }
-        }
-        let medoid_text = nodes.iter().map(|n| n.medoid_chunk_id.as_deref().and_then(|id| by_id.get(id).copied())).collect();
-        Tree { nodes, kids, roots, selected_chunks, selected_tokens, medoid_text }
-    }
-
-    /// Leaves reachable from the roots, in depth-first order.
-    pub fn leaves_under(&self, i: usize) -> Vec<usize> {
-        let mut out = Vec::new();
-        let mut stack = vec![i];
-        while let Some(j) = stack.pop() {
-            if self.kids[j].is_empty() {
-                out.push(j);
-            }
-            stack.extend(self.kids[j].iter().rev());
-        }
-        out
+        let medoid_text = taxonomy.nodes().iter().map(|n| n.medoid_chunk_id.as_deref().and_then(|id| by_id.get(id).copied())).collect();
+        Tree { taxonomy, selected_chunks: taxonomy.sum_up(&chunks_at), selected_tokens: taxonomy.sum_up(&tokens_at), medoid_text }
     }
 
     /// `(leaves with a selected chunk, all leaves)`.
     pub fn leaf_coverage(&self) -> (usize, usize) {
-        let leaves: Vec<usize> = self.roots.iter().flat_map(|&r| self.leaves_under(r)).collect();
-        (leaves.iter().filter(|&&l| self.selected_chunks[l] > 0).count(), leaves.len())
+        let leaves: Vec<u32> = self.taxonomy.leaves().collect();
+        (leaves.iter().filter(|&&l| self.selected_chunks[l as usize] > 0).count(), leaves.len())
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use strata_core::records::TaxonomyNode;
 
     fn node(id: u32, parent: Option<u32>, depth: u8, label: &str, tokens: u64) -> TaxonomyNode {
         TaxonomyNode {
@@ -127,29 +77,22 @@ mod tests {
         let nodes = vec![
             node(0, None, 0, "root", 1000),
             node(1, Some(0), 1, "a", 600),
-            node(3, Some(1), 2, "a1", 400),
-            node(4, Some(1), 2, "a2", 200),
-            node(2, Some(0), 1, "b", 400),
+            node(2, Some(1), 2, "a1", 400),
+            node(3, Some(1), 2, "a2", 200),
+            node(4, Some(0), 1, "b", 400),
         ];
         let chunks = vec![
-            chunk("c3", 3, 100, true, "x"),
-            chunk("x", 3, 300, false, "y"),
-            chunk("c4", 4, 50, true, "z"),
-            chunk("c2", 2, 400, false, "w"),
+            chunk("c2", 2, 100, true, "x"),
+            chunk("x", 2, 300, false, "y"),
+            chunk("c3", 3, 50, true, "z"),
+            chunk("c4", 4, 400, false, "w"),
         ];
-        let t = Tree::build(&nodes, &chunks);
-        assert_eq!(t.roots, vec![0]);
+        let taxonomy = TaxonomyTree::new(nodes).expect("tree");
+        let t = Tree::build(&taxonomy, &chunks);
         assert_eq!(t.selected_tokens, vec![150, 150, 100, 50, 0]);
-        assert_eq!(t.selected_chunks[0], 2);
+        assert_eq!(t.selected_chunks, vec![2, 2, 1, 1, 0]);
         assert_eq!(t.leaf_coverage(), (2, 3));
         assert_eq!(t.medoid_text[2], Some("x"));
-    }
-
-    #[test]
-    fn cycles_and_unknown_parents_do_not_hang() {
-        let nodes = vec![node(1, Some(2), 1, "a", 10), node(2, Some(1), 1, "b", 10), node(3, Some(9), 1, "c", 10)];
-        let t = Tree::build(&nodes, &[]);
-        assert_eq!(t.roots, vec![2]);
-        assert_eq!(t.leaf_coverage(), (0, 1));
+        assert_eq!(t.medoid_text[1], None);
     }
 }

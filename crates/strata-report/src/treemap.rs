@@ -95,10 +95,10 @@ const H: f64 = 560.0;
 
 /// The treemap as an inline `<svg>`.
 pub fn render(tree: &Tree) -> String {
-    let nodes = tree.nodes;
-    let mut branches: Vec<usize> = tree.roots.iter().flat_map(|&r| tree.kids[r].clone()).collect();
+    let nodes = tree.taxonomy.nodes();
+    let mut branches: Vec<usize> = tree.taxonomy.children(0).iter().map(|&b| b as usize).collect();
     if branches.is_empty() {
-        branches = tree.roots.clone();
+        branches = vec![0];
     }
     let sizes: Vec<f64> = branches.iter().map(|&b| nodes[b].n_tokens as f64).collect();
     let mut svg = format!("<svg class=\"treemap\" viewBox=\"0 0 {W} {H}\" role=\"img\" aria-label=\"Treemap of the taxonomy\">\n");
@@ -121,7 +121,7 @@ pub fn render(tree: &Tree) -> String {
             svg += &format!("<text class=\"tm-branch-label\" x=\"{:.1}\" y=\"{:.1}\">{}</text>\n", rect.x + 4.0, rect.y + 13.0, esc(&text));
         }
         let inner = Rect { x: rect.x + 2.0, y: rect.y + header, w: rect.w - 4.0, h: rect.h - header - 2.0 };
-        let leaves = tree.leaves_under(b);
+        let leaves: Vec<usize> = tree.taxonomy.leaves_under(b as u32).map(|l| l as usize).collect();
         let leaf_sizes: Vec<f64> = leaves.iter().map(|&l| nodes[l].n_tokens as f64).collect();
         for (&l, r) in leaves.iter().zip(squarify(&leaf_sizes, inner)) {
             if r.w < 0.5 || r.h < 0.5 {

@@ -12,10 +12,23 @@ pub use facility::{cost_floor, select, Budget, Candidate};
 
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
-use strata_core::parquet_io::{RowWriter, VectorsInStep};
+use std::collections::BTreeSet;
+use strata_core::parquet_io::{ParquetIoError, RowWriter, VectorsInStep};
 use strata_core::records::{AssignmentRecord, SelectionRecord};
-use strata_core::rundir::{EMBEDDINGS, WORK_ASSIGNMENTS, WORK_CHUNKS, WORK_SELECTION};
-use strata_core::{parquet_io, Stage, StageContext, StageError, StageStats};
+use strata_core::rundir::{EMBEDDINGS, MANIFEST, WORK_ASSIGNMENTS, WORK_CHUNKS, WORK_SELECTION};
+use strata_core::summary::SelectSummary;
+use strata_core::{parquet_io, Matrix, Stage, StageContext, StageError, StageName, StageStats, StageSummary};
+
+/// Why the selection stage failed.
+#[derive(Debug, thiserror::Error)]
+pub enum SelectError {
+    #[error("invalid select setting: {0}")]
+    Config(String),
+    #[error(transparent)]
+    Io(#[from] ParquetIoError),
+    #[error("`{path}` has no record of the chunk stage (its corpus totals); rerun the chunk stage")]
+    NoChunkSummary { path: std::path::PathBuf },
+}
 
 /// How much to select and what may be selected.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -75,8 +88,8 @@ pub struct SelectStage {
 }
 
 impl Stage for SelectStage {
-    fn name(&self) -> &'static str {
-        "select"
+    fn name(&self) -> StageName {
+        StageName::Select
     }
 
     fn reads(&self) -> Vec<&'static str> {
@@ -92,16 +105,12 @@ impl Stage for SelectStage {
     }
 
     fn run(&self, ctx: &StageContext) -> Result<StageStats, StageError> {
-        self.config.validate()?;
+        self.config.validate().map_err(SelectError::Config)?;
+        let corpus_tokens =
+            ctx.manifest.stages.chunk.as_ref().ok_or(SelectError::NoChunkSummary { path: ctx.run.path(MANIFEST) })?.summary.corpus_tokens;
         let chunks = read_chunks(ctx, self.config.min_chunk_tokens)?;
-        let corpus_tokens: u64 = chunks.facts.iter().map(|c| c.n_tokens as u64).sum();
         let budget = Budget { tokens: self.config.budget_tokens(corpus_tokens) };
-        let candidates: Vec<Candidate> = chunks
-            .facts
-            .iter()
-            .enumerate()
-            .map(|(i, c)| Candidate { leaf: c.leaf, n_tokens: c.n_tokens, eligible: c.eligible, vector: chunks.vector(i) })
-            .collect();
+        let candidates = chunks.candidates();
         ctx.progress.start("select", None);
         let floor = cost_floor(&candidates, self.config.cost_floor);
         let chosen = select(&candidates, budget, floor, self.config.max_clients, self.config.max_similarity, self.seed);
@@ -117,23 +126,26 @@ impl Stage for SelectStage {
         }
         let n_rows = rows.rows();
         if n_rows != chosen.len() as u64 {
-            return Err(parquet_io::ParquetIoError::OutOfStep { path: ctx.run.path(WORK_CHUNKS) }.into());
+            return Err(ParquetIoError::OutOfStep { path: ctx.run.path(WORK_CHUNKS) }.into());
         }
         rows.close()?;
+        let summary = summarise(&candidates, &chosen, budget, corpus_tokens, floor);
+        Ok(StageStats { rows_in: candidates.len() as u64, rows_out: n_rows, summary: StageSummary::Select(summary) })
+    }
+}
 
-        let selected_tokens: u64 = candidates.iter().zip(&chosen).filter(|(_, &s)| s).map(|(c, _)| c.n_tokens as u64).sum();
-        let leaves: std::collections::BTreeSet<u32> = candidates.iter().map(|c| c.leaf).collect();
-        let covered: std::collections::BTreeSet<u32> = candidates.iter().zip(&chosen).filter(|(_, &s)| s).map(|(c, _)| c.leaf).collect();
-        let mut extra = serde_json::Map::new();
-        extra.insert("budget_tokens".into(), json!(budget.tokens));
-        extra.insert("corpus_tokens".into(), json!(corpus_tokens));
-        extra.insert("selected_tokens".into(), json!(selected_tokens));
-        extra.insert("selected_chunks".into(), json!(chosen.iter().filter(|&&s| s).count()));
-        extra.insert("cost_floor_tokens".into(), json!(floor));
-        extra.insert("eligible_chunks".into(), json!(candidates.iter().filter(|c| c.eligible).count()));
-        extra.insert("leaves".into(), json!(leaves.len()));
-        extra.insert("leaves_covered".into(), json!(covered.len()));
-        Ok(StageStats { rows_in: candidates.len() as u64, rows_out: n_rows, extra })
+/// The manifest's figures of a selection.
+fn summarise(candidates: &[Candidate], chosen: &[bool], budget: Budget, corpus_tokens: u64, floor: u32) -> SelectSummary {
+    let taken = || candidates.iter().zip(chosen).filter(|(_, &s)| s).map(|(c, _)| c);
+    SelectSummary {
+        budget_tokens: budget.tokens,
+        corpus_tokens,
+        selected_tokens: taken().map(|c| c.n_tokens as u64).sum(),
+        selected_chunks: taken().count() as u64,
+        cost_floor_tokens: floor as u64,
+        eligible_chunks: candidates.iter().filter(|c| c.eligible).count() as u64,
+        leaves: candidates.iter().map(|c| c.leaf).collect::<BTreeSet<u32>>().len() as u64,
+        leaves_covered: taken().map(|c| c.leaf).collect::<BTreeSet<u32>>().len() as u64,
     }
 }
 
@@ -144,17 +156,17 @@ struct ChunkFacts {
     eligible: bool,
 }
 
-/// Every chunk's facts and its vector (rows of `dim` in `vectors`), read a batch at a time
-/// from the chunks (two columns), the assignments and the embeddings in step, ids checked.
+/// Every chunk's facts and its vector (row `i` of `vectors`), read a batch at a time from the
+/// chunks (two columns), the assignments and the embeddings in step, ids checked.
 struct Chunks {
     facts: Vec<ChunkFacts>,
-    vectors: Vec<f32>,
-    dim: usize,
+    vectors: Matrix,
 }
 
 impl Chunks {
-    fn vector(&self, i: usize) -> &[f32] {
-        &self.vectors[i * self.dim..(i + 1) * self.dim]
+    fn candidates(&self) -> Vec<Candidate<'_>> {
+        let facts = self.facts.iter().enumerate();
+        facts.map(|(i, c)| Candidate { leaf: c.leaf, n_tokens: c.n_tokens, eligible: c.eligible, vector: self.vectors.row(i) }).collect()
     }
 }
 
@@ -169,7 +181,7 @@ struct ChunkSize {
     n_tokens: u32,
 }
 
-fn read_chunks(ctx: &StageContext, min_chunk_tokens: u32) -> Result<Chunks, StageError> {
+fn read_chunks(ctx: &StageContext, min_chunk_tokens: u32) -> Result<Chunks, ParquetIoError> {
     let mut assignments = parquet_io::batches::<AssignmentRecord>(&ctx.run.path(WORK_ASSIGNMENTS), &[])?;
     let mut vectors = VectorsInStep::open(&ctx.run.path(EMBEDDINGS))?;
     let mut facts = Vec::new();
@@ -179,16 +191,15 @@ fn read_chunks(ctx: &StageContext, min_chunk_tokens: u32) -> Result<Chunks, Stag
         let placed = assignments.next_in_step(batch.len())?;
         for (c, a) in batch.into_iter().zip(placed) {
             if a.chunk_id != c.chunk_id {
-                return Err(parquet_io::ParquetIoError::OutOfStep { path: assignments.path().to_path_buf() }.into());
+                return Err(ParquetIoError::OutOfStep { path: assignments.path().to_path_buf() });
             }
             facts.push(ChunkFacts {
                 leaf: a.node_id,
                 n_tokens: c.n_tokens,
-                eligible: a.duplicate_of.is_none() && c.n_tokens >= min_chunk_tokens,
+                eligible: strata_core::eligible(c.n_tokens, a.duplicate_of.is_some(), min_chunk_tokens),
             });
         }
     }
     assignments.end_in_step()?;
-    let (vectors, dim) = vectors.finish()?;
-    Ok(Chunks { facts, vectors, dim })
+    Ok(Chunks { facts, vectors: vectors.finish()? })
 }

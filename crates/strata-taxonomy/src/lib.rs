@@ -15,11 +15,13 @@ pub use dedup::mark_duplicates;
 use ndarray::Array2;
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
+use std::path::PathBuf;
 use strata_core::parquet_io::{RowWriter, VectorsInStep};
 use strata_core::records::{AssignmentRecord, TaxonomyNode};
 use strata_core::rundir::{EMBEDDINGS, TAXONOMY, TAXONOMY_JSON, WORK_ASSIGNMENTS, WORK_CHUNKS};
+use strata_core::summary::TaxonomySummary;
 use strata_core::vectors::dot;
-use strata_core::{parquet_io, Stage, StageContext, StageError, StageStats};
+use strata_core::{parquet_io, Shape, Stage, StageContext, StageError, StageName, StageStats, StageSummary, TaxonomyTree};
 
 /// How the tree is grown and labelled.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -89,6 +91,27 @@ impl TaxonomyConfig {
     }
 }
 
+/// Why the taxonomy stage failed.
+#[derive(Debug, thiserror::Error)]
+pub enum TaxonomyError {
+    #[error("invalid taxonomy setting: {0}")]
+    Config(String),
+    #[error(transparent)]
+    Io(#[from] strata_core::parquet_io::ParquetIoError),
+    #[error("`{path}`: content_hash `{value}` is not hexadecimal; rerun the chunk stage")]
+    ContentHash { path: PathBuf, value: String },
+    #[error("the embeddings do not form a matrix")]
+    Matrix(#[from] ndarray::ShapeError),
+    #[error(transparent)]
+    Tree(#[from] strata_core::TreeError),
+    #[error("failed to write `{path}`")]
+    Write {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+}
+
 /// The taxonomy stage.
 pub struct TaxonomyStage {
     pub config: TaxonomyConfig,
@@ -98,8 +121,8 @@ pub struct TaxonomyStage {
 }
 
 impl Stage for TaxonomyStage {
-    fn name(&self) -> &'static str {
-        "taxonomy"
+    fn name(&self) -> StageName {
+        StageName::Taxonomy
     }
 
     fn reads(&self) -> Vec<&'static str> {
@@ -115,38 +138,40 @@ impl Stage for TaxonomyStage {
     }
 
     fn run(&self, ctx: &StageContext) -> Result<StageStats, StageError> {
-        self.config.validate()?;
+        self.config.validate().map_err(TaxonomyError::Config)?;
         let (chunks, vectors) = read_chunks(ctx)?;
         ctx.progress.start("taxonomy", None);
-        let tree = build_tree(&vectors, &self.config, self.seed);
-        let layout = Layout::of(&tree);
-        let terms = count_terms(ctx, &layout)?;
-        let nodes = describe(&tree, &layout, &chunks, &vectors, &terms, &self.config, &self.domain);
-        let duplicate_of = mark_duplicates(&chunks.content_hashes, &vectors, &leaf_members(&tree), self.config.near_duplicate_threshold);
+        let clusters = build_tree(&vectors, &self.config, self.seed);
+        let flat = Flat::of(&clusters)?;
+        let terms = count_terms(ctx, &flat)?;
+        let tree = TaxonomyTree::new(describe(&flat, &chunks, &vectors, &terms, &self.config, &self.domain))?;
+        let leaves: Vec<&[usize]> = flat.shape.leaves().map(|id| flat.clusters[id as usize].members.as_slice()).collect();
+        let duplicate_of = mark_duplicates(&chunks.content_hashes, &vectors, &leaves, self.config.near_duplicate_threshold);
         ctx.progress.finish();
 
         let mut assignments = RowWriter::create(&ctx.output(WORK_ASSIGNMENTS)?, &AssignmentRecord::fields(), &[])?;
-        for (i, (chunk_id, &leaf)) in chunks.ids.iter().zip(&layout.leaf_of).enumerate() {
+        for (i, (chunk_id, &leaf)) in chunks.ids.iter().zip(&flat.leaf_of).enumerate() {
             assignments.push(AssignmentRecord {
                 chunk_id: chunk_id.clone(),
-                node_id: leaf as u32,
+                node_id: leaf,
                 duplicate_of: duplicate_of[i].map(|d| chunks.ids[d].clone()),
             })?;
         }
         assignments.close()?;
-        parquet_io::write_rows(&ctx.output(TAXONOMY)?, &TaxonomyNode::fields(), &nodes, &[])?;
-        let nested = serde_json::to_string_pretty(&json!({"domain": self.domain, "root": nest(&nodes, 0)}))?;
-        std::fs::write(ctx.output(TAXONOMY_JSON)?, nested + "\n")?;
+        parquet_io::write_rows(&ctx.output(TAXONOMY)?, &TaxonomyNode::fields(), tree.nodes(), &[])?;
+        let json_path = ctx.output(TAXONOMY_JSON)?;
+        let nested = serde_json::to_string_pretty(&json!({"domain": self.domain, "root": nest(&tree, 0)}))
+            .map_err(|e| TaxonomyError::Write { path: json_path.clone(), source: e.into() })?;
+        std::fs::write(&json_path, nested + "\n").map_err(|source| TaxonomyError::Write { path: json_path.clone(), source })?;
 
-        let leaves = layout.children.iter().filter(|c| c.is_empty()).count();
-        let mut extra = serde_json::Map::new();
-        extra.insert("nodes".into(), json!(nodes.len()));
-        extra.insert("leaves".into(), json!(leaves));
-        extra.insert("level1_nodes".into(), json!(tree.children.len()));
-        extra.insert("near_duplicates".into(), json!(duplicate_of.iter().filter(|d| d.is_some()).count()));
-        // The labels' memory follows this (unigrams and bigrams), not the number of chunks.
-        extra.insert("vocabulary_terms".into(), json!(terms.vocabulary.size()));
-        Ok(StageStats { rows_in: chunks.ids.len() as u64, rows_out: nodes.len() as u64, extra })
+        let summary = TaxonomySummary {
+            nodes: tree.nodes().len() as u64,
+            leaves: leaves.len() as u64,
+            level1_nodes: tree.children(0).len() as u64,
+            near_duplicates: duplicate_of.iter().filter(|d| d.is_some()).count() as u64,
+            vocabulary_terms: terms.vocabulary.size() as u64,
+        };
+        Ok(StageStats { rows_in: chunks.ids.len() as u64, rows_out: summary.nodes, summary: StageSummary::Taxonomy(summary) })
     }
 }
 
@@ -175,7 +200,7 @@ struct ChunkRow {
 }
 
 /// The chunks (four columns) and their embeddings as a matrix, read a batch at a time in step.
-fn read_chunks(ctx: &StageContext) -> Result<(Chunks, Array2<f32>), StageError> {
+fn read_chunks(ctx: &StageContext) -> Result<(Chunks, Array2<f32>), TaxonomyError> {
     let mut vectors = VectorsInStep::open(&ctx.run.path(EMBEDDINGS))?;
     let mut chunks =
         Chunks { ids: Vec::new(), headings: Default::default(), heading_ids: Vec::new(), n_tokens: Vec::new(), content_hashes: Vec::new() };
@@ -184,9 +209,8 @@ fn read_chunks(ctx: &StageContext) -> Result<(Chunks, Array2<f32>), StageError> 
         let batch = batch?;
         vectors.extend(batch.iter().map(|c| c.chunk_id.as_str()))?;
         for c in batch {
-            let hash = u64::from_str_radix(&c.content_hash, 16).map_err(|_| {
-                format!("`{}`: content_hash `{}` is not hexadecimal; rerun the chunk stage", path.display(), c.content_hash)
-            })?;
+            let hash = u64::from_str_radix(&c.content_hash, 16)
+                .map_err(|_| TaxonomyError::ContentHash { path: path.clone(), value: c.content_hash.clone() })?;
             chunks.content_hashes.push(hash);
             let [first, last] = [c.heading_path.first(), c.heading_path.last()].map(|h| h.map(|h| chunks.headings.intern(h.clone())));
             chunks.heading_ids.push([first, last]);
@@ -194,52 +218,49 @@ fn read_chunks(ctx: &StageContext) -> Result<(Chunks, Array2<f32>), StageError> 
             chunks.ids.push(c.chunk_id);
         }
     }
-    let (values, dim) = vectors.finish()?;
+    let (values, dim) = vectors.finish()?.into_parts();
     let matrix = Array2::from_shape_vec((chunks.ids.len(), dim), values)?;
     Ok((chunks, matrix))
 }
 
-/// Node ids as the nodes get them (preorder, root 0) and how they relate.
-struct Layout {
-    /// The ids from the root down to each node.
-    lineage: Vec<Vec<usize>>,
-    /// Each node's children's ids.
-    children: Vec<Vec<usize>>,
-    /// Each chunk's leaf id.
-    leaf_of: Vec<usize>,
+/// The clusters in depth-first preorder, so a cluster's position is its node id, with the
+/// tree's shape and each chunk's leaf: the one place node ids are given.
+struct Flat<'a> {
+    clusters: Vec<&'a Cluster>,
+    shape: Shape,
+    leaf_of: Vec<u32>,
 }
 
-impl Layout {
-    fn of(tree: &Cluster) -> Self {
-        fn walk(c: &Cluster, path: &mut Vec<usize>, layout: &mut Layout) {
-            let id = layout.lineage.len();
-            if let Some(&parent) = path.last() {
-                layout.children[parent].push(id);
+impl<'a> Flat<'a> {
+    fn of(root: &'a Cluster) -> Result<Self, TaxonomyError> {
+        let mut clusters = Vec::new();
+        let mut parents = Vec::new();
+        let mut leaf_of = vec![0u32; root.members.len()];
+        let mut stack: Vec<(&Cluster, Option<u32>)> = vec![(root, None)];
+        while let Some((cluster, parent)) = stack.pop() {
+            let id = clusters.len() as u32;
+            clusters.push(cluster);
+            parents.push(parent);
+            if cluster.children.is_empty() {
+                cluster.members.iter().for_each(|&m| leaf_of[m] = id);
             }
-            path.push(id);
-            layout.lineage.push(path.clone());
-            layout.children.push(Vec::new());
-            if c.children.is_empty() {
-                c.members.iter().for_each(|&m| layout.leaf_of[m] = id);
-            }
-            c.children.iter().for_each(|child| walk(child, path, layout));
-            path.pop();
+            stack.extend(cluster.children.iter().rev().map(|c| (c, Some(id))));
         }
-        let mut layout = Layout { lineage: Vec::new(), children: Vec::new(), leaf_of: vec![0; tree.members.len()] };
-        walk(tree, &mut Vec::new(), &mut layout);
-        layout
+        Ok(Self { clusters, shape: Shape::from_parents(parents)?, leaf_of })
     }
 }
 
 /// The chunk texts (read again, one column, a batch at a time) counted into the term counts
-/// of every node they belong to.
-fn count_terms(ctx: &StageContext, layout: &Layout) -> Result<labels::Corpus, StageError> {
-    let mut corpus = labels::Corpus::new(layout.lineage.len());
+/// of every node they belong to: their leaf and its ancestors.
+fn count_terms(ctx: &StageContext, flat: &Flat) -> Result<labels::Corpus, TaxonomyError> {
+    let lineages: Vec<Vec<usize>> =
+        (0..flat.shape.len() as u32).map(|id| flat.shape.lineage(id).into_iter().map(|i| i as usize).collect()).collect();
+    let mut corpus = labels::Corpus::new(flat.shape.len());
     let mut row = 0;
     for batch in parquet_io::batches::<ChunkText>(&ctx.run.path(WORK_CHUNKS), &["text"])? {
         let batch = batch?;
         let texts: Vec<&str> = batch.iter().map(|c| c.text.as_str()).collect();
-        corpus.add(&texts, |i| layout.lineage[layout.leaf_of[row + i]].as_slice());
+        corpus.add(&texts, |i| lineages[flat.leaf_of[row + i] as usize].as_slice());
         row += batch.len();
     }
     Ok(corpus)
@@ -250,106 +271,58 @@ struct ChunkText {
     text: String,
 }
 
-/// Nodes in depth-first preorder (the order of node ids).
-fn preorder(tree: &Cluster) -> Vec<&Cluster> {
-    let mut out = vec![tree];
-    for c in &tree.children {
-        out.extend(preorder(c));
-    }
-    out
-}
-
-fn leaf_members(tree: &Cluster) -> Vec<&[usize]> {
-    preorder(tree).into_iter().filter(|c| c.children.is_empty()).map(|c| c.members.as_slice()).collect()
-}
-
-/// Labels, keywords, sizes and medoids for every node, ids in preorder (root = 0).
+/// Labels, keywords, sizes and medoids for every node, in id order. Labels go top-down: a
+/// node's children are labelled together (they must differ from each other and from it).
 fn describe(
-    tree: &Cluster,
-    layout: &Layout,
+    flat: &Flat,
     chunks: &Chunks,
     vectors: &Array2<f32>,
     corpus: &labels::Corpus,
     config: &TaxonomyConfig,
     domain: &str,
 ) -> Vec<TaxonomyNode> {
-    let mut nodes = Vec::new();
-    let root_keywords = labels::sibling_keywords(&[corpus.class_terms(0)], corpus, config.keywords);
-    push_node(
-        &mut nodes,
-        tree,
-        None,
-        0,
-        domain.to_string(),
-        root_keywords.into_iter().next().unwrap_or_default(),
-        Vec::new(),
-        chunks,
-        vectors,
-    );
-    label_children(&mut nodes, 0, tree, layout, chunks, vectors, corpus, config);
-    nodes
-}
-
-#[allow(clippy::too_many_arguments)]
-fn label_children(
-    nodes: &mut Vec<TaxonomyNode>,
-    parent_id: u32,
-    parent: &Cluster,
-    layout: &Layout,
-    chunks: &Chunks,
-    vectors: &Array2<f32>,
-    corpus: &labels::Corpus,
-    config: &TaxonomyConfig,
-) {
-    if parent.children.is_empty() {
-        return;
+    let n = flat.shape.len();
+    let mut label = vec![String::new(); n];
+    let mut keywords = vec![Vec::new(); n];
+    label[0] = domain.to_string();
+    keywords[0] = labels::sibling_keywords(&[corpus.class_terms(0)], corpus, config.keywords).into_iter().next().unwrap_or_default();
+    for parent in 0..n as u32 {
+        let kids = flat.shape.children(parent);
+        if kids.is_empty() {
+            continue;
+        }
+        let classes: Vec<&labels::Terms> = kids.iter().map(|&id| corpus.class_terms(id as usize)).collect();
+        let kid_keywords = labels::sibling_keywords(&classes, corpus, config.keywords);
+        let headings: Vec<Option<String>> = kids
+            .iter()
+            .map(|&id| {
+                let headings: Vec<[Option<&str>; 2]> = flat.clusters[id as usize].members.iter().map(|&m| chunks.headings(m)).collect();
+                labels::dominant_heading(&headings, config.heading_share)
+            })
+            .collect();
+        let names = labels::sibling_labels(&label[parent as usize], &headings, &kid_keywords, &classes, &corpus.vocabulary);
+        for ((&id, name), kws) in kids.iter().zip(names).zip(kid_keywords) {
+            label[id as usize] = name;
+            keywords[id as usize] = kws;
+        }
     }
-    let classes: Vec<&labels::Terms> = layout.children[parent_id as usize].iter().map(|&id| corpus.class_terms(id)).collect();
-    let keywords = labels::sibling_keywords(&classes, corpus, config.keywords);
-    let headings: Vec<Option<String>> = parent
-        .children
-        .iter()
-        .map(|c| {
-            let headings: Vec<[Option<&str>; 2]> = c.members.iter().map(|&m| chunks.headings(m)).collect();
-            labels::dominant_heading(&headings, config.heading_share)
+    (0..n)
+        .map(|id| {
+            let lineage = flat.shape.lineage(id as u32);
+            let members = &flat.clusters[id].members;
+            TaxonomyNode {
+                node_id: id as u32,
+                parent_id: flat.shape.parent(id as u32),
+                depth: (lineage.len() - 1) as u8,
+                label: label[id].clone(),
+                keywords: std::mem::take(&mut keywords[id]),
+                path: lineage[1..].iter().map(|&a| label[a as usize].clone()).collect(),
+                n_chunks: members.len() as u32,
+                n_tokens: members.iter().map(|&m| chunks.n_tokens[m] as u64).sum(),
+                medoid_chunk_id: medoid(members, vectors).map(|m| chunks.ids[m].clone()),
+            }
         })
-        .collect();
-    let names = labels::sibling_labels(&nodes[parent_id as usize].label, &headings, &keywords, &classes, &corpus.vocabulary);
-    let parent_path = nodes[parent_id as usize].path.clone();
-    let depth = nodes[parent_id as usize].depth + 1;
-    for ((child, label), kws) in parent.children.iter().zip(names).zip(keywords) {
-        let mut path = parent_path.clone();
-        path.push(label.clone());
-        let id = push_node(nodes, child, Some(parent_id), depth, label, kws, path, chunks, vectors);
-        label_children(nodes, id, child, layout, chunks, vectors, corpus, config);
-    }
-}
-
-#[allow(clippy::too_many_arguments)]
-fn push_node(
-    nodes: &mut Vec<TaxonomyNode>,
-    cluster: &Cluster,
-    parent_id: Option<u32>,
-    depth: u8,
-    label: String,
-    keywords: Vec<String>,
-    path: Vec<String>,
-    chunks: &Chunks,
-    vectors: &Array2<f32>,
-) -> u32 {
-    let id = nodes.len() as u32;
-    nodes.push(TaxonomyNode {
-        node_id: id,
-        parent_id,
-        depth,
-        label,
-        keywords,
-        path,
-        n_chunks: cluster.members.len() as u32,
-        n_tokens: cluster.members.iter().map(|&m| chunks.n_tokens[m] as u64).sum(),
-        medoid_chunk_id: medoid(&cluster.members, vectors).map(|m| chunks.ids[m].clone()),
-    });
-    id
+        .collect()
 }
 
 /// The member closest (cosine) to the members' mean direction: the medoid, in O(n).
@@ -362,10 +335,10 @@ fn medoid(members: &[usize], vectors: &Array2<f32>) -> Option<usize> {
     members.iter().map(|&m| (dot(row(m), &mean), m)).max_by(|a, b| a.0.total_cmp(&b.0).then(b.1.cmp(&a.1))).map(|(_, m)| m)
 }
 
-/// The flat nodes as a nested tree for people and the report.
-fn nest(nodes: &[TaxonomyNode], id: u32) -> Value {
-    let n = &nodes[id as usize];
-    let children: Vec<Value> = nodes.iter().filter(|c| c.parent_id == Some(id)).map(|c| nest(nodes, c.node_id)).collect();
+/// The tree nested, for people and the report (`taxonomy.json`).
+fn nest(tree: &TaxonomyTree, id: u32) -> Value {
+    let n = tree.node(id);
+    let children: Vec<Value> = tree.children(id).iter().map(|&c| nest(tree, c)).collect();
     json!({
         "node_id": n.node_id,
         "label": n.label,

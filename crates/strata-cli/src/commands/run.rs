@@ -10,11 +10,11 @@ use strata_chunk::CorpusScan;
 use strata_core::manifest::{InputFile, Manifest};
 use strata_core::rundir::MANIFEST;
 use strata_core::stage::{run_stage, Outcome};
-use strata_core::{RunDir, Stage};
+use strata_core::{RunDir, Stage, StageName};
 
 /// Runs every stage of the recipe, or only `only`. A bad recipe or corpus fails before the run
 /// directory is touched; a failed stage leaves only the complete outputs of earlier stages.
-pub fn run(args: &RunArgs, only: Option<&str>, quiet: bool) -> Result<()> {
+pub fn run(args: &RunArgs, only: Option<StageName>, quiet: bool) -> Result<()> {
     let recipe = Recipe::load(args)?;
     if args.threads > 0 {
         // Fails only if a pool exists already, which is then used as it is.
@@ -53,7 +53,7 @@ fn lock(dir: &Path) -> Result<std::fs::File> {
     }
 }
 
-fn run_stages(run: &RunDir, recipe: &Recipe, scan: CorpusScan, args: &RunArgs, only: Option<&str>, quiet: bool) -> Result<()> {
+fn run_stages(run: &RunDir, recipe: &Recipe, scan: CorpusScan, args: &RunArgs, only: Option<StageName>, quiet: bool) -> Result<()> {
     let mut manifest = Manifest::load(&run.path(MANIFEST))?.unwrap_or_else(|| Manifest::new(json!(null)));
     manifest.schema_version = strata_core::SCHEMA_VERSION;
     manifest.tool_version = strata_core::TOOL_VERSION.to_string();
@@ -65,9 +65,7 @@ fn run_stages(run: &RunDir, recipe: &Recipe, scan: CorpusScan, args: &RunArgs, o
     let progress = Bars::new(quiet);
     let mut summary = Vec::new();
     for stage in stages.iter().filter(|s| only.is_none_or(|o| o == s.name())) {
-        // The report reads eval.json and the manifest's timings, which no fingerprint covers;
-        // it takes milliseconds, so it is always redrawn.
-        let force = args.force || only.is_some() || stage.name() == "report";
+        let force = args.force || only.is_some();
         let outcome = run_stage(run, &mut manifest, stage.as_ref(), &progress, force)
             .with_context(|| format!("run directory `{}`", run.root().display()))?;
         summary.push((stage.name(), outcome));
@@ -102,26 +100,26 @@ fn pipeline(recipe: &Recipe, scan: CorpusScan, args: &RunArgs) -> Result<Vec<Box
     ])
 }
 
-fn print_summary(run: &RunDir, manifest: &Manifest, summary: &[(&str, Outcome)]) -> std::io::Result<()> {
+fn print_summary(run: &RunDir, manifest: &Manifest, summary: &[(StageName, Outcome)]) -> std::io::Result<()> {
     outln!("{:<10} {:<8} {:>9} {:>9} {:>9}", "stage", "status", "seconds", "rows in", "rows out")?;
     for (name, outcome) in summary {
-        let rec = manifest.stages.get(*name).cloned().unwrap_or_default();
+        let rec = manifest.stages.run(*name).cloned().unwrap_or_default();
         let status = if *outcome == Outcome::Ran { "ran" } else { "skipped" };
-        outln!("{:<10} {:<8} {:>9.2} {:>9} {:>9}", name, status, rec.seconds, rec.rows_in, rec.rows_out)?;
+        outln!("{:<10} {:<8} {:>9.2} {:>9} {:>9}", name.as_str(), status, rec.seconds, rec.rows_in, rec.rows_out)?;
     }
-    if let Some(sel) = manifest.stages.get("select") {
-        let get = |k: &str| sel.extra.get(k).and_then(|v| v.as_u64()).unwrap_or(0);
+    if let Some(sel) = &manifest.stages.select {
+        let s = &sel.summary;
         outln!(
             "{}: {} chunks; selected {} chunks, {} of {} budget tokens ({} of {} corpus tokens); {} of {} leaves covered",
             run.root().display(),
-            sel.rows_in,
-            get("selected_chunks"),
-            get("selected_tokens"),
-            get("budget_tokens"),
-            get("selected_tokens"),
-            get("corpus_tokens"),
-            get("leaves_covered"),
-            get("leaves"),
+            sel.run.rows_in,
+            s.selected_chunks,
+            s.selected_tokens,
+            s.budget_tokens,
+            s.selected_tokens,
+            s.corpus_tokens,
+            s.leaves_covered,
+            s.leaves,
         )?;
     }
     if !manifest.skipped.is_empty() {
