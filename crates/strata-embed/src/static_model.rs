@@ -72,7 +72,7 @@ impl StaticEmbedder {
     /// (empty, or only characters the vocabulary lacks) gets the first unit vector, so every
     /// vector keeps unit norm.
     pub fn embed_one(&self, text: &str) -> Result<(Vec<f32>, usize), EmbedError> {
-        let encoding = self.counter.tokenizer().encode_fast(text, false).map_err(|e| EmbedError::Inference(e.into()))?;
+        let encoding = self.counter.tokenizer().encode_fast(text, false).map_err(EmbedError::Inference)?;
         let mut v = vec![0.0f32; self.dims];
         for &id in encoding.get_ids() {
             let id = id as usize;
