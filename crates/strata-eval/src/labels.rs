@@ -209,15 +209,12 @@ mod tests {
         assert!(close(a.nmi, 1.0));
     }
 
+    fn doc(id: &str, meta: &str) -> DocumentRecord {
+        DocumentRecord { doc_id: id.into(), source: "f.jsonl".into(), n_bytes: 1, n_chunks: 1, metadata: meta.into() }
+    }
+
     #[test]
     fn default_fields_skip_identifiers_and_non_text() {
-        let doc = |id: &str, meta: &str| DocumentRecord {
-            doc_id: id.into(),
-            source: "f.jsonl".into(),
-            n_bytes: 1,
-            n_chunks: 1,
-            metadata: meta.into(),
-        };
         let docs = [
             doc("a", r#"{"source": "S1", "url": "u1", "year": 2001}"#),
             doc("b", r#"{"source": "S1", "url": "u2", "year": 2001}"#),
@@ -229,13 +226,6 @@ mod tests {
     #[test]
     fn label_agreement_per_level_over_chunks() {
         let mut data = crate::data::tests::toy(&[("a", 2, 40), ("a", 3, 40), ("b", 4, 40), ("c", 4, 40)], &[[1.0, 0.0]; 4]);
-        let doc = |id: &str, meta: &str| DocumentRecord {
-            doc_id: id.into(),
-            source: "f.jsonl".into(),
-            n_bytes: 1,
-            n_chunks: 1,
-            metadata: meta.into(),
-        };
         data.documents = vec![doc("a", r#"{"site": "A"}"#), doc("b", r#"{"site": "B"}"#), doc("c", r#"{"site": "B"}"#)];
         let out = label_agreement(&data, &["site".to_string()]).expect("agreement");
         let levels = &out["site"];
