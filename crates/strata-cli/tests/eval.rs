@@ -55,6 +55,16 @@ fn eval_writes_labels_retrieval_and_coverage() {
     assert!(purity(&levels[1]) >= purity(&levels[0]), "{levels:?}");
     assert!(levels[0]["nmi"].as_f64().expect("nmi") > 0.3, "the specialties should show at level 1: {levels:?}");
 
+    // The labels, read against the run's own texts: phrases of their nodes, none repeating
+    // an ancestor, no siblings alike; the taxonomy stage's own record agrees.
+    let quality = &eval["label_quality"];
+    let count = |k: &str| quality[k].as_u64().expect(k);
+    assert!(count("labels") > 0, "{quality}");
+    assert!(count("verbatim") as f64 >= 0.95 * count("labels") as f64, "{quality}");
+    assert_eq!((count("redundant"), count("alike_sibling_pairs")), (0, 0), "{quality}");
+    let manifest: serde_json::Value = serde_json::from_slice(&std::fs::read(f.out.join("manifest.json")).expect("manifest")).expect("json");
+    assert_eq!(&manifest["stages"]["taxonomy"]["labels"], quality);
+
     assert_eq!(eval["settings"]["questions"]["used"], 40);
     assert_eq!(eval["settings"]["questions"]["about_other_documents"], 1);
     for method in ["bm25", "vector"] {

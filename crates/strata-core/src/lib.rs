@@ -3,11 +3,14 @@
 //! It owns the run directory layout (every file name), the Arrow schemas of the files the
 //! stages exchange, the manifest, the stage trait with its runner (fingerprints, skipping,
 //! write-to-temporary-then-rename) with the stages' names and typed summaries, the progress
-//! trait, the token counter, the taxonomy tree every reader shares, the vector matrix, and the
-//! products, seeded sampling and eligibility rule the stages share.
+//! trait, the token counter, the taxonomy tree every reader shares, the vector matrix, what
+//! makes a label good, the run's embedder as a trait, and the products, seeded sampling and
+//! eligibility rule the stages share.
 //! It does not chunk, embed, cluster or render anything: those are the stage crates'.
 
+pub mod embedder;
 pub mod hash;
+pub mod labels;
 pub mod ledger;
 pub mod manifest;
 pub mod parquet_io;
@@ -20,6 +23,7 @@ pub mod tokens;
 pub mod tree;
 pub mod vectors;
 
+pub use embedder::{EmbedFailure, TextEmbedder};
 pub use progress::{NoProgress, Progress};
 pub use rundir::RunDir;
 pub use stage::{Stage, StageContext, StageError, StageStats};

@@ -81,7 +81,7 @@ pub struct EmbedSummary {
     pub padding_ratio: f64,
 }
 
-/// `taxonomy`: the tree's size and the near-duplicates it marked.
+/// `taxonomy`: the tree's size, the near-duplicates it marked, and where its labels came from.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct TaxonomySummary {
     pub nodes: u64,
@@ -90,6 +90,23 @@ pub struct TaxonomySummary {
     pub near_duplicates: u64,
     /// Distinct label terms (unigrams and bigrams): what the labels' memory follows.
     pub vocabulary_terms: u64,
+    /// Labels below the root taken from a heading that covers the node, chosen among the
+    /// node's phrases, or made of keywords (no phrase qualified). These five figures default
+    /// when absent, so a manifest written before labels were measured still loads; its
+    /// taxonomy stage then reruns (its configuration gained keys) and records them.
+    #[serde(default)]
+    pub heading_labels: u64,
+    #[serde(default)]
+    pub phrase_labels: u64,
+    #[serde(default)]
+    pub keyword_labels: u64,
+    /// Distinct candidate phrases embedded to rank the labels.
+    #[serde(default)]
+    pub phrases_embedded: u64,
+    /// The labels' figures (verbatim as the stage chose them; `strata eval` measures them
+    /// again from the files).
+    #[serde(default)]
+    pub labels: crate::labels::LabelQuality,
 }
 
 /// `select`: the budget and what it bought.

@@ -3,15 +3,18 @@
 //! fast path, from a static token table distilled from that model (`model = "static"`).
 //!
 //! It owns loading the model files prepared by `tools/model/setup.sh`, batching, and
-//! `embeddings.parquet`. Each distinct input text is embedded once; texts are batched by
-//! length so little compute goes to padding. It does not know where the model cache lives
+//! `embeddings.parquet`, and the same model for later stages' texts ([`LazyEmbedder`]). Each
+//! distinct input text is embedded once; texts are batched by length so little compute goes
+//! to padding. It does not know where the model cache lives
 //! (the CLI passes the paths) nor anything about clustering.
 
 mod cache;
+mod lazy;
 mod model;
 mod static_model;
 
 pub use cache::VectorCache;
+pub use lazy::LazyEmbedder;
 pub use model::{BatchStats, EmbedError, Embedder, ModelFiles, NeuralEmbedder, MODEL_NAME};
 pub use static_model::StaticEmbedder;
 

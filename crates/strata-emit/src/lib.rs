@@ -210,7 +210,9 @@ impl SampleWriter<'_> {
                     continue;
                 }
                 let n = self.tree.node(id);
-                let outline = format!("Outline the structure of {} in {} as a mind map.", n.label, self.domain);
+                // The root is the domain itself: not "the structure of medicine in medicine".
+                let scope = if id == root { self.domain.to_string() } else { format!("{} in {}", n.label, self.domain) };
+                let outline = format!("Outline the structure of {scope} as a mind map.");
                 ssft.push(self.sample(
                     "outline",
                     None,
@@ -219,7 +221,7 @@ impl SampleWriter<'_> {
                     format!("```\n{}\n```", full_map(self.tree, id)),
                     Some((outline, String::new())),
                 )?);
-                let list = format!("List the subtopics of {} in {}.", n.label, self.domain);
+                let list = format!("List the subtopics of {scope}.");
                 let items: Vec<String> = kids.iter().map(|&k| format!("- {}", self.tree.node(k).label)).collect();
                 ssft.push(self.sample("subtopics", None, n, list.clone(), items.join("\n"), Some((list, String::new())))?);
             }

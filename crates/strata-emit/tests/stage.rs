@@ -114,6 +114,10 @@ fn samples_come_in_textbook_order_with_their_structure() {
     );
     assert_eq!(ssft[0].output, "Cardiology > Heart failure");
     assert_eq!(ssft[5].output, "- Heart failure\n- Arrhythmias");
+    // The root is the domain: its prompts name it once.
+    assert_eq!(ssft[2].prompt, "Outline the structure of medicine as a mind map.");
+    assert_eq!(ssft[3].prompt, "List the subtopics of medicine.");
+    assert_eq!(ssft[4].prompt, "Outline the structure of Cardiology in medicine as a mind map.");
 
     let published: Vec<PublishedChunk> = read_rows(&run.path(CHUNKS)).expect("chunks");
     let placed: Vec<(u32, &[String], bool)> = published.iter().map(|c| (c.node_id, c.taxonomy_path.as_slice(), c.selected)).collect();

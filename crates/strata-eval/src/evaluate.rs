@@ -44,6 +44,7 @@ pub fn evaluate(run: &RunDir, manifest: &Manifest, options: &EvalOptions, embed:
     let data = RunData::load(run)?;
     let fields = if options.label_fields.is_empty() { crate::default_label_fields(&data.documents) } else { options.label_fields.clone() };
     let labels = crate::label_agreement(&data, &fields)?;
+    let label_quality = crate::label_quality(run, &data)?;
     let mut settings = json!({
         "nmi": "mutual information / arithmetic mean of the two entropies",
         "label_fields": fields,
@@ -71,7 +72,7 @@ pub fn evaluate(run: &RunDir, manifest: &Manifest, options: &EvalOptions, embed:
         None => None,
     };
     let retrieval = asked.map(|a| a.retrieval).unwrap_or_default();
-    Ok(EvalReport { coverage, labels, retrieval, comparison, settings })
+    Ok(EvalReport { coverage, labels, label_quality, retrieval, comparison, settings })
 }
 
 /// Writes `eval.json` into the run directory (atomically) and returns its text.

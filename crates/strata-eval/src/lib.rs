@@ -1,8 +1,9 @@
 //! strata-eval: evidence, on the user's own corpus, that a run's taxonomy is sensible and its
 //! subset spends its tokens better than a naive sample of the same size (`eval.json`).
 //!
-//! It owns three measurements and their table: agreement between each taxonomy level and
+//! It owns these measurements and their table: agreement between each taxonomy level and
 //! human labels kept as document metadata (NMI, ARI, purity; contingency tables in polars),
+//! the node labels read against their nodes' text (verbatim, redundant, alike siblings),
 //! retrieval quality from ranked hits (recall@k, MRR; plus brute-force vector search), and
 //! the subset against baselines at several budgets (uniform random and first-chunk-per-document
 //! selections, facility location, question coverage), and, optionally, the agreement of the
@@ -15,6 +16,7 @@ mod compare;
 mod coverage;
 mod data;
 mod evaluate;
+mod label_quality;
 mod labels;
 mod retrieval;
 mod table;
@@ -25,6 +27,7 @@ pub use coverage::{
 };
 pub use data::{ChunkInfo, RunData};
 pub use evaluate::{evaluate, write_report, EmbedTexts, EvalOptions, TOP_K};
+pub use label_quality::label_quality;
 pub use labels::{agreement, default_label_fields, label_agreement, Agreement};
 pub use retrieval::{read_questions, sample, score_rankings, vector_search, Question, RetrievalScores};
 pub use table::render_table;
@@ -80,6 +83,8 @@ pub struct EvalReport {
     pub coverage: Vec<CoverageRow>,
     /// Per label field, agreement with the taxonomy at each depth (1 = below the root).
     pub labels: BTreeMap<String, Vec<Agreement>>,
+    /// The node labels themselves: verbatim phrases, repeats of an ancestor, alike siblings.
+    pub label_quality: strata_core::labels::LabelQuality,
     /// `bm25` and `vector` scores, when a questions file was given.
     #[serde(skip_serializing_if = "BTreeMap::is_empty")]
     pub retrieval: BTreeMap<String, RetrievalScores>,

@@ -29,8 +29,19 @@ fn opt(v: Option<f64>, std: Option<f64>) -> String {
     }
 }
 
+/// The node labels in one line.
+pub fn label_line(q: &strata_core::labels::LabelQuality) -> String {
+    format!(
+        "\nNode labels: {} below the root; {:.1}% one phrase found verbatim in their node, {:.1}% repeating an ancestor, {} alike sibling pairs\n",
+        q.labels,
+        100.0 * q.verbatim_share(),
+        100.0 * q.redundant_share(),
+        q.alike_sibling_pairs
+    )
+}
+
 /// The report as terminal tables.
-/// Long: one section per table (coverage, labels, retrieval, comparison), top to bottom.
+/// Long: one section per table (labels, node labels, retrieval, coverage, comparison), top to bottom.
 pub fn render_table(report: &EvalReport) -> String {
     let mut out = String::new();
     if report.labels.is_empty() {
@@ -56,6 +67,7 @@ pub fn render_table(report: &EvalReport) -> String {
             .collect();
         out += &grid(&["field", "depth", "clusters", "labels", "NMI", "ARI", "purity"], &rows, 1);
     }
+    out += &label_line(&report.label_quality);
     if let Some(r) = report.retrieval.values().next() {
         out += &format!("\nRetrieval, {} questions (hit: a returned chunk of the question's document)\n", r.questions);
         let rows: Vec<Vec<String>> = report

@@ -53,7 +53,7 @@ pub fn render(inputs: &ReportInputs) -> String {
         t = esc(&format!("Domain corpus report: {domain}"))
     );
     h += &cards(inputs, &tree);
-    h += &tree_section(&tree);
+    h += &tree_section(&tree, inputs);
     h += &format!(
         "<section id=\"treemap\">\n<h2>Taxonomy map</h2>\n<p class=\"note\">Each box is a leaf topic, grouped by top-level branch; its area is proportional to its tokens in the corpus, and the dark part at its bottom is the share the budget selected. Hover a box for details.</p>\n{}</section>\n",
         treemap::render(&tree)
@@ -104,13 +104,32 @@ fn cards(inputs: &ReportInputs, tree: &Tree) -> String {
     out
 }
 
-fn tree_section(tree: &Tree) -> String {
+fn tree_section(tree: &Tree, inputs: &ReportInputs) -> String {
     let mut out = String::from(
-        "<section id=\"tree\">\n<h2>Taxonomy</h2>\n<p class=\"note\">The topic tree, top level first. Each line: topic label, its distinctive keywords, chunks and tokens under it, and a bar with the share of its tokens the budget selected. The text below a topic is an excerpt of its most representative chunk.</p>\n<p><button type=\"button\" id=\"expand-all\">Expand all</button><button type=\"button\" id=\"collapse-all\">Collapse all</button></p>\n",
+        "<section id=\"tree\">\n<h2>Taxonomy</h2>\n<p class=\"note\">The topic tree, top level first. Each line: topic label, its distinctive keywords, chunks and tokens under it, and a bar with the share of its tokens the budget selected. The text below a topic is an excerpt of its most representative chunk.</p>\n",
     );
+    out += &label_note(inputs);
+    out += "<p><button type=\"button\" id=\"expand-all\">Expand all</button><button type=\"button\" id=\"collapse-all\">Collapse all</button></p>\n";
     node_html(tree, 0, &mut out);
     out += "</section>\n";
     out
+}
+
+/// Where the labels came from and how they read, as the taxonomy stage recorded it.
+fn label_note(inputs: &ReportInputs) -> String {
+    let Some(t) = inputs.manifest.as_ref().and_then(|m| m.stages.taxonomy.as_ref()) else {
+        return String::new();
+    };
+    let (s, q) = (&t.summary, &t.summary.labels);
+    format!(
+        "<p class=\"note\" id=\"label-note\">Labels: {} from a heading that covers the topic, {} phrases of the topic's text, {} keywords; {:.0}% one phrase found in the topic's text, {:.0}% repeating a parent's words, {} alike sibling pairs.</p>\n",
+        s.heading_labels,
+        s.phrase_labels,
+        s.keyword_labels,
+        100.0 * q.verbatim_share(),
+        100.0 * q.redundant_share(),
+        q.alike_sibling_pairs
+    )
 }
 
 fn node_html(tree: &Tree, id: u32, out: &mut String) {

@@ -1,9 +1,15 @@
-//! Node labels: distinctive keywords by class-based TF-IDF among siblings (weighted by the
-//! terms' rarity in the whole corpus), or the heading most chunks of the node sit under.
+//! Node labels. Keywords: distinctive terms by class-based TF-IDF among siblings (weighted by
+//! the terms' rarity in the whole corpus). Labels: a heading that covers the node both ways,
+//! else one phrase of the node's own text chosen by relevance (the caller's score: closeness to
+//! the node's centroid, distinctiveness, support) with maximal marginal relevance against the
+//! siblings already named, never a label that repeats an ancestor's or a sibling's; keywords
+//! only when no phrase qualifies.
 
 use rayon::prelude::*;
-use std::collections::{BTreeMap, HashMap, HashSet};
+use std::collections::HashMap;
 use std::sync::Arc;
+use strata_core::labels::{alike, content_words, is_content_word, repeats_ancestors, words};
+use strata_core::vectors::dot;
 
 /// Term counts of a class of texts, by term id (see [`Vocabulary`]).
 pub type Terms = HashMap<u32, u32>;
@@ -12,9 +18,8 @@ pub type Terms = HashMap<u32, u32>;
 fn term_strings(text: &str) -> HashMap<String, u32> {
     let mut out = HashMap::new();
     let mut prev: Option<String> = None;
-    for raw in text.split(|c: char| !(c.is_alphanumeric() || c == '-' || c == '\'')) {
-        let word = raw.trim_matches(['-', '\'']).to_lowercase();
-        if !is_keyword(&word) {
+    for word in words(text) {
+        if !is_content_word(&word) {
             prev = None;
             continue;
         }
@@ -25,14 +30,6 @@ fn term_strings(text: &str) -> HashMap<String, u32> {
         prev = Some(word);
     }
     out
-}
-
-/// A word that can be a keyword: 3+ characters, a letter first, not a stopword.
-fn is_keyword(word: &str) -> bool {
-    word.chars().count() >= 3
-        && word.chars().next().is_some_and(|c| c.is_alphabetic())
-        && !word.chars().all(|c| c.is_numeric() || c == '-')
-        && !STOPWORDS.contains(&word)
 }
 
 /// Strings numbered in the order first seen (the corpus's terms; the chunks' headings), so
@@ -119,10 +116,11 @@ impl Corpus {
     }
 }
 
-/// Top `n` keywords of each sibling class: c-TF-IDF, tf(t,c) * ln(1 + A / f(t)) with f(t) the
-/// term's count over the siblings and A their mean size, times the corpus-wide idf.
-/// Bigrams count as one term; a unigram inside a higher-ranked bigram is dropped.
-pub fn sibling_keywords(classes: &[&Terms], corpus: &Corpus, n: usize) -> Vec<Vec<String>> {
+/// Top `n` keywords of each sibling class with their scores, best first: c-TF-IDF,
+/// tf(t,c) * ln(1 + A / f(t)) with f(t) the term's count over the siblings and A their mean
+/// size, times the corpus-wide idf. Bigrams count as one term; a unigram inside a
+/// higher-ranked bigram is dropped.
+pub fn sibling_keywords(classes: &[&Terms], corpus: &Corpus, n: usize) -> Vec<Vec<(String, f64)>> {
     let mut total: HashMap<u32, u64> = HashMap::new();
     for c in classes {
         for (&t, &k) in c.iter() {
@@ -145,14 +143,14 @@ pub fn sibling_keywords(classes: &[&Terms], corpus: &Corpus, n: usize) -> Vec<Ve
                 })
                 .collect();
             scored.sort_by(|a, b| b.0.total_cmp(&a.0).then(a.1.cmp(b.1)));
-            let mut picked: Vec<String> = Vec::new();
-            for (_, t) in scored {
+            let mut picked: Vec<(String, f64)> = Vec::new();
+            for (score, t) in scored {
                 if picked.len() == n {
                     break;
                 }
-                let inside_picked = picked.iter().any(|p| p.split(' ').any(|w| w == t));
+                let inside_picked = picked.iter().any(|(p, _)| p.split(' ').any(|w| w == t));
                 if !inside_picked {
-                    picked.push(t.to_string());
+                    picked.push((t.to_string(), score));
                 }
             }
             picked
@@ -160,297 +158,104 @@ pub fn sibling_keywords(classes: &[&Terms], corpus: &Corpus, n: usize) -> Vec<Ve
         .collect()
 }
 
-/// The heading (document title or section) most of the node's chunks sit under, if at
-/// least `min_share` of them do; each chunk is given by the first and last of its headings.
-pub fn dominant_heading(headings: &[[Option<&str>; 2]], min_share: f64) -> Option<String> {
-    let mut counts: BTreeMap<&str, usize> = BTreeMap::new();
-    for [first, last] in headings {
-        for h in first.iter().chain(last.iter().filter(|&l| Some(*l) != *first)) {
-            *counts.entry(h).or_default() += 1;
-        }
-    }
-    let (heading, count) = counts.into_iter().max_by(|a, b| a.1.cmp(&b.1).then(b.0.cmp(a.0)))?;
-    (count as f64 >= min_share * headings.len() as f64).then(|| heading.to_string())
+/// Whether a heading may name a node: at least `min_share` of the node's chunks sit under it
+/// (`in_node`), and at least `min_share` of the heading's chunks in the whole corpus
+/// (`in_corpus`) sit in the node, so a heading half of whose chunks are elsewhere names nothing.
+pub fn heading_covers(in_node: usize, node_size: usize, in_corpus: usize, min_share: f64) -> bool {
+    in_node as f64 >= min_share * node_size as f64 && in_node as f64 >= min_share * in_corpus as f64
 }
 
-/// Labels for a set of siblings, unique among them: the dominant heading where one exists,
-/// else the two best keywords (as the phrase they form in the text, when they do: "kidney"
-/// and "stones" give "Kidney stones"); a clash with a sibling or with the parent's label is
-/// resolved with the next keyword.
-pub fn sibling_labels(
-    parent: &str,
-    headings: &[Option<String>],
-    keywords: &[Vec<String>],
-    classes: &[&Terms],
-    vocabulary: &Vocabulary,
-) -> Vec<String> {
-    let mut used: HashSet<String> = HashSet::from([parent.to_lowercase()]);
-    let mut labels = Vec::new();
-    for (i, ((heading, kws), class)) in headings.iter().zip(keywords).zip(classes).enumerate() {
-        let base = heading.clone().unwrap_or_else(|| match kws.as_slice() {
-            [] => format!("Group {}", i + 1),
-            [a] => capitalise(a),
-            [a, b, ..] => {
-                let phrase = [format!("{b} {a}"), format!("{a} {b}")]
-                    .into_iter()
-                    .find(|p| vocabulary.id(p).and_then(|id| class.get(&id)).is_some_and(|&n| n >= 2));
-                phrase.map_or_else(|| format!("{}, {}", capitalise(a), b), |p| capitalise(&p))
-            }
-        });
-        let mut label = base.clone();
-        let mut extra = kws.iter().filter(|k| !base.to_lowercase().contains(k.as_str()));
-        while used.contains(&label.to_lowercase()) {
-            label = match extra.next() {
-                Some(k) => format!("{label} ({k})"),
-                None => format!("{base} {}", i + 1),
-            };
-        }
-        used.insert(label.to_lowercase());
-        labels.push(label);
-    }
-    labels
+/// A possible label of a node: its text as it will read, how well it names the node, and its
+/// embedding (unit length) for comparing it with its siblings' labels.
+#[derive(Debug, Clone)]
+pub struct Candidate {
+    pub label: String,
+    pub relevance: f64,
+    pub vector: Vec<f32>,
 }
 
-fn capitalise(s: &str) -> String {
+/// What one sibling may be called.
+#[derive(Debug, Clone, Default)]
+pub struct Choices {
+    /// Chunks in the node (larger siblings choose first).
+    pub size: usize,
+    /// A heading that covers the node ([`heading_covers`]).
+    pub heading: Option<Candidate>,
+    /// Phrases of the node's text.
+    pub phrases: Vec<Candidate>,
+    /// The node's keywords, best first (the last resort).
+    pub keywords: Vec<String>,
+}
+
+/// Where a label came from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LabelSource {
+    Heading,
+    Phrase,
+    Keywords,
+}
+
+/// Labels for a set of siblings under `ancestors` (root first), each distinct from the others
+/// and adding a word to its ancestors'. Larger siblings choose first: a covering heading, else
+/// the phrase with the best relevance less `diversity` times its cosine to the closest label
+/// already given to a sibling (maximal marginal relevance), else keywords.
+pub fn label_siblings(ancestors: &[&str], siblings: &[Choices], diversity: f64) -> Vec<(String, LabelSource)> {
+    let mut order: Vec<usize> = (0..siblings.len()).collect();
+    order.sort_by_key(|&i| (std::cmp::Reverse(siblings[i].size), i));
+    let mut given: Vec<Option<(String, LabelSource)>> = vec![None; siblings.len()];
+    let mut vectors: Vec<&[f32]> = Vec::new();
+    let acceptable = |label: &str, given: &[Option<(String, LabelSource)>]| {
+        let words = content_words(label);
+        !repeats_ancestors(label, ancestors.iter().copied())
+            && !given.iter().flatten().any(|(g, _)| alike(g, label) || content_words(g) == words)
+    };
+    for &i in &order {
+        if let Some(h) = siblings[i].heading.as_ref().filter(|h| acceptable(&h.label, &given)) {
+            given[i] = Some((h.label.clone(), LabelSource::Heading));
+            vectors.push(&h.vector);
+        }
+    }
+    for &i in &order {
+        if given[i].is_some() {
+            continue;
+        }
+        let best = siblings[i]
+            .phrases
+            .iter()
+            .filter(|c| acceptable(&c.label, &given))
+            .map(|c| {
+                let closest = vectors.iter().map(|v| dot(v, &c.vector) as f64).fold(0.0, f64::max);
+                (c.relevance - diversity * closest, c)
+            })
+            .max_by(|a, b| a.0.total_cmp(&b.0).then(b.1.label.cmp(&a.1.label)));
+        if let Some((_, c)) = best {
+            given[i] = Some((c.label.clone(), LabelSource::Phrase));
+            vectors.push(&c.vector);
+        }
+    }
+    for &i in &order {
+        if given[i].is_none() {
+            let label = keyword_label(&siblings[i].keywords, i, |l| acceptable(l, &given));
+            given[i] = Some((label, LabelSource::Keywords));
+        }
+    }
+    given.into_iter().map(|g| g.expect("every sibling was given a label")).collect()
+}
+
+/// The last resort: the first keyword the labels around accept, else two joined, else a
+/// numbered group.
+fn keyword_label(keywords: &[String], position: usize, acceptable: impl Fn(&str) -> bool) -> String {
+    let singles = keywords.iter().map(|k| capitalise(k));
+    let pairs = keywords.windows(2).map(|w| format!("{}, {}", capitalise(&w[0]), w[1]));
+    singles.chain(pairs).find(|l| acceptable(l)).unwrap_or_else(|| format!("Group {}", position + 1))
+}
+
+/// The first character in upper case, the rest as written ("kidney stones" gives "Kidney
+/// stones", "HIV" stays).
+pub fn capitalise(s: &str) -> String {
     let mut c = s.chars();
     c.next().map(|f| f.to_uppercase().chain(c).collect()).unwrap_or_default()
 }
-
-/// English function words and words too general to name a topic.
-const STOPWORDS: &[&str] = &[
-    "a",
-    "about",
-    "above",
-    "after",
-    "again",
-    "against",
-    "all",
-    "also",
-    "although",
-    "am",
-    "among",
-    "an",
-    "and",
-    "any",
-    "are",
-    "aren't",
-    "around",
-    "as",
-    "at",
-    "be",
-    "because",
-    "been",
-    "before",
-    "being",
-    "below",
-    "between",
-    "both",
-    "but",
-    "by",
-    "can",
-    "cannot",
-    "could",
-    "did",
-    "do",
-    "does",
-    "doing",
-    "down",
-    "due",
-    "during",
-    "each",
-    "either",
-    "else",
-    "especially",
-    "etc",
-    "even",
-    "ever",
-    "every",
-    "few",
-    "for",
-    "from",
-    "further",
-    "generally",
-    "get",
-    "gets",
-    "given",
-    "had",
-    "has",
-    "have",
-    "having",
-    "he",
-    "her",
-    "here",
-    "hers",
-    "herself",
-    "him",
-    "himself",
-    "his",
-    "how",
-    "however",
-    "i",
-    "if",
-    "in",
-    "include",
-    "includes",
-    "including",
-    "into",
-    "is",
-    "isn't",
-    "it",
-    "it's",
-    "its",
-    "itself",
-    "just",
-    "less",
-    "like",
-    "likely",
-    "made",
-    "make",
-    "makes",
-    "many",
-    "may",
-    "me",
-    "might",
-    "more",
-    "most",
-    "much",
-    "must",
-    "my",
-    "myself",
-    "near",
-    "need",
-    "needs",
-    "neither",
-    "no",
-    "nor",
-    "not",
-    "now",
-    "of",
-    "off",
-    "often",
-    "on",
-    "once",
-    "one",
-    "only",
-    "or",
-    "other",
-    "others",
-    "otherwise",
-    "our",
-    "ours",
-    "ourselves",
-    "out",
-    "over",
-    "own",
-    "per",
-    "perhaps",
-    "rather",
-    "same",
-    "several",
-    "shall",
-    "she",
-    "should",
-    "since",
-    "so",
-    "some",
-    "such",
-    "than",
-    "that",
-    "the",
-    "their",
-    "theirs",
-    "them",
-    "themselves",
-    "then",
-    "there",
-    "therefore",
-    "these",
-    "they",
-    "this",
-    "those",
-    "though",
-    "through",
-    "thus",
-    "to",
-    "too",
-    "two",
-    "three",
-    "under",
-    "until",
-    "up",
-    "upon",
-    "us",
-    "use",
-    "used",
-    "uses",
-    "using",
-    "usually",
-    "very",
-    "via",
-    "was",
-    "we",
-    "well",
-    "were",
-    "what",
-    "when",
-    "where",
-    "whether",
-    "which",
-    "while",
-    "who",
-    "whom",
-    "whose",
-    "why",
-    "will",
-    "with",
-    "within",
-    "without",
-    "would",
-    "yet",
-    "you",
-    "your",
-    "yours",
-    "yourself",
-    "yourselves",
-    "can't",
-    "don't",
-    "doesn't",
-    "won't",
-    "called",
-    "known",
-    "based",
-    "common",
-    "commonly",
-    "different",
-    "important",
-    "include",
-    "number",
-    "part",
-    "people",
-    "person",
-    "result",
-    "results",
-    "several",
-    "small",
-    "large",
-    "type",
-    "types",
-    "way",
-    "ways",
-    "first",
-    "second",
-    "new",
-    "information",
-    "see",
-    "section",
-    "following",
-    "whereas",
-    "typically",
-    "usually",
-    "include",
-    "certain",
-    "various",
-];
 
 #[cfg(test)]
 mod tests {
@@ -483,33 +288,56 @@ mod tests {
         assert!(!class.contains_key(&corpus.vocabulary.id("kidney").expect("kidney")));
     }
 
+    fn candidate(label: &str, relevance: f64, vector: [f32; 3]) -> Candidate {
+        Candidate { label: label.into(), relevance, vector: vector.to_vec() }
+    }
+
     #[test]
-    fn siblings_get_distinct_labels() {
-        let corpus = corpus(&["", "kidney stones form when kidney stones grow"]);
-        let labels = sibling_labels(
-            "Kidney",
-            &[Some("Treatment".into()), Some("Treatment".into()), None, None],
-            &[
-                vec!["insulin".into()],
-                vec!["statin".into()],
-                vec!["kidney".into(), "dialysis".into()],
-                vec!["stones".into(), "kidney".into()],
-            ],
-            &[&Terms::new(), &Terms::new(), corpus.class_terms(0), corpus.class_terms(1)],
-            &corpus.vocabulary,
-        );
-        assert_eq!(labels, vec!["Treatment", "Treatment (statin)", "Kidney, dialysis", "Kidney stones"]);
-        // A child never repeats its parent's label.
-        let child =
-            sibling_labels("Treatment", &[Some("Treatment".into())], &[vec!["insulin".into()]], &[&Terms::new()], &corpus.vocabulary);
-        assert_eq!(child, vec!["Treatment (insulin)"]);
+    fn a_heading_names_a_node_only_when_it_covers_it_both_ways() {
+        assert!(heading_covers(6, 10, 8, 0.5));
+        // Half the node under it, but most of the heading's chunks elsewhere.
+        assert!(!heading_covers(5, 10, 40, 0.5));
+        // All its chunks in the node, but a small part of the node.
+        assert!(!heading_covers(3, 10, 3, 0.5));
+    }
+
+    #[test]
+    fn siblings_choose_heading_then_phrase_never_repeating_ancestors_or_each_other() {
+        let siblings = [
+            // The largest: its heading repeats the parent, so its best phrase wins.
+            Choices {
+                size: 30,
+                heading: Some(candidate("Anticoagulants", 1.0, [1.0, 0.0, 0.0])),
+                phrases: vec![candidate("Heparin anticoagulants", 0.9, [1.0, 0.0, 0.0]), candidate("Blood clots", 0.8, [0.6, 0.8, 0.0])],
+                keywords: vec!["heparin".into()],
+            },
+            // Its best phrase is the one just given to its larger sibling.
+            Choices { size: 20, heading: None, phrases: vec![candidate("Heparin anticoagulants", 0.95, [1.0, 0.0, 0.0])], keywords: vec!["warfarin".into()] },
+            // Two phrases: the one close to the first sibling's label loses by diversity.
+            Choices {
+                size: 10,
+                heading: None,
+                phrases: vec![candidate("Heparin dosing", 0.7, [1.0, 0.0, 0.0]), candidate("Vitamin K", 0.5, [0.0, 1.0, 0.0])],
+                keywords: vec![],
+            },
+            Choices { size: 5, heading: Some(candidate("Stroke prevention", 0.1, [0.0, 0.0, 1.0])), ..Default::default() },
+        ];
+        let labels = label_siblings(&["Medicine", "Anticoagulants"], &siblings, 0.5);
+        let text: Vec<&str> = labels.iter().map(|(l, _)| l.as_str()).collect();
+        assert_eq!(text, ["Heparin anticoagulants", "Warfarin", "Vitamin K", "Stroke prevention"]);
+        let sources: Vec<LabelSource> = labels.iter().map(|(_, s)| *s).collect();
+        assert_eq!(sources, [LabelSource::Phrase, LabelSource::Keywords, LabelSource::Phrase, LabelSource::Heading]);
+        // With nothing left to say, a node is a numbered group rather than a repeat.
+        let empty = label_siblings(&["Medicine"], &[Choices { keywords: vec!["medicine".into()], ..Default::default() }], 0.5);
+        assert_eq!(empty[0].0, "Group 1");
     }
 
     #[test]
     fn keywords_are_distinctive() {
         let corpus = corpus(&["insulin glucose insulin diabetes glucose pancreas", "asthma airway inhaler asthma bronchi airway"]);
         let k = sibling_keywords(&[corpus.class_terms(0), corpus.class_terms(1)], &corpus, 2);
-        assert!(k[0].iter().any(|w| w == "insulin" || w == "glucose"), "{k:?}");
-        assert!(k[1].iter().any(|w| w == "asthma" || w == "airway"), "{k:?}");
+        assert!(k[0].iter().any(|(w, _)| w == "insulin" || w == "glucose"), "{k:?}");
+        assert!(k[1].iter().any(|(w, _)| w == "asthma" || w == "airway"), "{k:?}");
+        assert!(k[0][0].1 >= k[0][1].1, "best first: {k:?}");
     }
 }

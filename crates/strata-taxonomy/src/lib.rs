@@ -1,27 +1,33 @@
 //! strata-taxonomy: the chunk vectors clustered into a labelled tree, the heart of the method.
 //!
-//! It owns recursive k-means (linfa-clustering) with k chosen per node, labels (class-based
-//! TF-IDF keywords or the dominant heading), medoids, stable node ids and near-duplicate
-//! marking. It writes `taxonomy.parquet`, `taxonomy.json` and `work/assignments.parquet`.
+//! It owns recursive k-means (linfa-clustering) with k chosen per node, keywords (class-based
+//! TF-IDF), labels (a covering heading, else a phrase of the node's text ranked with the run's
+//! embedder), medoids, stable node ids and near-duplicate marking. It writes `taxonomy.parquet`, `taxonomy.json` and `work/assignments.parquet`.
 //! It does not choose the training subset (strata-select) or render anything.
 
 mod cluster;
 mod dedup;
 mod labels;
+mod naming;
+mod phrases;
 
 pub use cluster::{build_tree, Cluster};
 pub use dedup::mark_duplicates;
+
+use labels::LabelSource;
 
 use ndarray::Array2;
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
 use std::path::PathBuf;
+use std::sync::Arc;
 use strata_core::parquet_io::{RowWriter, VectorsInStep};
 use strata_core::records::{AssignmentRecord, TaxonomyNode};
 use strata_core::rundir::{EMBEDDINGS, TAXONOMY, TAXONOMY_JSON, WORK_ASSIGNMENTS, WORK_CHUNKS};
+use strata_core::labels::LabelQuality;
 use strata_core::summary::TaxonomySummary;
 use strata_core::vectors::dot;
-use strata_core::{parquet_io, Shape, Stage, StageContext, StageError, StageName, StageStats, StageSummary, TaxonomyTree};
+use strata_core::{parquet_io, Shape, Stage, StageContext, StageError, StageName, StageStats, StageSummary, TaxonomyTree, TextEmbedder};
 
 /// How the tree is grown and labelled.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -48,8 +54,14 @@ pub struct TaxonomyConfig {
     pub near_duplicate_threshold: f32,
     /// Keywords kept per node.
     pub keywords: usize,
-    /// Share of a node's chunks that must sit under one heading for it to be the label.
+    /// A heading names a node when at least this share of the node's chunks sit under it and
+    /// this share of the heading's chunks sit in the node.
     pub heading_share: f64,
+    /// Phrases per node ranked by embedding (the most frequent distinctive ones).
+    pub label_candidates: usize,
+    /// Weight of a phrase's closeness to the labels its siblings already have (maximal
+    /// marginal relevance; 0: none).
+    pub label_diversity: f64,
 }
 
 impl Default for TaxonomyConfig {
@@ -66,6 +78,8 @@ impl Default for TaxonomyConfig {
             near_duplicate_threshold: 0.95,
             keywords: 8,
             heading_share: 0.5,
+            label_candidates: 20,
+            label_diversity: 0.5,
         }
     }
 }
@@ -83,6 +97,12 @@ impl TaxonomyConfig {
         }
         if !(0.0..=2.0).contains(&self.silhouette_tolerance) {
             return Err(format!("taxonomy.silhouette_tolerance = {} must be in [0, 2]", self.silhouette_tolerance));
+        }
+        if !(0.0..=1.0).contains(&self.heading_share) || !(0.0..=1.0).contains(&self.label_diversity) {
+            return Err(format!(
+                "taxonomy.heading_share = {} and taxonomy.label_diversity = {} must be in [0, 1]",
+                self.heading_share, self.label_diversity
+            ));
         }
         if !(0.0..=1.0).contains(&self.near_duplicate_threshold) {
             return Err(format!("taxonomy.near_duplicate_threshold = {} must be in [0, 1]", self.near_duplicate_threshold));
@@ -104,6 +124,10 @@ pub enum TaxonomyError {
     Matrix(#[from] ndarray::ShapeError),
     #[error(transparent)]
     Tree(#[from] strata_core::TreeError),
+    #[error("embedding the candidate label phrases failed")]
+    Embed(#[source] strata_core::EmbedFailure),
+    #[error("the embedder gave {got} vectors of dimension {dim} for {asked} phrases; the embeddings have dimension {expected}")]
+    EmbedShape { asked: usize, got: usize, dim: usize, expected: usize },
     #[error("failed to write `{path}`")]
     Write {
         path: PathBuf,
@@ -118,6 +142,8 @@ pub struct TaxonomyStage {
     /// Label of the root: the domain.
     pub domain: String,
     pub seed: u64,
+    /// The run's embedder (the one that made the embeddings), for the candidate label phrases.
+    pub embedder: Arc<dyn TextEmbedder>,
 }
 
 impl Stage for TaxonomyStage {
@@ -144,7 +170,8 @@ impl Stage for TaxonomyStage {
         let clusters = build_tree(&vectors, &self.config, self.seed);
         let flat = Flat::of(&clusters)?;
         let terms = count_terms(ctx, &flat)?;
-        let tree = TaxonomyTree::new(describe(&flat, &chunks, &vectors, &terms, &self.config, &self.domain))?;
+        let (nodes, named) = describe(ctx, &flat, &chunks, &vectors, &terms, self)?;
+        let tree = TaxonomyTree::new(nodes)?;
         let leaves: Vec<&[usize]> = flat.shape.leaves().map(|id| flat.clusters[id as usize].members.as_slice()).collect();
         let duplicate_of = mark_duplicates(&chunks.content_hashes, &vectors, &leaves, self.config.near_duplicate_threshold);
         ctx.progress.finish();
@@ -170,6 +197,11 @@ impl Stage for TaxonomyStage {
             level1_nodes: tree.children(0).len() as u64,
             near_duplicates: duplicate_of.iter().filter(|d| d.is_some()).count() as u64,
             vocabulary_terms: terms.vocabulary.size() as u64,
+            heading_labels: named.count(LabelSource::Heading),
+            phrase_labels: named.count(LabelSource::Phrase),
+            keyword_labels: named.count(LabelSource::Keywords),
+            phrases_embedded: named.phrases_embedded as u64,
+            labels: LabelQuality::measure(&tree, |id| named.verbatim(&tree, id)),
         };
         Ok(StageStats { rows_in: chunks.ids.len() as u64, rows_out: summary.nodes, summary: StageSummary::Taxonomy(summary) })
     }
@@ -183,12 +215,6 @@ struct Chunks {
     heading_ids: Vec<[Option<u32>; 2]>,
     n_tokens: Vec<u32>,
     content_hashes: Vec<u64>,
-}
-
-impl Chunks {
-    fn headings(&self, m: usize) -> [Option<&str>; 2] {
-        self.heading_ids[m].map(|h| h.map(|id| self.headings.name(id)))
-    }
 }
 
 #[derive(serde::Deserialize)]
@@ -271,42 +297,18 @@ struct ChunkText {
     text: String,
 }
 
-/// Labels, keywords, sizes and medoids for every node, in id order. Labels go top-down: a
-/// node's children are labelled together (they must differ from each other and from it).
+/// Every node with its label, keywords, sizes and medoid, in id order, and how the labels
+/// were made.
 fn describe(
+    ctx: &StageContext,
     flat: &Flat,
     chunks: &Chunks,
     vectors: &Array2<f32>,
     corpus: &labels::Corpus,
-    config: &TaxonomyConfig,
-    domain: &str,
-) -> Vec<TaxonomyNode> {
-    let n = flat.shape.len();
-    let mut label = vec![String::new(); n];
-    let mut keywords = vec![Vec::new(); n];
-    label[0] = domain.to_string();
-    keywords[0] = labels::sibling_keywords(&[corpus.class_terms(0)], corpus, config.keywords).into_iter().next().unwrap_or_default();
-    for parent in 0..n as u32 {
-        let kids = flat.shape.children(parent);
-        if kids.is_empty() {
-            continue;
-        }
-        let classes: Vec<&labels::Terms> = kids.iter().map(|&id| corpus.class_terms(id as usize)).collect();
-        let kid_keywords = labels::sibling_keywords(&classes, corpus, config.keywords);
-        let headings: Vec<Option<String>> = kids
-            .iter()
-            .map(|&id| {
-                let headings: Vec<[Option<&str>; 2]> = flat.clusters[id as usize].members.iter().map(|&m| chunks.headings(m)).collect();
-                labels::dominant_heading(&headings, config.heading_share)
-            })
-            .collect();
-        let names = labels::sibling_labels(&label[parent as usize], &headings, &kid_keywords, &classes, &corpus.vocabulary);
-        for ((&id, name), kws) in kids.iter().zip(names).zip(kid_keywords) {
-            label[id as usize] = name;
-            keywords[id as usize] = kws;
-        }
-    }
-    (0..n)
+    stage: &TaxonomyStage,
+) -> Result<(Vec<TaxonomyNode>, naming::Named), TaxonomyError> {
+    let mut named = naming::name_nodes(ctx, flat, chunks, vectors, corpus, stage)?;
+    let nodes = (0..flat.shape.len())
         .map(|id| {
             let lineage = flat.shape.lineage(id as u32);
             let members = &flat.clusters[id].members;
@@ -314,15 +316,16 @@ fn describe(
                 node_id: id as u32,
                 parent_id: flat.shape.parent(id as u32),
                 depth: (lineage.len() - 1) as u8,
-                label: label[id].clone(),
-                keywords: std::mem::take(&mut keywords[id]),
-                path: lineage[1..].iter().map(|&a| label[a as usize].clone()).collect(),
+                label: named.labels[id].clone(),
+                keywords: std::mem::take(&mut named.keywords[id]),
+                path: lineage[1..].iter().map(|&a| named.labels[a as usize].clone()).collect(),
                 n_chunks: members.len() as u32,
                 n_tokens: members.iter().map(|&m| chunks.n_tokens[m] as u64).sum(),
                 medoid_chunk_id: medoid(members, vectors).map(|m| chunks.ids[m].clone()),
             }
         })
-        .collect()
+        .collect();
+    Ok((nodes, named))
 }
 
 /// The member closest (cosine) to the members' mean direction: the medoid, in O(n).

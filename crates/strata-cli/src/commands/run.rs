@@ -6,6 +6,7 @@ use crate::recipe::Recipe;
 use anyhow::{Context, Result};
 use serde_json::json;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 use strata_chunk::CorpusScan;
 use strata_core::manifest::{InputFile, Manifest};
 use strata_core::rundir::MANIFEST;
@@ -82,6 +83,7 @@ fn pipeline(recipe: &Recipe, scan: CorpusScan, args: &RunArgs) -> Result<Vec<Box
     let tokenizer_path = files.tokenizer();
     let tokenizer_sha256 = strata_core::hash::file_sha256(&tokenizer_path)
         .with_context(|| format!("the model is not prepared (no `{}`); run `make model`", tokenizer_path.display()))?;
+    let embedder = Arc::new(strata_embed::LazyEmbedder::new(files.clone(), recipe.embed.model, recipe.embed.batch_size, args.threads));
     Ok(vec![
         Box::new(strata_chunk::ChunkStage { scan, tokenizer_path: tokenizer_path.clone(), tokenizer_sha256, config: recipe.chunk.clone() }),
         Box::new(strata_embed::EmbedStage {
@@ -91,7 +93,12 @@ fn pipeline(recipe: &Recipe, scan: CorpusScan, args: &RunArgs) -> Result<Vec<Box
             cache_dir: (!args.no_vector_cache).then(|| crate::model::cache_dir().join("vectors")),
             window_chunks: strata_embed::WINDOW_CHUNKS,
         }),
-        Box::new(strata_taxonomy::TaxonomyStage { config: recipe.taxonomy.clone(), domain: recipe.domain.clone(), seed: recipe.seed }),
+        Box::new(strata_taxonomy::TaxonomyStage {
+            config: recipe.taxonomy.clone(),
+            domain: recipe.domain.clone(),
+            seed: recipe.seed,
+            embedder,
+        }),
         Box::new(strata_select::SelectStage { config: recipe.select.clone(), seed: recipe.seed }),
         Box::new(strata_emit::EmitStage { config: recipe.emit.clone(), domain: recipe.domain.clone(), seed: recipe.seed, tokenizer_path }),
         Box::new(strata_index::IndexStage),

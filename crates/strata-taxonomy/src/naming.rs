@@ -1,0 +1,228 @@
+//! Naming the nodes, top-down: each node's keywords among its siblings, its candidate
+//! phrases (a second read of the chunk texts and headings, counting only phrases that hold one
+//! of the node's keywords), the phrases embedded with the run's embedder and ranked against
+//! the node's centroid, then each set of siblings labelled together (`labels::label_siblings`).
+
+use crate::labels::{self, capitalise, Candidate, Choices, LabelSource};
+use crate::phrases::{phrases, NodePhrases};
+use crate::{Chunks, Flat, TaxonomyError, TaxonomyStage};
+use ndarray::Array2;
+use rayon::prelude::*;
+use std::collections::{BTreeSet, HashMap};
+use strata_core::labels::normalise;
+use strata_core::rundir::WORK_CHUNKS;
+use strata_core::vectors::dot;
+use strata_core::{parquet_io, StageContext, TaxonomyTree};
+
+/// Weights of a phrase's distinctiveness (its best keyword's c-TF-IDF score over the node's
+/// best) and support (share of the node's chunks that hold it), added to its cosine with the
+/// node's centroid: closeness alone favours the domain's generic words.
+const DISTINCTIVENESS_WEIGHT: f64 = 0.5;
+const SUPPORT_WEIGHT: f64 = 0.5;
+
+/// Every node's label, keywords and where its label came from, in id order.
+pub struct Named {
+    pub labels: Vec<String>,
+    pub keywords: Vec<Vec<String>>,
+    pub sources: Vec<Option<LabelSource>>,
+    pub phrases_embedded: usize,
+}
+
+impl Named {
+    pub fn count(&self, source: LabelSource) -> u64 {
+        self.sources.iter().filter(|s| **s == Some(source)).count() as u64
+    }
+
+    /// Whether a label is, by the way it was made, one phrase of its node's text or headings:
+    /// a heading, a phrase, or a single keyword.
+    pub fn verbatim(&self, tree: &TaxonomyTree, id: u32) -> bool {
+        match self.sources[id as usize] {
+            Some(LabelSource::Keywords) => tree.node(id).keywords.iter().any(|k| labels::capitalise(k) == tree.node(id).label),
+            Some(_) => true,
+            None => false,
+        }
+    }
+}
+
+/// Names every node of `flat` (the root is the domain).
+pub fn name_nodes(
+    ctx: &StageContext,
+    flat: &Flat,
+    chunks: &Chunks,
+    vectors: &Array2<f32>,
+    corpus: &labels::Corpus,
+    stage: &TaxonomyStage,
+) -> Result<Named, TaxonomyError> {
+    let config = &stage.config;
+    let n = flat.shape.len();
+    let scored = keywords(flat, corpus, config.keywords);
+    let seeds: Vec<Vec<String>> = scored.iter().map(|k| k.iter().map(|(t, _)| t.clone()).collect()).collect();
+    let tallies = count_phrases(ctx, flat, &seeds)?;
+    let headings = covering_headings(flat, chunks, config.heading_share);
+
+    // Each node's best phrases by distinctiveness and support, before any embedding.
+    let mut shortlist: Vec<Vec<(String, String, f64)>> = vec![Vec::new(); n];
+    for id in 1..n {
+        let size = flat.clusters[id].members.len();
+        let top = scored[id].first().map_or(1.0, |(_, s)| s.max(f64::MIN_POSITIVE));
+        let mut ranked: Vec<(String, String, f64)> = tallies.tallies[id]
+            .iter()
+            .filter(|(_, t)| t.chunks as usize >= size.min(2))
+            .map(|(key, t)| {
+                let distinct = tallies.seeds_in(id, key).iter().map(|&s| scored[id][s].1 / top).fold(0.0, f64::max);
+                let support = t.chunks as f64 / size as f64;
+                (key.clone(), capitalise(t.surface()), DISTINCTIVENESS_WEIGHT * distinct + SUPPORT_WEIGHT * support)
+            })
+            .collect();
+        ranked.sort_by(|a, b| b.2.total_cmp(&a.2).then(a.0.cmp(&b.0)));
+        ranked.truncate(config.label_candidates);
+        shortlist[id] = ranked;
+    }
+
+    // One embedding call over every distinct phrase and heading, in sorted order.
+    let texts: BTreeSet<String> =
+        shortlist.iter().flatten().map(|(key, _, _)| key.clone()).chain(headings.iter().flatten().map(|h| normalise(h))).collect();
+    let texts: Vec<&str> = texts.iter().map(String::as_str).collect();
+    let embedded = embed(stage, &texts, vectors.ncols())?;
+    let vector_of: HashMap<&str, &Vec<f32>> = texts.iter().copied().zip(&embedded).collect();
+    let centroids = centroids(flat, vectors);
+
+    let mut named = Named {
+        labels: vec![String::new(); n],
+        keywords: scored.into_iter().map(|k| k.into_iter().map(|(t, _)| t).collect()).collect(),
+        sources: vec![None; n],
+        phrases_embedded: texts.len(),
+    };
+    named.labels[0] = stage.domain.clone();
+    for parent in 0..n as u32 {
+        let kids = flat.shape.children(parent);
+        if kids.is_empty() {
+            continue;
+        }
+        let choices: Vec<Choices> = kids
+            .iter()
+            .map(|&id| {
+                let id = id as usize;
+                let candidate = |label: String, key: &str, prior: f64| {
+                    let vector = vector_of[key].clone();
+                    Candidate { relevance: dot(&vector, &centroids[id]) as f64 + prior, label, vector }
+                };
+                Choices {
+                    size: flat.clusters[id].members.len(),
+                    heading: headings[id].as_ref().map(|h| candidate(h.clone(), &normalise(h), 0.0)),
+                    phrases: shortlist[id].iter().map(|(key, label, prior)| candidate(label.clone(), key, *prior)).collect(),
+                    keywords: named.keywords[id].clone(),
+                }
+            })
+            .collect();
+        let lineage = flat.shape.lineage(parent);
+        let ancestors: Vec<&str> = lineage.iter().map(|&a| named.labels[a as usize].as_str()).collect();
+        let given = labels::label_siblings(&ancestors, &choices, config.label_diversity);
+        for (&id, (label, source)) in kids.iter().zip(given) {
+            named.labels[id as usize] = label;
+            named.sources[id as usize] = Some(source);
+        }
+    }
+    Ok(named)
+}
+
+/// Each node's keywords with their scores, computed among its siblings (the root alone).
+fn keywords(flat: &Flat, corpus: &labels::Corpus, n: usize) -> Vec<Vec<(String, f64)>> {
+    let mut out = vec![Vec::new(); flat.shape.len()];
+    out[0] = labels::sibling_keywords(&[corpus.class_terms(0)], corpus, n).into_iter().next().unwrap_or_default();
+    for parent in 0..flat.shape.len() as u32 {
+        let kids = flat.shape.children(parent);
+        let classes: Vec<&labels::Terms> = kids.iter().map(|&id| corpus.class_terms(id as usize)).collect();
+        for (&id, k) in kids.iter().zip(labels::sibling_keywords(&classes, corpus, n)) {
+            out[id as usize] = k;
+        }
+    }
+    out
+}
+
+#[derive(serde::Deserialize)]
+struct ChunkWords {
+    text: String,
+    heading_path: Vec<String>,
+}
+
+/// The phrases of the chunk texts and headings (read again, a batch at a time), counted into
+/// every node below the root that the chunk belongs to, where they hold one of its keywords.
+fn count_phrases(ctx: &StageContext, flat: &Flat, seeds: &[Vec<String>]) -> Result<NodePhrases, TaxonomyError> {
+    let lineages: Vec<Vec<usize>> =
+        (0..flat.shape.len() as u32).map(|id| flat.shape.lineage(id).into_iter().skip(1).map(|i| i as usize).collect()).collect();
+    let mut nodes = NodePhrases::new(seeds);
+    let mut row = 0;
+    for batch in parquet_io::batches::<ChunkWords>(&ctx.run.path(WORK_CHUNKS), &["text", "heading_path"])? {
+        let batch = batch?;
+        let found: Vec<_> = batch
+            .par_iter()
+            .map(|c| {
+                let mut all = phrases(&c.text);
+                c.heading_path.iter().for_each(|h| all.extend(phrases(h)));
+                all
+            })
+            .collect();
+        for (i, p) in found.iter().enumerate() {
+            nodes.add(p, &lineages[flat.leaf_of[row + i] as usize]);
+        }
+        row += batch.len();
+    }
+    Ok(nodes)
+}
+
+/// For each node below the root, the heading (first or last of a chunk's heading path) that
+/// covers it both ways (`labels::heading_covers`), the best covering one when several do.
+fn covering_headings(flat: &Flat, chunks: &Chunks, share: f64) -> Vec<Option<String>> {
+    let heading_ids = |m: usize| {
+        let [first, last] = chunks.heading_ids[m];
+        first.into_iter().chain(last.filter(|&l| Some(l) != first))
+    };
+    let mut in_corpus: HashMap<u32, usize> = HashMap::new();
+    for m in 0..chunks.heading_ids.len() {
+        heading_ids(m).for_each(|h| *in_corpus.entry(h).or_default() += 1);
+    }
+    let mut out = vec![None; flat.shape.len()];
+    for (id, cluster) in flat.clusters.iter().enumerate().skip(1) {
+        let mut in_node: HashMap<u32, usize> = HashMap::new();
+        for &m in &cluster.members {
+            heading_ids(m).for_each(|h| *in_node.entry(h).or_default() += 1);
+        }
+        let size = cluster.members.len();
+        out[id] = in_node
+            .into_iter()
+            .filter(|&(h, k)| labels::heading_covers(k, size, in_corpus[&h], share))
+            .max_by(|a, b| (a.1 * a.1 * in_corpus[&b.0]).cmp(&(b.1 * b.1 * in_corpus[&a.0])).then(b.0.cmp(&a.0)))
+            .map(|(h, _)| chunks.headings.name(h).to_string());
+    }
+    out
+}
+
+/// Each node's centroid: its members' mean vector, of unit length.
+fn centroids(flat: &Flat, vectors: &Array2<f32>) -> Vec<Vec<f32>> {
+    flat.clusters
+        .par_iter()
+        .map(|c| {
+            let mut mean = vec![0f32; vectors.ncols()];
+            for &m in &c.members {
+                mean.iter_mut().zip(vectors.row(m)).for_each(|(a, b)| *a += b);
+            }
+            let norm = dot(&mean, &mean).sqrt().max(f32::MIN_POSITIVE);
+            mean.iter_mut().for_each(|x| *x /= norm);
+            mean
+        })
+        .collect()
+}
+
+/// The phrases embedded by the run's embedder, checked against the chunks' dimension.
+fn embed(stage: &TaxonomyStage, texts: &[&str], dim: usize) -> Result<Vec<Vec<f32>>, TaxonomyError> {
+    if texts.is_empty() {
+        return Ok(Vec::new());
+    }
+    let vectors = stage.embedder.embed(texts).map_err(TaxonomyError::Embed)?;
+    let got_dim = vectors.first().map_or(0, Vec::len);
+    if vectors.len() != texts.len() || vectors.iter().any(|v| v.len() != dim) {
+        return Err(TaxonomyError::EmbedShape { asked: texts.len(), got: vectors.len(), dim: got_dim, expected: dim });
+    }
+    Ok(vectors)
+}
