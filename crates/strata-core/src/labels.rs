@@ -28,12 +28,30 @@ pub fn content_words(label: &str) -> BTreeSet<String> {
     words(label).filter(|w| is_content_word(w)).collect()
 }
 
-/// Whether a label adds nothing to its ancestors': every one of its content words stands in
-/// one of `ancestors` ("Heparin, anticoagulants" under "Anticoagulants, heparin"; a label
-/// without content words adds nothing either). "Breast cancer" under "Cancer" adds "breast".
+/// The content words with plural and possessive endings taken off ("Cancers" and "cancer's"
+/// give "cancer", "Therapies" gives "therapy"): what two labels are compared on.
+pub fn stems(label: &str) -> BTreeSet<String> {
+    content_words(label).into_iter().map(|w| stem(&w)).collect()
+}
+
+fn stem(word: &str) -> String {
+    let word = word.strip_suffix("'s").unwrap_or(word);
+    if let Some(base) = word.strip_suffix("ies").filter(|b| b.len() >= 3) {
+        return format!("{base}y");
+    }
+    match word.strip_suffix('s') {
+        Some(base) if base.len() >= 3 && !base.ends_with('s') && !base.ends_with('u') && !base.ends_with('i') => base.to_string(),
+        _ => word.to_string(),
+    }
+}
+
+/// Whether a label adds nothing to its ancestors': every one of its content words ([`stems`])
+/// stands in one of `ancestors` ("Heparin, anticoagulants" under "Anticoagulants, heparin";
+/// "Cancers" under "Breast cancer"; a label without content words adds nothing either).
+/// "Breast cancer" under "Cancer" adds "breast".
 pub fn repeats_ancestors<'a>(label: &str, ancestors: impl IntoIterator<Item = &'a str>) -> bool {
-    let above: BTreeSet<String> = ancestors.into_iter().flat_map(content_words).collect();
-    content_words(label).iter().all(|w| above.contains(w))
+    let above: BTreeSet<String> = ancestors.into_iter().flat_map(stems).collect();
+    stems(label).iter().all(|w| above.contains(w))
 }
 
 /// Whether two labels are alike: the same once case and spacing are ignored.
@@ -134,6 +152,8 @@ mod tests {
         assert!(repeats_ancestors("Heparin, anticoagulants", ["Medicine", "Anticoagulants, heparin"]));
         assert!(!repeats_ancestors("Breast cancer", ["Medicine", "Cancer"]));
         assert!(repeats_ancestors("The cancer", ["Cancer"]));
+        assert!(repeats_ancestors("Cancers", ["Medicine", "Breast Cancer"]));
+        assert!(repeats_ancestors("Therapies", ["Therapy"]) && !repeats_ancestors("Diagnosis", ["Diagnostics"]));
         assert!(alike("Kidney  stones", "kidney stones"));
         assert!(!alike("Kidney stone", "Kidney stones"));
     }

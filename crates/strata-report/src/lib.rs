@@ -151,6 +151,7 @@ mod tests {
         assert!(html.contains("<table class=\"coverage\">") && html.contains("facility location"));
         assert!(html.contains("<table class=\"stages\">") && html.contains("budget_tokens"));
         assert!(html.contains("7 / 8"), "leaves covered card");
+        assert!(html.contains("Labels: 4 headings that cover their topic, 6 phrases of the topic's text, 1 from keywords; 91% one phrase found in the topic's text, 9% repeating a parent's words, 0 alike sibling pairs."));
     }
 
     #[test]

@@ -122,7 +122,7 @@ fn label_note(inputs: &ReportInputs) -> String {
     };
     let (s, q) = (&t.summary, &t.summary.labels);
     format!(
-        "<p class=\"note\" id=\"label-note\">Labels: {} from a heading that covers the topic, {} phrases of the topic's text, {} keywords; {:.0}% one phrase found in the topic's text, {:.0}% repeating a parent's words, {} alike sibling pairs.</p>\n",
+        "<p class=\"note\" id=\"label-note\">Labels: {} headings that cover their topic, {} phrases of the topic's text, {} from keywords; {:.0}% one phrase found in the topic's text, {:.0}% repeating a parent's words, {} alike sibling pairs.</p>\n",
         s.heading_labels,
         s.phrase_labels,
         s.keyword_labels,

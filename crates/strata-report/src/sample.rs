@@ -3,6 +3,7 @@
 
 use crate::ReportInputs;
 use serde_json::json;
+use strata_core::labels::LabelQuality;
 use strata_core::ledger::{Assumption, CorpusFigures, CostRow, Ledger, LiteratureNote};
 use strata_core::manifest::{InputFile, Manifest, StageRun};
 use strata_core::records::{PublishedChunk, TaxonomyNode};
@@ -78,7 +79,7 @@ pub fn sample_inputs() -> ReportInputs {
     manifest.stages.insert(ran(14.8), StageSummary::Embed(EmbedSummary { distinct_texts: 60, embedded_texts: 60, ..Default::default() }));
     manifest
         .stages
-        .insert(ran(2.1), StageSummary::Taxonomy(TaxonomySummary { nodes: 12, leaves: 8, level1_nodes: 3, ..Default::default() }));
+        .insert(ran(2.1), StageSummary::Taxonomy(TaxonomySummary { nodes: 12, leaves: 8, level1_nodes: 3, ..taxonomy_labels() }));
     let select = SelectSummary { budget_tokens: corpus_tokens / 5, corpus_tokens, leaves: 8, leaves_covered: 7, ..Default::default() };
     manifest.stages.insert(ran(0.3), StageSummary::Select(select));
     manifest.stages.insert(ran(0.9), StageSummary::Index(IndexSummary {}));
@@ -167,4 +168,10 @@ fn ledger(corpus_tokens: u64, n_chunks: u64) -> Ledger {
             source: "Liu et al., arXiv 2407.16724".into(),
         }],
     }
+}
+
+/// The sample's label figures: 11 labels below the root, 10 of them found in their text.
+fn taxonomy_labels() -> TaxonomySummary {
+    let labels = LabelQuality { labels: 11, verbatim: 10, redundant: 1, alike_sibling_pairs: 0 };
+    TaxonomySummary { heading_labels: 4, phrase_labels: 6, keyword_labels: 1, labels, ..Default::default() }
 }

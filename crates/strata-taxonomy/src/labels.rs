@@ -8,7 +8,7 @@
 use rayon::prelude::*;
 use std::collections::HashMap;
 use std::sync::Arc;
-use strata_core::labels::{alike, content_words, is_content_word, repeats_ancestors, words};
+use strata_core::labels::{alike, is_content_word, repeats_ancestors, stems, words};
 use strata_core::vectors::dot;
 
 /// Term counts of a class of texts, by term id (see [`Vocabulary`]).
@@ -42,10 +42,6 @@ pub struct Vocabulary {
 }
 
 impl Vocabulary {
-    pub fn id(&self, term: &str) -> Option<u32> {
-        self.ids.get(term).copied()
-    }
-
     pub fn name(&self, id: u32) -> &str {
         &self.names[id as usize]
     }
@@ -185,6 +181,10 @@ pub struct Choices {
     pub phrases: Vec<Candidate>,
     /// The node's keywords, best first (the last resort).
     pub keywords: Vec<String>,
+    /// Headings that cover one of the node's descendants and not the node: the descendant's
+    /// name, so not the node's ("Epilepsy" stays with the epilepsy node, its parent is named
+    /// otherwise).
+    pub reserved: Vec<String>,
 }
 
 /// Where a label came from.
@@ -195,8 +195,8 @@ pub enum LabelSource {
     Keywords,
 }
 
-/// Labels for a set of siblings under `ancestors` (root first), each distinct from the others
-/// and adding a word to its ancestors'. Larger siblings choose first: a covering heading, else
+/// Labels for a set of siblings under `ancestors` (root first), each distinct from the others,
+/// adding a word to its ancestors' and leaving its descendants' headings to them. Larger siblings choose first: a covering heading, else
 /// the phrase with the best relevance less `diversity` times its cosine to the closest label
 /// already given to a sibling (maximal marginal relevance), else keywords.
 pub fn label_siblings(ancestors: &[&str], siblings: &[Choices], diversity: f64) -> Vec<(String, LabelSource)> {
@@ -204,13 +204,14 @@ pub fn label_siblings(ancestors: &[&str], siblings: &[Choices], diversity: f64) 
     order.sort_by_key(|&i| (std::cmp::Reverse(siblings[i].size), i));
     let mut given: Vec<Option<(String, LabelSource)>> = vec![None; siblings.len()];
     let mut vectors: Vec<&[f32]> = Vec::new();
-    let acceptable = |label: &str, given: &[Option<(String, LabelSource)>]| {
-        let words = content_words(label);
+    let acceptable = |i: usize, label: &str, given: &[Option<(String, LabelSource)>]| {
+        let words = stems(label);
         !repeats_ancestors(label, ancestors.iter().copied())
-            && !given.iter().flatten().any(|(g, _)| alike(g, label) || content_words(g) == words)
+            && !siblings[i].reserved.iter().any(|r| alike(r, label))
+            && !given.iter().flatten().any(|(g, _)| alike(g, label) || stems(g) == words)
     };
     for &i in &order {
-        if let Some(h) = siblings[i].heading.as_ref().filter(|h| acceptable(&h.label, &given)) {
+        if let Some(h) = siblings[i].heading.as_ref().filter(|h| acceptable(i, &h.label, &given)) {
             given[i] = Some((h.label.clone(), LabelSource::Heading));
             vectors.push(&h.vector);
         }
@@ -222,7 +223,7 @@ pub fn label_siblings(ancestors: &[&str], siblings: &[Choices], diversity: f64) 
         let best = siblings[i]
             .phrases
             .iter()
-            .filter(|c| acceptable(&c.label, &given))
+            .filter(|c| acceptable(i, &c.label, &given))
             .map(|c| {
                 let closest = vectors.iter().map(|v| dot(v, &c.vector) as f64).fold(0.0, f64::max);
                 (c.relevance - diversity * closest, c)
@@ -235,7 +236,7 @@ pub fn label_siblings(ancestors: &[&str], siblings: &[Choices], diversity: f64) 
     }
     for &i in &order {
         if given[i].is_none() {
-            let label = keyword_label(&siblings[i].keywords, i, |l| acceptable(l, &given));
+            let label = keyword_label(&siblings[i].keywords, i, |l| acceptable(i, l, &given));
             given[i] = Some((label, LabelSource::Keywords));
         }
     }
@@ -282,10 +283,10 @@ mod tests {
         let mut corpus = Corpus::new(2);
         corpus.add(&["heart valves", "heart failure", "kidney"], |i| [&[0usize][..], &[0], &[1]][i]);
         let class = corpus.class_terms(0);
-        let heart = corpus.vocabulary.id("heart").expect("heart");
+        let heart = corpus.vocabulary.ids["heart"];
         assert_eq!(corpus.vocabulary.name(heart), "heart");
         assert_eq!(class[&heart], 2);
-        assert!(!class.contains_key(&corpus.vocabulary.id("kidney").expect("kidney")));
+        assert!(!class.contains_key(&corpus.vocabulary.ids["kidney"]));
     }
 
     fn candidate(label: &str, relevance: f64, vector: [f32; 3]) -> Candidate {
@@ -310,15 +311,21 @@ mod tests {
                 heading: Some(candidate("Anticoagulants", 1.0, [1.0, 0.0, 0.0])),
                 phrases: vec![candidate("Heparin anticoagulants", 0.9, [1.0, 0.0, 0.0]), candidate("Blood clots", 0.8, [0.6, 0.8, 0.0])],
                 keywords: vec!["heparin".into()],
+                ..Default::default()
             },
             // Its best phrase is the one just given to its larger sibling.
-            Choices { size: 20, heading: None, phrases: vec![candidate("Heparin anticoagulants", 0.95, [1.0, 0.0, 0.0])], keywords: vec!["warfarin".into()] },
+            Choices {
+                size: 20,
+                phrases: vec![candidate("Heparin anticoagulants", 0.95, [1.0, 0.0, 0.0])],
+                keywords: vec!["warfarin".into()],
+                ..Default::default()
+            },
             // Two phrases: the one close to the first sibling's label loses by diversity.
             Choices {
                 size: 10,
                 heading: None,
                 phrases: vec![candidate("Heparin dosing", 0.7, [1.0, 0.0, 0.0]), candidate("Vitamin K", 0.5, [0.0, 1.0, 0.0])],
-                keywords: vec![],
+                ..Default::default()
             },
             Choices { size: 5, heading: Some(candidate("Stroke prevention", 0.1, [0.0, 0.0, 1.0])), ..Default::default() },
         ];
@@ -327,6 +334,14 @@ mod tests {
         assert_eq!(text, ["Heparin anticoagulants", "Warfarin", "Vitamin K", "Stroke prevention"]);
         let sources: Vec<LabelSource> = labels.iter().map(|(_, s)| *s).collect();
         assert_eq!(sources, [LabelSource::Phrase, LabelSource::Keywords, LabelSource::Phrase, LabelSource::Heading]);
+        // A heading that names a child is not the parent's label.
+        let parent = Choices {
+            size: 9,
+            phrases: vec![candidate("Epilepsy", 0.9, [1.0, 0.0, 0.0]), candidate("Brain", 0.5, [0.0, 1.0, 0.0])],
+            reserved: vec!["Epilepsy".into()],
+            ..Default::default()
+        };
+        assert_eq!(label_siblings(&["Medicine"], &[parent], 0.5)[0].0, "Brain");
         // With nothing left to say, a node is a numbered group rather than a repeat.
         let empty = label_siblings(&["Medicine"], &[Choices { keywords: vec!["medicine".into()], ..Default::default() }], 0.5);
         assert_eq!(empty[0].0, "Group 1");

@@ -21,10 +21,10 @@ use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
 use std::path::PathBuf;
 use std::sync::Arc;
+use strata_core::labels::LabelQuality;
 use strata_core::parquet_io::{RowWriter, VectorsInStep};
 use strata_core::records::{AssignmentRecord, TaxonomyNode};
 use strata_core::rundir::{EMBEDDINGS, TAXONOMY, TAXONOMY_JSON, WORK_ASSIGNMENTS, WORK_CHUNKS};
-use strata_core::labels::LabelQuality;
 use strata_core::summary::TaxonomySummary;
 use strata_core::vectors::dot;
 use strata_core::{parquet_io, Shape, Stage, StageContext, StageError, StageName, StageStats, StageSummary, TaxonomyTree, TextEmbedder};
@@ -170,7 +170,11 @@ impl Stage for TaxonomyStage {
         let clusters = build_tree(&vectors, &self.config, self.seed);
         let flat = Flat::of(&clusters)?;
         let terms = count_terms(ctx, &flat)?;
-        let (nodes, named) = describe(ctx, &flat, &chunks, &vectors, &terms, self)?;
+        let keywords = naming::keywords(&flat, &terms, self.config.keywords);
+        let vocabulary_terms = terms.vocabulary.size() as u64;
+        // The term counts are done with: freed before the phrases are counted.
+        drop(terms);
+        let (nodes, named) = describe(ctx, &flat, &chunks, &vectors, keywords, self)?;
         let tree = TaxonomyTree::new(nodes)?;
         let leaves: Vec<&[usize]> = flat.shape.leaves().map(|id| flat.clusters[id as usize].members.as_slice()).collect();
         let duplicate_of = mark_duplicates(&chunks.content_hashes, &vectors, &leaves, self.config.near_duplicate_threshold);
@@ -196,7 +200,7 @@ impl Stage for TaxonomyStage {
             leaves: leaves.len() as u64,
             level1_nodes: tree.children(0).len() as u64,
             near_duplicates: duplicate_of.iter().filter(|d| d.is_some()).count() as u64,
-            vocabulary_terms: terms.vocabulary.size() as u64,
+            vocabulary_terms,
             heading_labels: named.count(LabelSource::Heading),
             phrase_labels: named.count(LabelSource::Phrase),
             keyword_labels: named.count(LabelSource::Keywords),
@@ -304,10 +308,10 @@ fn describe(
     flat: &Flat,
     chunks: &Chunks,
     vectors: &Array2<f32>,
-    corpus: &labels::Corpus,
+    keywords: Vec<Vec<(String, f64)>>,
     stage: &TaxonomyStage,
 ) -> Result<(Vec<TaxonomyNode>, naming::Named), TaxonomyError> {
-    let mut named = naming::name_nodes(ctx, flat, chunks, vectors, corpus, stage)?;
+    let mut named = naming::name_nodes(ctx, flat, chunks, vectors, keywords, stage)?;
     let nodes = (0..flat.shape.len())
         .map(|id| {
             let lineage = flat.shape.lineage(id as u32);

@@ -45,39 +45,24 @@ impl Named {
 }
 
 /// Names every node of `flat` (the root is the domain).
+/// `scored` are each node's keywords with their scores ([`keywords`]).
 pub fn name_nodes(
     ctx: &StageContext,
     flat: &Flat,
     chunks: &Chunks,
     vectors: &Array2<f32>,
-    corpus: &labels::Corpus,
+    scored: Vec<Vec<(String, f64)>>,
     stage: &TaxonomyStage,
 ) -> Result<Named, TaxonomyError> {
     let config = &stage.config;
     let n = flat.shape.len();
-    let scored = keywords(flat, corpus, config.keywords);
     let seeds: Vec<Vec<String>> = scored.iter().map(|k| k.iter().map(|(t, _)| t.clone()).collect()).collect();
     let tallies = count_phrases(ctx, flat, &seeds)?;
+    let counted: usize = tallies.tallies.iter().map(|t| t.len()).sum();
+    tracing::info!(phrases = counted, nodes = n, "label phrases counted");
     let headings = covering_headings(flat, chunks, config.heading_share);
 
-    // Each node's best phrases by distinctiveness and support, before any embedding.
-    let mut shortlist: Vec<Vec<(String, String, f64)>> = vec![Vec::new(); n];
-    for id in 1..n {
-        let size = flat.clusters[id].members.len();
-        let top = scored[id].first().map_or(1.0, |(_, s)| s.max(f64::MIN_POSITIVE));
-        let mut ranked: Vec<(String, String, f64)> = tallies.tallies[id]
-            .iter()
-            .filter(|(_, t)| t.chunks as usize >= size.min(2))
-            .map(|(key, t)| {
-                let distinct = tallies.seeds_in(id, key).iter().map(|&s| scored[id][s].1 / top).fold(0.0, f64::max);
-                let support = t.chunks as f64 / size as f64;
-                (key.clone(), capitalise(t.surface()), DISTINCTIVENESS_WEIGHT * distinct + SUPPORT_WEIGHT * support)
-            })
-            .collect();
-        ranked.sort_by(|a, b| b.2.total_cmp(&a.2).then(a.0.cmp(&b.0)));
-        ranked.truncate(config.label_candidates);
-        shortlist[id] = ranked;
-    }
+    let shortlist = shortlist(flat, &tallies, &scored, config.label_candidates);
 
     // One embedding call over every distinct phrase and heading, in sorted order.
     let texts: BTreeSet<String> =
@@ -112,13 +97,24 @@ pub fn name_nodes(
                     heading: headings[id].as_ref().map(|h| candidate(h.clone(), &normalise(h), 0.0)),
                     phrases: shortlist[id].iter().map(|(key, label, prior)| candidate(label.clone(), key, *prior)).collect(),
                     keywords: named.keywords[id].clone(),
+                    // A heading covering the node and a descendant both is the node's.
+                    reserved: flat
+                        .shape
+                        .subtree(id as u32)
+                        .skip(1)
+                        .filter_map(|d| headings[d as usize].clone().filter(|h| Some(h) != headings[id].as_ref()))
+                        .collect(),
                 }
             })
             .collect();
         let lineage = flat.shape.lineage(parent);
         let ancestors: Vec<&str> = lineage.iter().map(|&a| named.labels[a as usize].as_str()).collect();
         let given = labels::label_siblings(&ancestors, &choices, config.label_diversity);
-        for (&id, (label, source)) in kids.iter().zip(given) {
+        for ((&id, (label, source)), choice) in kids.iter().zip(given).zip(&choices) {
+            let mut best: Vec<(&str, f64)> = choice.phrases.iter().map(|c| (c.label.as_str(), c.relevance)).collect();
+            best.sort_by(|a, b| b.1.total_cmp(&a.1));
+            best.truncate(5);
+            tracing::debug!(node = id, %label, ?source, heading = ?choice.heading.as_ref().map(|h| &h.label), ?best, "label");
             named.labels[id as usize] = label;
             named.sources[id as usize] = Some(source);
         }
@@ -126,8 +122,35 @@ pub fn name_nodes(
     Ok(named)
 }
 
+/// A phrase that may name a node: its identity (lowercase), how it reads, and its score
+/// before any embedding.
+type Shortlisted = (String, String, f64);
+
+/// Each node's best `keep` phrases (none for the root) by distinctiveness and support, held
+/// by at least two of its chunks (one in a node of one chunk).
+fn shortlist(flat: &Flat, tallies: &NodePhrases, scored: &[Vec<(String, f64)>], keep: usize) -> Vec<Vec<Shortlisted>> {
+    let mut shortlist = vec![Vec::new(); flat.shape.len()];
+    for (id, list) in shortlist.iter_mut().enumerate().skip(1) {
+        let size = flat.clusters[id].members.len();
+        let top = scored[id].first().map_or(1.0, |(_, s)| s.max(f64::MIN_POSITIVE));
+        let mut ranked: Vec<Shortlisted> = tallies.tallies[id]
+            .iter()
+            .filter(|(_, t)| t.chunks as usize >= size.min(2))
+            .map(|(key, t)| {
+                let distinct = tallies.seeds_in(id, key).iter().map(|&s| scored[id][s].1 / top).fold(0.0, f64::max);
+                let support = t.chunks as f64 / size as f64;
+                (key.clone(), capitalise(t.surface()), DISTINCTIVENESS_WEIGHT * distinct + SUPPORT_WEIGHT * support)
+            })
+            .collect();
+        ranked.sort_by(|a, b| b.2.total_cmp(&a.2).then(a.0.cmp(&b.0)));
+        ranked.truncate(keep);
+        *list = ranked;
+    }
+    shortlist
+}
+
 /// Each node's keywords with their scores, computed among its siblings (the root alone).
-fn keywords(flat: &Flat, corpus: &labels::Corpus, n: usize) -> Vec<Vec<(String, f64)>> {
+pub fn keywords(flat: &Flat, corpus: &labels::Corpus, n: usize) -> Vec<Vec<(String, f64)>> {
     let mut out = vec![Vec::new(); flat.shape.len()];
     out[0] = labels::sibling_keywords(&[corpus.class_terms(0)], corpus, n).into_iter().next().unwrap_or_default();
     for parent in 0..flat.shape.len() as u32 {
@@ -139,6 +162,9 @@ fn keywords(flat: &Flat, corpus: &labels::Corpus, n: usize) -> Vec<Vec<(String, 
     }
     out
 }
+
+/// Texts matched in parallel between two recordings.
+const PHRASE_STEP: usize = 1024;
 
 #[derive(serde::Deserialize)]
 struct ChunkWords {
@@ -155,16 +181,19 @@ fn count_phrases(ctx: &StageContext, flat: &Flat, seeds: &[Vec<String>]) -> Resu
     let mut row = 0;
     for batch in parquet_io::batches::<ChunkWords>(&ctx.run.path(WORK_CHUNKS), &["text", "heading_path"])? {
         let batch = batch?;
-        let found: Vec<_> = batch
-            .par_iter()
-            .map(|c| {
-                let mut all = phrases(&c.text);
-                c.heading_path.iter().for_each(|h| all.extend(phrases(h)));
-                all
-            })
-            .collect();
-        for (i, p) in found.iter().enumerate() {
-            nodes.add(p, &lineages[flat.leaf_of[row + i] as usize]);
+        // A step of texts at a time: their matched phrases are many times the texts' size.
+        for (step, part) in batch.chunks(PHRASE_STEP).enumerate() {
+            let first = row + step * PHRASE_STEP;
+            let found: Vec<_> = part
+                .par_iter()
+                .enumerate()
+                .map(|(i, c)| {
+                    let mut all = phrases(&c.text);
+                    c.heading_path.iter().for_each(|h| all.extend(phrases(h)));
+                    nodes.matching(all, &lineages[flat.leaf_of[first + i] as usize])
+                })
+                .collect();
+            found.into_iter().for_each(|m| nodes.record(m));
         }
         row += batch.len();
     }

@@ -2,7 +2,7 @@
 //! only spaces between them, each counted per node with the surface form it most often takes,
 //! so that a label reads as the text writes it ("HIV", "Kidney stones").
 
-use std::collections::{BTreeMap, HashMap, HashSet};
+use std::collections::{HashMap, HashSet};
 use strata_core::labels::is_content_word;
 
 /// Longest phrase, in words.
@@ -24,15 +24,31 @@ pub fn phrases(text: &str) -> Vec<Phrase> {
         for start in 0..run.len() {
             for end in start + 1..=(start + MAX_WORDS).min(run.len()) {
                 let words = &run[start..end];
-                out.push(Phrase {
-                    key: words.iter().map(|w| w.to_lowercase()).collect::<Vec<_>>().join(" "),
-                    surface: words.join(" "),
-                });
+                if [words[0], words[words.len() - 1]].iter().any(|w| is_verb(w)) {
+                    continue;
+                }
+                out.push(Phrase { key: words.iter().map(|w| w.to_lowercase()).collect::<Vec<_>>().join(" "), surface: words.join(" ") });
             }
         }
     }
     out
 }
+
+/// Whether `word` is a common verb form, which neither starts nor ends a noun-like phrase
+/// ("Syndrome occurs", "Prevent diabetes problems" are not names of topics).
+fn is_verb(word: &str) -> bool {
+    VERBS.contains(&word.to_lowercase().as_str())
+}
+
+#[rustfmt::skip]
+const VERBS: &[&str] = &[
+    "affect", "affects", "appear", "appears", "ask", "avoid", "call", "cause", "caused", "causes",
+    "check", "contact", "describe", "described", "develop", "developed", "develops", "diagnose",
+    "diagnosed", "experience", "find", "found", "happen", "happens", "help", "helps", "increase",
+    "increases", "keep", "lead", "leads", "learn", "live", "lower", "occur", "occurs", "prevent",
+    "prevents", "provide", "provides", "reduce", "reduces", "report", "reported", "show", "shown",
+    "shows", "take", "takes", "talk", "tell", "treat", "treated", "treats", "try", "work", "works",
+];
 
 /// Maximal runs of content words separated by whitespace only, as written.
 fn runs(text: &str) -> Vec<Vec<&str>> {
@@ -84,13 +100,22 @@ fn word_spans(text: &str) -> impl Iterator<Item = (usize, &str)> {
 #[derive(Debug, Default, Clone)]
 pub struct Tally {
     pub chunks: u32,
-    surfaces: BTreeMap<String, u32>,
+    /// Surface forms and their counts: one or two in practice, so a list, not a map (a
+    /// tree map's first node alone is hundreds of bytes, times every phrase of every node).
+    surfaces: Vec<(String, u32)>,
 }
 
 impl Tally {
+    fn add(&mut self, surface: String) {
+        match self.surfaces.iter_mut().find(|(s, _)| *s == surface) {
+            Some((_, n)) => *n += 1,
+            None => self.surfaces.push((surface, 1)),
+        }
+    }
+
     /// The form written most often (the first in byte order on a tie).
     pub fn surface(&self) -> &str {
-        self.surfaces.iter().max_by(|a, b| a.1.cmp(b.1).then(b.0.cmp(a.0))).map_or("", |(s, _)| s.as_str())
+        self.surfaces.iter().max_by(|a, b| a.1.cmp(&b.1).then(b.0.cmp(&a.0))).map_or("", |(s, _)| s.as_str())
     }
 }
 
@@ -110,20 +135,30 @@ impl NodePhrases {
         Self { tallies: vec![HashMap::new(); seeds.len()], seeds }
     }
 
-    /// Counts the phrases of one text into each node of `nodes` whose seed they contain.
-    pub fn add(&mut self, text_phrases: &[Phrase], nodes: &[usize]) {
-        for &node in nodes {
-            let mut seen: HashSet<&str> = HashSet::new();
-            for p in text_phrases {
-                let words: Vec<&str> = p.key.split(' ').collect();
-                if !self.seeds[node].iter().any(|seed| seed.iter().all(|w| words.contains(&w.as_str()))) {
-                    continue;
+    /// The phrases of one text that hold a seed of each node of `nodes`, by node: only these
+    /// are kept (a text has hundreds of phrases), and texts can be matched in parallel.
+    pub fn matching(&self, text_phrases: Vec<Phrase>, nodes: &[usize]) -> Vec<(usize, Phrase)> {
+        let mut out = Vec::new();
+        for p in text_phrases {
+            let words: Vec<&str> = p.key.split(' ').collect();
+            for &node in nodes {
+                if self.seeds[node].iter().any(|seed| seed.iter().all(|w| words.contains(&w.as_str()))) {
+                    out.push((node, p.clone()));
                 }
-                let tally = self.tallies[node].entry(p.key.clone()).or_default();
-                *tally.surfaces.entry(p.surface.clone()).or_default() += 1;
-                if seen.insert(&p.key) {
-                    tally.chunks += 1;
-                }
+            }
+        }
+        out
+    }
+
+    /// Counts one text's matches (from [`NodePhrases::matching`]): every occurrence into the
+    /// surface forms, the text once into each phrase's chunk count.
+    pub fn record(&mut self, matches: Vec<(usize, Phrase)>) {
+        let mut seen: HashSet<(usize, String)> = HashSet::new();
+        for (node, p) in matches {
+            let tally = self.tallies[node].entry(p.key.clone()).or_default();
+            tally.add(p.surface);
+            if seen.insert((node, p.key)) {
+                tally.chunks += 1;
             }
         }
     }
@@ -148,13 +183,17 @@ mod tests {
         assert!(long.iter().all(|p| p.key.split(' ').count() <= MAX_WORDS));
         assert!(long.iter().any(|p| p.key == "acute renal tubular necrosis"));
         assert!(!long.iter().any(|p| p.key == "acute renal tubular necrosis syndrome"));
+        // A verb neither starts nor ends a phrase, but may sit inside one.
+        let verbs: Vec<String> = phrases("syndrome occurs rarely").into_iter().map(|p| p.key).collect();
+        assert_eq!(verbs, ["syndrome", "syndrome occurs rarely", "rarely"]);
     }
 
     #[test]
     fn nodes_count_only_phrases_holding_a_seed() {
         let mut nodes = NodePhrases::new(&[vec!["kidney stones".into()], vec!["hiv".into()]]);
         let text = phrases("Kidney stones form. kidney stones pass. HIV and kidney stones.");
-        nodes.add(&text, &[0, 1]);
+        let matches = nodes.matching(text, &[0, 1]);
+        nodes.record(matches);
         let stones = &nodes.tallies[0]["kidney stones"];
         assert_eq!((stones.chunks, stones.surface()), (1, "kidney stones"));
         assert!(!nodes.tallies[0].contains_key("kidney"), "a word of a seed is not the seed");
