@@ -24,7 +24,7 @@ pub fn phrases(text: &str) -> Vec<Phrase> {
         for start in 0..run.len() {
             for end in start + 1..=(start + MAX_WORDS).min(run.len()) {
                 let words = &run[start..end];
-                if [words[0], words[words.len() - 1]].iter().any(|w| is_verb(w)) {
+                if !starts_phrase(words[0]) || !ends_phrase(words[words.len() - 1]) {
                     continue;
                 }
                 out.push(Phrase { key: words.iter().map(|w| w.to_lowercase()).collect::<Vec<_>>().join(" "), surface: words.join(" ") });
@@ -34,11 +34,30 @@ pub fn phrases(text: &str) -> Vec<Phrase> {
     out
 }
 
-/// Whether `word` is a common verb form, which neither starts nor ends a noun-like phrase
-/// ("Syndrome occurs", "Prevent diabetes problems" are not names of topics).
-fn is_verb(word: &str) -> bool {
-    VERBS.contains(&word.to_lowercase().as_str())
+/// Whether `word` may start a noun-like phrase: not a common verb form nor an adverb
+/// ("Prevent diabetes problems", "Rarely ..." name no topic).
+fn starts_phrase(word: &str) -> bool {
+    let word = word.to_lowercase();
+    !VERBS.contains(&word.as_str()) && !is_adverb(&word)
 }
+
+/// Whether `word` may end a noun-like phrase: neither a verb, an adverb, nor a participle in
+/// -ed ("Syndrome occurs", "Hepatitis sometimes", "Skin condition characterized").
+fn ends_phrase(word: &str) -> bool {
+    let word = word.to_lowercase();
+    starts_phrase(&word) && !(word.ends_with("ed") && word.len() > 4) && !DANGLING.contains(&word.as_str())
+}
+
+fn is_adverb(word: &str) -> bool {
+    (word.ends_with("ly") && !NOUNS_IN_LY.contains(&word)) || DANGLING.contains(&word)
+}
+
+/// Nouns that end like adverbs.
+const NOUNS_IN_LY: &[&str] =
+    &["family", "anomaly", "assembly", "supply", "belly", "jelly", "italy", "lily", "reply", "ally", "rally", "fly"];
+
+/// Words that leave a phrase hanging.
+const DANGLING: &[&str] = &["sometimes", "approximate", "depending", "according", "regarding", "pay", "get", "make", "need", "want"];
 
 #[rustfmt::skip]
 const VERBS: &[&str] = &[
@@ -183,9 +202,12 @@ mod tests {
         assert!(long.iter().all(|p| p.key.split(' ').count() <= MAX_WORDS));
         assert!(long.iter().any(|p| p.key == "acute renal tubular necrosis"));
         assert!(!long.iter().any(|p| p.key == "acute renal tubular necrosis syndrome"));
-        // A verb neither starts nor ends a phrase, but may sit inside one.
+        // A verb, an adverb or a participle neither starts nor ends a phrase; inside one they may sit.
         let verbs: Vec<String> = phrases("syndrome occurs rarely").into_iter().map(|p| p.key).collect();
-        assert_eq!(verbs, ["syndrome", "syndrome occurs rarely", "rarely"]);
+        assert_eq!(verbs, ["syndrome"]);
+        let inside: Vec<String> = phrases("inherited disorders characterized").into_iter().map(|p| p.key).collect();
+        assert_eq!(inside, ["inherited disorders", "disorders"]);
+        assert!(phrases("family history").iter().any(|p| p.key == "family history"));
     }
 
     #[test]
