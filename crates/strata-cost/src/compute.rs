@@ -218,7 +218,7 @@ pub fn literature() -> Vec<LiteratureNote> {
     vec![
         l(
             "scpt",
-            "Structure-aware training on a taxonomy-organised corpus reached about 50% of the knowledge-injection gain of full-corpus training with 0.3% of the training corpus, and about 100% with 5% (LongBench, MMedBench).",
+            "On MMedBench, models trained with StructTuning on its own small medical corpus were compared with MMedLM2, conventional continual pre-training on a corpus hundreds of times larger. In the paper's words: \"our method matches 50% of the improvement displayed by the state-of-the-art MMedLM2 on MMedBench, but with only 0.3% quantity of the training corpus\" (v1), and \"comparable improvement against the state-of-the-art MMedLM2 on MMedBench, while significantly reducing the training costs to 5%\" (v2). Two different corpora and methods, not a subset of one corpus against the whole: it does not say what a 0.3% subset of your corpus buys against your full corpus.",
             "Liu et al., Structure-aware Domain Knowledge Injection for Large Language Models (StructTuning), ACL 2025, arXiv 2407.16724",
         ),
         l(
