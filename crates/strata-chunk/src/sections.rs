@@ -41,14 +41,16 @@ pub fn sections(text: &str) -> Vec<Section> {
     out
 }
 
+/// An empty heading (`#` alone) still opens a section but adds nothing to the path.
 fn push_section(out: &mut Vec<Section>, stack: &[(usize, String)], start: usize, end: usize) {
     if start < end {
-        out.push(Section { heading_path: stack.iter().map(|(_, t)| t.clone()).collect(), start, end });
+        let heading_path = stack.iter().filter(|(_, t)| !t.is_empty()).map(|(_, t)| t.clone()).collect();
+        out.push(Section { heading_path, start, end });
     }
 }
 
 /// `## Title` -> (2, "Title"); a heading needs 1 to 6 `#`, then a space or the line's end,
-/// and at most three spaces of indentation (CommonMark).
+/// and at most three spaces of indentation (CommonMark). `# ` alone is an empty heading.
 fn atx_heading(line: &str) -> Option<(usize, String)> {
     let line = line.trim_end_matches(['\n', '\r']);
     let indent = line.len() - line.trim_start_matches(' ').len();
@@ -64,8 +66,7 @@ fn atx_heading(line: &str) -> Option<(usize, String)> {
     if !after.is_empty() && !after.starts_with([' ', '\t']) {
         return None;
     }
-    let title = after.trim().trim_end_matches('#').trim().to_string();
-    (!title.is_empty()).then_some((level, title))
+    Some((level, after.trim().trim_end_matches('#').trim().to_string()))
 }
 
 #[cfg(test)]
@@ -94,5 +95,17 @@ mod tests {
         let s = sections(doc);
         assert_eq!(s.len(), 1);
         assert!(s[0].heading_path.is_empty());
+    }
+
+    #[test]
+    fn an_empty_heading_is_a_heading_without_a_title() {
+        // As in MedQuAD's CDC/0000199: the `# ` line is not text.
+        let doc = "# \n\n## Prevention\n\nVaccines work.\n#\nMore.\n";
+        let got: Vec<(Vec<String>, &str)> = sections(doc)
+            .iter()
+            .map(|s| (s.heading_path.clone(), doc[s.start..s.end].trim()))
+            .filter(|(_, body)| !body.is_empty())
+            .collect();
+        assert_eq!(got, vec![(vec!["Prevention".to_string()], "Vaccines work."), (vec![], "More.")]);
     }
 }

@@ -243,10 +243,12 @@ pub fn label_siblings(ancestors: &[&str], siblings: &[Choices], diversity: f64) 
     given.into_iter().map(|g| g.expect("every sibling was given a label")).collect()
 }
 
-/// The last resort: the first keyword the labels around accept, else two joined, else a
-/// numbered group.
+/// The last resort: the first one-word keyword the labels around accept (a two-word keyword
+/// may join words that punctuation parts in the text), then the two-word ones, else two
+/// joined, else a numbered group.
 fn keyword_label(keywords: &[String], position: usize, acceptable: impl Fn(&str) -> bool) -> String {
-    let singles = keywords.iter().map(|k| capitalise(k));
+    let (words, bigrams): (Vec<&String>, Vec<&String>) = keywords.iter().partition(|k| !k.contains(' '));
+    let singles = words.into_iter().chain(bigrams).map(|k| capitalise(k));
     let pairs = keywords.windows(2).map(|w| format!("{}, {}", capitalise(&w[0]), w[1]));
     singles.chain(pairs).find(|l| acceptable(l)).unwrap_or_else(|| format!("Group {}", position + 1))
 }

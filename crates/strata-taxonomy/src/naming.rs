@@ -34,10 +34,12 @@ impl Named {
     }
 
     /// Whether a label is, by the way it was made, one phrase of its node's text or headings:
-    /// a heading, a phrase, or a single keyword.
+    /// a heading, a phrase, or a one-word keyword (a two-word keyword counts its words across
+    /// punctuation, so it may not stand in the text as written).
     pub fn verbatim(&self, tree: &TaxonomyTree, id: u32) -> bool {
+        let node = tree.node(id);
         match self.sources[id as usize] {
-            Some(LabelSource::Keywords) => tree.node(id).keywords.iter().any(|k| labels::capitalise(k) == tree.node(id).label),
+            Some(LabelSource::Keywords) => node.keywords.iter().any(|k| !k.contains(' ') && labels::capitalise(k) == node.label),
             Some(_) => true,
             None => false,
         }
