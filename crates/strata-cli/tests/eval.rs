@@ -64,6 +64,21 @@ fn eval_writes_labels_retrieval_and_coverage() {
     assert_eq!((count("redundant"), count("alike_sibling_pairs")), (0, 0), "{quality}");
     let manifest: serde_json::Value = serde_json::from_slice(&std::fs::read(f.out.join("manifest.json")).expect("manifest")).expect("json");
     assert_eq!(&manifest["stages"]["taxonomy"]["labels"], quality);
+    // taxonomy.json says where each label came from; a heading covers its node both ways.
+    let tree: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(f.out.join("taxonomy.json")).expect("taxonomy.json")).expect("json");
+    assert_eq!(tree["root"]["label_source"], "domain");
+    let mut stack = vec![&tree["root"]];
+    let mut headings = 0;
+    while let Some(node) = stack.pop() {
+        if node["label_source"] == "heading" {
+            headings += 1;
+            let share = |k: &str| node["heading_covers"][k].as_f64().expect(k);
+            assert!(share("share_of_node") >= 0.5 && share("share_of_heading") >= 0.5, "{node}");
+        }
+        stack.extend(node["children"].as_array().expect("children"));
+    }
+    assert_eq!(headings, manifest["stages"]["taxonomy"]["heading_labels"].as_u64().expect("heading_labels"));
 
     assert_eq!(eval["settings"]["questions"]["used"], 40);
     assert_eq!(eval["settings"]["questions"]["about_other_documents"], 1);

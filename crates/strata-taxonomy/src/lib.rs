@@ -191,7 +191,7 @@ impl Stage for TaxonomyStage {
         assignments.close()?;
         parquet_io::write_rows(&ctx.output(TAXONOMY)?, &TaxonomyNode::fields(), tree.nodes(), &[])?;
         let json_path = ctx.output(TAXONOMY_JSON)?;
-        let nested = serde_json::to_string_pretty(&json!({"domain": self.domain, "root": nest(&tree, 0)}))
+        let nested = serde_json::to_string_pretty(&json!({"domain": self.domain, "root": nest(&tree, &named, 0)}))
             .map_err(|e| TaxonomyError::Write { path: json_path.clone(), source: e.into() })?;
         std::fs::write(&json_path, nested + "\n").map_err(|source| TaxonomyError::Write { path: json_path.clone(), source })?;
 
@@ -342,17 +342,30 @@ fn medoid(members: &[usize], vectors: &Array2<f32>) -> Option<usize> {
     members.iter().map(|&m| (dot(row(m), &mean), m)).max_by(|a, b| a.0.total_cmp(&b.0).then(b.1.cmp(&a.1))).map(|(_, m)| m)
 }
 
-/// The tree nested, for people and the report (`taxonomy.json`).
-fn nest(tree: &TaxonomyTree, id: u32) -> Value {
+/// The tree nested, for people and the report (`taxonomy.json`), with where each label came
+/// from (and, for a heading, how well it covers the node).
+fn nest(tree: &TaxonomyTree, named: &naming::Named, id: u32) -> Value {
     let n = tree.node(id);
-    let children: Vec<Value> = tree.children(id).iter().map(|&c| nest(tree, c)).collect();
-    json!({
+    let children: Vec<Value> = tree.children(id).iter().map(|&c| nest(tree, named, c)).collect();
+    let source = match named.sources[id as usize] {
+        None => "domain",
+        Some(LabelSource::Heading) => "heading",
+        Some(LabelSource::Phrase) => "phrase",
+        Some(LabelSource::Keywords) => "keywords",
+    };
+    let mut node = json!({
         "node_id": n.node_id,
         "label": n.label,
+        "label_source": source,
         "keywords": n.keywords,
         "n_chunks": n.n_chunks,
         "n_tokens": n.n_tokens,
         "medoid_chunk_id": n.medoid_chunk_id,
         "children": children,
-    })
+    });
+    if let Some(c) = &named.coverings[id as usize] {
+        let share = |x: f64| (x * 1e4).round() / 1e4;
+        node["heading_covers"] = json!({"share_of_node": share(c.of_node), "share_of_heading": share(c.in_node)});
+    }
+    node
 }

@@ -25,6 +25,8 @@ pub struct Named {
     pub labels: Vec<String>,
     pub keywords: Vec<Vec<String>>,
     pub sources: Vec<Option<LabelSource>>,
+    /// For a node named by a heading, how well the heading covers it.
+    pub coverings: Vec<Option<Covering>>,
     pub phrases_embedded: usize,
 }
 
@@ -68,7 +70,7 @@ pub fn name_nodes(
 
     // One embedding call over every distinct phrase and heading, in sorted order.
     let texts: BTreeSet<String> =
-        shortlist.iter().flatten().map(|(key, _, _)| key.clone()).chain(headings.iter().flatten().map(|h| normalise(h))).collect();
+        shortlist.iter().flatten().map(|(key, _, _)| key.clone()).chain(headings.iter().flatten().map(|h| normalise(&h.heading))).collect();
     let texts: Vec<&str> = texts.iter().map(String::as_str).collect();
     let embedded = embed(stage, &texts, vectors.ncols())?;
     let vector_of: HashMap<&str, &Vec<f32>> = texts.iter().copied().zip(&embedded).collect();
@@ -78,6 +80,7 @@ pub fn name_nodes(
         labels: vec![String::new(); n],
         keywords: scored.into_iter().map(|k| k.into_iter().map(|(t, _)| t).collect()).collect(),
         sources: vec![None; n],
+        coverings: vec![None; n],
         phrases_embedded: texts.len(),
     };
     named.labels[0] = stage.domain.clone();
@@ -96,7 +99,7 @@ pub fn name_nodes(
                 };
                 Choices {
                     size: flat.clusters[id].members.len(),
-                    heading: headings[id].as_ref().map(|h| candidate(h.clone(), &normalise(h), 0.0)),
+                    heading: headings[id].as_ref().map(|h| candidate(h.heading.clone(), &normalise(&h.heading), 0.0)),
                     phrases: shortlist[id].iter().map(|(key, label, prior)| candidate(label.clone(), key, *prior)).collect(),
                     keywords: named.keywords[id].clone(),
                     // A heading covering the node and a descendant both is the node's.
@@ -104,7 +107,8 @@ pub fn name_nodes(
                         .shape
                         .subtree(id as u32)
                         .skip(1)
-                        .filter_map(|d| headings[d as usize].clone().filter(|h| Some(h) != headings[id].as_ref()))
+                        .filter_map(|d| headings[d as usize].as_ref().map(|h| h.heading.clone()))
+                        .filter(|h| Some(h) != headings[id].as_ref().map(|own| &own.heading))
                         .collect(),
                 }
             })
@@ -117,6 +121,9 @@ pub fn name_nodes(
             best.sort_by(|a, b| b.1.total_cmp(&a.1));
             best.truncate(5);
             tracing::debug!(node = id, %label, ?source, heading = ?choice.heading.as_ref().map(|h| &h.label), ?best, "label");
+            if source == LabelSource::Heading {
+                named.coverings[id as usize] = headings[id as usize].clone();
+            }
             named.labels[id as usize] = label;
             named.sources[id as usize] = Some(source);
         }
@@ -204,7 +211,7 @@ fn count_phrases(ctx: &StageContext, flat: &Flat, seeds: &[Vec<String>]) -> Resu
 
 /// For each node below the root, the heading (first or last of a chunk's heading path) that
 /// covers it both ways (`labels::heading_covers`), the best covering one when several do.
-fn covering_headings(flat: &Flat, chunks: &Chunks, share: f64) -> Vec<Option<String>> {
+fn covering_headings(flat: &Flat, chunks: &Chunks, share: f64) -> Vec<Option<Covering>> {
     let heading_ids = |m: usize| {
         let [first, last] = chunks.heading_ids[m];
         first.into_iter().chain(last.filter(|&l| Some(l) != first))
@@ -224,9 +231,22 @@ fn covering_headings(flat: &Flat, chunks: &Chunks, share: f64) -> Vec<Option<Str
             .into_iter()
             .filter(|&(h, k)| labels::heading_covers(k, size, in_corpus[&h], share))
             .max_by(|a, b| (a.1 * a.1 * in_corpus[&b.0]).cmp(&(b.1 * b.1 * in_corpus[&a.0])).then(b.0.cmp(&a.0)))
-            .map(|(h, _)| chunks.headings.name(h).to_string());
+            .map(|(h, k)| Covering {
+                heading: chunks.headings.name(h).to_string(),
+                of_node: k as f64 / size as f64,
+                in_node: k as f64 / in_corpus[&h] as f64,
+            });
     }
     out
+}
+
+/// A heading that covers a node: the share of the node's chunks under it, and the share of
+/// the heading's chunks (in the corpus) inside the node.
+#[derive(Debug, Clone)]
+pub struct Covering {
+    pub heading: String,
+    pub of_node: f64,
+    pub in_node: f64,
 }
 
 /// Each node's centroid: its members' mean vector, of unit length.
