@@ -6,7 +6,7 @@
 use crate::{EvalError, EvalReport, Questions, RunData, StrataSelection};
 use rayon::prelude::*;
 use serde_json::json;
-use std::collections::{BTreeMap, HashSet};
+use std::collections::{BTreeMap, HashMap, HashSet};
 use std::path::PathBuf;
 use strata_core::manifest::Manifest;
 use strata_core::rundir::EVAL;
@@ -125,10 +125,42 @@ fn ask(
         .into_iter()
         .map(|hits| hits.into_iter().map(|i| data.chunks[i].doc_id.as_str()).collect())
         .collect();
+    let hybrid = hybrid_search(&searcher, data, &texts, &vectors)?;
     let mut retrieval = BTreeMap::new();
     retrieval.insert("bm25".to_string(), crate::score_rankings(&expected, &bm25));
     retrieval.insert("vector".to_string(), crate::score_rankings(&expected, &vector));
+    retrieval.insert("hybrid".to_string(), crate::score_rankings(&expected, &hybrid));
     Ok(Asked { vectors, doc_ids, retrieval })
+}
+
+/// Chunks each ranking contributes to the fusion.
+const FUSION_DEPTH: usize = 50;
+
+/// BM25 and exact vector search, each to `FUSION_DEPTH` chunks, fused by reciprocal rank
+/// (k = 60): the documents of the first `TOP_K` fused chunks, per question.
+fn hybrid_search(
+    searcher: &strata_index::Searcher,
+    data: &RunData,
+    texts: &[&str],
+    vectors: &[Vec<f32>],
+) -> Result<Vec<Vec<String>>, EvalError> {
+    let lexical: Vec<Vec<String>> = texts
+        .par_iter()
+        .map(|q| searcher.search(q, None, FUSION_DEPTH).map(|hits| hits.into_iter().map(|h| h.chunk_id).collect()))
+        .collect::<Result<_, _>>()
+        .map_err(|e| EvalError::Search(e.into()))?;
+    let dense = crate::vector_search(data, vectors, FUSION_DEPTH);
+    let doc_of: HashMap<&str, &str> = data.chunks.iter().map(|c| (c.chunk_id.as_str(), c.doc_id.as_str())).collect();
+    Ok(lexical
+        .iter()
+        .zip(&dense)
+        .map(|(lexical, dense)| {
+            let lexical: Vec<&str> = lexical.iter().map(String::as_str).collect();
+            let dense: Vec<&str> = dense.iter().map(|&i| data.chunks[i].chunk_id.as_str()).collect();
+            let fused = strata_index::reciprocal_rank_fusion(&[lexical, dense], strata_index::RRF_K);
+            fused.into_iter().take(TOP_K).map(|c| doc_of.get(c).copied().unwrap_or_default().to_string()).collect()
+        })
+        .collect())
 }
 
 /// Our selection at each budget: the run's own where the budget is the run's, else selection

@@ -4,7 +4,8 @@
 //! It owns these measurements and their table: agreement between each taxonomy level and
 //! human labels kept as document metadata (NMI, ARI, purity; contingency tables in polars),
 //! the node labels read against their nodes' text (verbatim, redundant, alike siblings),
-//! retrieval quality from ranked hits (recall@k, MRR; plus brute-force vector search), and
+//! retrieval quality from ranked hits (recall@k, MRR; BM25, brute-force vector search, and the
+//! two fused by reciprocal rank), and
 //! the subset against baselines at several budgets (uniform random and first-chunk-per-document
 //! selections, facility location, question coverage), and, optionally, the agreement of the
 //! run's taxonomy and vectors with another run over the same chunks. It reads a finished run
@@ -85,7 +86,7 @@ pub struct EvalReport {
     pub labels: BTreeMap<String, Vec<Agreement>>,
     /// The node labels themselves: verbatim phrases, repeats of an ancestor, alike siblings.
     pub label_quality: strata_core::labels::LabelQuality,
-    /// `bm25` and `vector` scores, when a questions file was given.
+    /// `bm25`, `vector` and `hybrid` (the two fused) scores, when a questions file was given.
     #[serde(skip_serializing_if = "BTreeMap::is_empty")]
     pub retrieval: BTreeMap<String, RetrievalScores>,
     /// This run against another over the same chunks (`--compare`).

@@ -2,7 +2,12 @@
 //! taxonomy path as a facet, and search over it (optionally within a subtree).
 //!
 //! It owns the index schema and queries; it reads the published `chunks.parquet` and writes
-//! `index/`. It does not embed or rank by vectors.
+//! `index/`, and fuses a lexical and a dense ranking into one (reciprocal rank fusion). It
+//! does not embed.
+
+mod fusion;
+
+pub use fusion::{reciprocal_rank_fusion, RRF_K};
 
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
