@@ -15,12 +15,19 @@ pub fn is_content_word(word: &str) -> bool {
         && !STOPWORDS.contains(&word)
 }
 
-/// The words of `text`, lowercase, split where a character is neither alphanumeric nor a
-/// hyphen or apostrophe inside a word.
+/// The words of `text`, lowercase ([`word_spans`]).
 pub fn words(text: &str) -> impl Iterator<Item = String> + '_ {
-    text.split(|c: char| !(c.is_alphanumeric() || c == '-' || c == '\''))
-        .map(|w| w.trim_matches(['-', '\'']).to_lowercase())
-        .filter(|w| !w.is_empty())
+    word_spans(text).map(|(_, w)| w.to_lowercase())
+}
+
+/// The words of `text` as written, with their byte offsets: runs of letters, digits, hyphens
+/// and apostrophes, without hyphens or apostrophes at either end.
+pub fn word_spans(text: &str) -> impl Iterator<Item = (usize, &str)> + '_ {
+    text.split(|c: char| !(c.is_alphanumeric() || c == '-' || c == '\'')).filter_map(move |raw| {
+        let word = raw.trim_matches(['-', '\'']);
+        let offset = word.as_ptr() as usize - text.as_ptr() as usize;
+        (!word.is_empty()).then_some((offset, word))
+    })
 }
 
 /// The content words of a label ("Breast cancer" gives {breast, cancer}).
@@ -145,6 +152,14 @@ mod tests {
     fn content_words_leave_out_stopwords_numbers_and_short_words() {
         let words: Vec<String> = content_words("The 12 types of Kidney-stone in an adult's kidney").into_iter().collect();
         assert_eq!(words, ["adult's", "kidney", "kidney-stone"]);
+    }
+
+    #[test]
+    fn word_spans_give_offsets_into_the_text() {
+        let text = "-Crohn's  disease, (x-ray)";
+        let spans: Vec<(usize, &str)> = word_spans(text).collect();
+        assert_eq!(spans, [(1, "Crohn's"), (10, "disease"), (20, "x-ray")]);
+        assert!(spans.iter().all(|&(at, w)| &text[at..at + w.len()] == w));
     }
 
     #[test]

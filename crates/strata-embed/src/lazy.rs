@@ -1,9 +1,10 @@
 //! The run's model behind strata-core's `TextEmbedder`, for stages after `embed` (taxonomy's
-//! label phrases): loaded on the first call only, so a skipped stage never loads it.
+//! label phrases) and for eval's questions: loaded on the first call only, so a skipped stage
+//! never loads it.
 
 use crate::{Embedder, ModelFiles, ModelVariant};
 use std::sync::Mutex;
-use strata_core::{EmbedFailure, NoProgress, TextEmbedder};
+use strata_core::{EmbedFailure, NoProgress, Progress, TextEmbedder};
 
 pub struct LazyEmbedder {
     files: ModelFiles,
@@ -18,15 +19,21 @@ impl LazyEmbedder {
     pub fn new(files: ModelFiles, variant: ModelVariant, batch_size: usize, threads: usize) -> Self {
         Self { files, variant, batch_size, threads, model: Mutex::new(None) }
     }
-}
 
-impl TextEmbedder for LazyEmbedder {
-    fn embed(&self, texts: &[&str]) -> Result<Vec<Vec<f32>>, EmbedFailure> {
+    /// Embeds `texts` in order (length-sorted batches), reporting to `progress`; the model is
+    /// loaded on the first call.
+    pub fn embed_with_progress(&self, texts: &[&str], progress: &dyn Progress) -> Result<Vec<Vec<f32>>, EmbedFailure> {
         let mut model = self.model.lock().map_err(|_| "a previous embedding call panicked")?;
         let model = match &mut *model {
             Some(m) => m,
             None => model.insert(Embedder::load(&self.files, self.variant, self.threads)?),
         };
-        Ok(model.embed_by_length(texts, self.batch_size, &NoProgress)?.0)
+        Ok(model.embed_by_length(texts, self.batch_size, progress)?.0)
+    }
+}
+
+impl TextEmbedder for LazyEmbedder {
+    fn embed(&self, texts: &[&str]) -> Result<Vec<Vec<f32>>, EmbedFailure> {
+        self.embed_with_progress(texts, &NoProgress)
     }
 }

@@ -116,51 +116,57 @@ fn ask(
     let expected: Vec<&str> = doc_ids.iter().map(String::as_str).collect();
 
     let searcher = strata_index::Searcher::open(run.root()).map_err(|e| EvalError::Search(e.into()))?;
-    let bm25: Vec<Vec<String>> = texts
-        .par_iter()
-        .map(|q| searcher.search(q, None, TOP_K).map(|hits| hits.into_iter().map(|h| h.doc_id).collect()))
-        .collect::<Result<_, _>>()
-        .map_err(|e| EvalError::Search(e.into()))?;
-    let vector: Vec<Vec<&str>> = crate::vector_search(data, &vectors, TOP_K)
+    let retrieval = search_every_way(&searcher, data, &texts, &vectors)?
         .into_iter()
-        .map(|hits| hits.into_iter().map(|i| data.chunks[i].doc_id.as_str()).collect())
+        .map(|(method, ranked)| (method.to_string(), crate::score_rankings(&expected, &ranked)))
         .collect();
-    let hybrid = hybrid_search(&searcher, data, &texts, &vectors)?;
-    let mut retrieval = BTreeMap::new();
-    retrieval.insert("bm25".to_string(), crate::score_rankings(&expected, &bm25));
-    retrieval.insert("vector".to_string(), crate::score_rankings(&expected, &vector));
-    retrieval.insert("hybrid".to_string(), crate::score_rankings(&expected, &hybrid));
     Ok(Asked { vectors, doc_ids, retrieval })
 }
+
+/// Per question, the documents of the hits, best first.
+type Ranked<'d> = Vec<Vec<&'d str>>;
 
 /// Chunks each ranking contributes to the fusion.
 const FUSION_DEPTH: usize = 50;
 
-/// BM25 and exact vector search, each to `FUSION_DEPTH` chunks, fused by reciprocal rank
-/// (k = 60): the documents of the first `TOP_K` fused chunks, per question.
-fn hybrid_search(
+/// Each question searched once by BM25 and once by exact vector search, to `FUSION_DEPTH`
+/// chunks: `bm25` and `vector` are the documents of each one's first `TOP_K` chunks, `hybrid`
+/// those of the first `TOP_K` of the two fused by reciprocal rank (k = 60).
+fn search_every_way<'d>(
     searcher: &strata_index::Searcher,
-    data: &RunData,
+    data: &'d RunData,
     texts: &[&str],
     vectors: &[Vec<f32>],
-) -> Result<Vec<Vec<String>>, EvalError> {
-    let lexical: Vec<Vec<String>> = texts
+) -> Result<[(&'static str, Ranked<'d>); 3], EvalError> {
+    let row_of: HashMap<&str, usize> = data.chunks.iter().enumerate().map(|(i, c)| (c.chunk_id.as_str(), i)).collect();
+    let lexical: Vec<Vec<usize>> = texts
         .par_iter()
-        .map(|q| searcher.search(q, None, FUSION_DEPTH).map(|hits| hits.into_iter().map(|h| h.chunk_id).collect()))
+        .map(|q| {
+            searcher
+                .search(q, None, FUSION_DEPTH)
+                .map(|hits| hits.iter().filter_map(|h| row_of.get(h.chunk_id.as_str()).copied()).collect())
+        })
         .collect::<Result<_, _>>()
         .map_err(|e| EvalError::Search(e.into()))?;
     let dense = crate::vector_search(data, vectors, FUSION_DEPTH);
-    let doc_of: HashMap<&str, &str> = data.chunks.iter().map(|c| (c.chunk_id.as_str(), c.doc_id.as_str())).collect();
-    Ok(lexical
+    let chunk = |i: usize| data.chunks[i].chunk_id.as_str();
+    let docs = |rows: &mut dyn Iterator<Item = usize>| rows.take(TOP_K).map(|i| data.chunks[i].doc_id.as_str()).collect::<Vec<_>>();
+    let hybrid = lexical
         .iter()
         .zip(&dense)
-        .map(|(lexical, dense)| {
-            let lexical: Vec<&str> = lexical.iter().map(String::as_str).collect();
-            let dense: Vec<&str> = dense.iter().map(|&i| data.chunks[i].chunk_id.as_str()).collect();
-            let fused = strata_index::reciprocal_rank_fusion(&[lexical, dense], strata_index::RRF_K);
-            fused.into_iter().take(TOP_K).map(|c| doc_of.get(c).copied().unwrap_or_default().to_string()).collect()
+        .map(|(l, d)| {
+            let fused = strata_index::reciprocal_rank_fusion(
+                &[l.iter().map(|&i| chunk(i)).collect(), d.iter().map(|&i| chunk(i)).collect()],
+                strata_index::RRF_K,
+            );
+            docs(&mut fused.into_iter().map(|c| row_of[c]))
         })
-        .collect())
+        .collect();
+    Ok([
+        ("bm25", lexical.iter().map(|l| docs(&mut l.iter().copied())).collect()),
+        ("vector", dense.iter().map(|d| docs(&mut d.iter().copied())).collect()),
+        ("hybrid", hybrid),
+    ])
 }
 
 /// Our selection at each budget: the run's own where the budget is the run's, else selection

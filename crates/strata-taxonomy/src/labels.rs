@@ -196,9 +196,10 @@ pub enum LabelSource {
 }
 
 /// Labels for a set of siblings under `ancestors` (root first), each distinct from the others,
-/// adding a word to its ancestors' and leaving its descendants' headings to them. Larger siblings choose first: a covering heading, else
-/// the phrase with the best relevance less `diversity` times its cosine to the closest label
-/// already given to a sibling (maximal marginal relevance), else keywords.
+/// adding a word to its ancestors' and leaving its descendants' headings to them. Larger
+/// siblings choose first: a covering heading, else the phrase with the best relevance less
+/// `diversity` times its cosine to the closest label already given to a sibling (maximal
+/// marginal relevance), else keywords.
 pub fn label_siblings(ancestors: &[&str], siblings: &[Choices], diversity: f64) -> Vec<(String, LabelSource)> {
     let mut order: Vec<usize> = (0..siblings.len()).collect();
     order.sort_by_key(|&i| (std::cmp::Reverse(siblings[i].size), i));

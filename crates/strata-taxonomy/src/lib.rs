@@ -174,7 +174,8 @@ impl Stage for TaxonomyStage {
         let vocabulary_terms = terms.vocabulary.size() as u64;
         // The term counts are done with: freed before the phrases are counted.
         drop(terms);
-        let (nodes, named) = describe(ctx, &flat, &chunks, &vectors, keywords, self)?;
+        let mut named = naming::name_nodes(ctx, &flat, &chunks, &vectors, keywords, self)?;
+        let nodes = describe(&flat, &chunks, &vectors, &mut named);
         let tree = TaxonomyTree::new(nodes)?;
         let leaves: Vec<&[usize]> = flat.shape.leaves().map(|id| flat.clusters[id as usize].members.as_slice()).collect();
         let duplicate_of = mark_duplicates(&chunks.content_hashes, &vectors, &leaves, self.config.near_duplicate_threshold);
@@ -254,11 +255,13 @@ fn read_chunks(ctx: &StageContext) -> Result<(Chunks, Array2<f32>), TaxonomyErro
 }
 
 /// The clusters in depth-first preorder, so a cluster's position is its node id, with the
-/// tree's shape and each chunk's leaf: the one place node ids are given.
+/// tree's shape, each chunk's leaf and each node's lineage: the one place node ids are given.
 struct Flat<'a> {
     clusters: Vec<&'a Cluster>,
     shape: Shape,
     leaf_of: Vec<u32>,
+    /// Per node, the ids from the root down to it (what a chunk's texts are counted into).
+    lineages: Vec<Vec<usize>>,
 }
 
 impl<'a> Flat<'a> {
@@ -276,21 +279,26 @@ impl<'a> Flat<'a> {
             }
             stack.extend(cluster.children.iter().rev().map(|c| (c, Some(id))));
         }
-        Ok(Self { clusters, shape: Shape::from_parents(parents)?, leaf_of })
+        let shape = Shape::from_parents(parents)?;
+        let lineages = (0..shape.len() as u32).map(|id| shape.lineage(id).into_iter().map(|i| i as usize).collect()).collect();
+        Ok(Self { clusters, shape, leaf_of, lineages })
+    }
+
+    /// The nodes chunk `row` belongs to: its leaf and the leaf's ancestors, root first.
+    fn chunk_lineage(&self, row: usize) -> &[usize] {
+        &self.lineages[self.leaf_of[row] as usize]
     }
 }
 
 /// The chunk texts (read again, one column, a batch at a time) counted into the term counts
 /// of every node they belong to: their leaf and its ancestors.
 fn count_terms(ctx: &StageContext, flat: &Flat) -> Result<labels::Corpus, TaxonomyError> {
-    let lineages: Vec<Vec<usize>> =
-        (0..flat.shape.len() as u32).map(|id| flat.shape.lineage(id).into_iter().map(|i| i as usize).collect()).collect();
     let mut corpus = labels::Corpus::new(flat.shape.len());
     let mut row = 0;
     for batch in parquet_io::batches::<ChunkText>(&ctx.run.path(WORK_CHUNKS), &["text"])? {
         let batch = batch?;
         let texts: Vec<&str> = batch.iter().map(|c| c.text.as_str()).collect();
-        corpus.add(&texts, |i| lineages[flat.leaf_of[row + i] as usize].as_slice());
+        corpus.add(&texts, |i| flat.chunk_lineage(row + i));
         row += batch.len();
     }
     Ok(corpus)
@@ -301,20 +309,11 @@ struct ChunkText {
     text: String,
 }
 
-/// Every node with its label, keywords, sizes and medoid, in id order, and how the labels
-/// were made.
-fn describe(
-    ctx: &StageContext,
-    flat: &Flat,
-    chunks: &Chunks,
-    vectors: &Array2<f32>,
-    keywords: Vec<Vec<(String, f64)>>,
-    stage: &TaxonomyStage,
-) -> Result<(Vec<TaxonomyNode>, naming::Named), TaxonomyError> {
-    let mut named = naming::name_nodes(ctx, flat, chunks, vectors, keywords, stage)?;
-    let nodes = (0..flat.shape.len())
+/// Every node with its label (taken from `named`), keywords, sizes and medoid, in id order.
+fn describe(flat: &Flat, chunks: &Chunks, vectors: &Array2<f32>, named: &mut naming::Named) -> Vec<TaxonomyNode> {
+    (0..flat.shape.len())
         .map(|id| {
-            let lineage = flat.shape.lineage(id as u32);
+            let lineage = &flat.lineages[id];
             let members = &flat.clusters[id].members;
             TaxonomyNode {
                 node_id: id as u32,
@@ -322,14 +321,13 @@ fn describe(
                 depth: (lineage.len() - 1) as u8,
                 label: named.labels[id].clone(),
                 keywords: std::mem::take(&mut named.keywords[id]),
-                path: lineage[1..].iter().map(|&a| named.labels[a as usize].clone()).collect(),
+                path: lineage[1..].iter().map(|&a| named.labels[a].clone()).collect(),
                 n_chunks: members.len() as u32,
                 n_tokens: members.iter().map(|&m| chunks.n_tokens[m] as u64).sum(),
                 medoid_chunk_id: medoid(members, vectors).map(|m| chunks.ids[m].clone()),
             }
         })
-        .collect();
-    Ok((nodes, named))
+        .collect()
 }
 
 /// The member closest (cosine) to the members' mean direction: the medoid, in O(n).

@@ -117,10 +117,7 @@ pub fn name_nodes(
         let ancestors: Vec<&str> = lineage.iter().map(|&a| named.labels[a as usize].as_str()).collect();
         let given = labels::label_siblings(&ancestors, &choices, config.label_diversity);
         for ((&id, (label, source)), choice) in kids.iter().zip(given).zip(&choices) {
-            let mut best: Vec<(&str, f64)> = choice.phrases.iter().map(|c| (c.label.as_str(), c.relevance)).collect();
-            best.sort_by(|a, b| b.1.total_cmp(&a.1));
-            best.truncate(5);
-            tracing::debug!(node = id, %label, ?source, heading = ?choice.heading.as_ref().map(|h| &h.label), ?best, "label");
+            log_choice(id, &label, source, choice);
             if source == LabelSource::Heading {
                 named.coverings[id as usize] = headings[id as usize].clone();
             }
@@ -129,6 +126,16 @@ pub fn name_nodes(
         }
     }
     Ok(named)
+}
+
+/// With `-vv`: the label a node got and its five best phrases, to see why.
+fn log_choice(id: u32, label: &str, source: LabelSource, choice: &Choices) {
+    if tracing::enabled!(tracing::Level::DEBUG) {
+        let mut best: Vec<(&str, f64)> = choice.phrases.iter().map(|c| (c.label.as_str(), c.relevance)).collect();
+        best.sort_by(|a, b| b.1.total_cmp(&a.1));
+        best.truncate(5);
+        tracing::debug!(node = id, %label, ?source, heading = ?choice.heading.as_ref().map(|h| &h.label), ?best, "label");
+    }
 }
 
 /// A phrase that may name a node: its identity (lowercase), how it reads, and its score
@@ -184,8 +191,6 @@ struct ChunkWords {
 /// The phrases of the chunk texts and headings (read again, a batch at a time), counted into
 /// every node below the root that the chunk belongs to, where they hold one of its keywords.
 fn count_phrases(ctx: &StageContext, flat: &Flat, seeds: &[Vec<String>]) -> Result<NodePhrases, TaxonomyError> {
-    let lineages: Vec<Vec<usize>> =
-        (0..flat.shape.len() as u32).map(|id| flat.shape.lineage(id).into_iter().skip(1).map(|i| i as usize).collect()).collect();
     let mut nodes = NodePhrases::new(seeds);
     let mut row = 0;
     for batch in parquet_io::batches::<ChunkWords>(&ctx.run.path(WORK_CHUNKS), &["text", "heading_path"])? {
@@ -199,7 +204,7 @@ fn count_phrases(ctx: &StageContext, flat: &Flat, seeds: &[Vec<String>]) -> Resu
                 .map(|(i, c)| {
                     let mut all = phrases(&c.text);
                     c.heading_path.iter().for_each(|h| all.extend(phrases(h)));
-                    nodes.matching(all, &lineages[flat.leaf_of[first + i] as usize])
+                    nodes.matching(all, &flat.chunk_lineage(first + i)[1..])
                 })
                 .collect();
             found.into_iter().for_each(|m| nodes.record(m));

@@ -3,7 +3,7 @@
 //! so that a label reads as the text writes it ("HIV", "Kidney stones").
 
 use std::collections::{HashMap, HashSet};
-use strata_core::labels::is_content_word;
+use strata_core::labels::{is_content_word, word_spans};
 
 /// Longest phrase, in words.
 pub const MAX_WORDS: usize = 4;
@@ -21,31 +21,36 @@ pub struct Phrase {
 pub fn phrases(text: &str) -> Vec<Phrase> {
     let mut out = Vec::new();
     for run in runs(text) {
-        for start in 0..run.len() {
-            for end in start + 1..=(start + MAX_WORDS).min(run.len()) {
-                let words = &run[start..end];
-                if !starts_phrase(words[0]) || !ends_phrase(words[words.len() - 1]) {
-                    continue;
-                }
-                out.push(Phrase { key: words.iter().map(|w| w.to_lowercase()).collect::<Vec<_>>().join(" "), surface: words.join(" ") });
+        for start in (0..run.len()).filter(|&i| run[i].starts) {
+            for end in (start..(start + MAX_WORDS).min(run.len())).filter(|&j| run[j].ends) {
+                let words = &run[start..=end];
+                let key = words.iter().map(|w| w.lower.as_str()).collect::<Vec<_>>().join(" ");
+                out.push(Phrase { key, surface: words.iter().map(|w| w.surface).collect::<Vec<_>>().join(" ") });
             }
         }
     }
     out
 }
 
-/// Whether `word` may start a noun-like phrase: not a common verb form nor an adverb
-/// ("Prevent diabetes problems", "Rarely ..." name no topic).
-fn starts_phrase(word: &str) -> bool {
-    let word = word.to_lowercase();
-    !VERBS.contains(&word.as_str()) && !is_adverb(&word)
+/// A content word of a run: as written, lowercase, and whether a phrase may start or end on it
+/// (decided once per word, not once per phrase).
+struct Word<'a> {
+    surface: &'a str,
+    lower: String,
+    starts: bool,
+    ends: bool,
 }
 
-/// Whether `word` may end a noun-like phrase: neither a verb, an adverb, nor a participle in
-/// -ed ("Syndrome occurs", "Hepatitis sometimes", "Skin condition characterized").
+/// Whether `word` (lowercase) may start a noun-like phrase: not a common verb form nor an
+/// adverb ("Prevent diabetes problems", "Rarely ..." name no topic).
+fn starts_phrase(word: &str) -> bool {
+    !VERBS.contains(&word) && !is_adverb(word)
+}
+
+/// Whether `word` (lowercase) may end a noun-like phrase: neither a verb, an adverb, nor a
+/// participle in -ed ("Syndrome occurs", "Hepatitis sometimes", "Skin condition characterized").
 fn ends_phrase(word: &str) -> bool {
-    let word = word.to_lowercase();
-    starts_phrase(&word) && !(word.ends_with("ed") && word.len() > 4) && !DANGLING.contains(&word.as_str())
+    starts_phrase(word) && !(word.ends_with("ed") && word.len() > 4) && !DANGLING.contains(&word)
 }
 
 fn is_adverb(word: &str) -> bool {
@@ -69,50 +74,27 @@ const VERBS: &[&str] = &[
     "shows", "take", "takes", "talk", "tell", "treat", "treated", "treats", "try", "work", "works",
 ];
 
-/// Maximal runs of content words separated by whitespace only, as written.
-fn runs(text: &str) -> Vec<Vec<&str>> {
-    let mut runs: Vec<Vec<&str>> = Vec::new();
-    let mut current: Vec<&str> = Vec::new();
+/// Maximal runs of content words separated by whitespace only.
+fn runs(text: &str) -> Vec<Vec<Word<'_>>> {
+    let mut runs: Vec<Vec<Word>> = Vec::new();
+    let mut current: Vec<Word> = Vec::new();
     let mut last_end = 0;
-    for (start, word) in word_spans(text) {
+    for (start, surface) in word_spans(text) {
         let joined = text[last_end..start].chars().all(char::is_whitespace);
-        let content = is_content_word(&word.to_lowercase());
+        let lower = surface.to_lowercase();
+        let content = is_content_word(&lower);
         if (!joined || !content) && !current.is_empty() {
             runs.push(std::mem::take(&mut current));
         }
         if content {
-            current.push(word);
+            current.push(Word { surface, starts: starts_phrase(&lower), ends: ends_phrase(&lower), lower });
         }
-        last_end = start + word.len();
+        last_end = start + surface.len();
     }
     if !current.is_empty() {
         runs.push(current);
     }
     runs
-}
-
-/// Words with their byte offsets: letters, digits, and hyphens or apostrophes inside a word.
-fn word_spans(text: &str) -> impl Iterator<Item = (usize, &str)> {
-    let is_word_char = |c: char| c.is_alphanumeric() || c == '-' || c == '\'';
-    let mut spans = Vec::new();
-    let mut start = None;
-    for (i, c) in text.char_indices().chain(std::iter::once((text.len(), ' '))) {
-        match (start, is_word_char(c)) {
-            (None, true) => start = Some(i),
-            (Some(s), false) => {
-                let word = &text[s..i];
-                let trimmed = word.trim_start_matches(['-', '\'']);
-                let offset = s + word.len() - trimmed.len();
-                let trimmed = trimmed.trim_end_matches(['-', '\'']);
-                if !trimmed.is_empty() {
-                    spans.push((offset, trimmed));
-                }
-                start = None;
-            }
-            _ => {}
-        }
-    }
-    spans.into_iter()
 }
 
 /// How often a phrase occurs in a node: the chunks that hold it and its surface forms.

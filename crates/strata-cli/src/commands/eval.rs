@@ -35,14 +35,15 @@ pub fn eval(args: &EvalArgs, quiet: bool) -> Result<()> {
         near_duplicate_threshold: recipe.taxonomy.near_duplicate_threshold,
     };
     let progress = Bars::new(quiet);
-    // The run's own embedder, loaded only when there are questions to embed.
-    let mut embedder = None;
-    let mut embed = |texts: &[&str]| -> Result<Vec<Vec<f32>>, Box<dyn std::error::Error + Send + Sync>> {
-        let embedder = match &mut embedder {
-            Some(e) => e,
-            None => embedder.insert(strata_embed::Embedder::load(&crate::model::model_files()?, recipe.embed.model, 0)?),
-        };
-        Ok(embedder.embed_by_length(texts, recipe.embed.batch_size, &progress)?.0)
+    // The run's own embedder: its files are looked for only when there are questions, and the
+    // model is loaded on the first call.
+    let embedder = match &options.questions {
+        Some(_) => Some(strata_embed::LazyEmbedder::new(crate::model::model_files()?, recipe.embed.model, recipe.embed.batch_size, 0)),
+        None => None,
+    };
+    let mut embed = |texts: &[&str]| match &embedder {
+        Some(e) => e.embed_with_progress(texts, &progress),
+        None => Err("no questions file, so no embedder".into()),
     };
     let report = strata_eval::evaluate(&run, &manifest, &options, &mut embed).map_err(|e| match e {
         EvalError::NoSuchLabel { .. } => anyhow::Error::new(UsageError(format!("--labels: {e}"))),
