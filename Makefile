@@ -11,6 +11,7 @@ help: ## list the commands
 
 model: ## fetch and prepare the embedding model into ~/.cache/strata (first use only)
 	@tools/model/setup.sh >/dev/null
+	@tools/model/target-tokenizer.sh >/dev/null
 
 build: ## build the strata binary (release)
 	cargo build --release --locked -p strata-cli

@@ -2,15 +2,18 @@
 //!
 //! It owns reading a corpus (a folder or file of `.txt`/`.md`/`.markdown`, JSONL or Parquet
 //! with a `text` column), Unicode normalisation, splitting documents into sections by their
-//! Markdown headings and sections into chunks sized in the embedding model's tokens.
-//! It writes `work/chunks.parquet` and `work/documents.parquet`; it knows nothing of
-//! embeddings or the taxonomy.
+//! Markdown headings, sections into chunks sized in the embedding model's tokens, and chunks
+//! into passages (the training unit) sized in the target model's tokens.
+//! It writes `work/chunks.parquet`, `work/passages.parquet` and `work/documents.parquet`; it
+//! knows nothing of embeddings or the taxonomy.
 
 mod ingest;
+mod passages;
 mod sections;
 mod split;
 
 pub use ingest::{scan_corpus, CorpusFile, CorpusScan, Document, FileKind, IngestError, Skipped};
+pub use passages::{group_passages, DocPassage};
 pub use sections::{sections, Section};
 pub use split::{chunk_document, DocChunk};
 
@@ -19,9 +22,9 @@ use serde::{Deserialize, Serialize};
 use serde_json::json;
 use std::path::PathBuf;
 use strata_core::parquet_io::RowWriter;
-use strata_core::records::{ChunkRecord, DocumentRecord};
-use strata_core::rundir::{WORK_CHUNKS, WORK_DOCUMENTS};
-use strata_core::summary::ChunkSummary;
+use strata_core::records::{ChunkRecord, DocumentRecord, PassageRecord};
+use strata_core::rundir::{WORK_CHUNKS, WORK_DOCUMENTS, WORK_PASSAGES};
+use strata_core::summary::{ChunkSummary, TargetTokenizer};
 use strata_core::tokens::TokenCounter;
 use strata_core::{Stage, StageContext, StageError, StageName, StageStats, StageSummary};
 
@@ -60,12 +63,46 @@ impl ChunkConfig {
     }
 }
 
+/// The model being trained: its tokenizer (recipe `[target]`) and the passage size.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct TargetConfig {
+    /// A Hugging Face `tokenizer.json` of the trained model; none: the embedding model's.
+    pub tokenizer: Option<PathBuf>,
+    /// Most target tokens per passage (StructTuning trains on 1,024-3,072).
+    pub passage_tokens: usize,
+}
+
+impl Default for TargetConfig {
+    fn default() -> Self {
+        Self { tokenizer: None, passage_tokens: 1024 }
+    }
+}
+
+impl TargetConfig {
+    pub fn validate(&self, chunk: &ChunkConfig) -> Result<(), String> {
+        if self.passage_tokens < chunk.max_tokens {
+            return Err(format!(
+                "target.passage_tokens = {} must be at least chunk.max_tokens = {}",
+                self.passage_tokens, chunk.max_tokens
+            ));
+        }
+        Ok(())
+    }
+}
+
 /// The chunking stage over a scanned corpus.
 pub struct ChunkStage {
     pub scan: CorpusScan,
+    /// The embedding model's tokenizer, which sizes chunks.
     pub tokenizer_path: PathBuf,
     pub tokenizer_sha256: String,
     pub config: ChunkConfig,
+    /// The target tokenizer (the embedding model's when the recipe names none), which sizes
+    /// passages, and the passage size.
+    pub target_path: PathBuf,
+    pub target: TargetTokenizer,
+    pub passage_tokens: usize,
 }
 
 impl Stage for ChunkStage {
@@ -78,18 +115,24 @@ impl Stage for ChunkStage {
     }
 
     fn writes(&self) -> Vec<&'static str> {
-        vec![WORK_CHUNKS, WORK_DOCUMENTS]
+        vec![WORK_CHUNKS, WORK_PASSAGES, WORK_DOCUMENTS]
     }
 
     fn fingerprint(&self) -> Result<serde_json::Value, StageError> {
         let files: Vec<_> = self.scan.files.iter().map(|f| json!([f.rel, f.sha256])).collect();
-        Ok(json!({"config": self.config, "tokenizer": self.tokenizer_sha256, "files": files}))
+        Ok(json!({
+            "config": self.config,
+            "tokenizer": self.tokenizer_sha256,
+            "target": [self.target.sha256, self.passage_tokens],
+            "files": files,
+        }))
     }
 
     fn run(&self, ctx: &StageContext) -> Result<StageStats, StageError> {
         self.config.validate()?;
-        let counter = TokenCounter::from_file(&self.tokenizer_path)?;
-        let mut out = ChunkWriter::create(ctx, &self.config)?;
+        let counters =
+            Counters { chunk: TokenCounter::from_file(&self.tokenizer_path)?, target: TokenCounter::from_file(&self.target_path)? };
+        let mut out = ChunkWriter::create(ctx, &self.config, self.passage_tokens)?;
         // Documents are chunked a block at a time (in parallel within the block) and written
         // as they go, so memory holds one block, never the corpus.
         let mut block: Vec<Document> = Vec::new();
@@ -99,13 +142,13 @@ impl Stage for ChunkStage {
             block_bytes += doc.text.len();
             block.push(doc);
             if block_bytes >= BLOCK_BYTES {
-                out.write_block(&block, &counter, ctx)?;
+                out.write_block(&block, &counters, ctx)?;
                 block.clear();
                 block_bytes = 0;
             }
             Ok(())
         })?;
-        out.write_block(&block, &counter, ctx)?;
+        out.write_block(&block, &counters, ctx)?;
         ctx.progress.finish();
         if out.chunks.rows() == 0 {
             return Err(IngestError::NoText { corpus: self.scan.root.clone() }.into());
@@ -115,10 +158,14 @@ impl Stage for ChunkStage {
             files: self.scan.files.len() as u64,
             documents,
             documents_without_chunks: out.documents_without_chunks,
-            corpus_tokens: out.tokens,
+            embedding_tokens: out.tokens,
+            corpus_tokens: out.target_tokens,
             chunks_under_min_tokens: out.small_chunks,
+            passages: out.passages.rows(),
+            target_tokenizer: self.target.clone(),
         };
         out.chunks.close()?;
+        out.passages.close()?;
         out.documents.close()?;
         Ok(StageStats { rows_in: documents, rows_out: chunks, summary: StageSummary::Chunk(summary) })
     }
@@ -127,38 +174,67 @@ impl Stage for ChunkStage {
 /// Text per block of documents chunked together.
 const BLOCK_BYTES: usize = 4 << 20;
 
-/// The stage's two files, written as blocks of documents are chunked, and running totals.
+/// The embedding model's tokenizer (chunks) and the target model's (passages).
+struct Counters {
+    chunk: TokenCounter,
+    target: TokenCounter,
+}
+
+/// The stage's three files, written as blocks of documents are chunked, and running totals.
 struct ChunkWriter<'a> {
     config: &'a ChunkConfig,
+    passage_tokens: usize,
     chunks: RowWriter<ChunkRecord>,
+    passages: RowWriter<PassageRecord>,
     documents: RowWriter<DocumentRecord>,
     tokens: u64,
+    target_tokens: u64,
     small_chunks: u64,
     documents_without_chunks: u64,
 }
 
 impl<'a> ChunkWriter<'a> {
-    fn create(ctx: &StageContext, config: &'a ChunkConfig) -> Result<Self, StageError> {
+    fn create(ctx: &StageContext, config: &'a ChunkConfig, passage_tokens: usize) -> Result<Self, StageError> {
         Ok(Self {
             config,
+            passage_tokens,
             chunks: RowWriter::create(&ctx.output(WORK_CHUNKS)?, &ChunkRecord::fields(), &[])?,
+            passages: RowWriter::create(&ctx.output(WORK_PASSAGES)?, &PassageRecord::fields(), &[])?,
             documents: RowWriter::create(&ctx.output(WORK_DOCUMENTS)?, &DocumentRecord::fields(), &[])?,
             tokens: 0,
+            target_tokens: 0,
             small_chunks: 0,
             documents_without_chunks: 0,
         })
     }
 
-    fn write_block(&mut self, block: &[Document], counter: &TokenCounter, ctx: &StageContext) -> Result<(), StageError> {
-        let per_doc: Vec<Vec<DocChunk>> = block
+    fn write_block(&mut self, block: &[Document], counters: &Counters, ctx: &StageContext) -> Result<(), StageError> {
+        let per_doc: Vec<(Vec<DocChunk>, Vec<DocPassage>)> = block
             .par_iter()
             .map(|doc| {
-                let chunks = chunk_document(&doc.text, counter, self.config);
+                let chunks = chunk_document(&doc.text, &counters.chunk, self.config)?;
+                let passages = group_passages(&doc.text, &chunks, &counters.target, self.passage_tokens)?;
                 ctx.progress.advance(1);
-                chunks
+                Ok::<_, strata_core::tokens::TokenizerError>((chunks, passages))
             })
             .collect::<Result<_, _>>()?;
-        for (doc, doc_chunks) in block.iter().zip(per_doc) {
+        for (doc, (doc_chunks, doc_passages)) in block.iter().zip(per_doc) {
+            let mut passage_of = vec![0; doc_chunks.len()];
+            for (k, p) in doc_passages.iter().enumerate() {
+                let first_chunk = self.chunks.rows() + p.chunks.start as u64;
+                passage_of[p.chunks.clone()].iter_mut().for_each(|x| *x = k);
+                self.target_tokens += p.n_tokens as u64;
+                let text = doc.text[p.byte_start..p.byte_end].to_string();
+                self.passages.push(PassageRecord {
+                    passage_id: passage_id(&doc.doc_id, k),
+                    doc_id: doc.doc_id.clone(),
+                    first_chunk,
+                    n_chunks: p.chunks.len() as u32,
+                    content_hash: strata_core::hash::text_hash(&text),
+                    text,
+                    n_tokens: p.n_tokens as u32,
+                })?;
+            }
             self.documents.push(DocumentRecord {
                 doc_id: doc.doc_id.clone(),
                 source: doc.source.clone(),
@@ -181,9 +257,15 @@ impl<'a> ChunkWriter<'a> {
                     n_tokens: c.n_tokens as u32,
                     byte_start: c.byte_start as u64,
                     byte_end: c.byte_end as u64,
+                    passage_id: passage_id(&doc.doc_id, passage_of[ordinal]),
                 })?;
             }
         }
         Ok(())
     }
+}
+
+/// A passage's stable id: its document and its position there.
+fn passage_id(doc_id: &str, k: usize) -> String {
+    format!("{doc_id}#p{k}")
 }

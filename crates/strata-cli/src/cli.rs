@@ -63,6 +63,10 @@ pub struct RunArgs {
     /// Seed for clustering and sample phrasing, instead of the recipe's.
     #[arg(long)]
     pub seed: Option<u64>,
+    /// The trained model's tokenizer (a Hugging Face tokenizer.json), instead of the recipe's
+    /// `[target] tokenizer`: budgets, passages and sample sizes count its tokens.
+    #[arg(long)]
+    pub target_tokenizer: Option<PathBuf>,
     /// Rerun stages even when their inputs are unchanged.
     #[arg(long)]
     pub force: bool,

@@ -5,7 +5,7 @@ use crate::cli::RunArgs;
 use crate::UsageError;
 use serde::{Deserialize, Serialize};
 use std::path::{Path, PathBuf};
-use strata_chunk::ChunkConfig;
+use strata_chunk::{ChunkConfig, TargetConfig};
 use strata_cost::CostConfig;
 use strata_embed::EmbedConfig;
 use strata_emit::EmitConfig;
@@ -30,6 +30,8 @@ pub struct Recipe {
     /// Turn skipped corpus files into errors.
     #[serde(default)]
     pub strict: bool,
+    #[serde(default)]
+    pub target: TargetConfig,
     #[serde(default)]
     pub chunk: ChunkConfig,
     #[serde(default)]
@@ -72,6 +74,12 @@ impl Recipe {
         if let Some(s) = args.seed {
             recipe.seed = s;
         }
+        recipe.target.tokenizer = match (&args.target_tokenizer, &recipe.target.tokenizer) {
+            (Some(t), _) => Some(t.clone()),
+            (None, Some(t)) => Some(home_or(&base, t)),
+            (None, None) => None,
+        };
+        recipe.emit.questions = recipe.emit.questions.as_ref().map(|q| base.join(q));
         recipe.strict |= args.strict;
         recipe.validate().map_err(|e| UsageError(format!("invalid recipe `{}`: {e}", path.display())))?;
         Ok(recipe)
@@ -86,10 +94,20 @@ impl Recipe {
             return Err("`domain` is empty".into());
         }
         self.chunk.validate()?;
+        self.target.validate(&self.chunk)?;
         self.taxonomy.validate()?;
         self.select.validate()?;
         self.cost.validate().map_err(|e| e.to_string())?;
         Ok(())
+    }
+}
+
+/// A recipe path: `~/...` under the home folder (model caches live there), else relative to
+/// `base`.
+fn home_or(base: &Path, path: &Path) -> PathBuf {
+    match (path.strip_prefix("~"), std::env::var_os("HOME")) {
+        (Ok(rest), Some(home)) => PathBuf::from(home).join(rest),
+        _ => base.join(path),
     }
 }
 

@@ -6,7 +6,7 @@ mod common;
 
 use common::*;
 use strata_core::parquet_io::{read_rows, write_rows};
-use strata_core::records::{AssignmentRecord, ChunkRecord, DocumentRecord, EmbeddingRecord, PublishedChunk};
+use strata_core::records::{AssignmentRecord, ChunkRecord, DocumentRecord, EmbeddingRecord, PassageAssignment, PublishedChunk};
 
 /// The first bytes of a PNG image (its header holds NUL bytes).
 const PNG: &[u8] = b"\x89PNG\r\n\x1a\n\0\0\0\rIHDR\0\0\0\x10\0\0\0\x10\x08\x06\0\0\0";
@@ -242,8 +242,12 @@ fn a_stage_input_that_does_not_line_up_with_the_chunks_is_an_error_naming_it() {
     let mut rows: Vec<AssignmentRecord> = read_rows(&assignments).expect("assignments");
     rows.pop();
     write_rows(&assignments, &AssignmentRecord::fields(), &rows, &[]).expect("write");
-    fails("select", "assignments.parquet");
-    fails("emit", "assignments.parquet");
+    fails("emit", "work/assignments.parquet");
+    let placed = f.out.join("work/passage_assignments.parquet");
+    let mut rows: Vec<PassageAssignment> = read_rows(&placed).expect("passage assignments");
+    rows.pop();
+    write_rows(&placed, &PassageAssignment::fields(), &rows, &[]).expect("write");
+    fails("select", "passage_assignments.parquet");
 
     let embeddings = f.out.join("embeddings.parquet");
     let mut rows: Vec<EmbeddingRecord> = read_rows(&embeddings).expect("embeddings");

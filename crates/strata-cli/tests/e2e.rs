@@ -4,8 +4,9 @@
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use strata_core::parquet_io::{read_metadata, read_rows};
-use strata_core::records::{EmbeddingRecord, PublishedChunk, Sample, TaxonomyNode};
+use strata_core::records::{EmbeddingRecord, PublishedChunk, PublishedPassage, Sample, TaxonomyNode};
 use strata_core::rundir::*;
+use strata_core::tokens::TokenCounter;
 
 fn repo() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../..")
@@ -58,28 +59,53 @@ fn demo_run_honours_the_contract_and_is_deterministic() {
         assert!(!n.keywords.is_empty(), "node {} has no keywords", n.node_id);
     }
 
-    // The budget holds and the subset covers the taxonomy.
+    // Passages: consecutive chunks of one document, each at most passage_tokens target
+    // tokens, counted exactly by the target tokenizer the recipe names (Qwen3's BPE).
     let manifest: serde_json::Value = serde_json::from_slice(&std::fs::read(a.join(MANIFEST)).expect("manifest")).expect("json");
-    let budget = manifest["stages"]["select"]["budget_tokens"].as_u64().expect("budget_tokens");
-    let selected: Vec<&PublishedChunk> = chunks.iter().filter(|c| c.selected).collect();
-    let used: u64 = selected.iter().map(|c| c.n_tokens as u64).sum();
-    assert!(used <= budget && used > budget / 2, "used {used} of {budget}");
-    let min_chunk_tokens = manifest["config"]["select"]["min_chunk_tokens"].as_u64().expect("min_chunk_tokens") as u32;
-    assert!(selected.iter().all(|c| strata_core::eligible(c.n_tokens, c.duplicate_of.is_some(), min_chunk_tokens)));
-    let leaves: std::collections::HashSet<u32> = chunks.iter().map(|c| c.node_id).collect();
-    let covered: std::collections::HashSet<u32> = selected.iter().map(|c| c.node_id).collect();
-    assert!(covered.len() * 10 >= leaves.len() * 9, "{} of {} leaves covered", covered.len(), leaves.len());
+    let passages: Vec<PublishedPassage> = read_rows(&a.join(PASSAGES)).expect("passages");
+    let target = manifest["config"]["target"]["tokenizer"].as_str().expect("the demo names a target tokenizer");
+    assert_eq!(manifest["stages"]["chunk"]["target_tokenizer"]["is_target"], true);
+    let counter = TokenCounter::from_file(Path::new(target)).expect("target tokenizer (make model)");
+    let limit = manifest["config"]["target"]["passage_tokens"].as_u64().expect("passage_tokens") as u32;
+    for p in &passages {
+        assert_eq!(p.n_tokens as usize, counter.count(&p.text).expect("count"), "{}", p.passage_id);
+        assert!(p.n_tokens <= limit, "{} has {} tokens", p.passage_id, p.n_tokens);
+        let mine: Vec<&PublishedChunk> = chunks.iter().filter(|c| c.passage_id == p.passage_id).collect();
+        assert_eq!(mine.iter().map(|c| c.chunk_id.as_str()).collect::<Vec<_>>(), p.chunk_ids);
+        assert!(mine
+            .iter()
+            .all(|c| c.doc_id == p.doc_id && c.node_id == p.node_id && c.selected == p.selected && p.text.contains(&c.text)));
+    }
+    let corpus: u64 = passages.iter().map(|p| p.n_tokens as u64).sum();
+    assert_eq!(manifest["stages"]["chunk"]["corpus_tokens"].as_u64(), Some(corpus));
 
-    // Samples: one chunk sample per selected chunk, leaf in bold, text = prompt + response.
+    // The budget holds (target tokens) and the subset covers the taxonomy.
+    let budget = manifest["stages"]["select"]["budget_tokens"].as_u64().expect("budget_tokens");
+    let selected: Vec<&PublishedPassage> = passages.iter().filter(|p| p.selected).collect();
+    let used: u64 = selected.iter().map(|p| p.n_tokens as u64).sum();
+    assert!(used <= budget && used > budget / 2, "used {used} of {budget}");
+    let min_passage_tokens = manifest["config"]["select"]["min_passage_tokens"].as_u64().expect("min_passage_tokens") as u32;
+    assert!(selected.iter().all(|p| strata_core::eligible(p.n_tokens, p.duplicate_of.is_some(), min_passage_tokens)));
+    let leaves: std::collections::HashSet<u32> = chunks.iter().map(|c| c.node_id).collect();
+    let covered: std::collections::HashSet<u32> = selected.iter().map(|p| p.node_id).collect();
+    assert!(covered.len() * 10 >= leaves.len() * 8, "{} of {} leaves covered", covered.len(), leaves.len());
+
+    // Samples: one passage sample per selected passage, leaf in bold, text = prompt +
+    // response, sized in target tokens; every set registered for LLaMA-Factory exists.
     let scpt: Vec<Sample> = read_rows(&a.join(SCPT)).expect("scpt");
-    let chunk_samples: Vec<&Sample> = scpt.iter().filter(|s| s.kind == "chunk").collect();
-    assert_eq!(chunk_samples.len(), selected.len());
-    for s in &chunk_samples {
+    let passage_samples: Vec<&Sample> = scpt.iter().filter(|s| s.kind == "passage").collect();
+    assert_eq!(passage_samples.len(), selected.len());
+    for s in &passage_samples {
         let leaf = nodes.iter().find(|n| n.node_id == s.node_id).expect("leaf");
         assert!(s.prompt.contains(&format!("**{}**", leaf.label)));
         assert!(s.text.starts_with(&s.prompt) && s.text.ends_with(&s.response));
+        assert_eq!(s.n_tokens as usize, counter.count(&s.text).expect("count"));
     }
     assert!(scpt.iter().any(|s| s.kind == "mindmap"));
+    let info: serde_json::Value = serde_json::from_slice(&std::fs::read(a.join(DATASET_INFO)).expect("info")).expect("json");
+    let files: Vec<&str> = info.as_object().expect("object").values().map(|e| e["file_name"].as_str().expect("file_name")).collect();
+    assert_eq!(files.len(), 6, "{files:?}");
+    assert!(files.iter().all(|f| a.join(TRAIN_DIR).join(f).exists()), "{files:?}");
     let ssft: Vec<Sample> = read_rows(&a.join(SSFT)).expect("ssft");
     assert!(!ssft.is_empty() && ssft.iter().all(|s| !s.instruction.is_empty() && !s.output.is_empty()));
 
@@ -103,7 +129,7 @@ fn demo_run_honours_the_contract_and_is_deterministic() {
     // Same input and seed: byte-identical Parquet files.
     let b = tmp.path().join("b");
     run_demo(&b, &[]);
-    for f in [CHUNKS, EMBEDDINGS, TAXONOMY, SCPT, SSFT, TAXONOMY_JSON, DATASET_INFO] {
+    for f in [CHUNKS, PASSAGES, EMBEDDINGS, TAXONOMY, SCPT, SSFT, CPT, RANDOM_SCPT, RANDOM_CPT, SSFT_QA, TAXONOMY_JSON, DATASET_INFO] {
         assert_eq!(std::fs::read(a.join(f)).expect("a"), std::fs::read(b.join(f)).expect("b"), "{f} differs between runs");
     }
 

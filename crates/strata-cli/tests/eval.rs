@@ -42,7 +42,10 @@ fn eval_writes_labels_retrieval_and_coverage() {
         strata(&["eval", "--run", out, "--questions", questions.to_str().expect("utf-8"), "--budgets", "0.05,0.15", "--random-seeds", "3"]);
     assert!(o.status.success(), "eval failed: {}", stderr(&o));
     let table = String::from_utf8_lossy(&o.stdout);
-    assert!(table.contains("NMI") && table.contains("recall@10") && table.contains("first_chunk"), "{table}");
+    assert!(
+        table.contains("NMI") && table.contains("recall@10") && table.contains("first_passage") && table.contains("Topic first"),
+        "{table}"
+    );
 
     let eval: serde_json::Value = serde_json::from_slice(&std::fs::read(f.out.join("eval.json")).expect("eval.json")).expect("json");
     // `url` differs for every document: an identifier, not a label.
@@ -79,6 +82,11 @@ fn eval_writes_labels_retrieval_and_coverage() {
         stack.extend(node["children"].as_array().expect("children"));
     }
     assert_eq!(headings, manifest["stages"]["taxonomy"]["heading_labels"].as_u64().expect("heading_labels"));
+
+    // Every demo document fits in one passage (1,024 tokens), and passages are what is
+    // clustered: no document is split across level-1 nodes.
+    let topic = &eval["topic_first"];
+    assert_eq!((topic["multi_chunk_documents"].as_u64(), topic["documents_whole_at_level1"].as_f64()), (Some(40), Some(1.0)), "{topic}");
 
     assert_eq!(eval["settings"]["questions"]["used"], 40);
     assert_eq!(eval["settings"]["questions"]["about_other_documents"], 1);

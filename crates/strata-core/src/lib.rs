@@ -14,6 +14,7 @@ pub mod labels;
 pub mod ledger;
 pub mod manifest;
 pub mod parquet_io;
+pub mod passages;
 pub mod progress;
 pub mod records;
 pub mod rundir;
@@ -24,6 +25,7 @@ pub mod tree;
 pub mod vectors;
 
 pub use embedder::{EmbedFailure, TextEmbedder};
+pub use passages::PassageIndex;
 pub use progress::{NoProgress, Progress};
 pub use rundir::RunDir;
 pub use stage::{Stage, StageContext, StageError, StageStats};
@@ -32,13 +34,13 @@ pub use tree::{Shape, TaxonomyTree, TreeError};
 pub use vectors::Matrix;
 
 /// Version of the run directory contract (file names, columns). Bump on any change.
-pub const SCHEMA_VERSION: u32 = 1;
+pub const SCHEMA_VERSION: u32 = 2;
 /// Version of the tool, recorded in the manifest.
 pub const TOOL_VERSION: &str = env!("CARGO_PKG_VERSION");
 
-/// Whether selection may take a chunk, the one rule that select, eval and the tests share: not
-/// a near-duplicate, and at least `min_chunk_tokens` tokens (shorter chunks are crumbs, a stray
-/// line or a list item, that teach little and would win on gain per token).
-pub fn eligible(n_tokens: u32, is_duplicate: bool, min_chunk_tokens: u32) -> bool {
-    !is_duplicate && n_tokens >= min_chunk_tokens
+/// Whether selection may take a passage, the one rule that select, eval and the tests share:
+/// not a near-duplicate, and at least `min_tokens` target tokens (shorter passages are crumbs,
+/// a stray line or a list item, that teach little and would win on gain per token).
+pub fn eligible(n_tokens: u32, is_duplicate: bool, min_tokens: u32) -> bool {
+    !is_duplicate && n_tokens >= min_tokens
 }

@@ -20,6 +20,11 @@ pub enum ManifestError {
         #[source]
         source: serde_json::Error,
     },
+    #[error(
+        "`{path}` was written for version {found} of the run directory contract; this strata writes version {}: rerun the pipeline",
+        crate::SCHEMA_VERSION
+    )]
+    Version { path: PathBuf, found: u64 },
     #[error("failed to serialise the manifest for `{path}`")]
     Serialize {
         path: PathBuf,
@@ -164,7 +169,12 @@ impl Manifest {
     pub fn load(path: &Path) -> Result<Option<Self>, ManifestError> {
         match std::fs::read(path) {
             Ok(bytes) => {
-                serde_json::from_slice(&bytes).map(Some).map_err(|source| ManifestError::Parse { path: path.to_path_buf(), source })
+                let parse = |source| ManifestError::Parse { path: path.to_path_buf(), source };
+                let value: serde_json::Value = serde_json::from_slice(&bytes).map_err(parse)?;
+                match value.get("schema_version").and_then(|v| v.as_u64()) {
+                    Some(found) if found != crate::SCHEMA_VERSION as u64 => Err(ManifestError::Version { path: path.to_path_buf(), found }),
+                    _ => serde_json::from_value(value).map(Some).map_err(parse),
+                }
             }
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
             Err(source) => Err(ManifestError::Read { path: path.to_path_buf(), source }),
@@ -203,10 +213,19 @@ mod tests {
     fn a_record_missing_a_figure_is_an_error_not_a_zero() {
         let dir = tempfile::tempdir().expect("tempdir");
         let path = dir.path().join("manifest.json");
-        let text = r#"{"schema_version": 1, "tool_version": "0", "config": null, "inputs": [],
+        let text = r#"{"schema_version": 2, "tool_version": "0", "config": null, "inputs": [],
             "stages": {"select": {"fingerprint": "f", "seconds": 1, "rows_in": 1, "rows_out": 1, "outputs": {}}}}"#;
         std::fs::write(&path, text).expect("write");
         let err = Manifest::load(&path).expect_err("no budget_tokens");
         assert!(matches!(err, ManifestError::Parse { .. }) && err.to_string().contains("manifest.json"), "{err}");
+    }
+
+    #[test]
+    fn a_manifest_of_another_contract_version_says_so() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("manifest.json");
+        std::fs::write(&path, r#"{"schema_version": 1, "stages": {}}"#).expect("write");
+        let err = Manifest::load(&path).expect_err("version 1");
+        assert!(matches!(err, ManifestError::Version { found: 1, .. }) && err.to_string().contains("version 1"), "{err}");
     }
 }

@@ -219,6 +219,19 @@ impl VectorsInStep {
         self.rows.path()
     }
 
+    /// Every vector of `embeddings`, checked row by row against the chunk ids of `chunks`.
+    pub fn of_chunks(chunks: &Path, embeddings: &Path) -> Result<crate::Matrix, ParquetIoError> {
+        #[derive(serde::Deserialize)]
+        struct Id {
+            chunk_id: String,
+        }
+        let mut vectors = Self::open(embeddings)?;
+        for batch in batches::<Id>(chunks, &["chunk_id"])? {
+            vectors.extend(batch?.iter().map(|c| c.chunk_id.as_str()))?;
+        }
+        vectors.finish()
+    }
+
     /// The matrix, once every row has been read.
     pub fn finish(self) -> Result<crate::Matrix, ParquetIoError> {
         self.rows.end_in_step()?;
@@ -275,7 +288,7 @@ mod tests {
     use crate::records::SelectionRecord;
 
     fn rows(n: usize) -> Vec<SelectionRecord> {
-        (0..n).map(|i| SelectionRecord { chunk_id: format!("doc#{i}"), selected: i % 3 == 0 }).collect()
+        (0..n).map(|i| SelectionRecord { passage_id: format!("doc#p{i}"), selected: i % 3 == 0, random: i % 2 == 0 }).collect()
     }
 
     #[test]
@@ -298,7 +311,7 @@ mod tests {
     fn files_are_read_in_step_by_column_and_a_shorter_one_is_named() {
         #[derive(serde::Deserialize)]
         struct Id {
-            chunk_id: String,
+            passage_id: String,
         }
         let dir = tempfile::tempdir().expect("tempdir");
         let (long, short) = (dir.path().join("long.parquet"), dir.path().join("short.parquet"));
@@ -307,10 +320,10 @@ mod tests {
         let mut other = batches::<SelectionRecord>(&short, &[]).expect("open");
         let mut seen = 0;
         let mut failure = None;
-        for batch in batches::<Id>(&long, &["chunk_id"]).expect("open") {
+        for batch in batches::<Id>(&long, &["passage_id"]).expect("open") {
             let batch = batch.expect("batch");
             match other.next_in_step(batch.len()) {
-                Ok(same) => assert!(batch.iter().zip(&same).all(|(a, b)| a.chunk_id == b.chunk_id)),
+                Ok(same) => assert!(batch.iter().zip(&same).all(|(a, b)| a.passage_id == b.passage_id)),
                 Err(e) => failure = Some(e.to_string()),
             }
             seen += batch.len();

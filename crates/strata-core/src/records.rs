@@ -28,6 +28,8 @@ pub struct ChunkRecord {
     pub byte_end: u64,
     /// Hash of `text`: equal texts are exact duplicates.
     pub content_hash: String,
+    /// The passage (training unit) the chunk belongs to.
+    pub passage_id: String,
 }
 
 impl ChunkRecord {
@@ -42,6 +44,41 @@ impl ChunkRecord {
             field("n_tokens", DataType::UInt32, false),
             field("byte_start", DataType::UInt64, false),
             field("byte_end", DataType::UInt64, false),
+            field("content_hash", DataType::Utf8, false),
+            field("passage_id", DataType::Utf8, false),
+        ]
+    }
+}
+
+/// One passage as the chunk stage writes it (`work/passages.parquet`): consecutive chunks of
+/// one document, the training unit, sized in the target model's tokens. Passages are in
+/// chunk order, so a passage's chunks are the rows `first_chunk .. first_chunk + n_chunks` of
+/// `work/chunks.parquet`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct PassageRecord {
+    pub passage_id: String,
+    pub doc_id: String,
+    /// Row of the passage's first chunk in `work/chunks.parquet`.
+    pub first_chunk: u64,
+    pub n_chunks: u32,
+    /// The document's text from the first chunk's start to the last chunk's end (headings
+    /// between its chunks included).
+    pub text: String,
+    /// Tokens of `text` in the target tokenizer.
+    pub n_tokens: u32,
+    /// Hash of `text`: equal texts are exact duplicates.
+    pub content_hash: String,
+}
+
+impl PassageRecord {
+    pub fn fields() -> Vec<FieldRef> {
+        vec![
+            field("passage_id", DataType::Utf8, false),
+            field("doc_id", DataType::Utf8, false),
+            field("first_chunk", DataType::UInt64, false),
+            field("n_chunks", DataType::UInt32, false),
+            field("text", DataType::Utf8, false),
+            field("n_tokens", DataType::UInt32, false),
             field("content_hash", DataType::Utf8, false),
         ]
     }
@@ -104,16 +141,41 @@ impl AssignmentRecord {
     }
 }
 
-/// Whether selection took a chunk (`work/selection.parquet`), in chunk order.
+/// Where the taxonomy put a passage (`work/passage_assignments.parquet`), in passage order;
+/// its chunks are in the same leaf.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct PassageAssignment {
+    pub passage_id: String,
+    pub node_id: u32,
+    pub duplicate_of: Option<String>,
+}
+
+impl PassageAssignment {
+    pub fn fields() -> Vec<FieldRef> {
+        vec![
+            field("passage_id", DataType::Utf8, false),
+            field("node_id", DataType::UInt32, false),
+            field("duplicate_of", DataType::Utf8, true),
+        ]
+    }
+}
+
+/// Whether selection took a passage (`work/selection.parquet`), in passage order; `random`:
+/// whether the seeded uniform-random draw at the same budget took it (the ablation sets).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct SelectionRecord {
-    pub chunk_id: String,
+    pub passage_id: String,
     pub selected: bool,
+    pub random: bool,
 }
 
 impl SelectionRecord {
     pub fn fields() -> Vec<FieldRef> {
-        vec![field("chunk_id", DataType::Utf8, false), field("selected", DataType::Boolean, false)]
+        vec![
+            field("passage_id", DataType::Utf8, false),
+            field("selected", DataType::Boolean, false),
+            field("random", DataType::Boolean, false),
+        ]
     }
 }
 
@@ -164,6 +226,7 @@ pub struct PublishedChunk {
     pub taxonomy_path: Vec<String>,
     pub duplicate_of: Option<String>,
     pub selected: bool,
+    pub passage_id: String,
 }
 
 impl PublishedChunk {
@@ -182,11 +245,47 @@ impl PublishedChunk {
             field("taxonomy_path", str_list(), false),
             field("duplicate_of", DataType::Utf8, true),
             field("selected", DataType::Boolean, false),
+            field("passage_id", DataType::Utf8, false),
         ]
     }
 }
 
-/// One training sample of `train/scpt.parquet` or `train/ssft.parquet`. Both carry the alpaca
+/// One row of the published `passages.parquet`: the training unit with its place in the
+/// taxonomy (its chunks share it).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct PublishedPassage {
+    pub passage_id: String,
+    pub doc_id: String,
+    pub chunk_ids: Vec<String>,
+    pub text: String,
+    /// Target tokens of `text`.
+    pub n_tokens: u32,
+    pub node_id: u32,
+    pub taxonomy_path: Vec<String>,
+    /// The heading path above the passage's first chunk (the document's own structure).
+    pub heading_path: Vec<String>,
+    pub duplicate_of: Option<String>,
+    pub selected: bool,
+}
+
+impl PublishedPassage {
+    pub fn fields() -> Vec<FieldRef> {
+        vec![
+            field("passage_id", DataType::Utf8, false),
+            field("doc_id", DataType::Utf8, false),
+            field("chunk_ids", str_list(), false),
+            field("text", DataType::Utf8, false),
+            field("n_tokens", DataType::UInt32, false),
+            field("node_id", DataType::UInt32, false),
+            field("taxonomy_path", str_list(), false),
+            field("heading_path", str_list(), false),
+            field("duplicate_of", DataType::Utf8, true),
+            field("selected", DataType::Boolean, false),
+        ]
+    }
+}
+
+/// One training sample of any set in `train/` (`n_tokens` in target tokens). All carry the alpaca
 /// columns too (for SCPT: `instruction` = prompt, `input` empty, `output` = response), so one
 /// schema serves plain-text, prompt/response and alpaca trainers.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -197,6 +296,7 @@ pub struct Sample {
     pub response: String,
     pub kind: String,
     pub chunk_id: Option<String>,
+    pub passage_id: Option<String>,
     pub node_id: u32,
     pub taxonomy_path: Vec<String>,
     pub n_tokens: u32,
@@ -213,6 +313,7 @@ impl Sample {
             field("response", DataType::Utf8, false),
             field("kind", DataType::Utf8, false),
             field("chunk_id", DataType::Utf8, true),
+            field("passage_id", DataType::Utf8, true),
             field("node_id", DataType::UInt32, false),
             field("taxonomy_path", str_list(), false),
             field("n_tokens", DataType::UInt32, false),

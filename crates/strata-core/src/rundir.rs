@@ -4,12 +4,17 @@ use std::path::{Path, PathBuf};
 
 pub const MANIFEST: &str = "manifest.json";
 pub const CHUNKS: &str = "chunks.parquet";
+pub const PASSAGES: &str = "passages.parquet";
 pub const EMBEDDINGS: &str = "embeddings.parquet";
 pub const TAXONOMY: &str = "taxonomy.parquet";
 pub const TAXONOMY_JSON: &str = "taxonomy.json";
 pub const TRAIN_DIR: &str = "train";
 pub const SCPT: &str = "train/scpt.parquet";
 pub const SSFT: &str = "train/ssft.parquet";
+pub const CPT: &str = "train/cpt.parquet";
+pub const RANDOM_SCPT: &str = "train/random_scpt.parquet";
+pub const RANDOM_CPT: &str = "train/random_cpt.parquet";
+pub const SSFT_QA: &str = "train/ssft_qa.parquet";
 pub const DATASET_INFO: &str = "train/dataset_info.json";
 pub const INDEX_DIR: &str = "index";
 pub const COST: &str = "cost.json";
@@ -20,6 +25,8 @@ pub const EVAL: &str = "eval.json";
 pub const WORK_DIR: &str = "work";
 pub const WORK_CHUNKS: &str = "work/chunks.parquet";
 pub const WORK_DOCUMENTS: &str = "work/documents.parquet";
+pub const WORK_PASSAGES: &str = "work/passages.parquet";
+pub const WORK_PASSAGE_ASSIGNMENTS: &str = "work/passage_assignments.parquet";
 pub const WORK_ASSIGNMENTS: &str = "work/assignments.parquet";
 pub const WORK_SELECTION: &str = "work/selection.parquet";
 

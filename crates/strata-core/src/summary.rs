@@ -66,8 +66,24 @@ pub struct ChunkSummary {
     pub documents: u64,
     pub documents_without_chunks: u64,
     /// Tokens of every chunk (the embedding model's tokenizer), duplicates included.
+    pub embedding_tokens: u64,
+    /// Tokens of every passage in the target tokenizer, duplicates included: what budgets,
+    /// sample sizes and the cost ledger count.
     pub corpus_tokens: u64,
     pub chunks_under_min_tokens: u64,
+    pub passages: u64,
+    /// The tokenizer `corpus_tokens` and every training count use.
+    pub target_tokenizer: TargetTokenizer,
+}
+
+/// The tokenizer of the model being trained (DESIGN.md: `target_tokenizer`), or the embedding
+/// model's when the recipe names none.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct TargetTokenizer {
+    pub file: String,
+    pub sha256: String,
+    /// False when no target tokenizer was given and the embedding model's stands in.
+    pub is_target: bool,
 }
 
 /// `embed`: how much was embedded and how much padding the batches carried.
@@ -88,6 +104,11 @@ pub struct TaxonomySummary {
     pub leaves: u64,
     pub level1_nodes: u64,
     pub near_duplicates: u64,
+    /// Passages clustered, and those marked as duplicates of an earlier one.
+    pub passages: u64,
+    pub duplicate_passages: u64,
+    /// Headings of many documents, left out of the labels.
+    pub generic_headings: u64,
     /// Distinct label terms (unigrams and bigrams): what the labels' memory follows.
     pub vocabulary_terms: u64,
     /// Labels below the root taken from a heading that covers the node, chosen among the
@@ -117,9 +138,13 @@ pub struct SelectSummary {
     /// Copied from the chunk stage's summary, so the selection's record reads on its own.
     pub corpus_tokens: u64,
     pub selected_tokens: u64,
+    pub selected_passages: u64,
     pub selected_chunks: u64,
     pub cost_floor_tokens: u64,
-    pub eligible_chunks: u64,
+    pub eligible_passages: u64,
+    /// The seeded uniform-random draw at the same budget (the ablation sets).
+    pub random_tokens: u64,
+    pub random_passages: u64,
     pub leaves: u64,
     pub leaves_covered: u64,
 }
@@ -131,6 +156,20 @@ pub struct EmitSummary {
     pub ssft_samples: u64,
     pub scpt_tokens: u64,
     pub ssft_tokens: u64,
+    /// Median over SCPT passage samples of the prompt's share of the sample's target tokens
+    /// (the mind map and lead-in framing the passage).
+    pub scpt_prompt_share_median: f64,
+    /// The ablation sets (zero when the recipe turns them off).
+    pub cpt_tokens: u64,
+    pub random_scpt_tokens: u64,
+    pub random_cpt_tokens: u64,
+    /// Question answering from the recipe's questions file (zero without one).
+    pub ssft_qa_samples: u64,
+    pub ssft_qa_tokens: u64,
+    /// Questions whose document has no selected passage (not answerable from the subset),
+    /// and questions naming a document the corpus lacks.
+    pub questions_unselected: u64,
+    pub questions_unknown_document: u64,
 }
 
 /// `index`: nothing beyond its rows and files.

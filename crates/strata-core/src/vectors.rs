@@ -36,10 +36,43 @@ impl Matrix {
         &self.values
     }
 
+    /// One unit vector per group of consecutive rows: the normalised mean of rows
+    /// `start .. start + len` for each `(start, len)` (a passage from its chunks).
+    pub fn group_means(&self, groups: impl Iterator<Item = (usize, usize)>) -> Matrix {
+        let mut values = Vec::new();
+        for (start, len) in groups {
+            let mut mean = vec![0f32; self.dim];
+            for i in start..start + len {
+                mean.iter_mut().zip(self.row(i)).for_each(|(m, x)| *m += x);
+            }
+            values.extend(unit(mean));
+        }
+        Matrix::new(values, self.dim)
+    }
+
+    /// Row `i` plus `weight` times row `of[i]` of `other`, normalised: a passage's vector
+    /// drawn towards its document's.
+    pub fn blend(&self, other: &Matrix, of: &[usize], weight: f32) -> Matrix {
+        let mut values = Vec::with_capacity(self.values.len());
+        for (i, &o) in of.iter().enumerate() {
+            values.extend(unit(self.row(i).iter().zip(other.row(o)).map(|(a, b)| a + weight * b).collect()));
+        }
+        Matrix::new(values, self.dim)
+    }
+
     /// The values and the width, e.g. for an `ndarray` view of the same memory.
     pub fn into_parts(self) -> (Vec<f32>, usize) {
         (self.values, self.dim)
     }
+}
+
+/// `v` scaled to length 1 (a zero vector stays zero).
+fn unit(mut v: Vec<f32>) -> Vec<f32> {
+    let norm = dot(&v, &v).sqrt();
+    if norm > 0.0 {
+        v.iter_mut().for_each(|x| *x /= norm);
+    }
+    v
 }
 
 /// Dot product (cosine for unit vectors), in eight lanes so the compiler vectorises it.
@@ -84,6 +117,16 @@ pub fn sample_indices(n: usize, limit: usize, seed: u64) -> Vec<usize> {
     idx
 }
 
+/// `items` in an order drawn by a generator seeded with `seed` (Fisher-Yates): the same seed
+/// gives the same order anywhere.
+pub fn shuffle<T>(items: &mut [T], seed: u64) {
+    let mut rng = Xoshiro256Plus::seed_from_u64(seed);
+    for i in (1..items.len()).rev() {
+        let j = (rng.next_u64() % (i as u64 + 1)) as usize;
+        items.swap(i, j);
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -94,6 +137,19 @@ mod tests {
         assert_eq!((m.rows(), m.dim()), (2, 3));
         assert_eq!(m.row(1), &[3.0, 4.0, 5.0]);
         assert_eq!(Matrix::default().rows(), 0);
+    }
+
+    #[test]
+    fn group_means_are_unit_means_of_consecutive_rows() {
+        let m = Matrix::new(vec![1.0, 0.0, 0.0, 1.0, 3.0, 4.0], 2);
+        let g = m.group_means([(0, 2), (2, 1)].into_iter());
+        assert_eq!(g.rows(), 2);
+        let h = std::f32::consts::FRAC_1_SQRT_2;
+        assert!((g.row(0)[0] - h).abs() < 1e-6 && (g.row(0)[1] - h).abs() < 1e-6);
+        assert!((g.row(1)[0] - 0.6).abs() < 1e-6 && (g.row(1)[1] - 0.8).abs() < 1e-6);
+        let docs = Matrix::new(vec![0.0, 1.0], 2);
+        let b = Matrix::new(vec![1.0, 0.0], 2).blend(&docs, &[0], 1.0);
+        assert!((b.row(0)[0] - h).abs() < 1e-6 && (b.row(0)[1] - h).abs() < 1e-6);
     }
 
     #[test]

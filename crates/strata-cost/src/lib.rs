@@ -150,7 +150,7 @@ mod tests {
         let ran = |rows_out, seconds| StageRun { rows_out, seconds, ..Default::default() };
         let chunk = ChunkSummary { corpus_tokens: 400, ..Default::default() };
         manifest.stages.insert(ran(2, 1.0), StageSummary::Chunk(chunk));
-        let emit = EmitSummary { scpt_samples: 2, scpt_tokens: 200, ssft_samples: 1, ssft_tokens: 70 };
+        let emit = EmitSummary { scpt_samples: 2, scpt_tokens: 200, ssft_samples: 1, ssft_tokens: 70, ..Default::default() };
         manifest.stages.insert(ran(3, 1.0), StageSummary::Emit(emit));
         manifest.stages.insert(ran(2, 2.5), StageSummary::Index(Default::default()));
         manifest.save(&run.path(MANIFEST)).expect("manifest");

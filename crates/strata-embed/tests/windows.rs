@@ -35,6 +35,7 @@ fn chunks() -> Vec<ChunkRecord> {
             byte_start: 0,
             byte_end: t.len() as u64,
             content_hash: strata_core::hash::text_hash(t),
+            passage_id: format!("doc#p{i}"),
         })
         .collect()
 }

@@ -1,23 +1,34 @@
 //! strata-emit: the training sets, in textbook order (depth-first over the taxonomy, then
-//! document order), and the published `chunks.parquet`.
+//! document order), and the published `chunks.parquet` and `passages.parquet`.
 //!
-//! It owns the sample formats of DESIGN.md: SCPT chunk samples (a mind map of the chunk's
-//! branch with its leaf in bold, then the passage), SCPT mind-map samples, SSFT samples made
-//! from the taxonomy without an LLM, and `dataset_info.json` for LLaMA-Factory. It reads the
-//! earlier stages' files; it does not decide what is selected.
+//! It owns the sample formats of DESIGN.md: SCPT passage samples (a mind map of the passage's
+//! branch with its leaf in bold and the document's own sections below it, then the passage),
+//! SCPT mind-map samples, SSFT samples made from the taxonomy without an LLM, StructTuning's
+//! question-answer SSFT from a questions file, the ablation sets (the same passages as plain
+//! text; random passages at the same budget, structured and plain) and `dataset_info.json`
+//! for LLaMA-Factory. Sample sizes count target tokens. It reads the earlier stages' files;
+//! it does not decide what is selected.
 
 mod mindmap;
 mod phrasing;
+mod questions;
 
-pub use mindmap::{chunk_map, full_map};
+pub use mindmap::{chunk_map, full_map, passage_map};
+pub use questions::{read_questions, Question};
 
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 use std::path::PathBuf;
 use strata_core::parquet_io::RowWriter;
-use strata_core::records::{AssignmentRecord, ChunkRecord, PublishedChunk, Sample, SelectionRecord, TaxonomyNode};
-use strata_core::rundir::{CHUNKS, DATASET_INFO, SCPT, SSFT, TAXONOMY, WORK_ASSIGNMENTS, WORK_CHUNKS, WORK_SELECTION};
+use strata_core::records::{
+    AssignmentRecord, ChunkRecord, PassageAssignment, PassageRecord, PublishedChunk, PublishedPassage, Sample, SelectionRecord,
+    TaxonomyNode,
+};
+use strata_core::rundir::{
+    CHUNKS, CPT, DATASET_INFO, PASSAGES, RANDOM_CPT, RANDOM_SCPT, SCPT, SSFT, SSFT_QA, TAXONOMY, WORK_ASSIGNMENTS, WORK_CHUNKS,
+    WORK_PASSAGES, WORK_PASSAGE_ASSIGNMENTS, WORK_SELECTION,
+};
 use strata_core::summary::EmitSummary;
 use strata_core::tokens::TokenCounter;
 use strata_core::tokens::TokenizerError;
@@ -36,8 +47,10 @@ pub enum EmitError {
         #[source]
         source: strata_core::TreeError,
     },
-    #[error("`{path}` puts chunk `{chunk_id}` in node {node_id}, which the taxonomy lacks; rerun the taxonomy stage")]
-    UnknownNode { path: PathBuf, chunk_id: String, node_id: u32 },
+    #[error("`{path}` puts `{id}` in node {node_id}, which the taxonomy lacks; rerun the taxonomy stage")]
+    UnknownNode { path: PathBuf, id: String, node_id: u32 },
+    #[error("questions file `{path}`, line {line}: {message}")]
+    Questions { path: PathBuf, line: usize, message: String },
     #[error("failed to write `{path}`")]
     Write {
         path: PathBuf,
@@ -50,15 +63,21 @@ pub enum EmitError {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct EmitConfig {
-    /// SSFT "where does this passage belong" samples, one per selected chunk.
+    /// SSFT "where does this passage belong" samples, one per selected passage.
     pub locate_samples: bool,
     /// SSFT outline and subtopic samples, one each per inner node.
     pub outline_samples: bool,
+    /// The ablation sets: `cpt` (the selected passages as plain text), `random_scpt` and
+    /// `random_cpt` (seeded random passages at the same budget, structured and plain).
+    pub ablations: bool,
+    /// A JSONL file of questions (`question`, `doc_id`, optional `answer`): StructTuning's
+    /// question-answer SSFT (`ssft_qa`) from the selected passages of their documents.
+    pub questions: Option<PathBuf>,
 }
 
 impl Default for EmitConfig {
     fn default() -> Self {
-        Self { locate_samples: true, outline_samples: true }
+        Self { locate_samples: true, outline_samples: true, ablations: true, questions: None }
     }
 }
 
@@ -68,6 +87,7 @@ pub struct EmitStage {
     /// The domain as it appears in prompts ("medicine").
     pub domain: String,
     pub seed: u64,
+    /// The target tokenizer, which sizes the samples.
     pub tokenizer_path: PathBuf,
 }
 
@@ -77,103 +97,267 @@ impl Stage for EmitStage {
     }
 
     fn reads(&self) -> Vec<&'static str> {
-        vec![WORK_CHUNKS, WORK_ASSIGNMENTS, WORK_SELECTION, TAXONOMY]
+        vec![WORK_CHUNKS, WORK_PASSAGES, WORK_ASSIGNMENTS, WORK_PASSAGE_ASSIGNMENTS, WORK_SELECTION, TAXONOMY]
     }
 
     fn writes(&self) -> Vec<&'static str> {
-        vec![CHUNKS, SCPT, SSFT, DATASET_INFO]
+        let mut files = vec![CHUNKS, PASSAGES, SCPT, SSFT, DATASET_INFO];
+        if self.config.ablations {
+            files.extend([CPT, RANDOM_SCPT, RANDOM_CPT]);
+        }
+        if self.config.questions.is_some() {
+            files.push(SSFT_QA);
+        }
+        files
     }
 
     fn fingerprint(&self) -> Result<Value, StageError> {
         let tokenizer = strata_core::hash::file_sha256(&self.tokenizer_path)?;
-        Ok(json!({"config": self.config, "domain": self.domain, "seed": self.seed, "tokenizer": tokenizer}))
+        let questions = match &self.config.questions {
+            Some(q) => Some(strata_core::hash::file_sha256(q).map_err(|e| EmitError::Questions {
+                path: q.clone(),
+                line: 0,
+                message: e.to_string(),
+            })?),
+            None => None,
+        };
+        Ok(json!({"config": self.config, "domain": self.domain, "seed": self.seed, "tokenizer": tokenizer, "questions": questions}))
     }
 
     fn run(&self, ctx: &StageContext) -> Result<StageStats, StageError> {
         let nodes: Vec<TaxonomyNode> = parquet_io::read_rows(&ctx.run.path(TAXONOMY))?;
         let counter = TokenCounter::from_file(&self.tokenizer_path)?;
         let tree = TaxonomyTree::new(nodes).map_err(|source| EmitError::Tree { path: ctx.run.path(TAXONOMY), source })?;
-
-        // The published chunks stream through, a batch of each input in step; only the
-        // selected ones are kept, for the training sets.
-        let mut published = RowWriter::create(&ctx.output(CHUNKS)?, &PublishedChunk::fields(), &[])?;
-        let mut by_leaf: BTreeMap<u32, Vec<PublishedChunk>> = BTreeMap::new();
-        let mut assignments = parquet_io::batches::<AssignmentRecord>(&ctx.run.path(WORK_ASSIGNMENTS), &[])?;
-        let mut selection = parquet_io::batches::<SelectionRecord>(&ctx.run.path(WORK_SELECTION), &[])?;
-        for batch in parquet_io::batches::<ChunkRecord>(&ctx.run.path(WORK_CHUNKS), &[])? {
-            let batch = batch?;
-            let (placed, chosen) = (assignments.next_in_step(batch.len())?, selection.next_in_step(batch.len())?);
-            for ((c, a), s) in batch.into_iter().zip(placed).zip(chosen) {
-                if a.chunk_id != c.chunk_id || s.chunk_id != c.chunk_id {
-                    let path = if a.chunk_id != c.chunk_id { assignments.path() } else { selection.path() };
-                    return Err(parquet_io::ParquetIoError::OutOfStep { path: path.to_path_buf() }.into());
-                }
-                let Ok(leaf) = tree.get(a.node_id) else {
-                    return Err(EmitError::UnknownNode {
-                        path: assignments.path().to_path_buf(),
-                        chunk_id: c.chunk_id,
-                        node_id: a.node_id,
-                    }
-                    .into());
-                };
-                let row = PublishedChunk {
-                    chunk_id: c.chunk_id,
-                    doc_id: c.doc_id,
-                    source: c.source,
-                    ordinal: c.ordinal,
-                    heading_path: c.heading_path,
-                    text: c.text,
-                    n_tokens: c.n_tokens,
-                    byte_start: c.byte_start,
-                    byte_end: c.byte_end,
-                    node_id: a.node_id,
-                    taxonomy_path: leaf.path.clone(),
-                    duplicate_of: a.duplicate_of,
-                    selected: s.selected,
-                };
-                if row.selected {
-                    by_leaf.entry(row.node_id).or_default().push(row.clone());
-                }
-                published.push(row)?;
-            }
-        }
-        assignments.end_in_step()?;
-        selection.end_in_step()?;
-        let n_chunks = published.rows();
-        published.close()?;
+        let questions = self.config.questions.as_deref().map(read_questions).transpose()?;
+        let kept = publish(ctx, &tree)?;
 
         let writer = SampleWriter { tree: &tree, domain: &self.domain, seed: self.seed, counter: &counter };
-        let (scpt, ssft) = writer.samples(&by_leaf, &self.config)?;
-        parquet_io::write_rows(&ctx.output(SCPT)?, &Sample::fields(), &scpt, &[])?;
-        parquet_io::write_rows(&ctx.output(SSFT)?, &Sample::fields(), &ssft, &[])?;
+        let mut sets: Vec<(&str, Vec<Sample>)> = Vec::new();
+        let (scpt, ssft) = writer.samples(&kept.selected, &self.config)?;
+        let mut summary = EmitSummary { scpt_prompt_share_median: writer.prompt_share_median(&scpt)?, ..Default::default() };
+        sets.push((SCPT, scpt));
+        sets.push((SSFT, ssft));
+        if self.config.ablations {
+            sets.push((CPT, writer.plain(&kept.selected)?));
+            sets.push((RANDOM_SCPT, writer.samples(&kept.random, &EmitConfig { locate_samples: false, ..self.config.clone() })?.0));
+            sets.push((RANDOM_CPT, writer.plain(&kept.random)?));
+        }
+        if let Some(questions) = &questions {
+            let (qa, unselected, unknown) = writer.question_answers(questions, &kept)?;
+            summary.questions_unselected = unselected;
+            summary.questions_unknown_document = unknown;
+            sets.push((SSFT_QA, qa));
+        }
+        for (rel, rows) in &sets {
+            parquet_io::write_rows(&ctx.output(rel)?, &Sample::fields(), rows, &[])?;
+        }
         let info = ctx.output(DATASET_INFO)?;
-        let text = serde_json::to_string_pretty(&dataset_info(&self.domain))
+        let registered: Vec<&str> = sets.iter().map(|(rel, _)| *rel).collect();
+        let text = serde_json::to_string_pretty(&dataset_info(&self.domain, &registered))
             .map_err(|e| EmitError::Write { path: info.clone(), source: e.into() })?;
         std::fs::write(&info, text + "\n").map_err(|source| EmitError::Write { path: info.clone(), source })?;
 
         let tokens = |set: &[Sample]| set.iter().map(|s| s.n_tokens as u64).sum::<u64>();
-        let summary = EmitSummary {
-            scpt_samples: scpt.len() as u64,
-            ssft_samples: ssft.len() as u64,
-            scpt_tokens: tokens(&scpt),
-            ssft_tokens: tokens(&ssft),
-        };
-        Ok(StageStats { rows_in: n_chunks, rows_out: (scpt.len() + ssft.len()) as u64, summary: StageSummary::Emit(summary) })
+        let mut samples = 0;
+        for (rel, rows) in &sets {
+            samples += rows.len() as u64;
+            let n = tokens(rows);
+            match *rel {
+                SCPT => (summary.scpt_samples, summary.scpt_tokens) = (rows.len() as u64, n),
+                SSFT => (summary.ssft_samples, summary.ssft_tokens) = (rows.len() as u64, n),
+                CPT => summary.cpt_tokens = n,
+                RANDOM_SCPT => summary.random_scpt_tokens = n,
+                RANDOM_CPT => summary.random_cpt_tokens = n,
+                _ => (summary.ssft_qa_samples, summary.ssft_qa_tokens) = (rows.len() as u64, n),
+            }
+        }
+        Ok(StageStats { rows_in: kept.n_chunks, rows_out: samples, summary: StageSummary::Emit(summary) })
     }
 }
 
-/// LLaMA-Factory's registry of the sets: alpaca columns for supervised training with the loss
-/// on the response (as StructTuning trains), and the plain `text` column for pre-training.
-pub fn dataset_info(domain: &str) -> Value {
+/// A passage kept for the training sets: the published row and its sections (the distinct
+/// heading paths of its chunks, in order).
+#[derive(Debug, Clone)]
+struct Kept {
+    passage: PublishedPassage,
+    sections: Vec<Vec<String>>,
+}
+
+/// What publishing keeps: the selected passages and the random draw's, in passage order.
+struct KeptPassages {
+    selected: Vec<Kept>,
+    random: Vec<Kept>,
+    /// Every document with a passage (to tell a question about an unselected document from
+    /// one about a document the corpus lacks).
+    documents: std::collections::HashSet<String>,
+    n_chunks: u64,
+}
+
+/// Writes `chunks.parquet` and `passages.parquet`, streaming the chunks with their assignments
+/// a batch at a time; passages are read alongside, as the chunks reach them (both are in
+/// chunk order). Keeps only the selected and randomly drawn passages, for the training sets.
+fn publish(ctx: &StageContext, tree: &TaxonomyTree) -> Result<KeptPassages, EmitError> {
+    let output = |rel: &str| ctx.output(rel).map_err(|source| EmitError::Write { path: ctx.run.path(rel), source });
+    let passages = parquet_io::batches::<PassageRecord>(&ctx.run.path(WORK_PASSAGES), &[])?.flat_map(|b| match b {
+        Ok(rows) => rows.into_iter().map(Ok).collect::<Vec<_>>(),
+        Err(e) => vec![Err(e)],
+    });
+    let mut out = Publisher {
+        ctx,
+        tree,
+        placed: parquet_io::read_rows(&ctx.run.path(WORK_PASSAGE_ASSIGNMENTS))?,
+        chosen: parquet_io::read_rows(&ctx.run.path(WORK_SELECTION))?,
+        passages: Box::new(passages),
+        chunks: RowWriter::create(&output(CHUNKS)?, &PublishedChunk::fields(), &[])?,
+        passages_out: RowWriter::create(&output(PASSAGES)?, &PublishedPassage::fields(), &[])?,
+        current: None,
+        opened: 0,
+        kept: KeptPassages { selected: Vec::new(), random: Vec::new(), documents: Default::default(), n_chunks: 0 },
+    };
+    let mut assignments = parquet_io::batches::<AssignmentRecord>(&ctx.run.path(WORK_ASSIGNMENTS), &[])?;
+    for batch in parquet_io::batches::<ChunkRecord>(&ctx.run.path(WORK_CHUNKS), &[])? {
+        let batch = batch?;
+        let placed = assignments.next_in_step(batch.len())?;
+        for (c, a) in batch.into_iter().zip(placed) {
+            if a.chunk_id != c.chunk_id {
+                return Err(out.out_of_step(WORK_ASSIGNMENTS));
+            }
+            out.push(c, a)?;
+        }
+    }
+    assignments.end_in_step()?;
+    out.close_passage()?;
+    if out.passages.next().is_some() || out.opened != out.placed.len() || out.opened != out.chosen.len() {
+        return Err(out.out_of_step(WORK_PASSAGES));
+    }
+    let mut kept = out.kept;
+    kept.n_chunks = out.chunks.rows();
+    out.chunks.close()?;
+    out.passages_out.close()?;
+    Ok(kept)
+}
+
+/// The state of [`publish`]: the passage the chunks are in, and what is kept.
+struct Publisher<'a> {
+    ctx: &'a StageContext<'a>,
+    tree: &'a TaxonomyTree,
+    placed: Vec<PassageAssignment>,
+    chosen: Vec<SelectionRecord>,
+    passages: Box<dyn Iterator<Item = Result<PassageRecord, parquet_io::ParquetIoError>> + 'a>,
+    chunks: RowWriter<PublishedChunk>,
+    passages_out: RowWriter<PublishedPassage>,
+    /// The open passage (its position) with its chunks so far; passages opened.
+    current: Option<(usize, Kept)>,
+    opened: usize,
+    kept: KeptPassages,
+}
+
+impl Publisher<'_> {
+    fn out_of_step(&self, rel: &str) -> EmitError {
+        EmitError::Io(parquet_io::ParquetIoError::OutOfStep { path: self.ctx.run.path(rel) })
+    }
+
+    /// Publishes chunk `c`, placed by `a`, opening its passage when it is the passage's first.
+    fn push(&mut self, c: ChunkRecord, a: AssignmentRecord) -> Result<(), EmitError> {
+        if self.current.as_ref().is_none_or(|(_, k)| k.passage.passage_id != c.passage_id) {
+            self.close_passage()?;
+            self.open_passage(&c)?;
+        }
+        let Some((_, k)) = self.current.as_mut() else { unreachable!("a passage is open") };
+        if a.node_id != k.passage.node_id {
+            return Err(EmitError::UnknownNode { path: self.ctx.run.path(WORK_ASSIGNMENTS), id: c.chunk_id, node_id: a.node_id });
+        }
+        k.passage.chunk_ids.push(c.chunk_id.clone());
+        if k.sections.last() != Some(&c.heading_path) {
+            k.sections.push(c.heading_path.clone());
+        }
+        let (taxonomy_path, selected) = (k.passage.taxonomy_path.clone(), k.passage.selected);
+        self.chunks.push(PublishedChunk {
+            chunk_id: c.chunk_id,
+            doc_id: c.doc_id,
+            source: c.source,
+            ordinal: c.ordinal,
+            heading_path: c.heading_path,
+            text: c.text,
+            n_tokens: c.n_tokens,
+            byte_start: c.byte_start,
+            byte_end: c.byte_end,
+            node_id: a.node_id,
+            taxonomy_path,
+            duplicate_of: a.duplicate_of,
+            selected,
+            passage_id: c.passage_id,
+        })?;
+        Ok(())
+    }
+
+    /// Opens the next passage, which must be chunk `c`'s, with its assignment and selection.
+    fn open_passage(&mut self, c: &ChunkRecord) -> Result<(), EmitError> {
+        let p = self.opened;
+        let record =
+            self.passages.next().transpose()?.filter(|r| r.passage_id == c.passage_id).ok_or_else(|| self.out_of_step(WORK_PASSAGES))?;
+        let a =
+            self.placed.get(p).filter(|a| a.passage_id == record.passage_id).ok_or_else(|| self.out_of_step(WORK_PASSAGE_ASSIGNMENTS))?;
+        let s = self.chosen.get(p).filter(|s| s.passage_id == record.passage_id).ok_or_else(|| self.out_of_step(WORK_SELECTION))?;
+        let leaf = self.tree.get(a.node_id).map_err(|_| EmitError::UnknownNode {
+            path: self.ctx.run.path(WORK_PASSAGE_ASSIGNMENTS),
+            id: a.passage_id.clone(),
+            node_id: a.node_id,
+        })?;
+        let passage = PublishedPassage {
+            passage_id: record.passage_id,
+            doc_id: record.doc_id,
+            chunk_ids: Vec::new(),
+            text: record.text,
+            n_tokens: record.n_tokens,
+            node_id: a.node_id,
+            taxonomy_path: leaf.path.clone(),
+            heading_path: c.heading_path.clone(),
+            duplicate_of: a.duplicate_of.clone(),
+            selected: s.selected,
+        };
+        self.current = Some((p, Kept { passage, sections: Vec::new() }));
+        self.opened += 1;
+        Ok(())
+    }
+
+    /// Writes the open passage, keeping it when selected or drawn.
+    fn close_passage(&mut self) -> Result<(), EmitError> {
+        let Some((p, k)) = self.current.take() else { return Ok(()) };
+        self.passages_out.push(k.passage.clone())?;
+        if !self.kept.documents.contains(&k.passage.doc_id) {
+            self.kept.documents.insert(k.passage.doc_id.clone());
+        }
+        if self.chosen[p].random {
+            self.kept.random.push(k.clone());
+        }
+        if self.chosen[p].selected {
+            self.kept.selected.push(k);
+        }
+        Ok(())
+    }
+}
+
+/// LLaMA-Factory's registry of the sets written (`sets`: their run paths). Structured sets
+/// register as alpaca (supervised: the loss on the response only, so the mind map is context,
+/// not target, as StructTuning trains); plain sets as pre-training text (`columns.prompt` =
+/// `text`, LLaMA-Factory's `pt` stage).
+pub fn dataset_info(domain: &str, sets: &[&str]) -> Value {
     let slug: String = domain.to_lowercase().chars().map(|c| if c.is_alphanumeric() { c } else { '_' }).collect();
     let alpaca = json!({"prompt": "instruction", "query": "input", "response": "output"});
-    // dataset_info.json sits beside the sets: their names relative to train/.
-    let [scpt, ssft] = [SCPT, SSFT].map(|rel| rel.rsplit('/').next().unwrap_or(rel));
-    json!({
-        format!("strata_{slug}_scpt"): {"file_name": scpt, "formatting": "alpaca", "columns": alpaca},
-        format!("strata_{slug}_scpt_pt"): {"file_name": scpt, "columns": {"prompt": "text"}},
-        format!("strata_{slug}_ssft"): {"file_name": ssft, "formatting": "alpaca", "columns": alpaca},
-    })
+    let mut info = serde_json::Map::new();
+    for rel in sets {
+        // dataset_info.json sits beside the sets: their names relative to train/.
+        let file = rel.rsplit('/').next().unwrap_or(rel);
+        let name = file.trim_end_matches(".parquet");
+        let entry = if *rel == CPT || *rel == RANDOM_CPT {
+            json!({"file_name": file, "columns": {"prompt": "text"}})
+        } else {
+            json!({"file_name": file, "formatting": "alpaca", "columns": alpaca})
+        };
+        info.insert(format!("strata_{slug}_{name}"), entry);
+    }
+    Value::Object(info)
 }
 
 struct SampleWriter<'a> {
@@ -185,9 +369,11 @@ struct SampleWriter<'a> {
 
 impl SampleWriter<'_> {
     /// SCPT and SSFT samples in textbook order: each depth-1 branch's mind map, then its
-    /// selected chunks leaf by leaf (depth-first), each leaf's chunks in document order.
-    fn samples(&self, by_leaf: &BTreeMap<u32, Vec<PublishedChunk>>, config: &EmitConfig) -> Result<(Vec<Sample>, Vec<Sample>), EmitError> {
+    /// passages leaf by leaf (depth-first), each leaf's passages in document order.
+    fn samples(&self, passages: &[Kept], config: &EmitConfig) -> Result<(Vec<Sample>, Vec<Sample>), EmitError> {
         let root = 0;
+        let mut by_leaf: BTreeMap<u32, Vec<&Kept>> = BTreeMap::new();
+        passages.iter().for_each(|k| by_leaf.entry(k.passage.node_id).or_default().push(k));
         let mut scpt = Vec::new();
         let mut ssft = Vec::new();
         for &branch in self.tree.children(root) {
@@ -195,10 +381,10 @@ impl SampleWriter<'_> {
             let prompt = phrasing::structure_request(self.seed, &format!("map/{branch}"), self.domain, &b.label);
             scpt.push(self.sample("mindmap", None, b, prompt, format!("```\n{}\n```", full_map(self.tree, branch)), None)?);
             for id in self.tree.subtree(branch) {
-                for c in by_leaf.get(&id).into_iter().flatten() {
-                    scpt.push(self.chunk_sample(c)?);
+                for k in by_leaf.get(&id).into_iter().flatten() {
+                    scpt.push(self.passage_sample(k)?);
                     if config.locate_samples {
-                        ssft.push(self.locate_sample(c)?);
+                        ssft.push(self.locate_sample(&k.passage)?);
                     }
                 }
             }
@@ -229,29 +415,106 @@ impl SampleWriter<'_> {
         Ok((scpt, ssft))
     }
 
-    fn chunk_sample(&self, c: &PublishedChunk) -> Result<Sample, EmitError> {
-        let leaf = self.tree.node(c.node_id);
-        let lineage = self.tree.branch_lineage(c.node_id);
-        let branch = lineage.first().map_or(leaf, |&b| self.tree.node(b));
-        let map = chunk_map(self.tree, c.node_id);
-        let prompt = format!(
-            "{}:\n\n```\n{}\n```\n\n{}:",
-            phrasing::lead_in(self.seed, &c.chunk_id, self.domain, &branch.label),
-            map,
-            phrasing::passage_intro(self.seed, &c.chunk_id, &branch.label, &leaf.label),
-        );
-        self.sample("chunk", Some(c.chunk_id.clone()), leaf, prompt, format!("{}\n{}", leaf.label, c.text), None)
+    /// The median share of target tokens the prompt takes in the passage samples of `scpt`.
+    fn prompt_share_median(&self, scpt: &[Sample]) -> Result<f64, EmitError> {
+        let mut shares = Vec::new();
+        for s in scpt.iter().filter(|s| s.kind == "passage") {
+            shares.push(self.counter.count(&s.prompt)? as f64 / s.n_tokens.max(1) as f64);
+        }
+        shares.sort_by(f64::total_cmp);
+        Ok(match shares.len() {
+            0 => 0.0,
+            n if n % 2 == 1 => shares[n / 2],
+            n => (shares[n / 2 - 1] + shares[n / 2]) / 2.0,
+        })
     }
 
-    fn locate_sample(&self, c: &PublishedChunk) -> Result<Sample, EmitError> {
-        let leaf = self.tree.node(c.node_id);
+    /// The passages as plain text in textbook order (continual pre-training without
+    /// structure): `text` is the passage, `prompt` empty.
+    fn plain(&self, passages: &[Kept]) -> Result<Vec<Sample>, EmitError> {
+        let mut order: Vec<&Kept> = passages.iter().collect();
+        // Node ids are a depth-first preorder: sorting by leaf (stably) is the textbook order.
+        order.sort_by_key(|k| k.passage.node_id);
+        order.iter().map(|k| self.sample_text("passage", &k.passage, String::new(), k.passage.text.clone())).collect()
+    }
+
+    /// StructTuning's question-answer SSFT: each question whose document has a selected
+    /// passage, answered from the passage that shares most words with it, in the plain and
+    /// the structure-first layout. Also counts the questions about unselected documents and
+    /// those naming a document the corpus lacks.
+    fn question_answers(&self, questions: &[Question], kept: &KeptPassages) -> Result<(Vec<Sample>, u64, u64), EmitError> {
+        let mut by_doc: HashMap<&str, Vec<&Kept>> = HashMap::new();
+        kept.selected.iter().for_each(|k| by_doc.entry(k.passage.doc_id.as_str()).or_default().push(k));
+        let known: std::collections::HashSet<&str> = kept.documents.iter().map(String::as_str).collect();
+        let (mut samples, mut unselected, mut unknown) = (Vec::new(), 0, 0);
+        let instruction = questions::instruction(self.domain);
+        for q in questions {
+            let Some(candidates) = by_doc.get(q.doc_id.as_str()) else {
+                if known.contains(q.doc_id.as_str()) {
+                    unselected += 1;
+                } else {
+                    unknown += 1;
+                }
+                continue;
+            };
+            let texts: Vec<&str> = candidates.iter().map(|k| k.passage.text.as_str()).collect();
+            let k = candidates[questions::locate(&q.question, &texts).unwrap_or(0)];
+            let leaf = self.tree.node(k.passage.node_id);
+            let lineage = self.tree.branch_lineage(k.passage.node_id);
+            let scope = &self.tree.node(*lineage.first().unwrap_or(&k.passage.node_id)).label;
+            let map = passage_map(self.tree, k.passage.node_id, &k.sections);
+            let located = questions::Located {
+                map: &map,
+                scope,
+                leaf: &leaf.label,
+                path: &leaf.path,
+                section: &k.passage.heading_path,
+                passage: &k.passage.text,
+                answer: q.answer.as_deref(),
+            };
+            let prompt = questions::prompt(&instruction, &q.question);
+            for (kind, response) in [("qa", questions::plain_answer(&located)), ("qa_structure", questions::structured_answer(&located))] {
+                let mut sample =
+                    self.sample(kind, None, leaf, prompt.clone(), response, Some((instruction.clone(), q.question.clone())))?;
+                sample.passage_id = Some(k.passage.passage_id.clone());
+                samples.push(sample);
+            }
+        }
+        Ok((samples, unselected, unknown))
+    }
+
+    fn passage_sample(&self, k: &Kept) -> Result<Sample, EmitError> {
+        let p = &k.passage;
+        let leaf = self.tree.node(p.node_id);
+        let lineage = self.tree.branch_lineage(p.node_id);
+        let branch = lineage.first().map_or(leaf, |&b| self.tree.node(b));
+        let map = passage_map(self.tree, p.node_id, &k.sections);
+        let prompt = format!(
+            "{}:\n\n```\n{}\n```\n\n{}:",
+            phrasing::lead_in(self.seed, &p.passage_id, self.domain, &branch.label),
+            map,
+            phrasing::passage_intro(self.seed, &p.passage_id, &branch.label, &leaf.label),
+        );
+        self.sample_text("passage", p, prompt, format!("{}\n{}", leaf.label, p.text))
+    }
+
+    fn locate_sample(&self, p: &PublishedPassage) -> Result<Sample, EmitError> {
+        let leaf = self.tree.node(p.node_id);
         let instruction = format!(
             "Where does the following passage belong in the knowledge structure of {}? Answer with its path from the top-level topic down.",
             self.domain
         );
-        let prompt = format!("{instruction}\n\n{}", c.text);
-        let output = leaf.path.join(" > ");
-        self.sample("locate", Some(c.chunk_id.clone()), leaf, prompt, output, Some((instruction, c.text.clone())))
+        let prompt = format!("{instruction}\n\n{}", p.text);
+        let mut sample = self.sample("locate", None, leaf, prompt, leaf.path.join(" > "), Some((instruction, p.text.clone())))?;
+        sample.passage_id = Some(p.passage_id.clone());
+        Ok(sample)
+    }
+
+    /// A sample of one passage: `prompt` (empty for plain text) and `response`.
+    fn sample_text(&self, kind: &str, p: &PublishedPassage, prompt: String, response: String) -> Result<Sample, EmitError> {
+        let mut sample = self.sample(kind, None, self.tree.node(p.node_id), prompt, response, None)?;
+        sample.passage_id = Some(p.passage_id.clone());
+        Ok(sample)
     }
 
     /// A sample with `text` = prompt, newline, response. `alpaca` gives (instruction, input)
@@ -265,7 +528,8 @@ impl SampleWriter<'_> {
         response: String,
         alpaca: Option<(String, String)>,
     ) -> Result<Sample, EmitError> {
-        let text = format!("{prompt}\n{response}");
+        // Plain text (no prompt) is the response alone.
+        let text = if prompt.is_empty() { response.clone() } else { format!("{prompt}\n{response}") };
         let n_tokens = self.counter.count(&text)? as u32;
         let (instruction, input) = alpaca.unwrap_or_else(|| (prompt.clone(), String::new()));
         Ok(Sample {
@@ -275,6 +539,7 @@ impl SampleWriter<'_> {
             response,
             kind: kind.to_string(),
             chunk_id,
+            passage_id: None,
             node_id: node.node_id,
             taxonomy_path: node.path.clone(),
             n_tokens,

@@ -46,6 +46,72 @@ pub fn chunk_map(tree: &TaxonomyTree, leaf: u32) -> String {
     render(tree, branch, &|n| lineage.contains(&n) && n != leaf, Some(leaf))
 }
 
+/// The mind map of a passage's sample: [`chunk_map`] with, under the bold leaf, the
+/// document's own structure of the passage: its sections' heading paths (in order, common
+/// prefixes drawn once), so the corpus-wide topic path leads into the document's headings.
+pub fn passage_map(tree: &TaxonomyTree, leaf: u32, sections: &[Vec<String>]) -> String {
+    let map = chunk_map(tree, leaf);
+    let outline = outline(sections);
+    if outline.is_empty() {
+        return map;
+    }
+    // The bold leaf's line: its own indent plus one level carries the outline.
+    let bold = format!("**{}**", tree.node(leaf).label);
+    let mut out = String::new();
+    for line in map.lines() {
+        if !out.is_empty() {
+            out.push('\n');
+        }
+        out.push_str(line);
+        if line.ends_with(&bold) {
+            let prefix: String = line.chars().take(line.chars().count() - bold.chars().count()).collect();
+            // Under a `├─ ` the column continues (`│  `); under `└─ ` or the top it is blank.
+            let indent = prefix.replace("├─ ", "│  ").replace("└─ ", "   ");
+            draw_outline(&outline, &indent, &mut out);
+        }
+    }
+    out
+}
+
+/// A heading trie: each entry a heading and the headings below it, in order of appearance.
+#[derive(Debug, Default, PartialEq)]
+struct Outline(Vec<(String, Outline)>);
+
+impl Outline {
+    fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
+}
+
+fn outline(paths: &[Vec<String>]) -> Outline {
+    let mut root = Outline::default();
+    for path in paths {
+        let mut level = &mut root;
+        for heading in path {
+            let at = match level.0.iter().position(|(h, _)| h == heading) {
+                Some(i) => i,
+                None => {
+                    level.0.push((heading.clone(), Outline::default()));
+                    level.0.len() - 1
+                }
+            };
+            level = &mut level.0[at].1;
+        }
+    }
+    root
+}
+
+fn draw_outline(outline: &Outline, indent: &str, out: &mut String) {
+    for (i, (heading, below)) in outline.0.iter().enumerate() {
+        let last = i + 1 == outline.0.len();
+        out.push('\n');
+        out.push_str(indent);
+        out.push_str(if last { "└─ " } else { "├─ " });
+        out.push_str(heading);
+        draw_outline(below, &format!("{indent}{}", if last { "   " } else { "│  " }), out);
+    }
+}
+
 /// The whole subtree of `top`.
 pub fn full_map(tree: &TaxonomyTree, top: u32) -> String {
     render(tree, top, &|_| true, None)
@@ -93,6 +159,17 @@ mod tests {
     fn full_map_draws_the_whole_branch() {
         let tree = TaxonomyTree::new(sample()).expect("tree");
         insta::assert_snapshot!(full_map(&tree, 1));
+    }
+
+    #[test]
+    fn passage_map_draws_the_documents_sections_under_the_bold_leaf() {
+        let tree = TaxonomyTree::new(sample()).expect("tree");
+        let sections = |paths: &[&[&str]]| paths.iter().map(|p| p.iter().map(|h| h.to_string()).collect()).collect::<Vec<Vec<String>>>();
+        let map = passage_map(&tree, 3, &sections(&[&["Loop diuretics", "Dosing"], &["Loop diuretics", "Side effects"]]));
+        let expected = "Cardiology\n├─ Heart failure\n│  ├─ **Diuretics and fluid balance**\n│  │  └─ Loop diuretics\n│  │     ├─ Dosing\n│  │     └─ Side effects\n│  └─ Device therapy\n└─ Arrhythmias";
+        assert_eq!(map, expected);
+        assert_eq!(passage_map(&tree, 7, &sections(&[&["Stroke"]])), "**Neurology**\n└─ Stroke");
+        assert_eq!(passage_map(&tree, 3, &[]), chunk_map(&tree, 3));
     }
 
     #[test]

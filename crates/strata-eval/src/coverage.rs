@@ -18,7 +18,7 @@ pub struct Questions<'a> {
 /// What one selection covers.
 #[derive(Debug, Clone, Copy, PartialEq, Default)]
 pub struct SubsetMetrics {
-    pub selected_chunks: f64,
+    pub selected_passages: f64,
     pub selected_tokens: f64,
     /// Share of leaves (nodes holding chunks) with a selected chunk.
     pub leaves_covered: f64,
@@ -33,7 +33,7 @@ pub struct SubsetMetrics {
     /// Share of selected tokens in chunks that are marked near-duplicates or whose cosine to
     /// an earlier selected chunk reaches the near-duplicate threshold.
     pub duplicate_token_share: f64,
-    pub median_chunk_tokens: f64,
+    pub median_passage_tokens: f64,
 }
 
 const METRICS: usize = 9;
@@ -41,7 +41,7 @@ const METRICS: usize = 9;
 impl SubsetMetrics {
     fn values(&self) -> [(&'static str, Option<f64>); METRICS] {
         [
-            ("selected_chunks", Some(self.selected_chunks)),
+            ("selected_passages", Some(self.selected_passages)),
             ("selected_tokens", Some(self.selected_tokens)),
             ("leaves_covered", Some(self.leaves_covered)),
             ("level1_covered", Some(self.level1_covered)),
@@ -49,14 +49,14 @@ impl SubsetMetrics {
             ("question_similarity", self.question_similarity),
             ("questions_covered", self.questions_covered),
             ("duplicate_token_share", Some(self.duplicate_token_share)),
-            ("median_chunk_tokens", Some(self.median_chunk_tokens)),
+            ("median_passage_tokens", Some(self.median_passage_tokens)),
         ]
     }
 
     fn from_values(v: &[Option<f64>]) -> Self {
         let f = |i: usize| v.get(i).copied().flatten().unwrap_or(0.0);
         Self {
-            selected_chunks: f(0),
+            selected_passages: f(0),
             selected_tokens: f(1),
             leaves_covered: f(2),
             level1_covered: f(3),
@@ -64,7 +64,7 @@ impl SubsetMetrics {
             question_similarity: v.get(5).copied().flatten(),
             questions_covered: v.get(6).copied().flatten(),
             duplicate_token_share: f(7),
-            median_chunk_tokens: f(8),
+            median_passage_tokens: f(8),
         }
     }
 }
@@ -135,7 +135,7 @@ pub fn random_selection(data: &RunData, eligible: &[bool], budget_tokens: u64, s
 
 /// The first eligible chunk of each document, documents in corpus order, until the budget
 /// is full (never a second chunk of a document).
-pub fn first_chunk_selection(data: &RunData, eligible: &[bool], budget_tokens: u64) -> Vec<bool> {
+pub fn first_passage_selection(data: &RunData, eligible: &[bool], budget_tokens: u64) -> Vec<bool> {
     let mut seen = HashSet::new();
     let order: Vec<usize> = (0..data.chunks.len()).filter(|&i| eligible[i] && seen.insert(data.chunks[i].doc_id.as_str())).collect();
     fill(data, order, budget_tokens)
@@ -183,7 +183,7 @@ pub fn subset_metrics(data: &RunData, selected: &[bool], questions: Option<&Ques
         n => (sizes[n / 2 - 1] as f64 + sizes[n / 2] as f64) / 2.0,
     };
     SubsetMetrics {
-        selected_chunks: picked.len() as f64,
+        selected_passages: picked.len() as f64,
         selected_tokens: tokens as f64,
         leaves_covered: share(leaves_hit, leaves),
         level1_covered: share(level1_hit, distinct(&mut level1.iter().copied())),
@@ -191,7 +191,7 @@ pub fn subset_metrics(data: &RunData, selected: &[bool], questions: Option<&Ques
         question_similarity,
         questions_covered,
         duplicate_token_share: if tokens == 0 { 0.0 } else { duplicate_tokens as f64 / tokens as f64 },
-        median_chunk_tokens: median,
+        median_passage_tokens: median,
     }
 }
 
@@ -250,8 +250,8 @@ pub fn compare(
             })
             .collect();
         rows.push(row("random", random, None));
-        let first = subset_metrics(data, &first_chunk_selection(data, eligible, s.budget_tokens), questions, near_duplicate);
-        rows.push(row("first_chunk", vec![first], None));
+        let first = subset_metrics(data, &first_passage_selection(data, eligible, s.budget_tokens), questions, near_duplicate);
+        rows.push(row("first_passage", vec![first], None));
     }
     rows
 }
@@ -278,7 +278,7 @@ mod tests {
         assert_eq!(eligible, vec![false, true, true, true, true, false]);
         for budget in [0, 39, 100, 1000] {
             for seed in 0..20 {
-                for sel in [random_selection(&data, &eligible, budget, seed), first_chunk_selection(&data, &eligible, budget)] {
+                for sel in [random_selection(&data, &eligible, budget, seed), first_passage_selection(&data, &eligible, budget)] {
                     let used: u64 = data.chunks.iter().zip(&sel).filter(|(_, &s)| s).map(|(c, _)| c.n_tokens as u64).sum();
                     assert!(used <= budget, "{used} > {budget}");
                     assert!(sel.iter().zip(&eligible).all(|(&s, &e)| !s || e));
@@ -286,8 +286,8 @@ mod tests {
             }
         }
         // First eligible chunk per document, in corpus order: a's second chunk, then b's first.
-        assert_eq!(first_chunk_selection(&data, &eligible, 1000), vec![false, true, false, true, false, false]);
-        assert_eq!(first_chunk_selection(&data, &eligible, 60), vec![false, true, false, false, false, false]);
+        assert_eq!(first_passage_selection(&data, &eligible, 1000), vec![false, true, false, true, false, false]);
+        assert_eq!(first_passage_selection(&data, &eligible, 60), vec![false, true, false, false, false, false]);
         // Random fills: everything eligible fits in 1000 tokens.
         assert_eq!(random_selection(&data, &eligible, 1000, 3), eligible);
     }
@@ -300,7 +300,7 @@ mod tests {
         let questions = Questions { vectors: &q_vectors, doc_ids: &q_docs };
         // Chunks 1 (a, leaf 2, [1,0]) and 3 (b, leaf 3, [0.6,0.8]).
         let m = subset_metrics(&data, &[false, true, false, true, false, false], Some(&questions), 0.95);
-        assert_eq!((m.selected_chunks, m.selected_tokens, m.median_chunk_tokens), (2.0, 90.0, 45.0));
+        assert_eq!((m.selected_passages, m.selected_tokens, m.median_passage_tokens), (2.0, 90.0, 45.0));
         assert!((m.leaves_covered - 2.0 / 3.0).abs() < 1e-9);
         assert!((m.level1_covered - 0.5).abs() < 1e-9, "level-1 nodes 1 and 4; only 1 hit");
         // Best cosines per chunk: 1, 1, 0.96, 1, 0.8, 0.8.
@@ -322,7 +322,7 @@ mod tests {
             [StrataSelection { budget: 0.5, budget_tokens: 100, selected: vec![false, true, false, true, false, false], from_run: true }];
         let rows = compare(&data, &eligible, &strata, None, 0.95, 5, 42);
         let methods: Vec<&str> = rows.iter().map(|r| r.method.as_str()).collect();
-        assert_eq!(methods, ["strata", "random", "first_chunk"]);
+        assert_eq!(methods, ["strata", "random", "first_passage"]);
         assert_eq!(rows[1].runs, 5);
         assert!(rows[1].std.is_some() && rows[0].std.is_none());
         let json = serde_json::to_value(&rows[1]).expect("json");
@@ -333,7 +333,7 @@ mod tests {
         // The figures are those of the selections themselves: ours as given, the first chunk
         // of each document, and the random rows' mean and spread over the five seeds.
         assert_eq!(rows[0].mean, subset_metrics(&data, &strata[0].selected, None, 0.95));
-        assert_eq!(rows[2].mean, subset_metrics(&data, &first_chunk_selection(&data, &eligible, 100), None, 0.95));
+        assert_eq!(rows[2].mean, subset_metrics(&data, &first_passage_selection(&data, &eligible, 100), None, 0.95));
         let facility: Vec<f64> =
             (0..5).map(|k| subset_metrics(&data, &random_selection(&data, &eligible, 100, 42 + k), None, 0.95).facility_location).collect();
         let mean = facility.iter().sum::<f64>() / 5.0;

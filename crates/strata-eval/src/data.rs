@@ -1,12 +1,13 @@
 //! What evaluation reads from a finished run: chunks (in corpus order), their vectors, the
-//! taxonomy and the documents with their metadata.
+//! taxonomy and the documents with their metadata; and the same run seen as passages (the
+//! units selection chooses among), for coverage.
 
 use crate::EvalError;
 use std::collections::HashMap;
 use strata_core::manifest::Manifest;
 use strata_core::parquet_io::{batches, read_rows, VectorsInStep};
 use strata_core::records::{DocumentRecord, TaxonomyNode};
-use strata_core::rundir::{CHUNKS, EMBEDDINGS, MANIFEST, TAXONOMY, WORK_DOCUMENTS};
+use strata_core::rundir::{CHUNKS, EMBEDDINGS, MANIFEST, PASSAGES, TAXONOMY, WORK_DOCUMENTS};
 use strata_core::{Matrix, RunDir, TaxonomyTree};
 
 /// A chunk as evaluation sees it.
@@ -28,6 +29,18 @@ pub struct ChunkInfo {
 struct PublishedRow {
     chunk_id: String,
     doc_id: String,
+    node_id: u32,
+    n_tokens: u32,
+    duplicate_of: Option<String>,
+    selected: bool,
+}
+
+/// The columns of `passages.parquet` evaluation reads.
+#[derive(serde::Deserialize)]
+struct PassageRow {
+    passage_id: String,
+    doc_id: String,
+    chunk_ids: Vec<String>,
     node_id: u32,
     n_tokens: u32,
     duplicate_of: Option<String>,
@@ -81,6 +94,49 @@ impl RunData {
             });
         }
         Ok(Self { chunks, vectors, tree, documents, corpus_tokens: chunk.summary.corpus_tokens })
+    }
+
+    /// The same run with passages as the units (what selection chooses among): each passage
+    /// of `passages.parquet` with its target tokens, leaf, duplicate mark and selection, its
+    /// vector the normalised mean of its chunks'. Coverage is measured on this view.
+    pub fn passage_view(&self, run: &RunDir) -> Result<RunData, EvalError> {
+        let row_of: HashMap<&str, usize> = self.chunks.iter().enumerate().map(|(i, c)| (c.chunk_id.as_str(), i)).collect();
+        let mut passages = Vec::new();
+        let mut values = Vec::new();
+        let dim = self.vectors.dim();
+        let columns = ["passage_id", "doc_id", "chunk_ids", "node_id", "n_tokens", "duplicate_of", "selected"];
+        for batch in batches::<PassageRow>(&run.path(PASSAGES), &columns)? {
+            for p in batch? {
+                let mut mean = vec![0f32; dim];
+                for id in &p.chunk_ids {
+                    let Some(&row) = row_of.get(id.as_str()) else {
+                        return Err(EvalError::Mismatch {
+                            path: run.path(PASSAGES),
+                            chunks: run.path(CHUNKS),
+                            message: format!("passage `{}` names chunk `{id}`, which the chunks lack", p.passage_id),
+                        });
+                    };
+                    mean.iter_mut().zip(self.vector(row)).for_each(|(m, x)| *m += x);
+                }
+                let norm = strata_core::vectors::dot(&mean, &mean).sqrt().max(f32::MIN_POSITIVE);
+                values.extend(mean.iter().map(|x| x / norm));
+                passages.push(ChunkInfo {
+                    chunk_id: p.passage_id,
+                    doc_id: p.doc_id,
+                    node_id: p.node_id,
+                    n_tokens: p.n_tokens,
+                    duplicate: p.duplicate_of.is_some(),
+                    selected: p.selected,
+                });
+            }
+        }
+        Ok(RunData {
+            chunks: passages,
+            vectors: Matrix::new(values, dim),
+            tree: self.tree.clone(),
+            documents: self.documents.clone(),
+            corpus_tokens: self.corpus_tokens,
+        })
     }
 
     pub fn vector(&self, i: usize) -> &[f32] {

@@ -45,15 +45,17 @@ pub fn evaluate(run: &RunDir, manifest: &Manifest, options: &EvalOptions, embed:
     let fields = if options.label_fields.is_empty() { crate::default_label_fields(&data.documents) } else { options.label_fields.clone() };
     let labels = crate::label_agreement(&data, &fields)?;
     let label_quality = crate::label_quality(run, &data)?;
+    let topic_first = crate::topic_first(run, &data)?;
     let mut settings = json!({
         "nmi": "mutual information / arithmetic mean of the two entropies",
         "label_fields": fields,
         "budgets": options.budgets,
         "random_seeds": options.random_seeds,
         "seed": options.seed,
-        "min_chunk_tokens": options.select.min_chunk_tokens,
+        "min_passage_tokens": options.select.min_passage_tokens,
         "near_duplicate_threshold": (options.near_duplicate_threshold as f64 * 1e6).round() / 1e6,
         "corpus_tokens": data.corpus_tokens,
+        "coverage_unit": "passage",
         "search_k": TOP_K,
     });
 
@@ -61,18 +63,28 @@ pub fn evaluate(run: &RunDir, manifest: &Manifest, options: &EvalOptions, embed:
         Some(path) => Some(ask(run, &data, path, options, embed, &mut settings)?),
         None => None,
     };
-    let eligible = data.eligible(options.select.min_chunk_tokens);
-    let strata = selections(&data, manifest, &eligible, options);
+    // Coverage is measured on passages, the units selection chooses among; the questions'
+    // similarity to a selection is to its passages' vectors.
+    let units = data.passage_view(run)?;
+    let eligible = units.eligible(options.select.min_passage_tokens);
+    let strata = selections(&units, manifest, &eligible, options);
     let doc_refs: Vec<&str> = asked.as_ref().map(|a| a.doc_ids.iter().map(String::as_str).collect()).unwrap_or_default();
     let questions = asked.as_ref().map(|a| Questions { vectors: &a.vectors, doc_ids: &doc_refs });
-    let coverage =
-        crate::compare(&data, &eligible, &strata, questions.as_ref(), options.near_duplicate_threshold, options.random_seeds, options.seed);
+    let coverage = crate::compare(
+        &units,
+        &eligible,
+        &strata,
+        questions.as_ref(),
+        options.near_duplicate_threshold,
+        options.random_seeds,
+        options.seed,
+    );
     let comparison = match &options.compare {
         Some(other) => Some(crate::compare_runs(&data, &RunData::load(&RunDir::new(other))?, &other.display().to_string())?),
         None => None,
     };
     let retrieval = asked.map(|a| a.retrieval).unwrap_or_default();
-    Ok(EvalReport { coverage, labels, label_quality, retrieval, comparison, settings })
+    Ok(EvalReport { coverage, labels, label_quality, topic_first, retrieval, comparison, settings })
 }
 
 /// Writes `eval.json` into the run directory (atomically) and returns its text.

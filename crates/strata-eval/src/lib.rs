@@ -21,10 +21,11 @@ mod label_quality;
 mod labels;
 mod retrieval;
 mod table;
+mod topics;
 
 pub use compare::{compare_runs, CosineSummary, RunComparison};
 pub use coverage::{
-    compare, first_chunk_selection, random_selection, subset_metrics, CoverageRow, Questions, StrataSelection, SubsetMetrics,
+    compare, first_passage_selection, random_selection, subset_metrics, CoverageRow, Questions, StrataSelection, SubsetMetrics,
 };
 pub use data::{ChunkInfo, RunData};
 pub use evaluate::{evaluate, write_report, EmbedTexts, EvalOptions, TOP_K};
@@ -32,6 +33,7 @@ pub use label_quality::label_quality;
 pub use labels::{agreement, default_label_fields, label_agreement, Agreement};
 pub use retrieval::{read_questions, sample, score_rankings, vector_search, Question, RetrievalScores};
 pub use table::render_table;
+pub use topics::{topic_first, TopicFirst};
 
 use serde::Serialize;
 use std::collections::BTreeMap;
@@ -86,6 +88,9 @@ pub struct EvalReport {
     pub labels: BTreeMap<String, Vec<Agreement>>,
     /// The node labels themselves: verbatim phrases, repeats of an ancestor, alike siblings.
     pub label_quality: strata_core::labels::LabelQuality,
+    /// Whether the tree is organised by topic (documents whole under one level-1 node, level 1
+    /// unlike the section headings).
+    pub topic_first: TopicFirst,
     /// `bm25`, `vector` and `hybrid` (the two fused) scores, when a questions file was given.
     #[serde(skip_serializing_if = "BTreeMap::is_empty")]
     pub retrieval: BTreeMap<String, RetrievalScores>,

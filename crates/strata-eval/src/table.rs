@@ -68,6 +68,13 @@ pub fn render_table(report: &EvalReport) -> String {
         out += &grid(&["field", "depth", "clusters", "labels", "NMI", "ARI", "purity"], &rows, 1);
     }
     out += &label_line(&report.label_quality);
+    let t = &report.topic_first;
+    out += &format!(
+        "Topic first: {:.1}% of the {} documents with several chunks sit whole under one level-1 node; level 1 against section headings: NMI {:.3}\n",
+        t.documents_whole_at_level1 * 100.0,
+        t.multi_chunk_documents,
+        t.level1_vs_section.nmi
+    );
     if let Some(r) = report.retrieval.values().next() {
         out += &format!("\nRetrieval, {} questions (hit: a returned chunk of the question's document)\n", r.questions);
         let rows: Vec<Vec<String>> = report
@@ -95,19 +102,19 @@ pub fn render_table(report: &EvalReport) -> String {
                 vec![
                     format!("{}", r.budget),
                     r.method.clone(),
-                    format!("{:.0}", m.selected_chunks),
+                    format!("{:.0}", m.selected_passages),
                     opt(Some(m.leaves_covered), s.map(|s| s.leaves_covered)),
                     opt(Some(m.level1_covered), s.map(|s| s.level1_covered)),
                     opt(Some(m.facility_location), s.map(|s| s.facility_location)),
                     opt(m.question_similarity, s.and_then(|s| s.question_similarity)),
                     opt(m.questions_covered, s.and_then(|s| s.questions_covered)),
                     format!("{:.3}", m.duplicate_token_share),
-                    format!("{:.0}", m.median_chunk_tokens),
+                    format!("{:.0}", m.median_passage_tokens),
                 ]
             })
             .collect();
         out += &grid(
-            &["budget", "method", "chunks", "leaves", "level-1", "facility", "q-similarity", "q-covered", "dup-share", "median-tok"],
+            &["budget", "method", "passages", "leaves", "level-1", "facility", "q-similarity", "q-covered", "dup-share", "median-tok"],
             &rows,
             2,
         );

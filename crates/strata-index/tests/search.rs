@@ -26,6 +26,7 @@ fn chunk(i: u32, path: &[&str], text: &str) -> PublishedChunk {
         taxonomy_path: path.iter().map(|s| s.to_string()).collect(),
         duplicate_of: None,
         selected: false,
+        passage_id: format!("doc{i}#p0"),
     }
 }
 

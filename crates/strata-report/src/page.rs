@@ -80,7 +80,14 @@ fn cards(inputs: &ReportInputs, tree: &Tree) -> String {
     // The corpus totals as the chunk stage recorded them (through the ledger), the selection
     // as summed up the tree.
     let corpus_tokens = inputs.ledger.corpus.corpus_tokens;
-    let (selected, n_selected) = (tree.selected_tokens[0], tree.selected_chunks[0]);
+    // Selected tokens and passages as the selection counted them (target tokens); the tree's
+    // sums, in chunk tokens, when the manifest lacks them.
+    let select =
+        inputs.manifest.as_ref().and_then(|m| m.stages.select.as_ref()).map(|s| (s.summary.selected_tokens, s.summary.selected_passages));
+    let (selected, n_selected, unit) = match select {
+        Some((tokens, passages)) => (tokens, passages, "passages"),
+        None => (tree.selected_tokens[0], tree.selected_chunks[0], "chunks"),
+    };
     let (covered, leaves) = tree.leaf_coverage();
     let budget = budget_tokens(inputs);
     let card = |value: String, what: String| format!("<div class=\"card\"><b>{}</b><span>{}</span></div>\n", esc(&value), esc(&what));
@@ -96,7 +103,7 @@ fn cards(inputs: &ReportInputs, tree: &Tree) -> String {
     );
     out += &card(
         num(selected as f64),
-        format!("selected tokens in {n_selected} chunks ({:.2}% of the corpus)", pct(selected as f64, corpus_tokens as f64)),
+        format!("selected tokens in {n_selected} {unit} ({:.2}% of the corpus)", pct(selected as f64, corpus_tokens as f64)),
     );
     out += &card(format!("{covered} / {leaves}"), "leaf topics with a selected chunk".into());
     out += &card(num(inputs.ledger.corpus.subset_tokens as f64), "tokens in the training samples (SCPT)".into());
@@ -236,7 +243,7 @@ const COVERAGE_COLUMNS: &[&str] = &[
     "question_similarity",
     "questions_covered",
     "duplicate_token_share",
-    "median_chunk_tokens",
+    "median_passage_tokens",
 ];
 
 fn eval_section(eval: &Value) -> String {

@@ -52,6 +52,7 @@ pub fn sample_inputs() -> ReportInputs {
                     taxonomy_path: vec![branch.to_string(), leaf.to_string()],
                     duplicate_of: None,
                     selected: k == 0 && (b, l) != (2, 2),
+                    passage_id: format!("c{leaf_id}-{k}#p0"),
                 });
             }
         }
@@ -92,9 +93,9 @@ pub fn sample_inputs() -> ReportInputs {
         eval: Some(json!({
             "coverage": [
                 {"budget": 0.2, "method": "taxonomy", "leaves_covered": 7, "level1_covered": 3, "facility_location": 0.812,
-                 "question_similarity": 0.64, "questions_covered": 0.7, "duplicate_token_share": 0.0, "median_chunk_tokens": 240},
+                 "question_similarity": 0.64, "questions_covered": 0.7, "duplicate_token_share": 0.0, "median_passage_tokens": 240},
                 {"budget": 0.2, "method": "random", "leaves_covered": 5, "level1_covered": 3, "facility_location": 0.701,
-                 "question_similarity": 0.58, "questions_covered": 0.55, "duplicate_token_share": 0.02, "median_chunk_tokens": 280}
+                 "question_similarity": 0.58, "questions_covered": 0.55, "duplicate_token_share": 0.02, "median_passage_tokens": 280}
             ],
             "labels": {"nmi": 0.41},
             "retrieval": {"recall_at_5": 0.62}

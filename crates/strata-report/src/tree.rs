@@ -69,6 +69,7 @@ mod tests {
             taxonomy_path: vec![],
             duplicate_of: None,
             selected,
+            passage_id: format!("{id}#p"),
         }
     }
 

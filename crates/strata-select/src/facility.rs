@@ -4,7 +4,7 @@
 //! lazy evaluation keeps it fast (gains only shrink as the selection grows).
 
 use std::collections::{BTreeMap, BinaryHeap};
-use strata_core::vectors::{dot, sample_indices};
+use strata_core::vectors::{dot, sample_indices, shuffle};
 
 /// A chunk as selection sees it.
 #[derive(Clone, Copy)]
@@ -44,6 +44,27 @@ impl Leaf {
         }
     }
 }
+
+/// Uniformly random eligible candidates (a seeded shuffle) taken while they fit in `budget`; one
+/// that does not fit is passed over, so the budget is met within the smallest candidate.
+pub fn random_draw(candidates: &[Candidate], budget: Budget, seed: u64) -> Vec<bool> {
+    let mut order: Vec<usize> = (0..candidates.len()).filter(|&i| candidates[i].eligible).collect();
+    shuffle(&mut order, seed ^ RANDOM_DRAW);
+    let mut chosen = vec![false; candidates.len()];
+    let mut left = budget.tokens;
+    for i in order {
+        let n = candidates[i].n_tokens as u64;
+        if n <= left {
+            chosen[i] = true;
+            left -= n;
+        }
+    }
+    chosen
+}
+
+/// Mixed into the seed of the random draw, so it does not share a stream with the samples
+/// facility location draws.
+const RANDOM_DRAW: u64 = 0x7261_6e64_6f6d;
 
 /// Chooses chunks under `budget`: first one per leaf (largest leaves first, the chunk with
 /// the highest gain per cost that fits), then lazy greedy by gain per cost over all leaves.

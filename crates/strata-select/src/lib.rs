@@ -1,23 +1,25 @@
 //! strata-select: the token-budgeted training subset that covers the taxonomy.
 //!
-//! It owns the budget (a fraction of corpus tokens or an absolute count), eligibility (no
-//! near-duplicate, no chunk under the minimum size), and the choice itself: one chunk for
-//! every leaf first while the budget allows, then greedy facility location over each leaf's
-//! chunks by gain per token, which shares the rest out by node size. It writes
-//! `work/selection.parquet` and nothing else.
+//! The unit is the passage (the training unit; its vector is the mean of its chunks'), sized
+//! in target tokens. It owns the budget (a fraction of corpus tokens or an absolute count),
+//! eligibility (no near-duplicate, no passage under the minimum size), and the choice itself:
+//! one passage for every leaf first while the budget allows, then greedy facility location
+//! over each leaf's passages by gain per token, which shares the rest out by node size; and
+//! the seeded uniform-random draw at the same budget that the ablation sets train on. It
+//! writes `work/selection.parquet` and nothing else.
 
 mod facility;
 
-pub use facility::{cost_floor, select, Budget, Candidate};
+pub use facility::{cost_floor, random_draw, select, Budget, Candidate};
 
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
 use std::collections::BTreeSet;
 use strata_core::parquet_io::{ParquetIoError, RowWriter, VectorsInStep};
-use strata_core::records::{AssignmentRecord, SelectionRecord};
-use strata_core::rundir::{EMBEDDINGS, MANIFEST, WORK_ASSIGNMENTS, WORK_CHUNKS, WORK_SELECTION};
+use strata_core::records::{PassageAssignment, SelectionRecord};
+use strata_core::rundir::{EMBEDDINGS, MANIFEST, WORK_CHUNKS, WORK_PASSAGES, WORK_PASSAGE_ASSIGNMENTS, WORK_SELECTION};
 use strata_core::summary::SelectSummary;
-use strata_core::{parquet_io, Matrix, Stage, StageContext, StageError, StageName, StageStats, StageSummary};
+use strata_core::{parquet_io, Matrix, PassageIndex, Stage, StageContext, StageError, StageName, StageStats, StageSummary};
 
 /// Why the selection stage failed.
 #[derive(Debug, thiserror::Error)]
@@ -38,11 +40,14 @@ pub struct SelectConfig {
     pub budget: f64,
     /// Budget as an absolute token count; overrides `budget` when set.
     pub budget_tokens: Option<u64>,
-    /// Chunks under this many tokens are never selected: they are crumbs (a stray line, a
-    /// short list item) that teach little and would win on gain per token.
-    pub min_chunk_tokens: u32,
-    /// A chunk costs at least this share of the median eligible chunk when selection ranks by
-    /// gain per cost (the budget still counts real tokens), so shorter is not better below it.
+    /// Passages under this many target tokens are never selected: they are crumbs (a stray
+    /// line, a short list item) that teach little and would win on gain per token.
+    pub min_passage_tokens: u32,
+    /// A passage costs at least this share of the median eligible passage when selection
+    /// ranks by gain per cost (the budget still counts real tokens). Facility-location gain
+    /// does not grow with length, so per token the shortest passages would win; at 1.75 (about
+    /// `passage_tokens` on MedQuAD) passages rank by gain alone and training samples stay
+    /// long enough for the passage, not the prompt, to dominate them.
     pub cost_floor: f64,
     /// Chunks of a leaf that its facility-location score is measured on (a seeded sample
     /// for larger leaves, so the work stays linear in the corpus).
@@ -53,14 +58,14 @@ pub struct SelectConfig {
 
 impl Default for SelectConfig {
     fn default() -> Self {
-        Self { budget: 0.05, budget_tokens: None, min_chunk_tokens: 32, cost_floor: 0.75, max_clients: 512, max_similarity: 0.95 }
+        Self { budget: 0.05, budget_tokens: None, min_passage_tokens: 128, cost_floor: 1.75, max_clients: 512, max_similarity: 0.95 }
     }
 }
 
 impl SelectConfig {
     pub fn validate(&self) -> Result<(), String> {
         if !(0.0..=4.0).contains(&self.cost_floor) {
-            return Err(format!("select.cost_floor = {} must be a share of the median chunk in [0, 4]", self.cost_floor));
+            return Err(format!("select.cost_floor = {} must be a share of the median passage in [0, 4]", self.cost_floor));
         }
         if !(self.max_similarity > 0.0 && self.max_similarity <= 1.0) {
             return Err(format!("select.max_similarity = {} must be in (0, 1]", self.max_similarity));
@@ -93,7 +98,7 @@ impl Stage for SelectStage {
     }
 
     fn reads(&self) -> Vec<&'static str> {
-        vec![WORK_CHUNKS, EMBEDDINGS, WORK_ASSIGNMENTS]
+        vec![WORK_CHUNKS, WORK_PASSAGES, EMBEDDINGS, WORK_PASSAGE_ASSIGNMENTS]
     }
 
     fn writes(&self) -> Vec<&'static str> {
@@ -108,28 +113,25 @@ impl Stage for SelectStage {
         self.config.validate().map_err(SelectError::Config)?;
         let corpus_tokens =
             ctx.manifest.stages.chunk.as_ref().ok_or(SelectError::NoChunkSummary { path: ctx.run.path(MANIFEST) })?.summary.corpus_tokens;
-        let chunks = read_chunks(ctx, self.config.min_chunk_tokens)?;
+        let units = read_passages(ctx, self.config.min_passage_tokens)?;
         let budget = Budget { tokens: self.config.budget_tokens(corpus_tokens) };
-        let candidates = chunks.candidates();
+        let candidates = units.candidates();
         ctx.progress.start("select", None);
         let floor = cost_floor(&candidates, self.config.cost_floor);
         let chosen = select(&candidates, budget, floor, self.config.max_clients, self.config.max_similarity, self.seed);
+        let random = random_draw(&candidates, budget, self.seed);
         ctx.progress.finish();
 
-        // The chunk ids are read again rather than kept: one column, a batch at a time.
         let mut rows = RowWriter::create(&ctx.output(WORK_SELECTION)?, &SelectionRecord::fields(), &[])?;
-        let mut chosen_in_order = chosen.iter();
-        for batch in parquet_io::batches::<ChunkId>(&ctx.run.path(WORK_CHUNKS), &["chunk_id"])? {
-            for (c, &selected) in batch?.into_iter().zip(&mut chosen_in_order) {
-                rows.push(SelectionRecord { chunk_id: c.chunk_id, selected })?;
-            }
+        for (p, id) in units.passages.ids.iter().enumerate() {
+            rows.push(SelectionRecord { passage_id: id.clone(), selected: chosen[p], random: random[p] })?;
         }
         let n_rows = rows.rows();
-        if n_rows != chosen.len() as u64 {
-            return Err(ParquetIoError::OutOfStep { path: ctx.run.path(WORK_CHUNKS) }.into());
-        }
         rows.close()?;
-        let summary = summarise(&candidates, &chosen, budget, corpus_tokens, floor);
+        let mut summary = summarise(&candidates, &chosen, budget, corpus_tokens, floor);
+        summary.selected_chunks = (0..units.passages.len()).filter(|&p| chosen[p]).map(|p| units.passages.n_chunks[p] as u64).sum();
+        summary.random_tokens = candidates.iter().zip(&random).filter(|(_, &r)| r).map(|(c, _)| c.n_tokens as u64).sum();
+        summary.random_passages = random.iter().filter(|&&r| r).count() as u64;
         Ok(StageStats { rows_in: candidates.len() as u64, rows_out: n_rows, summary: StageSummary::Select(summary) })
     }
 }
@@ -141,65 +143,49 @@ fn summarise(candidates: &[Candidate], chosen: &[bool], budget: Budget, corpus_t
         budget_tokens: budget.tokens,
         corpus_tokens,
         selected_tokens: taken().map(|c| c.n_tokens as u64).sum(),
-        selected_chunks: taken().count() as u64,
+        selected_passages: taken().count() as u64,
         cost_floor_tokens: floor as u64,
-        eligible_chunks: candidates.iter().filter(|c| c.eligible).count() as u64,
+        eligible_passages: candidates.iter().filter(|c| c.eligible).count() as u64,
         leaves: candidates.iter().map(|c| c.leaf).collect::<BTreeSet<u32>>().len() as u64,
         leaves_covered: taken().map(|c| c.leaf).collect::<BTreeSet<u32>>().len() as u64,
+        ..Default::default()
     }
 }
 
-/// What selection needs of a chunk, besides its vector.
-struct ChunkFacts {
-    leaf: u32,
-    n_tokens: u32,
-    eligible: bool,
-}
-
-/// Every chunk's facts and its vector (row `i` of `vectors`), read a batch at a time from the
-/// chunks (two columns), the assignments and the embeddings in step, ids checked.
-struct Chunks {
-    facts: Vec<ChunkFacts>,
+/// Every passage with its leaf, eligibility and vector (row `p` of `vectors`: the mean of its
+/// chunks' vectors).
+struct Passages {
+    passages: PassageIndex,
+    leaf: Vec<u32>,
+    eligible: Vec<bool>,
     vectors: Matrix,
 }
 
-impl Chunks {
+impl Passages {
     fn candidates(&self) -> Vec<Candidate<'_>> {
-        let facts = self.facts.iter().enumerate();
-        facts.map(|(i, c)| Candidate { leaf: c.leaf, n_tokens: c.n_tokens, eligible: c.eligible, vector: self.vectors.row(i) }).collect()
+        (0..self.passages.len())
+            .map(|p| Candidate {
+                leaf: self.leaf[p],
+                n_tokens: self.passages.n_tokens[p],
+                eligible: self.eligible[p],
+                vector: self.vectors.row(p),
+            })
+            .collect()
     }
 }
 
-#[derive(Deserialize)]
-struct ChunkId {
-    chunk_id: String,
-}
-
-#[derive(Deserialize)]
-struct ChunkSize {
-    chunk_id: String,
-    n_tokens: u32,
-}
-
-fn read_chunks(ctx: &StageContext, min_chunk_tokens: u32) -> Result<Chunks, ParquetIoError> {
-    let mut assignments = parquet_io::batches::<AssignmentRecord>(&ctx.run.path(WORK_ASSIGNMENTS), &[])?;
-    let mut vectors = VectorsInStep::open(&ctx.run.path(EMBEDDINGS))?;
-    let mut facts = Vec::new();
-    for batch in parquet_io::batches::<ChunkSize>(&ctx.run.path(WORK_CHUNKS), &["chunk_id", "n_tokens"])? {
-        let batch = batch?;
-        vectors.extend(batch.iter().map(|c| c.chunk_id.as_str()))?;
-        let placed = assignments.next_in_step(batch.len())?;
-        for (c, a) in batch.into_iter().zip(placed) {
-            if a.chunk_id != c.chunk_id {
-                return Err(ParquetIoError::OutOfStep { path: assignments.path().to_path_buf() });
-            }
-            facts.push(ChunkFacts {
-                leaf: a.node_id,
-                n_tokens: c.n_tokens,
-                eligible: strata_core::eligible(c.n_tokens, a.duplicate_of.is_some(), min_chunk_tokens),
-            });
-        }
+fn read_passages(ctx: &StageContext, min_tokens: u32) -> Result<Passages, ParquetIoError> {
+    let passages = PassageIndex::read(&ctx.run.path(WORK_PASSAGES))?;
+    let placed: Vec<PassageAssignment> = parquet_io::read_rows(&ctx.run.path(WORK_PASSAGE_ASSIGNMENTS))?;
+    if placed.len() != passages.len() || placed.iter().zip(&passages.ids).any(|(a, id)| &a.passage_id != id) {
+        return Err(ParquetIoError::OutOfStep { path: ctx.run.path(WORK_PASSAGE_ASSIGNMENTS) });
     }
-    assignments.end_in_step()?;
-    Ok(Chunks { facts, vectors: vectors.finish()? })
+    let vectors = VectorsInStep::of_chunks(&ctx.run.path(WORK_CHUNKS), &ctx.run.path(EMBEDDINGS))?;
+    if vectors.rows() as u64 != passages.chunk_rows() {
+        return Err(ParquetIoError::OutOfStep { path: ctx.run.path(WORK_PASSAGES) });
+    }
+    let eligible =
+        (0..passages.len()).map(|p| strata_core::eligible(passages.n_tokens[p], placed[p].duplicate_of.is_some(), min_tokens)).collect();
+    let vectors = passages.vectors(&vectors);
+    Ok(Passages { leaf: placed.iter().map(|a| a.node_id).collect(), eligible, vectors, passages })
 }

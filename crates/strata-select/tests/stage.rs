@@ -1,12 +1,13 @@
-//! The selection stage end to end on a small run directory written here: it reads the chunk
-//! stage's corpus total from the manifest, the assignments and the vectors, and writes one
-//! selection row per chunk, within the budget, eligible chunks only, every leaf covered.
+//! The selection stage end to end on a small run directory written here (one chunk per
+//! passage): it reads the chunk stage's corpus total from the manifest, the passages, their
+//! assignments and the vectors, and writes one selection row per passage, within the budget,
+//! eligible passages only, every leaf covered; and the seeded random draw at the same budget.
 
 use serde_json::json;
 use strata_core::manifest::{Manifest, StageRun};
 use strata_core::parquet_io::{read_rows, write_rows};
-use strata_core::records::{AssignmentRecord, ChunkRecord, EmbeddingRecord, SelectionRecord};
-use strata_core::rundir::{EMBEDDINGS, WORK_ASSIGNMENTS, WORK_CHUNKS, WORK_SELECTION};
+use strata_core::records::{ChunkRecord, EmbeddingRecord, PassageAssignment, PassageRecord, SelectionRecord};
+use strata_core::rundir::{EMBEDDINGS, WORK_CHUNKS, WORK_PASSAGES, WORK_PASSAGE_ASSIGNMENTS, WORK_SELECTION};
 use strata_core::stage::run_stage;
 use strata_core::summary::ChunkSummary;
 use strata_core::{NoProgress, RunDir, StageSummary};
@@ -16,7 +17,7 @@ use strata_select::{SelectConfig, SelectStage};
 const CHUNKS: [(u32, u32, bool, f32); 8] = [
     (1, 100, false, 0.0),
     (1, 100, false, 10.0),
-    (1, 20, false, 20.0), // a crumb: under min_chunk_tokens
+    (1, 20, false, 20.0), // a crumb: under min_passage_tokens
     (2, 100, false, 90.0),
     (2, 100, true, 91.0), // marked a near-duplicate by the taxonomy
     (2, 100, false, 120.0),
@@ -27,6 +28,7 @@ const CHUNKS: [(u32, u32, bool, f32); 8] = [
 fn write_run(dir: &std::path::Path) -> (RunDir, Manifest) {
     let run = RunDir::new(dir);
     let id = |i: usize| format!("doc#{i}");
+    let passage = |i: usize| format!("doc#p{i}");
     let chunks: Vec<ChunkRecord> = CHUNKS
         .iter()
         .enumerate()
@@ -41,6 +43,20 @@ fn write_run(dir: &std::path::Path) -> (RunDir, Manifest) {
             byte_start: 0,
             byte_end: 1,
             content_hash: format!("{i:016x}"),
+            passage_id: passage(i),
+        })
+        .collect();
+    let passages: Vec<PassageRecord> = CHUNKS
+        .iter()
+        .enumerate()
+        .map(|(i, &(_, n_tokens, _, _))| PassageRecord {
+            passage_id: passage(i),
+            doc_id: "doc".into(),
+            first_chunk: i as u64,
+            n_chunks: 1,
+            text: format!("chunk {i}"),
+            n_tokens,
+            content_hash: format!("{i:016x}"),
         })
         .collect();
     let vectors: Vec<EmbeddingRecord> = CHUNKS
@@ -48,15 +64,16 @@ fn write_run(dir: &std::path::Path) -> (RunDir, Manifest) {
         .enumerate()
         .map(|(i, c)| EmbeddingRecord { chunk_id: id(i), embedding: vec![c.3.to_radians().cos(), c.3.to_radians().sin()] })
         .collect();
-    let assignments: Vec<AssignmentRecord> = CHUNKS
+    let assignments: Vec<PassageAssignment> = CHUNKS
         .iter()
         .enumerate()
-        .map(|(i, c)| AssignmentRecord { chunk_id: id(i), node_id: c.0, duplicate_of: c.2.then(|| id(i - 1)) })
+        .map(|(i, c)| PassageAssignment { passage_id: passage(i), node_id: c.0, duplicate_of: c.2.then(|| passage(i - 1)) })
         .collect();
     std::fs::create_dir_all(dir.join("work")).expect("work dir");
     write_rows(&run.path(WORK_CHUNKS), &ChunkRecord::fields(), &chunks, &[]).expect("chunks");
     write_rows(&run.path(EMBEDDINGS), &EmbeddingRecord::fields(2), &vectors, &[]).expect("embeddings");
-    write_rows(&run.path(WORK_ASSIGNMENTS), &AssignmentRecord::fields(), &assignments, &[]).expect("assignments");
+    write_rows(&run.path(WORK_PASSAGES), &PassageRecord::fields(), &passages, &[]).expect("passages");
+    write_rows(&run.path(WORK_PASSAGE_ASSIGNMENTS), &PassageAssignment::fields(), &assignments, &[]).expect("assignments");
     let mut manifest = Manifest::new(json!({}));
     let corpus_tokens = CHUNKS.iter().map(|c| c.1 as u64).sum();
     let chunk = ChunkSummary { corpus_tokens, documents: 1, files: 1, ..Default::default() };
@@ -69,11 +86,11 @@ fn selects_within_the_budget_one_per_leaf_and_eligible_only() {
     let dir = tempfile::tempdir().expect("tempdir");
     let (run, mut manifest) = write_run(dir.path());
     // 720 corpus tokens; 0.5 gives 360: room for three chunks of 100, one per leaf.
-    let stage = SelectStage { config: SelectConfig { budget: 0.5, ..SelectConfig::default() }, seed: 42 };
+    let stage = SelectStage { config: config(0.5), seed: 42 };
     run_stage(&run, &mut manifest, &stage, &NoProgress, false).expect("select runs");
 
     let rows: Vec<SelectionRecord> = read_rows(&run.path(WORK_SELECTION)).expect("selection");
-    assert_eq!(rows.iter().map(|r| r.chunk_id.as_str()).collect::<Vec<_>>(), (0..8).map(|i| format!("doc#{i}")).collect::<Vec<_>>());
+    assert_eq!(rows.iter().map(|r| r.passage_id.as_str()).collect::<Vec<_>>(), (0..8).map(|i| format!("doc#p{i}")).collect::<Vec<_>>());
     let chosen: Vec<usize> = rows.iter().enumerate().filter(|(_, r)| r.selected).map(|(i, _)| i).collect();
     assert!(!chosen.contains(&2) && !chosen.contains(&4), "a crumb or a duplicate was taken: {chosen:?}");
     let leaves: std::collections::BTreeSet<u32> = chosen.iter().map(|&i| CHUNKS[i].0).collect();
@@ -81,8 +98,41 @@ fn selects_within_the_budget_one_per_leaf_and_eligible_only() {
     assert_eq!(chosen.len(), 3);
 
     let s = &manifest.stages.select.as_ref().expect("recorded").summary;
-    assert_eq!((s.corpus_tokens, s.budget_tokens, s.selected_tokens, s.selected_chunks), (720, 360, 300, 3));
-    assert_eq!((s.eligible_chunks, s.leaves, s.leaves_covered), (6, 3, 3));
+    assert_eq!((s.corpus_tokens, s.budget_tokens, s.selected_tokens, s.selected_passages), (720, 360, 300, 3));
+    assert_eq!((s.eligible_passages, s.leaves, s.leaves_covered), (6, 3, 3));
+}
+
+/// Crumbs are passages under 32 tokens here (the default, 128, is sized for real passages).
+fn config(budget: f64) -> SelectConfig {
+    SelectConfig { budget, min_passage_tokens: 32, ..SelectConfig::default() }
+}
+
+#[test]
+fn the_random_draw_fills_the_same_budget_with_eligible_passages_and_follows_the_seed() {
+    let draw = |budget: f64, seed: u64| -> Vec<bool> {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let (run, mut manifest) = write_run(dir.path());
+        run_stage(&run, &mut manifest, &SelectStage { config: config(budget), seed }, &NoProgress, false).expect("select runs");
+        let s = &manifest.stages.select.as_ref().expect("recorded").summary;
+        let rows: Vec<SelectionRecord> = read_rows(&run.path(WORK_SELECTION)).expect("selection");
+        let random: Vec<bool> = rows.iter().map(|r| r.random).collect();
+        let tokens: u64 = random.iter().zip(CHUNKS).filter(|(r, _)| **r).map(|(_, c)| c.1 as u64).sum();
+        assert_eq!((s.random_tokens, s.random_passages), (tokens, random.iter().filter(|r| **r).count() as u64));
+        // Within the budget, and within one passage (100 tokens) of it unless every eligible
+        // passage (600 tokens) was drawn: none left would fit.
+        assert!(tokens <= s.budget_tokens && (s.budget_tokens - tokens < 100 || tokens == 600), "{tokens} of {}", s.budget_tokens);
+        assert!(!random[2] && !random[4], "a crumb or a duplicate was drawn: {random:?}");
+        random
+    };
+    let first = draw(0.5, 7);
+    assert_eq!(first.iter().filter(|r| **r).count(), 3);
+    assert_eq!(draw(0.5, 7), first, "same seed, same draw");
+    let others: Vec<Vec<bool>> = (8..14).map(|seed| draw(0.5, seed)).collect();
+    assert!(others.iter().any(|o| *o != first), "other seeds draw other passages");
+    assert!(
+        draw(1.0, 7).iter().enumerate().all(|(i, &r)| r != [2, 4].contains(&i)),
+        "a budget of everything draws every eligible passage"
+    );
 }
 
 #[test]

@@ -24,6 +24,16 @@ pub struct Cluster {
     pub children: Vec<Cluster>,
 }
 
+impl Cluster {
+    /// The same tree over other rows: each member `m` becomes the rows `rows(m)`, in order.
+    pub fn expand(&self, rows: &dyn Fn(usize) -> std::ops::Range<usize>) -> Cluster {
+        Cluster {
+            members: self.members.iter().flat_map(|&m| rows(m)).collect(),
+            children: self.children.iter().map(|c| c.expand(rows)).collect(),
+        }
+    }
+}
+
 /// Points each candidate k is fitted and scored on: about 500 per cluster at the largest k,
 /// enough to rank the k, and cheap at any node size.
 const TRIAL_SAMPLE: usize = 5000;

@@ -1,4 +1,10 @@
-//! strata-taxonomy: the chunk vectors clustered into a labelled tree, the heart of the method.
+//! strata-taxonomy: the passages clustered into a labelled tree, the heart of the method.
+//!
+//! The unit clustered is the passage (the training unit), represented by the mean of its
+//! chunks' vectors drawn towards its document's mean (`document_weight`), so a document's
+//! passages stay together unless their topics differ: the tree is organised by topic, and
+//! the document's own sections (Symptoms, Treatment, ...) are the structure below a leaf.
+//! Chunks take their passage's leaf.
 //!
 //! It owns recursive k-means (linfa-clustering) with k chosen per node, keywords (class-based
 //! TF-IDF), labels (a covering heading, else a phrase of the node's text ranked with the run's
@@ -19,15 +25,19 @@ use labels::LabelSource;
 use ndarray::Array2;
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
+use std::collections::{HashMap, HashSet};
 use std::path::PathBuf;
 use std::sync::Arc;
 use strata_core::labels::LabelQuality;
-use strata_core::parquet_io::{RowWriter, VectorsInStep};
-use strata_core::records::{AssignmentRecord, TaxonomyNode};
-use strata_core::rundir::{EMBEDDINGS, TAXONOMY, TAXONOMY_JSON, WORK_ASSIGNMENTS, WORK_CHUNKS};
+use strata_core::parquet_io::{ParquetIoError, RowWriter, VectorsInStep};
+use strata_core::records::{AssignmentRecord, PassageAssignment, TaxonomyNode};
+use strata_core::rundir::{EMBEDDINGS, TAXONOMY, TAXONOMY_JSON, WORK_ASSIGNMENTS, WORK_CHUNKS, WORK_PASSAGES, WORK_PASSAGE_ASSIGNMENTS};
 use strata_core::summary::TaxonomySummary;
 use strata_core::vectors::dot;
-use strata_core::{parquet_io, Shape, Stage, StageContext, StageError, StageName, StageStats, StageSummary, TaxonomyTree, TextEmbedder};
+use strata_core::{
+    parquet_io, Matrix, PassageIndex, Shape, Stage, StageContext, StageError, StageName, StageStats, StageSummary, TaxonomyTree,
+    TextEmbedder,
+};
 
 /// How the tree is grown and labelled.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -62,6 +72,12 @@ pub struct TaxonomyConfig {
     /// Weight of a phrase's closeness to the labels its siblings already have (maximal
     /// marginal relevance; 0: none).
     pub label_diversity: f64,
+    /// How far a passage's vector is drawn towards its document's (0: the passage alone; 1:
+    /// the passage and the document weigh the same).
+    pub document_weight: f32,
+    /// A heading found in more than this share of the documents (and in at least 3) names an
+    /// aspect (Symptoms, Treatment), not a topic: it is never a label.
+    pub generic_heading_share: f64,
 }
 
 impl Default for TaxonomyConfig {
@@ -80,6 +96,8 @@ impl Default for TaxonomyConfig {
             heading_share: 0.5,
             label_candidates: 20,
             label_diversity: 0.5,
+            document_weight: 1.0,
+            generic_heading_share: 0.01,
         }
     }
 }
@@ -102,6 +120,12 @@ impl TaxonomyConfig {
             return Err(format!(
                 "taxonomy.heading_share = {} and taxonomy.label_diversity = {} must be in [0, 1]",
                 self.heading_share, self.label_diversity
+            ));
+        }
+        if !(0.0..=10.0).contains(&self.document_weight) || !(0.0..=1.0).contains(&self.generic_heading_share) {
+            return Err(format!(
+                "taxonomy.document_weight = {} must be in [0, 10] and taxonomy.generic_heading_share = {} in [0, 1]",
+                self.document_weight, self.generic_heading_share
             ));
         }
         if !(0.0..=1.0).contains(&self.near_duplicate_threshold) {
@@ -152,11 +176,11 @@ impl Stage for TaxonomyStage {
     }
 
     fn reads(&self) -> Vec<&'static str> {
-        vec![WORK_CHUNKS, EMBEDDINGS]
+        vec![WORK_CHUNKS, WORK_PASSAGES, EMBEDDINGS]
     }
 
     fn writes(&self) -> Vec<&'static str> {
-        vec![TAXONOMY, TAXONOMY_JSON, WORK_ASSIGNMENTS]
+        vec![TAXONOMY, TAXONOMY_JSON, WORK_ASSIGNMENTS, WORK_PASSAGE_ASSIGNMENTS]
     }
 
     fn fingerprint(&self) -> Result<Value, StageError> {
@@ -165,9 +189,17 @@ impl Stage for TaxonomyStage {
 
     fn run(&self, ctx: &StageContext) -> Result<StageStats, StageError> {
         self.config.validate().map_err(TaxonomyError::Config)?;
-        let (chunks, vectors) = read_chunks(ctx)?;
+        let passages = PassageIndex::read(&ctx.run.path(WORK_PASSAGES))?;
+        let (mut chunks, chunk_vectors) = read_chunks(ctx)?;
+        if passages.chunk_rows() != chunks.ids.len() as u64 {
+            return Err(ParquetIoError::OutOfStep { path: ctx.run.path(WORK_PASSAGES) }.into());
+        }
+        chunks.drop_generic_headings(&passages, self.config.generic_heading_share);
         ctx.progress.start("taxonomy", None);
-        let clusters = build_tree(&vectors, &self.config, self.seed);
+        let passage_vectors = passages.vectors(&chunk_vectors);
+        let units = topic_vectors(&passages, &passage_vectors, &chunk_vectors, self.config.document_weight);
+        let clusters = build_tree(&units, &self.config, self.seed).expand(&|p| passages.chunks_of(p));
+        let vectors = matrix(chunk_vectors)?;
         let flat = Flat::of(&clusters)?;
         let terms = count_terms(ctx, &flat)?;
         let keywords = naming::keywords(&flat, &terms, self.config.keywords);
@@ -179,6 +211,8 @@ impl Stage for TaxonomyStage {
         let tree = TaxonomyTree::new(nodes)?;
         let leaves: Vec<&[usize]> = flat.shape.leaves().map(|id| flat.clusters[id as usize].members.as_slice()).collect();
         let duplicate_of = mark_duplicates(&chunks.content_hashes, &vectors, &leaves, self.config.near_duplicate_threshold);
+        let passage_leaf: Vec<u32> = (0..passages.len()).map(|p| flat.leaf_of[passages.first_chunk[p] as usize]).collect();
+        let passage_duplicate_of = passage_duplicates(&passages, &passage_vectors, &passage_leaf, self.config.near_duplicate_threshold)?;
         ctx.progress.finish();
 
         let mut assignments = RowWriter::create(&ctx.output(WORK_ASSIGNMENTS)?, &AssignmentRecord::fields(), &[])?;
@@ -190,6 +224,12 @@ impl Stage for TaxonomyStage {
             })?;
         }
         assignments.close()?;
+        let mut placed = RowWriter::create(&ctx.output(WORK_PASSAGE_ASSIGNMENTS)?, &PassageAssignment::fields(), &[])?;
+        for (p, id) in passages.ids.iter().enumerate() {
+            let duplicate_of = passage_duplicate_of[p].map(|d| passages.ids[d].clone());
+            placed.push(PassageAssignment { passage_id: id.clone(), node_id: passage_leaf[p], duplicate_of })?;
+        }
+        placed.close()?;
         parquet_io::write_rows(&ctx.output(TAXONOMY)?, &TaxonomyNode::fields(), tree.nodes(), &[])?;
         let json_path = ctx.output(TAXONOMY_JSON)?;
         let nested = serde_json::to_string_pretty(&json!({"domain": self.domain, "root": nest(&tree, &named, 0)}))
@@ -201,6 +241,9 @@ impl Stage for TaxonomyStage {
             leaves: leaves.len() as u64,
             level1_nodes: tree.children(0).len() as u64,
             near_duplicates: duplicate_of.iter().filter(|d| d.is_some()).count() as u64,
+            passages: passages.len() as u64,
+            duplicate_passages: passage_duplicate_of.iter().filter(|d| d.is_some()).count() as u64,
+            generic_headings: chunks.generic_headings.len() as u64,
             vocabulary_terms,
             heading_labels: named.count(LabelSource::Heading),
             phrase_labels: named.count(LabelSource::Phrase),
@@ -220,6 +263,30 @@ struct Chunks {
     heading_ids: Vec<[Option<u32>; 2]>,
     n_tokens: Vec<u32>,
     content_hashes: Vec<u64>,
+    /// Headings of many documents (aspects such as Symptoms, not topics), by name: never a
+    /// label, and left out of `heading_ids`.
+    generic_headings: HashSet<String>,
+}
+
+impl Chunks {
+    /// Finds the headings that occur in more than `share` of the documents (and at least 3)
+    /// and forgets them as the chunks' headings.
+    fn drop_generic_headings(&mut self, passages: &PassageIndex, share: f64) {
+        let passage_of = passages.passage_of_chunks();
+        let mut documents: HashMap<u32, HashSet<usize>> = HashMap::new();
+        for (row, ids) in self.heading_ids.iter().enumerate() {
+            for h in ids.iter().flatten() {
+                documents.entry(*h).or_default().insert(passages.document[passage_of[row]]);
+            }
+        }
+        let n_documents = passages.document.last().map_or(0, |d| d + 1);
+        let limit = (share * n_documents as f64).max(3.0);
+        let generic: HashSet<u32> = documents.into_iter().filter(|(_, d)| d.len() as f64 > limit).map(|(h, _)| h).collect();
+        for ids in &mut self.heading_ids {
+            ids.iter_mut().for_each(|h| *h = h.filter(|h| !generic.contains(h)));
+        }
+        self.generic_headings = generic.into_iter().map(|h| self.headings.name(h).to_string()).collect();
+    }
 }
 
 #[derive(serde::Deserialize)]
@@ -230,11 +297,17 @@ struct ChunkRow {
     content_hash: String,
 }
 
-/// The chunks (four columns) and their embeddings as a matrix, read a batch at a time in step.
-fn read_chunks(ctx: &StageContext) -> Result<(Chunks, Array2<f32>), TaxonomyError> {
+/// The chunks (four columns) and their embeddings, read a batch at a time in step.
+fn read_chunks(ctx: &StageContext) -> Result<(Chunks, Matrix), TaxonomyError> {
     let mut vectors = VectorsInStep::open(&ctx.run.path(EMBEDDINGS))?;
-    let mut chunks =
-        Chunks { ids: Vec::new(), headings: Default::default(), heading_ids: Vec::new(), n_tokens: Vec::new(), content_hashes: Vec::new() };
+    let mut chunks = Chunks {
+        ids: Vec::new(),
+        headings: Default::default(),
+        heading_ids: Vec::new(),
+        n_tokens: Vec::new(),
+        content_hashes: Vec::new(),
+        generic_headings: HashSet::new(),
+    };
     let path = ctx.run.path(WORK_CHUNKS);
     for batch in parquet_io::batches::<ChunkRow>(&path, &["chunk_id", "heading_path", "n_tokens", "content_hash"])? {
         let batch = batch?;
@@ -249,9 +322,37 @@ fn read_chunks(ctx: &StageContext) -> Result<(Chunks, Array2<f32>), TaxonomyErro
             chunks.ids.push(c.chunk_id);
         }
     }
-    let (values, dim) = vectors.finish()?.into_parts();
-    let matrix = Array2::from_shape_vec((chunks.ids.len(), dim), values)?;
-    Ok((chunks, matrix))
+    Ok((chunks, vectors.finish()?))
+}
+
+fn matrix(vectors: Matrix) -> Result<Array2<f32>, TaxonomyError> {
+    let rows = vectors.rows();
+    let (values, dim) = vectors.into_parts();
+    Ok(Array2::from_shape_vec((rows, dim), values)?)
+}
+
+/// What is clustered: each passage's vector drawn towards its document's (topic first).
+fn topic_vectors(passages: &PassageIndex, passage_vectors: &Matrix, chunk_vectors: &Matrix, weight: f32) -> Array2<f32> {
+    let blended = if weight > 0.0 {
+        passage_vectors.blend(&passages.document_vectors(chunk_vectors), &passages.document, weight)
+    } else {
+        passage_vectors.clone()
+    };
+    let (values, dim) = blended.into_parts();
+    Array2::from_shape_vec((passages.len(), dim), values).expect("one row of the width per passage")
+}
+
+/// Exact (same text) and near-duplicate passages (cosine of their own vectors, within a leaf).
+fn passage_duplicates(
+    passages: &PassageIndex,
+    vectors: &Matrix,
+    leaf: &[u32],
+    threshold: f32,
+) -> Result<Vec<Option<usize>>, TaxonomyError> {
+    let mut by_leaf: std::collections::BTreeMap<u32, Vec<usize>> = Default::default();
+    leaf.iter().enumerate().for_each(|(p, &l)| by_leaf.entry(l).or_default().push(p));
+    let groups: Vec<&[usize]> = by_leaf.values().map(Vec::as_slice).collect();
+    Ok(mark_duplicates(&passages.content_hashes, &matrix(vectors.clone())?, &groups, threshold))
 }
 
 /// The clusters in depth-first preorder, so a cluster's position is its node id, with the

@@ -61,7 +61,7 @@ pub fn name_nodes(
     let config = &stage.config;
     let n = flat.shape.len();
     let seeds: Vec<Vec<String>> = scored.iter().map(|k| k.iter().map(|(t, _)| t.clone()).collect()).collect();
-    let tallies = count_phrases(ctx, flat, &seeds)?;
+    let tallies = count_phrases(ctx, flat, chunks, &seeds)?;
     let counted: usize = tallies.tallies.iter().map(|t| t.len()).sum();
     tracing::info!(phrases = counted, nodes = n, "label phrases counted");
     let headings = covering_headings(flat, chunks, config.heading_share);
@@ -190,7 +190,7 @@ struct ChunkWords {
 
 /// The phrases of the chunk texts and headings (read again, a batch at a time), counted into
 /// every node below the root that the chunk belongs to, where they hold one of its keywords.
-fn count_phrases(ctx: &StageContext, flat: &Flat, seeds: &[Vec<String>]) -> Result<NodePhrases, TaxonomyError> {
+fn count_phrases(ctx: &StageContext, flat: &Flat, chunks: &Chunks, seeds: &[Vec<String>]) -> Result<NodePhrases, TaxonomyError> {
     let mut nodes = NodePhrases::new(seeds);
     let mut row = 0;
     for batch in parquet_io::batches::<ChunkWords>(&ctx.run.path(WORK_CHUNKS), &["text", "heading_path"])? {
@@ -203,7 +203,7 @@ fn count_phrases(ctx: &StageContext, flat: &Flat, seeds: &[Vec<String>]) -> Resu
                 .enumerate()
                 .map(|(i, c)| {
                     let mut all = phrases(&c.text);
-                    c.heading_path.iter().for_each(|h| all.extend(phrases(h)));
+                    c.heading_path.iter().filter(|h| !chunks.generic_headings.contains(*h)).for_each(|h| all.extend(phrases(h)));
                     nodes.matching(all, &flat.chunk_lineage(first + i)[1..])
                 })
                 .collect();

@@ -8,9 +8,10 @@ use serde_json::json;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use strata_chunk::CorpusScan;
-use strata_core::manifest::{InputFile, Manifest};
+use strata_core::manifest::{InputFile, Manifest, ManifestError};
 use strata_core::rundir::MANIFEST;
 use strata_core::stage::{run_stage, Outcome};
+use strata_core::summary::TargetTokenizer;
 use strata_core::{RunDir, Stage, StageName};
 
 /// Runs every stage of the recipe, or only `only`. A bad recipe or corpus fails before the run
@@ -55,7 +56,15 @@ fn lock(dir: &Path) -> Result<std::fs::File> {
 }
 
 fn run_stages(run: &RunDir, recipe: &Recipe, scan: CorpusScan, args: &RunArgs, only: Option<StageName>, quiet: bool) -> Result<()> {
-    let mut manifest = Manifest::load(&run.path(MANIFEST))?.unwrap_or_else(|| Manifest::new(json!(null)));
+    let mut manifest = match Manifest::load(&run.path(MANIFEST)) {
+        // A run of an older contract is redone from the start, every stage.
+        Err(e @ ManifestError::Version { .. }) => {
+            tracing::warn!("{e}; every stage reruns");
+            None
+        }
+        other => other?,
+    }
+    .unwrap_or_else(|| Manifest::new(json!(null)));
     manifest.schema_version = strata_core::SCHEMA_VERSION;
     manifest.tool_version = strata_core::TOOL_VERSION.to_string();
     manifest.config = serde_json::to_value(recipe)?;
@@ -84,8 +93,17 @@ fn pipeline(recipe: &Recipe, scan: CorpusScan, args: &RunArgs) -> Result<Vec<Box
     let tokenizer_sha256 = strata_core::hash::file_sha256(&tokenizer_path)
         .with_context(|| format!("the model is not prepared (no `{}`); run `make model`", tokenizer_path.display()))?;
     let embedder = Arc::new(strata_embed::LazyEmbedder::new(files.clone(), recipe.embed.model, recipe.embed.batch_size, args.threads));
+    let (target_path, target) = target_tokenizer(recipe, &tokenizer_path, &tokenizer_sha256)?;
     Ok(vec![
-        Box::new(strata_chunk::ChunkStage { scan, tokenizer_path: tokenizer_path.clone(), tokenizer_sha256, config: recipe.chunk.clone() }),
+        Box::new(strata_chunk::ChunkStage {
+            scan,
+            tokenizer_path: tokenizer_path.clone(),
+            tokenizer_sha256,
+            config: recipe.chunk.clone(),
+            target_path: target_path.clone(),
+            target,
+            passage_tokens: recipe.target.passage_tokens,
+        }),
         Box::new(strata_embed::EmbedStage {
             config: recipe.embed.clone(),
             files,
@@ -100,11 +118,30 @@ fn pipeline(recipe: &Recipe, scan: CorpusScan, args: &RunArgs) -> Result<Vec<Box
             embedder,
         }),
         Box::new(strata_select::SelectStage { config: recipe.select.clone(), seed: recipe.seed }),
-        Box::new(strata_emit::EmitStage { config: recipe.emit.clone(), domain: recipe.domain.clone(), seed: recipe.seed, tokenizer_path }),
+        Box::new(strata_emit::EmitStage {
+            config: recipe.emit.clone(),
+            domain: recipe.domain.clone(),
+            seed: recipe.seed,
+            tokenizer_path: target_path,
+        }),
         Box::new(strata_index::IndexStage),
         Box::new(strata_cost::CostStage { config: recipe.cost.clone() }),
         Box::new(strata_report::ReportStage),
     ])
+}
+
+/// The tokenizer that counts training tokens: the recipe's target tokenizer, else the
+/// embedding model's (and the manifest says which).
+fn target_tokenizer(recipe: &Recipe, embedding: &Path, embedding_sha256: &str) -> Result<(PathBuf, TargetTokenizer)> {
+    let file_name = |p: &Path| p.file_name().map_or_else(|| p.display().to_string(), |n| n.to_string_lossy().into_owned());
+    let Some(path) = &recipe.target.tokenizer else {
+        let id = TargetTokenizer { file: file_name(embedding), sha256: embedding_sha256.to_string(), is_target: false };
+        return Ok((embedding.to_path_buf(), id));
+    };
+    let sha256 =
+        strata_core::hash::file_sha256(path).with_context(|| format!("failed to read the target tokenizer `{}`", path.display()))?;
+    strata_core::tokens::TokenCounter::from_file(path)?;
+    Ok((path.clone(), TargetTokenizer { file: file_name(path), sha256, is_target: true }))
 }
 
 fn print_summary(run: &RunDir, manifest: &Manifest, summary: &[(StageName, Outcome)]) -> std::io::Result<()> {
@@ -117,10 +154,10 @@ fn print_summary(run: &RunDir, manifest: &Manifest, summary: &[(StageName, Outco
     if let Some(sel) = &manifest.stages.select {
         let s = &sel.summary;
         outln!(
-            "{}: {} chunks; selected {} chunks, {} of {} budget tokens ({} of {} corpus tokens); {} of {} leaves covered",
+            "{}: {} passages; selected {} passages, {} of {} budget tokens ({} of {} corpus tokens); {} of {} leaves covered",
             run.root().display(),
             sel.run.rows_in,
-            s.selected_chunks,
+            s.selected_passages,
             s.selected_tokens,
             s.budget_tokens,
             s.selected_tokens,
