@@ -4,7 +4,7 @@ export CARGO_TARGET_DIR ?= $(HOME)/.cache/strata-target
 STRATA := $(CARGO_TARGET_DIR)/release/strata
 PYTHON ?= python3
 
-.PHONY: help model build corpus test test-fast validate search bench soak report-check lint clean
+.PHONY: help model build corpus test test-fast validate check-datasets search bench soak report-check lint clean
 
 help: ## list the commands
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-14s %s\n", $$1, $$2}'
@@ -30,6 +30,11 @@ test-fast: ## the tests that need no model: unit, stage tests on hand-made runs,
 validate: ## check out/$(DOMAIN) against the contract as an outside client would
 	@$(PYTHON) -c "import pyarrow, tantivy" 2>/dev/null || $(PYTHON) -m pip install -q -r tools/validate-requirements.txt
 	$(PYTHON) ../shared/checks/validate_run.py out/$(DOMAIN)
+
+check-datasets: DATASETS_VENV := $(HOME)/.cache/strata/datasets-venv
+check-datasets: ## load every out/$(DOMAIN)/train set with Hugging Face datasets, as a trainer would
+	@cmp -s tools/check-datasets-requirements.txt $(DATASETS_VENV)/requirements.txt || { $(PYTHON) -m venv $(DATASETS_VENV) && $(DATASETS_VENV)/bin/pip install -q -r tools/check-datasets-requirements.txt && cp tools/check-datasets-requirements.txt $(DATASETS_VENV)/requirements.txt; }
+	$(DATASETS_VENV)/bin/python tools/check_datasets.py out/$(DOMAIN)
 
 search: build ## search out/$(DOMAIN): make search Q="chest pain"
 	$(STRATA) search --run out/$(DOMAIN) "$(Q)"

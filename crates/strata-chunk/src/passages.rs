@@ -125,7 +125,7 @@ mod tests {
         let ranges: Vec<_> = passages.iter().map(|p| p.chunks.clone()).collect();
         assert_eq!(ranges, vec![0..2, 2..4, 4..5]);
         for p in &passages {
-            assert_eq!(p.n_tokens, c.count(&text[p.byte_start..p.byte_end]).unwrap());
+            assert_eq!(p.n_tokens, c.count(&text[p.byte_start..p.byte_end]).expect("count"));
             assert!(p.n_tokens <= 70);
         }
         assert_eq!(passages[0].n_tokens, 60);
@@ -153,6 +153,17 @@ mod tests {
         let body = &text[passages[0].byte_start..passages[0].byte_end];
         assert!(body.contains("## B"), "{body}");
         assert_eq!(passages[0].n_tokens, 22);
+    }
+
+    #[test]
+    fn a_document_that_fits_is_one_passage_and_none_is_none() {
+        let (text, chunks) = document(&[("A", &[10, 10]), ("B", &[10])]);
+        let passages = group_passages(&text, &chunks, &counter(), 100).expect("group");
+        assert_eq!(
+            passages,
+            vec![DocPassage { chunks: 0..3, byte_start: chunks[0].byte_start, byte_end: chunks[2].byte_end, n_tokens: 32 }]
+        );
+        assert!(group_passages("", &[], &counter(), 100).expect("group").is_empty());
     }
 
     #[test]

@@ -16,6 +16,7 @@ pub mod manifest;
 pub mod parquet_io;
 pub mod passages;
 pub mod progress;
+pub mod questions;
 pub mod records;
 pub mod rundir;
 pub mod stage;

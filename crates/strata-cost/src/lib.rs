@@ -105,8 +105,9 @@ pub fn measure(run: &RunDir, manifest: &Manifest) -> Result<CorpusFigures, CostE
         corpus_tokens,
         subset_tokens: emit.summary.scpt_tokens,
         subset_samples: emit.summary.scpt_samples,
-        ssft_tokens: emit.summary.ssft_tokens,
-        ssft_samples: emit.summary.ssft_samples,
+        // StructTuning's SSFT: the structure samples and the question answering.
+        ssft_tokens: emit.summary.ssft_tokens + emit.summary.ssft_qa_tokens,
+        ssft_samples: emit.summary.ssft_samples + emit.summary.ssft_qa_samples,
         mean_chunk_tokens: if n_chunks == 0 { 0.0 } else { corpus_tokens as f64 / n_chunks as f64 },
         n_chunks,
         index_bytes,

@@ -14,13 +14,13 @@ mod phrasing;
 mod questions;
 
 pub use mindmap::{chunk_map, full_map, passage_map};
-pub use questions::{read_questions, Question};
 
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
 use std::collections::{BTreeMap, HashMap};
 use std::path::PathBuf;
 use strata_core::parquet_io::RowWriter;
+use strata_core::questions::{read_questions, Question, QuestionsError};
 use strata_core::records::{
     AssignmentRecord, ChunkRecord, PassageAssignment, PassageRecord, PublishedChunk, PublishedPassage, Sample, SelectionRecord,
     TaxonomyNode,
@@ -49,8 +49,8 @@ pub enum EmitError {
     },
     #[error("`{path}` puts `{id}` in node {node_id}, which the taxonomy lacks; rerun the taxonomy stage")]
     UnknownNode { path: PathBuf, id: String, node_id: u32 },
-    #[error("questions file `{path}`, line {line}: {message}")]
-    Questions { path: PathBuf, line: usize, message: String },
+    #[error(transparent)]
+    Questions(#[from] QuestionsError),
     #[error("failed to write `{path}`")]
     Write {
         path: PathBuf,
@@ -114,11 +114,9 @@ impl Stage for EmitStage {
     fn fingerprint(&self) -> Result<Value, StageError> {
         let tokenizer = strata_core::hash::file_sha256(&self.tokenizer_path)?;
         let questions = match &self.config.questions {
-            Some(q) => Some(strata_core::hash::file_sha256(q).map_err(|e| EmitError::Questions {
-                path: q.clone(),
-                line: 0,
-                message: e.to_string(),
-            })?),
+            Some(q) => {
+                Some(strata_core::hash::file_sha256(q).map_err(|e| QuestionsError { path: q.clone(), line: 0, message: e.to_string() })?)
+            }
             None => None,
         };
         Ok(json!({"config": self.config, "domain": self.domain, "seed": self.seed, "tokenizer": tokenizer, "questions": questions}))

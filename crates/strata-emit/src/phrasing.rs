@@ -5,7 +5,7 @@ use rand::seq::SliceRandom;
 use rand_xoshiro::rand_core::SeedableRng;
 use rand_xoshiro::Xoshiro256PlusPlus;
 
-/// Lead-ins of a chunk sample; `{domain}` and `{branch}` are filled in.
+/// Lead-ins of a passage sample; `{domain}` and `{branch}` are filled in.
 const LEAD_INS: &[&str] = &[
     "Here is the part of the {domain} knowledge structure that covers {branch}",
     "The following mind map shows how {branch} is organised within {domain}",

@@ -5,44 +5,7 @@
 //! else the located passage; the explanation is the passage when an answer is given, else
 //! where the passage sits (its topic path and section), so the passage is not said twice.
 
-use crate::EmitError;
-use serde::Deserialize;
 use std::collections::BTreeSet;
-use std::io::BufRead;
-use std::path::Path;
-
-/// One question of the recipe's file.
-#[derive(Debug, Clone, PartialEq, Deserialize)]
-pub struct Question {
-    pub question: String,
-    pub doc_id: String,
-    #[serde(default)]
-    pub answer: Option<String>,
-}
-
-/// Reads the questions file; a line that is not a question names the file and the line.
-pub fn read_questions(path: &Path) -> Result<Vec<Question>, EmitError> {
-    let file = std::fs::File::open(path).map_err(|source| EmitError::Questions {
-        path: path.to_path_buf(),
-        line: 0,
-        message: source.to_string(),
-    })?;
-    let mut questions = Vec::new();
-    for (i, line) in std::io::BufReader::new(file).lines().enumerate() {
-        let bad = |message: String| EmitError::Questions { path: path.to_path_buf(), line: i + 1, message };
-        let line = line.map_err(|e| bad(e.to_string()))?;
-        if line.trim().is_empty() {
-            continue;
-        }
-        let q: Question = serde_json::from_str(&line)
-            .map_err(|e| bad(format!("not a question ({{\"question\", \"doc_id\", optional \"answer\"}}): {e}")))?;
-        if q.question.trim().is_empty() {
-            return Err(bad("the question is empty".into()));
-        }
-        questions.push(q);
-    }
-    Ok(questions)
-}
 
 /// The passage among `candidates` (texts) sharing the most content words with the question;
 /// the first on a tie.
@@ -138,17 +101,5 @@ mod tests {
             Within Cardiology, the part **Heart failure** reads:\n\nBreathlessness and swelling.\nOverall, the answer is:\n\nBreathlessness.";
         assert_eq!(structured_answer(&given), expected);
         assert_eq!(prompt("Answer.", "Why?"), "Answer.\n\n# Question\nWhy?\n\n# Answer\n");
-    }
-
-    #[test]
-    fn a_bad_line_names_the_file_and_line() {
-        let dir = tempfile::tempdir().expect("dir");
-        let path = dir.path().join("q.jsonl");
-        std::fs::write(&path, "{\"question\": \"Why?\", \"doc_id\": \"a\"}\n\n{\"doc_id\": \"b\"}\n").expect("write");
-        let err = read_questions(&path).expect_err("bad line").to_string();
-        assert!(err.contains("q.jsonl") && err.contains("line 3"), "{err}");
-        std::fs::write(&path, "{\"question\": \"Why?\", \"doc_id\": \"a\", \"answer\": \"Because.\"}\n").expect("write");
-        let q = read_questions(&path).expect("read");
-        assert_eq!(q, vec![Question { question: "Why?".into(), doc_id: "a".into(), answer: Some("Because.".into()) }]);
     }
 }

@@ -31,7 +31,8 @@ pub use data::{ChunkInfo, RunData};
 pub use evaluate::{evaluate, write_report, EmbedTexts, EvalOptions, TOP_K};
 pub use label_quality::label_quality;
 pub use labels::{agreement, default_label_fields, label_agreement, Agreement};
-pub use retrieval::{read_questions, sample, score_rankings, vector_search, Question, RetrievalScores};
+pub use retrieval::{sample, score_rankings, vector_search, RetrievalScores};
+pub use strata_core::questions::{read_questions, Question};
 pub use table::render_table;
 pub use topics::{topic_first, TopicFirst};
 
@@ -49,8 +50,8 @@ pub enum EvalError {
         #[source]
         source: std::io::Error,
     },
-    #[error("`{path}` line {line}: {message}")]
-    Line { path: PathBuf, line: usize, message: String },
+    #[error(transparent)]
+    Questions(#[from] strata_core::questions::QuestionsError),
     #[error("`{path}` does not match the chunks of `{chunks}`: {message}; rerun the pipeline")]
     Mismatch { path: PathBuf, chunks: PathBuf, message: String },
     #[error("no document of `{path}` has a text field `{field}` in its metadata (fields: {available})")]

@@ -1,34 +1,10 @@
 //! Retrieval quality from ranked hits: recall@1/5/10 and MRR, where a hit is a returned chunk
 //! of the question's document; plus exact (brute-force) vector search over the chunk vectors.
 
-use crate::{EvalError, RunData};
+use crate::RunData;
 use rayon::prelude::*;
-use serde::{Deserialize, Serialize};
-use std::path::Path;
+use serde::Serialize;
 use strata_core::vectors::{dot, sample_indices};
-
-/// One line of a questions file (other fields, such as `qid`, are ignored).
-#[derive(Debug, Clone, PartialEq, Deserialize)]
-pub struct Question {
-    pub question: String,
-    /// The document that holds the answer.
-    pub doc_id: String,
-}
-
-/// Reads a JSONL file of questions; a bad line is an error naming the file and line.
-pub fn read_questions(path: &Path) -> Result<Vec<Question>, EvalError> {
-    let text = std::fs::read_to_string(path).map_err(|source| EvalError::Read { path: path.to_path_buf(), source })?;
-    let mut out = Vec::new();
-    for (i, line) in text.lines().enumerate().filter(|(_, l)| !l.trim().is_empty()) {
-        let q: Question = serde_json::from_str(line).map_err(|e| EvalError::Line {
-            path: path.to_path_buf(),
-            line: i + 1,
-            message: format!("expected {{\"question\": ..., \"doc_id\": ...}}: {e}"),
-        })?;
-        out.push(q);
-    }
-    Ok(out)
-}
 
 /// Up to `max` of `items`, drawn by a seeded generator, in their original order.
 pub fn sample<T: Clone>(items: &[T], max: usize, seed: u64) -> Vec<T> {
@@ -111,12 +87,7 @@ mod tests {
     }
 
     #[test]
-    fn questions_file_errors_name_the_line_and_sampling_is_seeded() {
-        let dir = tempfile::tempdir().expect("tempdir");
-        let path = dir.path().join("q.jsonl");
-        std::fs::write(&path, "{\"question\": \"q1\", \"doc_id\": \"a\", \"qid\": 1}\n\n{\"question\": \"q2\"}\n").expect("write");
-        let err = read_questions(&path).expect_err("line 3 lacks doc_id").to_string();
-        assert!(err.contains("q.jsonl") && err.contains("line 3"), "{err}");
+    fn sampling_is_seeded() {
         let items: Vec<u32> = (0..100).collect();
         let a = sample(&items, 10, 7);
         assert_eq!(a, sample(&items, 10, 7));

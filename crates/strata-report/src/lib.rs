@@ -155,6 +155,19 @@ mod tests {
     }
 
     #[test]
+    fn page_says_which_tokenizer_counted_the_tokens() {
+        let mut inputs = sample_inputs();
+        let html = render(&inputs);
+        assert!(html.contains("No target tokenizer was named"), "the sample names none");
+        if let Some(chunk) = inputs.manifest.as_mut().and_then(|m| m.stages.chunk.as_mut()) {
+            chunk.summary.target_tokenizer =
+                strata_core::summary::TargetTokenizer { file: "tokenizer.json".into(), sha256: "ab".repeat(32), is_target: true };
+        }
+        let html = render(&inputs);
+        assert!(html.contains("target model&#39;s tokenizer (tokenizer.json, sha256 abababababab)"), "names the file");
+    }
+
+    #[test]
     fn page_needs_no_network() {
         let html = render(&sample_inputs());
         for bad in ["http://", "https://", "src=", "href=", "url(", "@import", "//cdn"] {

@@ -49,7 +49,7 @@ pub fn render(inputs: &ReportInputs) -> String {
     let tree = Tree::build(&inputs.taxonomy, &inputs.chunks);
     let domain = domain(inputs, &tree);
     let mut h = format!(
-        "<!DOCTYPE html>\n<html lang=\"en\">\n<head>\n<meta charset=\"utf-8\">\n<meta name=\"viewport\" content=\"width=device-width, initial-scale=1\">\n<title>{t}</title>\n<script>{ERROR_HOOK}</script>\n<style>{CSS}</style>\n</head>\n<body>\n<main>\n<h1>{t}</h1>\n<p class=\"lead\">What this run made of the corpus: the topic tree (taxonomy) it found, which chunks the token budget selected for training, and what each way of giving a model this knowledge would cost.</p>\n",
+        "<!DOCTYPE html>\n<html lang=\"en\">\n<head>\n<meta charset=\"utf-8\">\n<meta name=\"viewport\" content=\"width=device-width, initial-scale=1\">\n<title>{t}</title>\n<script>{ERROR_HOOK}</script>\n<style>{CSS}</style>\n</head>\n<body>\n<main>\n<h1>{t}</h1>\n<p class=\"lead\">What this run made of the corpus: the topic tree (taxonomy) it found, which passages the token budget selected for training, and what each way of giving a model this knowledge would cost.</p>\n",
         t = esc(&format!("Domain corpus report: {domain}"))
     );
     h += &cards(inputs, &tree);
@@ -108,7 +108,21 @@ fn cards(inputs: &ReportInputs, tree: &Tree) -> String {
     out += &card(format!("{covered} / {leaves}"), "leaf topics with a selected chunk".into());
     out += &card(num(inputs.ledger.corpus.subset_tokens as f64), "tokens in the training samples (SCPT)".into());
     out += "</div>\n";
+    out += &format!("<p class=\"note\">{}</p>\n", esc(&token_note(inputs)));
     out
+}
+
+/// Which tokenizer the budget, passages and training samples are counted in.
+fn token_note(inputs: &ReportInputs) -> String {
+    match inputs.manifest.as_ref().and_then(|m| m.stages.chunk.as_ref()).map(|c| &c.summary.target_tokenizer) {
+        Some(t) if t.is_target => format!(
+            "Corpus, budget, passages and training samples are counted in tokens of the target model's tokenizer ({}, sha256 {}).",
+            t.file,
+            &t.sha256[..t.sha256.len().min(12)]
+        ),
+        Some(_) => "No target tokenizer was named ([target] tokenizer): token counts are the embedding model's, which differ from those of the model you train.".into(),
+        None => "The manifest does not say which tokenizer counted the tokens.".into(),
+    }
 }
 
 fn tree_section(tree: &Tree, inputs: &ReportInputs) -> String {

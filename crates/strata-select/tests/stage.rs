@@ -129,10 +129,7 @@ fn the_random_draw_fills_the_same_budget_with_eligible_passages_and_follows_the_
     assert_eq!(draw(0.5, 7), first, "same seed, same draw");
     let others: Vec<Vec<bool>> = (8..14).map(|seed| draw(0.5, seed)).collect();
     assert!(others.iter().any(|o| *o != first), "other seeds draw other passages");
-    assert!(
-        draw(1.0, 7).iter().enumerate().all(|(i, &r)| r != [2, 4].contains(&i)),
-        "a budget of everything draws every eligible passage"
-    );
+    assert!(draw(1.0, 7).iter().enumerate().all(|(i, &r)| r != [2, 4].contains(&i)), "a budget of everything draws every eligible passage");
 }
 
 #[test]
