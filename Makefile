@@ -4,7 +4,7 @@ export CARGO_TARGET_DIR ?= $(HOME)/.cache/strata-target
 STRATA := $(CARGO_TARGET_DIR)/release/strata
 PYTHON ?= python3
 
-.PHONY: help model build corpus test test-fast validate check-datasets search bench soak report-check lint clean
+.PHONY: help model build corpus test test-fast validate check-datasets search serve loadtest bench soak report-check lint clean
 
 help: ## list the commands
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-14s %s\n", $$1, $$2}'
@@ -36,8 +36,14 @@ check-datasets: ## load every out/$(DOMAIN)/train set with Hugging Face datasets
 	@cmp -s tools/check-datasets-requirements.txt $(DATASETS_VENV)/requirements.txt || { $(PYTHON) -m venv $(DATASETS_VENV) && $(DATASETS_VENV)/bin/pip install -q -r tools/check-datasets-requirements.txt && cp tools/check-datasets-requirements.txt $(DATASETS_VENV)/requirements.txt; }
 	$(DATASETS_VENV)/bin/python tools/check_datasets.py out/$(DOMAIN)
 
-search: build ## search out/$(DOMAIN): make search Q="chest pain"
-	$(STRATA) search --run out/$(DOMAIN) "$(Q)"
+search: build ## search out/$(DOMAIN): make search Q="chest pain" [MODE=bm25|dense|hybrid]
+	$(STRATA) search --run out/$(DOMAIN) --mode $(or $(MODE),hybrid) "$(Q)"
+
+serve: build ## serve out/$(DOMAIN)'s search on 127.0.0.1:8088 (POST /search, GET /health)
+	$(STRATA) serve --run out/$(DOMAIN)
+
+loadtest: build ## bounded loopback load test of strata serve on out/$(DOMAIN), every mode (tools/loadtest.sh)
+	RUN=out/$(DOMAIN) tools/loadtest.sh
 
 bench: model build ## benchmark table on MedQuAD (see BENCHMARKS.md)
 	tools/bench.sh

@@ -40,8 +40,10 @@ pub enum Command {
     Report(RunArgs),
     /// The cost ledger of each knowledge-injection route for a run, printed and saved.
     Cost(CostArgs),
-    /// Search a run's index.
+    /// Search a run: BM25, dense or hybrid.
     Search(SearchArgs),
+    /// Serve a run's search over HTTP JSON (POST /search, GET /health).
+    Serve(ServeArgs),
     /// Measure a run: taxonomy against labels, retrieval, the subset against baselines (eval.json).
     Eval(EvalArgs),
 }
@@ -128,6 +130,10 @@ pub struct SearchArgs {
     /// Number of hits.
     #[arg(short, default_value_t = 10)]
     pub k: usize,
+    /// bm25, dense (the run's vectors, the query embedded by the run's model) or hybrid (the
+    /// two fused by reciprocal rank).
+    #[arg(long, default_value = "hybrid")]
+    pub mode: String,
     /// Print hits as JSON lines.
     #[arg(long)]
     pub json: bool,
@@ -161,4 +167,23 @@ pub struct EvalArgs {
     /// Print eval.json instead of tables.
     #[arg(long)]
     pub json: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct ServeArgs {
+    /// The run directory (e.g. out/medicine).
+    #[arg(long)]
+    pub run: PathBuf,
+    /// Address to listen on; port 0 picks a free one (the chosen address is printed).
+    #[arg(long, default_value = "127.0.0.1:8088")]
+    pub addr: String,
+    /// Listen on an address other than loopback.
+    #[arg(long)]
+    pub allow_remote: bool,
+    /// Searches run at once; further requests wait their turn.
+    #[arg(long, default_value_t = 4)]
+    pub max_concurrency: usize,
+    /// Threads of the query embedder (0: its default).
+    #[arg(long, default_value_t = 0)]
+    pub threads: usize,
 }

@@ -90,7 +90,7 @@ fn eval_writes_labels_retrieval_and_coverage() {
 
     assert_eq!(eval["settings"]["questions"]["used"], 40);
     assert_eq!(eval["settings"]["questions"]["about_other_documents"], 1);
-    for method in ["bm25", "vector", "hybrid"] {
+    for method in ["bm25", "dense", "hybrid"] {
         let r = &eval["retrieval"][method];
         // MRR@10 lies between recall@1 and recall@10.
         let (r1, mrr, r10) =

@@ -17,6 +17,8 @@ pub const RANDOM_CPT: &str = "train/random_cpt.parquet";
 pub const SSFT_QA: &str = "train/ssft_qa.parquet";
 pub const DATASET_INFO: &str = "train/dataset_info.json";
 pub const INDEX_DIR: &str = "index";
+/// The chunk vectors and node centroids for dense search, beside the index.
+pub const DENSE_DIR: &str = "dense";
 pub const COST: &str = "cost.json";
 pub const REPORT: &str = "report.html";
 pub const EVAL: &str = "eval.json";

@@ -138,6 +138,7 @@ impl Stage for EmbedStage {
             ("model", if self.config.model.is_neural() { MODEL_NAME.to_string() } else { format!("{MODEL_NAME} (static distillation)") }),
             ("variant", serde_json::to_string(&self.config.model)?.trim_matches('"').to_string()),
             ("dim", dim.to_string()),
+            ("model_sha256", self.model_sha256()?),
             ("pooling", if self.config.model.is_neural() { "mean" } else { "sif-weighted mean of static token vectors" }.to_string()),
             ("normalized", "l2".to_string()),
         ];

@@ -6,7 +6,7 @@
 use crate::{EvalError, EvalReport, Questions, RunData, StrataSelection};
 use rayon::prelude::*;
 use serde_json::json;
-use std::collections::{BTreeMap, HashMap, HashSet};
+use std::collections::{BTreeMap, HashSet};
 use std::path::PathBuf;
 use strata_core::manifest::Manifest;
 use strata_core::rundir::EVAL;
@@ -127,58 +127,46 @@ fn ask(
     let doc_ids: Vec<String> = questions.iter().map(|q| q.doc_id.clone()).collect();
     let expected: Vec<&str> = doc_ids.iter().map(String::as_str).collect();
 
-    let searcher = strata_index::Searcher::open(run.root()).map_err(|e| EvalError::Search(e.into()))?;
-    let retrieval = search_every_way(&searcher, data, &texts, &vectors)?
-        .into_iter()
-        .map(|(method, ranked)| (method.to_string(), crate::score_rankings(&expected, &ranked)))
-        .collect();
+    let retriever = strata_index::Retriever::open(run.root()).map_err(|e| EvalError::Search(e.into()))?;
+    let mut retrieval = BTreeMap::new();
+    for mode in strata_index::Mode::ALL {
+        retrieval.insert(mode.as_str().to_string(), search_timed(&retriever, mode, &texts, &vectors, &expected)?);
+    }
     Ok(Asked { vectors, doc_ids, retrieval })
 }
 
-/// Per question, the documents of the hits, best first.
-type Ranked<'d> = Vec<Vec<&'d str>>;
+/// Questions timed one after another, on one thread, per mode (the scores use every question,
+/// searched in parallel).
+pub const LATENCY_QUESTIONS: usize = 1000;
 
-/// Chunks each ranking contributes to the fusion.
-const FUSION_DEPTH: usize = 50;
-
-/// Each question searched once by BM25 and once by exact vector search, to `FUSION_DEPTH`
-/// chunks: `bm25` and `vector` are the documents of each one's first `TOP_K` chunks, `hybrid`
-/// those of the first `TOP_K` of the two fused by reciprocal rank (k = 60).
-fn search_every_way<'d>(
-    searcher: &strata_index::Searcher,
-    data: &'d RunData,
+/// Every question searched by `mode`: the scores of the documents of the first `TOP_K` hits,
+/// and the latency of one search (the query already embedded) over the first
+/// `LATENCY_QUESTIONS`, timed one at a time so searches do not compete for the cores.
+fn search_timed(
+    retriever: &strata_index::Retriever,
+    mode: strata_index::Mode,
     texts: &[&str],
     vectors: &[Vec<f32>],
-) -> Result<[(&'static str, Ranked<'d>); 3], EvalError> {
-    let row_of: HashMap<&str, usize> = data.chunks.iter().enumerate().map(|(i, c)| (c.chunk_id.as_str(), i)).collect();
-    let lexical: Vec<Vec<usize>> = texts
+    expected: &[&str],
+) -> Result<crate::RetrievalScores, EvalError> {
+    let search = |q: &str, v: &[f32]| retriever.search(q, Some(v), mode, None, TOP_K).map_err(|e| EvalError::Search(e.into()));
+    let ranked: Vec<Vec<String>> = texts
         .par_iter()
-        .map(|q| {
-            searcher
-                .search(q, None, FUSION_DEPTH)
-                .map(|hits| hits.iter().filter_map(|h| row_of.get(h.chunk_id.as_str()).copied()).collect())
-        })
-        .collect::<Result<_, _>>()
-        .map_err(|e| EvalError::Search(e.into()))?;
-    let dense = crate::vector_search(data, vectors, FUSION_DEPTH);
-    let chunk = |i: usize| data.chunks[i].chunk_id.as_str();
-    let docs = |rows: &mut dyn Iterator<Item = usize>| rows.take(TOP_K).map(|i| data.chunks[i].doc_id.as_str()).collect::<Vec<_>>();
-    let hybrid = lexical
-        .iter()
-        .zip(&dense)
-        .map(|(l, d)| {
-            let fused = strata_index::reciprocal_rank_fusion(
-                &[l.iter().map(|&i| chunk(i)).collect(), d.iter().map(|&i| chunk(i)).collect()],
-                strata_index::RRF_K,
-            );
-            docs(&mut fused.into_iter().map(|c| row_of[c]))
-        })
-        .collect();
-    Ok([
-        ("bm25", lexical.iter().map(|l| docs(&mut l.iter().copied())).collect()),
-        ("vector", dense.iter().map(|d| docs(&mut d.iter().copied())).collect()),
-        ("hybrid", hybrid),
-    ])
+        .zip(vectors)
+        .map(|(q, v)| Ok(search(q, v)?.into_iter().map(|h| h.doc_id).collect()))
+        .collect::<Result<_, EvalError>>()?;
+    let mut ms = Vec::new();
+    for (q, v) in texts.iter().zip(vectors).take(LATENCY_QUESTIONS) {
+        let started = std::time::Instant::now();
+        search(q, v)?;
+        ms.push(started.elapsed().as_secs_f64() * 1e3);
+    }
+    let round = |x: f64| (x * 1e3).round() / 1e3;
+    Ok(crate::RetrievalScores {
+        p50_ms: round(crate::quantile(&ms, 0.5)),
+        p99_ms: round(crate::quantile(&ms, 0.99)),
+        ..crate::score_rankings(expected, &ranked)
+    })
 }
 
 /// Our selection at each budget: the run's own where the budget is the run's, else selection

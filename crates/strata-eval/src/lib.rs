@@ -28,10 +28,10 @@ pub use coverage::{
     compare, first_passage_selection, random_selection, subset_metrics, CoverageRow, Questions, StrataSelection, SubsetMetrics,
 };
 pub use data::{ChunkInfo, RunData};
-pub use evaluate::{evaluate, write_report, EmbedTexts, EvalOptions, TOP_K};
+pub use evaluate::{evaluate, write_report, EmbedTexts, EvalOptions, LATENCY_QUESTIONS, TOP_K};
 pub use label_quality::label_quality;
 pub use labels::{agreement, default_label_fields, label_agreement, Agreement};
-pub use retrieval::{sample, score_rankings, vector_search, RetrievalScores};
+pub use retrieval::{quantile, sample, score_rankings, RetrievalScores};
 pub use strata_core::questions::{read_questions, Question};
 pub use table::render_table;
 pub use topics::{topic_first, TopicFirst};
@@ -92,7 +92,8 @@ pub struct EvalReport {
     /// Whether the tree is organised by topic (documents whole under one level-1 node, level 1
     /// unlike the section headings).
     pub topic_first: TopicFirst,
-    /// `bm25`, `vector` and `hybrid` (the two fused) scores, when a questions file was given.
+    /// Scores and latency of every search mode (`bm25`, `dense`, `hybrid`), when a
+    /// questions file was given.
     #[serde(skip_serializing_if = "BTreeMap::is_empty")]
     pub retrieval: BTreeMap<String, RetrievalScores>,
     /// This run against another over the same chunks (`--compare`).

@@ -1,10 +1,8 @@
 //! Retrieval quality from ranked hits: recall@1/5/10 and MRR, where a hit is a returned chunk
 //! of the question's document; plus exact (brute-force) vector search over the chunk vectors.
 
-use crate::RunData;
-use rayon::prelude::*;
 use serde::Serialize;
-use strata_core::vectors::{dot, sample_indices};
+use strata_core::vectors::sample_indices;
 
 /// Up to `max` of `items`, drawn by a seeded generator, in their original order.
 pub fn sample<T: Clone>(items: &[T], max: usize, seed: u64) -> Vec<T> {
@@ -24,6 +22,9 @@ pub struct RetrievalScores {
     /// with ten returned chunks, MRR@10.
     pub mrr: f64,
     pub questions: usize,
+    /// Milliseconds per search (the query already embedded), median and 99th percentile.
+    pub p50_ms: f64,
+    pub p99_ms: f64,
 }
 
 /// Scores rankings: `ranked[i]` holds the document ids of the chunks returned for the
@@ -39,24 +40,19 @@ pub fn score_rankings<S: AsRef<str>>(expected: &[&str], ranked: &[Vec<S>]) -> Re
         recall_at_10: share(&|r| (r < 10) as u8 as f64),
         mrr: share(&|r| 1.0 / (r + 1) as f64),
         questions: n,
+        p50_ms: 0.0,
+        p99_ms: 0.0,
     }
 }
 
-/// For each query vector, the `k` chunks of highest cosine, best first (exact search).
-pub fn vector_search(data: &RunData, queries: &[Vec<f32>], k: usize) -> Vec<Vec<usize>> {
-    queries
-        .par_iter()
-        .map(|q| {
-            let mut scored: Vec<(f32, usize)> = (0..data.chunks.len()).map(|i| (dot(q, data.vector(i)), i)).collect();
-            let order = |a: &(f32, usize), b: &(f32, usize)| b.0.total_cmp(&a.0).then(a.1.cmp(&b.1));
-            if k < scored.len() {
-                scored.select_nth_unstable_by(k, order);
-                scored.truncate(k);
-            }
-            scored.sort_by(order);
-            scored.into_iter().map(|(_, i)| i).collect()
-        })
-        .collect()
+/// The `q`-quantile (0..=1) of `values` by the nearest-rank method; 0 for none.
+pub fn quantile(values: &[f64], q: f64) -> f64 {
+    let mut sorted = values.to_vec();
+    sorted.sort_by(f64::total_cmp);
+    match sorted.len() {
+        0 => 0.0,
+        n => sorted[((q * n as f64).ceil() as usize).clamp(1, n) - 1],
+    }
 }
 
 #[cfg(test)]
@@ -79,11 +75,10 @@ mod tests {
     }
 
     #[test]
-    fn vector_search_ranks_by_cosine() {
-        let s = std::f32::consts::FRAC_1_SQRT_2;
-        let data = crate::data::tests::toy(&[("a", 2, 40), ("b", 3, 40), ("c", 4, 40)], &[[1.0, 0.0], [0.0, 1.0], [s, s]]);
-        assert_eq!(vector_search(&data, &[vec![0.0, 1.0]], 2), vec![vec![1, 2]]);
-        assert_eq!(vector_search(&data, &[vec![1.0, 0.0]], 10), vec![vec![0, 2, 1]]);
+    fn quantiles_are_nearest_rank() {
+        let v: Vec<f64> = (1..=100).map(f64::from).collect();
+        assert_eq!((quantile(&v, 0.5), quantile(&v, 0.99), quantile(&v, 1.0)), (50.0, 99.0, 100.0));
+        assert_eq!((quantile(&[3.0], 0.5), quantile(&[], 0.5)), (3.0, 0.0));
     }
 
     #[test]

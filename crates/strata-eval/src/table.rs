@@ -76,7 +76,11 @@ pub fn render_table(report: &EvalReport) -> String {
         t.level1_vs_section.nmi
     );
     if let Some(r) = report.retrieval.values().next() {
-        out += &format!("\nRetrieval, {} questions (hit: a returned chunk of the question's document)\n", r.questions);
+        out += &format!(
+            "\nRetrieval, {} questions (hit: a returned chunk of the question's document; latency: one search of an embedded query, the first {} timed one at a time)\n",
+            r.questions,
+            r.questions.min(crate::LATENCY_QUESTIONS)
+        );
         let rows: Vec<Vec<String>> = report
             .retrieval
             .iter()
@@ -87,10 +91,12 @@ pub fn render_table(report: &EvalReport) -> String {
                     format!("{:.3}", s.recall_at_5),
                     format!("{:.3}", s.recall_at_10),
                     format!("{:.3}", s.mrr),
+                    format!("{:.2}", s.p50_ms),
+                    format!("{:.2}", s.p99_ms),
                 ]
             })
             .collect();
-        out += &grid(&["method", "recall@1", "recall@5", "recall@10", "MRR@10"], &rows, 1);
+        out += &grid(&["mode", "recall@1", "recall@5", "recall@10", "MRR@10", "p50 ms", "p99 ms"], &rows, 1);
     }
     if !report.coverage.is_empty() {
         out += "\nSubset against baselines (random: mean±sd over seeds)\n";

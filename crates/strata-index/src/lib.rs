@@ -1,18 +1,23 @@
 //! strata-index: the retrieval (RAG) route: a tantivy index of every chunk, with the
-//! taxonomy path as a facet, and search over it (optionally within a subtree).
+//! taxonomy path as a facet, the chunk vectors for dense search, and search over both
+//! (BM25, dense, hybrid; optionally within a subtree).
 //!
-//! It owns the index schema and queries; it reads the published `chunks.parquet` and writes
-//! `index/`, and fuses a lexical and a dense ranking into one (reciprocal rank fusion). It
-//! does not embed.
+//! It owns the index schema, the dense files and the queries; it reads the published
+//! `chunks.parquet` and the embeddings, and writes `index/` and `dense/`. It
+//! does not embed: the caller hands in the query's vector.
 
+pub mod dense;
 mod fusion;
+mod retrieve;
 
+pub use dense::{DenseIndex, DenseMeta};
 pub use fusion::{reciprocal_rank_fusion, RRF_K};
+pub use retrieve::{Mode, Retriever, FUSION_DEPTH};
 
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
 use std::path::{Path, PathBuf};
-use strata_core::rundir::{CHUNKS, INDEX_DIR};
+use strata_core::rundir::{CHUNKS, DENSE_DIR, EMBEDDINGS, INDEX_DIR};
 use strata_core::{parquet_io, Stage, StageContext, StageError, StageName, StageStats, StageSummary};
 use tantivy::collector::TopDocs;
 use tantivy::query::{BooleanQuery, Occur, QueryParser, TermQuery};
@@ -40,6 +45,22 @@ pub enum IndexError {
     Query { query: String, message: String },
     #[error("invalid subtree `{0}`: give a taxonomy path such as \"/Cardiology/Heart failure\"")]
     Under(String),
+    #[error("no taxonomy node has the path `{0}`")]
+    UnknownSubtree(String),
+    #[error("unknown search mode `{0}`: bm25, dense or hybrid")]
+    Mode(String),
+    #[error("{0} search needs the query's vector")]
+    NoVector(&'static str),
+    #[error("failed to read `{path}`; rerun the index stage")]
+    Dense {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("`{path}` is damaged ({message}); rerun the index stage")]
+    DenseFormat { path: PathBuf, message: String },
+    #[error("`{path}`: {message}")]
+    Taxonomy { path: PathBuf, message: String },
     #[error("search failed in `{path}`")]
     Search {
         path: PathBuf,
@@ -83,15 +104,15 @@ impl Stage for IndexStage {
     }
 
     fn reads(&self) -> Vec<&'static str> {
-        vec![CHUNKS]
+        vec![CHUNKS, EMBEDDINGS]
     }
 
     fn writes(&self) -> Vec<&'static str> {
-        vec![INDEX_DIR]
+        vec![INDEX_DIR, DENSE_DIR]
     }
 
     fn fingerprint(&self) -> Result<Value, StageError> {
-        Ok(json!({"tokenizer": TOKENIZER, "schema": 1}))
+        Ok(json!({"tokenizer": TOKENIZER, "schema": 1, "dense": 1}))
     }
 
     fn run(&self, ctx: &StageContext) -> Result<StageStats, StageError> {
@@ -105,12 +126,22 @@ impl Stage for IndexStage {
         let (chunk_id, doc_id, text, headings, taxonomy, taxonomy_path, node_id) =
             (f("chunk_id")?, f("doc_id")?, f("text")?, f("headings")?, f("taxonomy")?, f("taxonomy_path")?, f("node_id")?);
         let mut writer = index.writer_with_num_threads(1, WRITER_BYTES)?;
+        let mut dense = dense::DenseWriter::create(&ctx.output(DENSE_DIR)?)?;
+        let mut vectors = parquet_io::batches::<strata_core::records::EmbeddingRecord>(&ctx.run.path(EMBEDDINGS), &[])?;
         ctx.progress.start("index", Some(n_chunks));
-        // The chunks stream a batch at a time; tantivy bounds its own memory (WRITER_BYTES).
+        // The chunks stream a batch at a time, their vectors alongside; tantivy bounds its
+        // own memory (WRITER_BYTES).
         for batch in
             parquet_io::batches::<IndexedChunk>(&path, &["chunk_id", "doc_id", "text", "heading_path", "node_id", "taxonomy_path"])?
         {
-            for c in batch? {
+            let batch = batch?;
+            for (c, v) in batch.iter().zip(vectors.next_in_step(batch.len())?) {
+                if v.chunk_id != c.chunk_id {
+                    return Err(parquet_io::ParquetIoError::OutOfStep { path: ctx.run.path(EMBEDDINGS) }.into());
+                }
+                dense.push(&c.chunk_id, c.node_id, &v.embedding)?;
+            }
+            for c in batch {
                 let facet = Facet::from_path(&c.taxonomy_path);
                 writer.add_document(doc!(
                     chunk_id => c.chunk_id,
@@ -126,9 +157,19 @@ impl Stage for IndexStage {
         }
         writer.commit()?;
         writer.wait_merging_threads()?;
+        vectors.end_in_step()?;
+        dense.finish(dense_meta(&ctx.run.path(EMBEDDINGS))?)?;
         ctx.progress.finish();
         Ok(StageStats { rows_in: n_chunks, rows_out: n_chunks, summary: StageSummary::Index(Default::default()) })
     }
+}
+
+/// What the embeddings file says about the model that made it (width and count are filled
+/// in by the writer).
+fn dense_meta(embeddings: &Path) -> Result<DenseMeta, parquet_io::ParquetIoError> {
+    let meta = parquet_io::read_metadata(embeddings)?;
+    let get = |k: &str| meta.get(k).cloned().unwrap_or_default();
+    Ok(DenseMeta { model: get("model"), variant: get("variant"), model_sha256: get("model_sha256"), dim: 0, rows: 0 })
 }
 
 /// One search result.
@@ -166,6 +207,12 @@ impl Searcher {
     /// The `k` best chunks for `query` (BM25 over text and headings), within the subtree
     /// `under` (a taxonomy path like "/Cardiology") when given.
     pub fn search(&self, query: &str, under: Option<&str>, k: usize) -> Result<Vec<Hit>, IndexError> {
+        self.search_in(query, &under.map(|u| vec![u.to_string()]).unwrap_or_default(), k)
+    }
+
+    /// The `k` best chunks for `query` (BM25) within any of the subtrees `under` (taxonomy
+    /// paths; none, or "/", is everything).
+    pub fn search_in(&self, query: &str, under: &[String], k: usize) -> Result<Vec<Hit>, IndexError> {
         let schema = self.index.schema();
         let field = |name: &'static str| schema.get_field(name).map_err(|_| IndexError::Field { path: self.path.clone(), field: name });
         let (text, headings, taxonomy) = (field("text")?, field("headings")?, field("taxonomy")?);
@@ -175,17 +222,36 @@ impl Searcher {
         if let Some(e) = errors.first() {
             tracing::debug!(query, error = %e, "query parsed leniently");
         }
-        let query_obj: Box<dyn tantivy::query::Query> = match under {
-            Some(u) if !u.trim_matches('/').is_empty() => {
-                let facet = Facet::from_text(&normalise_under(u)).map_err(|_| IndexError::Under(u.to_string()))?;
-                let facet_query = TermQuery::new(Term::from_facet(taxonomy, &facet), IndexRecordOption::Basic);
-                Box::new(BooleanQuery::new(vec![(Occur::Must, parsed), (Occur::Must, Box::new(facet_query))]))
+        let mut subtrees: Vec<(Occur, Box<dyn tantivy::query::Query>)> = Vec::new();
+        for u in under {
+            if u.trim_matches('/').is_empty() {
+                subtrees.clear();
+                break;
             }
-            _ => parsed,
+            let facet = Facet::from_text(&normalise_under(u)).map_err(|_| IndexError::Under(u.to_string()))?;
+            subtrees.push((Occur::Should, Box::new(TermQuery::new(Term::from_facet(taxonomy, &facet), IndexRecordOption::Basic))));
+        }
+        let query_obj: Box<dyn tantivy::query::Query> = if subtrees.is_empty() {
+            parsed
+        } else {
+            Box::new(BooleanQuery::new(vec![(Occur::Must, parsed), (Occur::Must, Box::new(BooleanQuery::new(subtrees)))]))
         };
+        self.top(&*query_obj, k)
+    }
+
+    /// The chunk `chunk_id` as a hit (score 0), if the index holds it.
+    pub fn get(&self, chunk_id: &str) -> Result<Option<Hit>, IndexError> {
+        let field =
+            self.index.schema().get_field("chunk_id").map_err(|_| IndexError::Field { path: self.path.clone(), field: "chunk_id" })?;
+        let query = TermQuery::new(Term::from_field_text(field, chunk_id), IndexRecordOption::Basic);
+        Ok(self.top(&query, 1)?.into_iter().next().map(|h| Hit { score: 0.0, ..h }))
+    }
+
+    fn top(&self, query: &dyn tantivy::query::Query, k: usize) -> Result<Vec<Hit>, IndexError> {
+        let schema = self.index.schema();
         let searcher = self.reader.searcher();
         let search_err = |source| IndexError::Search { path: self.path.clone(), source };
-        let top = searcher.search(&query_obj, &TopDocs::with_limit(k.max(1)).order_by_score()).map_err(search_err)?;
+        let top = searcher.search(query, &TopDocs::with_limit(k.max(1)).order_by_score()).map_err(search_err)?;
         top.into_iter()
             .map(|(score, addr)| {
                 let d: TantivyDocument = searcher.doc(addr).map_err(search_err)?;

@@ -4,6 +4,7 @@ mod cost;
 mod eval;
 mod run;
 mod search;
+mod serve;
 
 use crate::cli::{Cli, Command};
 use anyhow::Result;
@@ -22,6 +23,7 @@ pub fn dispatch(cli: Cli) -> Result<()> {
         Command::Report(args) => run::run(&args, Some(StageName::Report), quiet),
         Command::Cost(args) => cost::cost(&args, quiet),
         Command::Search(args) => search::search(&args),
+        Command::Serve(args) => serve::serve(&args),
         Command::Eval(args) => eval::eval(&args, quiet),
     }
 }
