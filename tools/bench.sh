@@ -100,7 +100,7 @@ fi
   "$PY" tools/bench.py table "$RESULTS" "$CEIL"
 } | tee "$REPORT"
 
-# Quality next to speed (`strata eval`): retrieval (BM25 and vector recall@1/5/10, MRR),
+# Quality next to speed (`strata eval`): retrieval (BM25, dense and hybrid recall@1/5/10, MRR, latency),
 # taxonomy against the `source` label, the subset against baselines, and each run against
 # the fp32 run on the same subset (taxonomy NMI per level, vector cosine per chunk).
 if [[ ${BENCH_QUALITY:-1} == 1 ]]; then
