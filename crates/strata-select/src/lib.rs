@@ -45,9 +45,9 @@ pub struct SelectConfig {
     pub min_passage_tokens: u32,
     /// A passage costs at least this share of the median eligible passage when selection
     /// ranks by gain per cost (the budget still counts real tokens). Facility-location gain
-    /// does not grow with length, so per token the shortest passages would win; at 1.75 (about
-    /// `passage_tokens` on MedQuAD) passages rank by gain alone and training samples stay
-    /// long enough for the passage, not the prompt, to dominate them.
+    /// does not grow with length, so per token the shortest passages would win and the prompt
+    /// would dominate the samples; at 1.6 (960 tokens on MedQuAD) the prompt is under a fifth
+    /// of the median sample, and a lower floor covers more leaves (BENCHMARKS.md, passages).
     pub cost_floor: f64,
     /// Chunks of a leaf that its facility-location score is measured on (a seeded sample
     /// for larger leaves, so the work stays linear in the corpus).
@@ -58,7 +58,7 @@ pub struct SelectConfig {
 
 impl Default for SelectConfig {
     fn default() -> Self {
-        Self { budget: 0.05, budget_tokens: None, min_passage_tokens: 128, cost_floor: 1.75, max_clients: 512, max_similarity: 0.95 }
+        Self { budget: 0.05, budget_tokens: None, min_passage_tokens: 128, cost_floor: 1.6, max_clients: 512, max_similarity: 0.95 }
     }
 }
 
