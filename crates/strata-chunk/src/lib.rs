@@ -36,7 +36,7 @@ pub struct ChunkConfig {
     /// ([CLS], [SEP]); all-MiniLM-L6-v2 reads at most 256.
     pub max_tokens: usize,
     /// A chunk under this many tokens is merged with a neighbour in its section when the
-    /// maximum allows (and selection never takes it).
+    /// maximum allows.
     pub min_tokens: usize,
 }
 

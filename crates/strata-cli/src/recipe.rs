@@ -79,7 +79,7 @@ impl Recipe {
             (None, Some(t)) => Some(home_or(&base, t)),
             (None, None) => None,
         };
-        recipe.emit.questions = recipe.emit.questions.as_ref().map(|q| base.join(q));
+        recipe.emit.questions = recipe.emit.questions.as_ref().map(|q| home_or(&base, q));
         recipe.strict |= args.strict;
         recipe.validate().map_err(|e| UsageError(format!("invalid recipe `{}`: {e}", path.display())))?;
         Ok(recipe)

@@ -32,8 +32,8 @@ struct Row {
 
 impl PassageIndex {
     /// Reads `work/passages.parquet` (every column but the text), checking that the passages
-    /// cover the chunk rows in order, without gaps.
-    pub fn read(path: &Path) -> Result<Self, ParquetIoError> {
+    /// cover the run's `chunk_rows` chunk rows in order, without gaps, each exactly once.
+    pub fn read(path: &Path, chunk_rows: usize) -> Result<Self, ParquetIoError> {
         let mut index = Self::default();
         let mut last_doc: Option<String> = None;
         let columns = ["passage_id", "doc_id", "first_chunk", "n_chunks", "n_tokens", "content_hash"];
@@ -56,6 +56,9 @@ impl PassageIndex {
                 index.n_tokens.push(r.n_tokens);
                 index.content_hashes.push(r.content_hash);
             }
+        }
+        if index.chunk_rows() != chunk_rows as u64 {
+            return Err(ParquetIoError::OutOfStep { path: path.to_path_buf() });
         }
         Ok(index)
     }
@@ -102,5 +105,41 @@ impl PassageIndex {
             }
         }
         chunk_vectors.group_means(groups.into_iter())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::records::PassageRecord;
+
+    #[test]
+    fn passages_cover_the_chunks_in_order_and_number_their_documents() {
+        let dir = tempfile::tempdir().expect("dir");
+        let path = dir.path().join("passages.parquet");
+        let passage = |id: &str, doc: &str, first_chunk: u64, n_chunks: u32| PassageRecord {
+            passage_id: id.into(),
+            doc_id: doc.into(),
+            first_chunk,
+            n_chunks,
+            text: String::new(),
+            n_tokens: 10,
+            content_hash: id.into(),
+        };
+        let rows = [passage("a#p0", "a", 0, 2), passage("a#p1", "a", 2, 1), passage("b#p0", "b", 3, 1)];
+        crate::parquet_io::write_rows(&path, &PassageRecord::fields(), &rows, &[]).expect("write");
+        let index = PassageIndex::read(&path, 4).expect("read");
+        assert_eq!((index.document.as_slice(), index.chunks_of(0), index.passage_of_chunks()), (&[0, 0, 1][..], 0..2, vec![0, 0, 1, 2]));
+        // Chunks 0 and 1 point one way, 2 another, 3 a third: passage 0 is their mean, document
+        // a the mean of its three chunks.
+        let chunks = Matrix::new(vec![1.0, 0.0, 1.0, 0.0, 0.0, 1.0, 0.6, 0.8], 2);
+        assert_eq!(index.vectors(&chunks).row(0), &[1.0, 0.0]);
+        let a = index.document_vectors(&chunks);
+        assert!((a.row(0)[0] - 2.0 / 5f32.sqrt()).abs() < 1e-6 && a.rows() == 2);
+        // Fewer or more chunks than the passages cover, or a gap, is named.
+        assert!(matches!(PassageIndex::read(&path, 5), Err(ParquetIoError::OutOfStep { .. })));
+        let gap = [passage("a#p0", "a", 0, 2), passage("b#p0", "b", 3, 1)];
+        crate::parquet_io::write_rows(&path, &PassageRecord::fields(), &gap, &[]).expect("write");
+        assert!(matches!(PassageIndex::read(&path, 4), Err(ParquetIoError::OutOfStep { .. })));
     }
 }

@@ -1,5 +1,5 @@
-//! Token counts in the embedding model's own tokenizer, shared by chunking (sizes), emit
-//! (sample sizes) and cost (training tokens).
+//! Token counts with a Hugging Face tokenizer: the embedding model's (chunk sizes) or the
+//! trained model's (passages, budgets, sample sizes).
 
 use std::path::{Path, PathBuf};
 use tokenizers::Tokenizer;

@@ -433,7 +433,19 @@ impl SampleWriter<'_> {
         let mut order: Vec<&Kept> = passages.iter().collect();
         // Node ids are a depth-first preorder: sorting by leaf (stably) is the textbook order.
         order.sort_by_key(|k| k.passage.node_id);
-        order.iter().map(|k| self.sample_text("passage", &k.passage, String::new(), k.passage.text.clone())).collect()
+        order
+            .iter()
+            .map(|k| {
+                self.sample(
+                    "passage",
+                    Some(&k.passage.passage_id),
+                    self.tree.node(k.passage.node_id),
+                    String::new(),
+                    k.passage.text.clone(),
+                    None,
+                )
+            })
+            .collect()
     }
 
     /// StructTuning's question-answer SSFT: each question whose document has a selected
@@ -443,12 +455,11 @@ impl SampleWriter<'_> {
     fn question_answers(&self, questions: &[Question], kept: &KeptPassages) -> Result<(Vec<Sample>, u64, u64), EmitError> {
         let mut by_doc: HashMap<&str, Vec<&Kept>> = HashMap::new();
         kept.selected.iter().for_each(|k| by_doc.entry(k.passage.doc_id.as_str()).or_default().push(k));
-        let known: std::collections::HashSet<&str> = kept.documents.iter().map(String::as_str).collect();
         let (mut samples, mut unselected, mut unknown) = (Vec::new(), 0, 0);
         let instruction = questions::instruction(self.domain);
         for q in questions {
             let Some(candidates) = by_doc.get(q.doc_id.as_str()) else {
-                if known.contains(q.doc_id.as_str()) {
+                if kept.documents.contains(&q.doc_id) {
                     unselected += 1;
                 } else {
                     unknown += 1;
@@ -457,9 +468,7 @@ impl SampleWriter<'_> {
             };
             let texts: Vec<&str> = candidates.iter().map(|k| k.passage.text.as_str()).collect();
             let k = candidates[questions::locate(&q.question, &texts).unwrap_or(0)];
-            let leaf = self.tree.node(k.passage.node_id);
-            let lineage = self.tree.branch_lineage(k.passage.node_id);
-            let scope = &self.tree.node(*lineage.first().unwrap_or(&k.passage.node_id)).label;
+            let (leaf, scope) = (self.tree.node(k.passage.node_id), &self.branch(k.passage.node_id).label);
             let map = passage_map(self.tree, k.passage.node_id, &k.sections);
             let located = questions::Located {
                 map: &map,
@@ -472,10 +481,8 @@ impl SampleWriter<'_> {
             };
             let prompt = questions::prompt(&instruction, &q.question);
             for (kind, response) in [("qa", questions::plain_answer(&located)), ("qa_structure", questions::structured_answer(&located))] {
-                let mut sample =
-                    self.sample(kind, None, leaf, prompt.clone(), response, Some((instruction.clone(), q.question.clone())))?;
-                sample.passage_id = Some(k.passage.passage_id.clone());
-                samples.push(sample);
+                let alpaca = Some((instruction.clone(), q.question.clone()));
+                samples.push(self.sample(kind, Some(&k.passage.passage_id), leaf, prompt.clone(), response, alpaca)?);
             }
         }
         Ok((samples, unselected, unknown))
@@ -483,9 +490,7 @@ impl SampleWriter<'_> {
 
     fn passage_sample(&self, k: &Kept) -> Result<Sample, EmitError> {
         let p = &k.passage;
-        let leaf = self.tree.node(p.node_id);
-        let lineage = self.tree.branch_lineage(p.node_id);
-        let branch = lineage.first().map_or(leaf, |&b| self.tree.node(b));
+        let (leaf, branch) = (self.tree.node(p.node_id), self.branch(p.node_id));
         let map = passage_map(self.tree, p.node_id, &k.sections);
         let prompt = format!(
             "{}:\n\n```\n{}\n```\n\n{}:",
@@ -493,7 +498,7 @@ impl SampleWriter<'_> {
             map,
             phrasing::passage_intro(self.seed, &p.passage_id, &branch.label, &leaf.label),
         );
-        self.sample_text("passage", p, prompt, format!("{}\n{}", leaf.label, p.text))
+        self.sample("passage", Some(&p.passage_id), leaf, prompt, format!("{}\n{}", leaf.label, p.text), None)
     }
 
     fn locate_sample(&self, p: &PublishedPassage) -> Result<Sample, EmitError> {
@@ -503,16 +508,12 @@ impl SampleWriter<'_> {
             self.domain
         );
         let prompt = format!("{instruction}\n\n{}", p.text);
-        let mut sample = self.sample("locate", None, leaf, prompt, leaf.path.join(" > "), Some((instruction, p.text.clone())))?;
-        sample.passage_id = Some(p.passage_id.clone());
-        Ok(sample)
+        self.sample("locate", Some(&p.passage_id), leaf, prompt, leaf.path.join(" > "), Some((instruction, p.text.clone())))
     }
 
-    /// A sample of one passage: `prompt` (empty for plain text) and `response`.
-    fn sample_text(&self, kind: &str, p: &PublishedPassage, prompt: String, response: String) -> Result<Sample, EmitError> {
-        let mut sample = self.sample(kind, None, self.tree.node(p.node_id), prompt, response, None)?;
-        sample.passage_id = Some(p.passage_id.clone());
-        Ok(sample)
+    /// The depth-1 branch above `node` (the node itself at depth 1, the root for the root).
+    fn branch(&self, node: u32) -> &TaxonomyNode {
+        self.tree.node(self.tree.branch_lineage(node).first().copied().unwrap_or(node))
     }
 
     /// A sample with `text` = prompt, newline, response. `alpaca` gives (instruction, input)
@@ -520,7 +521,7 @@ impl SampleWriter<'_> {
     fn sample(
         &self,
         kind: &str,
-        chunk_id: Option<String>,
+        passage_id: Option<&str>,
         node: &TaxonomyNode,
         prompt: String,
         response: String,
@@ -536,8 +537,9 @@ impl SampleWriter<'_> {
             prompt,
             response,
             kind: kind.to_string(),
-            chunk_id,
-            passage_id: None,
+            // Every sample is of a passage or of the taxonomy; none is of one chunk.
+            chunk_id: None,
+            passage_id: passage_id.map(str::to_string),
             node_id: node.node_id,
             taxonomy_path: node.path.clone(),
             n_tokens,

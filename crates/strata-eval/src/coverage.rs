@@ -2,8 +2,6 @@
 //! chunks (not near-duplicates, not under the minimum size), the rule selection obeys.
 
 use crate::RunData;
-use rand_xoshiro::rand_core::{RngCore, SeedableRng};
-use rand_xoshiro::Xoshiro256Plus;
 use rayon::prelude::*;
 use serde::ser::{Serialize, SerializeMap, Serializer};
 use std::collections::HashSet;
@@ -107,8 +105,8 @@ impl Serialize for CoverageRow {
     }
 }
 
-/// Takes chunks in `order` while they fit in the budget (a chunk that does not fit is
-/// skipped, so smaller ones later may still fill the rest).
+/// Takes units in `order` while they fit in the budget (one that does not fit is skipped, so
+/// smaller ones later may still fill the rest).
 fn fill(data: &RunData, order: impl IntoIterator<Item = usize>, budget_tokens: u64) -> Vec<bool> {
     let mut chosen = vec![false; data.chunks.len()];
     let mut left = budget_tokens;
@@ -122,15 +120,10 @@ fn fill(data: &RunData, order: impl IntoIterator<Item = usize>, budget_tokens: u
     chosen
 }
 
-/// Uniformly random eligible chunks (a seeded shuffle) until the budget is full.
+/// Uniformly random eligible units until the budget is full: selection's own draw (the one
+/// the ablation sets train on; at the run's seed and budget, the very same passages).
 pub fn random_selection(data: &RunData, eligible: &[bool], budget_tokens: u64, seed: u64) -> Vec<bool> {
-    let mut order: Vec<usize> = (0..data.chunks.len()).filter(|&i| eligible[i]).collect();
-    let mut rng = Xoshiro256Plus::seed_from_u64(seed);
-    for i in (1..order.len()).rev() {
-        let j = (rng.next_u64() % (i as u64 + 1)) as usize;
-        order.swap(i, j);
-    }
-    fill(data, order, budget_tokens)
+    strata_select::random_draw(&data.candidates(eligible), strata_select::Budget { tokens: budget_tokens }, seed)
 }
 
 /// The first eligible chunk of each document, documents in corpus order, until the budget

@@ -102,24 +102,22 @@ impl RunData {
     pub fn passage_view(&self, run: &RunDir) -> Result<RunData, EvalError> {
         let row_of: HashMap<&str, usize> = self.chunks.iter().enumerate().map(|(i, c)| (c.chunk_id.as_str(), i)).collect();
         let mut passages = Vec::new();
-        let mut values = Vec::new();
-        let dim = self.vectors.dim();
+        let mut groups = Vec::new();
         let columns = ["passage_id", "doc_id", "chunk_ids", "node_id", "n_tokens", "duplicate_of", "selected"];
         for batch in batches::<PassageRow>(&run.path(PASSAGES), &columns)? {
             for p in batch? {
-                let mut mean = vec![0f32; dim];
-                for id in &p.chunk_ids {
-                    let Some(&row) = row_of.get(id.as_str()) else {
-                        return Err(EvalError::Mismatch {
-                            path: run.path(PASSAGES),
-                            chunks: run.path(CHUNKS),
-                            message: format!("passage `{}` names chunk `{id}`, which the chunks lack", p.passage_id),
-                        });
-                    };
-                    mean.iter_mut().zip(self.vector(row)).for_each(|(m, x)| *m += x);
-                }
-                let norm = strata_core::vectors::dot(&mean, &mean).sqrt().max(f32::MIN_POSITIVE);
-                values.extend(mean.iter().map(|x| x / norm));
+                // A passage's chunks are consecutive rows of the chunks.
+                let first = p.chunk_ids.first().and_then(|id| row_of.get(id.as_str()).copied());
+                let consecutive =
+                    |start: usize| p.chunk_ids.iter().enumerate().all(|(k, id)| row_of.get(id.as_str()) == Some(&(start + k)));
+                let Some(start) = first.filter(|&start| consecutive(start)) else {
+                    return Err(EvalError::Mismatch {
+                        path: run.path(PASSAGES),
+                        chunks: run.path(CHUNKS),
+                        message: format!("passage `{}` does not name consecutive chunks of the run", p.passage_id),
+                    });
+                };
+                groups.push((start, p.chunk_ids.len()));
                 passages.push(ChunkInfo {
                     chunk_id: p.passage_id,
                     doc_id: p.doc_id,
@@ -132,7 +130,7 @@ impl RunData {
         }
         Ok(RunData {
             chunks: passages,
-            vectors: Matrix::new(values, dim),
+            vectors: self.vectors.group_means(groups.into_iter()),
             tree: self.tree.clone(),
             documents: self.documents.clone(),
             corpus_tokens: self.corpus_tokens,
@@ -155,6 +153,14 @@ impl RunData {
         let shape = self.tree.shape();
         let ancestor = |leaf: u32| shape.lineage(leaf).get(depth as usize).copied().unwrap_or(leaf);
         self.chunks.iter().map(|c| *memo.entry(c.node_id).or_insert_with(|| ancestor(c.node_id))).collect()
+    }
+
+    /// The units as selection sees them, `eligible[i]` saying whether unit `i` may be taken.
+    pub fn candidates(&self, eligible: &[bool]) -> Vec<strata_select::Candidate<'_>> {
+        let units = self.chunks.iter().enumerate();
+        units
+            .map(|(i, c)| strata_select::Candidate { leaf: c.node_id, n_tokens: c.n_tokens, eligible: eligible[i], vector: self.vector(i) })
+            .collect()
     }
 
     /// Chunks a selection may take ([`strata_core::eligible`]).

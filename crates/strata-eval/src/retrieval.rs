@@ -1,5 +1,5 @@
 //! Retrieval quality from ranked hits: recall@1/5/10 and MRR, where a hit is a returned chunk
-//! of the question's document; plus exact (brute-force) vector search over the chunk vectors.
+//! of the question's document; latency quantiles.
 
 use serde::Serialize;
 use strata_core::vectors::sample_indices;

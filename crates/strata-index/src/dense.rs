@@ -79,21 +79,21 @@ impl DenseIndex {
 
     /// The `k` rows closest to `query` (cosine; both are unit vectors) among those whose leaf
     /// `keep` accepts, best first (ties to the earlier row).
-    pub fn search(&self, query: &[f32], keep: &dyn Fn(u32) -> bool, k: usize) -> Vec<(usize, f32)> {
+    pub fn search(&self, query: &[f32], keep: &dyn Fn(u32) -> bool, k: usize) -> Result<Vec<(usize, f32)>, IndexError> {
         if query.len() != self.meta.dim {
-            return Vec::new();
+            return Err(IndexError::Width { query: query.len(), index: self.meta.dim });
         }
         let mut scored: Vec<(usize, f32)> =
             (0..self.meta.rows).filter(|&i| keep(self.leaves[i])).map(|i| (i, dot(self.row(i), query))).collect();
         let k = k.min(scored.len());
         if k == 0 {
-            return Vec::new();
+            return Ok(Vec::new());
         }
         let order = |a: &(usize, f32), b: &(usize, f32)| b.1.total_cmp(&a.1).then(a.0.cmp(&b.0));
         scored.select_nth_unstable_by(k - 1, order);
         scored.truncate(k);
         scored.sort_by(order);
-        scored
+        Ok(scored)
     }
 }
 
@@ -115,6 +115,10 @@ impl DenseWriter {
     }
 
     pub fn push(&mut self, chunk_id: &str, leaf: u32, vector: &[f32]) -> std::io::Result<()> {
+        if self.rows > 0 && vector.len() != self.dim {
+            let message = format!("the vector of `{chunk_id}` has {} values, the ones before {}", vector.len(), self.dim);
+            return Err(std::io::Error::new(std::io::ErrorKind::InvalidData, message));
+        }
         self.dim = vector.len();
         for x in vector {
             self.vectors.write_all(&x.to_le_bytes())?;
@@ -155,11 +159,13 @@ mod tests {
         w.finish(meta()).expect("finish");
         let d = DenseIndex::open(dir.path()).expect("open");
         assert_eq!((d.meta.rows, d.meta.dim), (3, 2));
-        let hits = d.search(&[0.0, 1.0], &|_| true, 2);
+        let hits = d.search(&[0.0, 1.0], &|_| true, 2).expect("search");
         assert_eq!(hits.iter().map(|h| d.chunk_id(h.0)).collect::<Vec<_>>(), ["b", "c"]);
-        let hits = d.search(&[0.0, 1.0], &|leaf| leaf == 1, 5);
+        let hits = d.search(&[0.0, 1.0], &|leaf| leaf == 1, 5).expect("search");
         assert_eq!(hits.iter().map(|h| d.chunk_id(h.0)).collect::<Vec<_>>(), ["c", "a"]);
-        assert_eq!((d.leaf(1), d.search(&[1.0, 0.0, 0.0], &|_| true, 3)), (2, vec![]), "a query of another width finds nothing");
+        assert_eq!(d.leaf(1), 2);
+        let err = d.search(&[1.0, 0.0, 0.0], &|_| true, 3).expect_err("a query of another width");
+        assert!(err.to_string().contains("3 values, the run's vectors 2"), "{err}");
     }
 
     #[test]

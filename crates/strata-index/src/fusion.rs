@@ -7,9 +7,10 @@ use std::collections::HashMap;
 /// The usual constant: it damps the weight of the very first ranks.
 pub const RRF_K: f64 = 60.0;
 
-/// The items of `rankings` (each best first) by fused score, best first. Ties go to the item
-/// with the better single rank, then to the smaller item, so the order is deterministic.
-pub fn reciprocal_rank_fusion<'a>(rankings: &[Vec<&'a str>], k: f64) -> Vec<&'a str> {
+/// The items of `rankings` (each best first) with their fused scores, best first. Ties go to
+/// the item with the better single rank, then to the smaller item, so the order is
+/// deterministic.
+pub fn reciprocal_rank_fusion<'a>(rankings: &[Vec<&'a str>], k: f64) -> Vec<(&'a str, f64)> {
     let mut fused: HashMap<&'a str, (f64, usize)> = HashMap::new();
     for ranking in rankings {
         for (i, &item) in ranking.iter().enumerate() {
@@ -20,7 +21,7 @@ pub fn reciprocal_rank_fusion<'a>(rankings: &[Vec<&'a str>], k: f64) -> Vec<&'a 
     }
     let mut items: Vec<(&'a str, (f64, usize))> = fused.into_iter().collect();
     items.sort_by(|a, b| b.1 .0.total_cmp(&a.1 .0).then(a.1 .1.cmp(&b.1 .1)).then(a.0.cmp(b.0)));
-    items.into_iter().map(|(item, _)| item).collect()
+    items.into_iter().map(|(item, (score, _))| (item, score)).collect()
 }
 
 #[cfg(test)]
@@ -33,9 +34,12 @@ mod tests {
         // b (0.032522) > a (0.032266) > d (0.016129) > c (0.015873).
         let bm25 = vec!["a", "b", "c"];
         let dense = vec!["b", "d", "a"];
-        assert_eq!(reciprocal_rank_fusion(&[bm25, dense], RRF_K), ["b", "a", "d", "c"]);
+        let order = |fused: Vec<(&'static str, f64)>| fused.into_iter().map(|(item, _)| item).collect::<Vec<_>>();
+        let fused = reciprocal_rank_fusion(&[bm25, dense], RRF_K);
+        assert!((fused[0].1 - (1.0 / 62.0 + 1.0 / 61.0)).abs() < 1e-12, "{fused:?}");
+        assert_eq!(order(fused), ["b", "a", "d", "c"]);
         // One ranking alone keeps its order; equal scores go to the better single rank.
-        assert_eq!(reciprocal_rank_fusion(&[vec!["x", "y"]], RRF_K), ["x", "y"]);
-        assert_eq!(reciprocal_rank_fusion(&[vec!["x", "y"], vec!["y", "x"]], RRF_K), ["x", "y"]);
+        assert_eq!(order(reciprocal_rank_fusion(&[vec!["x", "y"]], RRF_K)), ["x", "y"]);
+        assert_eq!(order(reciprocal_rank_fusion(&[vec!["x", "y"], vec!["y", "x"]], RRF_K)), ["x", "y"]);
     }
 }

@@ -20,7 +20,7 @@ use std::path::{Path, PathBuf};
 use strata_core::rundir::{CHUNKS, DENSE_DIR, EMBEDDINGS, INDEX_DIR};
 use strata_core::{parquet_io, Stage, StageContext, StageError, StageName, StageStats, StageSummary};
 use tantivy::collector::TopDocs;
-use tantivy::query::{BooleanQuery, Occur, QueryParser, TermQuery};
+use tantivy::query::{BooleanQuery, Occur, QueryParser, TermQuery, TermSetQuery};
 use tantivy::schema::{
     Facet, FacetOptions, IndexRecordOption, Schema, TextFieldIndexing, TextOptions, Value as _, FAST, INDEXED, STORED, STRING,
 };
@@ -41,14 +41,14 @@ pub enum IndexError {
     },
     #[error("index `{path}` has no field `{field}`; it was built by another version, rebuild it")]
     Field { path: PathBuf, field: &'static str },
-    #[error("invalid query `{query}`: {message}")]
-    Query { query: String, message: String },
     #[error("invalid subtree `{0}`: give a taxonomy path such as \"/Cardiology/Heart failure\"")]
     Under(String),
     #[error("no taxonomy node has the path `{0}`")]
     UnknownSubtree(String),
     #[error("unknown search mode `{0}`: bm25, dense or hybrid")]
     Mode(String),
+    #[error("the query's vector has {query} values, the run's vectors {index}: embed it with the run's model")]
+    Width { query: usize, index: usize },
     #[error("{0} search needs the query's vector")]
     NoVector(&'static str),
     #[error("failed to read `{path}`; rerun the index stage")]
@@ -207,12 +207,16 @@ impl Searcher {
     /// The `k` best chunks for `query` (BM25 over text and headings), within the subtree
     /// `under` (a taxonomy path like "/Cardiology") when given.
     pub fn search(&self, query: &str, under: Option<&str>, k: usize) -> Result<Vec<Hit>, IndexError> {
-        self.search_in(query, &under.map(|u| vec![u.to_string()]).unwrap_or_default(), k)
+        let facet = match under.map(|u| u.trim().trim_matches('/')).filter(|u| !u.is_empty()) {
+            Some(u) => Some(Facet::from_text(&format!("/{u}")).map_err(|_| IndexError::Under(u.to_string()))?),
+            None => None,
+        };
+        self.search_in(query, facet.as_ref(), k)
     }
 
-    /// The `k` best chunks for `query` (BM25) within any of the subtrees `under` (taxonomy
-    /// paths; none, or "/", is everything).
-    pub fn search_in(&self, query: &str, under: &[String], k: usize) -> Result<Vec<Hit>, IndexError> {
+    /// The `k` best chunks for `query` (BM25) within the subtree whose taxonomy facet is
+    /// `under` (none: everything).
+    pub fn search_in(&self, query: &str, under: Option<&Facet>, k: usize) -> Result<Vec<Hit>, IndexError> {
         let schema = self.index.schema();
         let field = |name: &'static str| schema.get_field(name).map_err(|_| IndexError::Field { path: self.path.clone(), field: name });
         let (text, headings, taxonomy) = (field("text")?, field("headings")?, field("taxonomy")?);
@@ -222,29 +226,25 @@ impl Searcher {
         if let Some(e) = errors.first() {
             tracing::debug!(query, error = %e, "query parsed leniently");
         }
-        let mut subtrees: Vec<(Occur, Box<dyn tantivy::query::Query>)> = Vec::new();
-        for u in under {
-            if u.trim_matches('/').is_empty() {
-                subtrees.clear();
-                break;
+        let query_obj: Box<dyn tantivy::query::Query> = match under {
+            None => parsed,
+            Some(facet) => {
+                let subtree = TermQuery::new(Term::from_facet(taxonomy, facet), IndexRecordOption::Basic);
+                Box::new(BooleanQuery::new(vec![(Occur::Must, parsed), (Occur::Must, Box::new(subtree))]))
             }
-            let facet = Facet::from_text(&normalise_under(u)).map_err(|_| IndexError::Under(u.to_string()))?;
-            subtrees.push((Occur::Should, Box::new(TermQuery::new(Term::from_facet(taxonomy, &facet), IndexRecordOption::Basic))));
-        }
-        let query_obj: Box<dyn tantivy::query::Query> = if subtrees.is_empty() {
-            parsed
-        } else {
-            Box::new(BooleanQuery::new(vec![(Occur::Must, parsed), (Occur::Must, Box::new(BooleanQuery::new(subtrees)))]))
         };
         self.top(&*query_obj, k)
     }
 
-    /// The chunk `chunk_id` as a hit (score 0), if the index holds it.
-    pub fn get(&self, chunk_id: &str) -> Result<Option<Hit>, IndexError> {
+    /// The chunks `chunk_ids` the index holds, as hits (score 0) by id, in one search.
+    pub fn get_many(&self, chunk_ids: &[&str]) -> Result<std::collections::HashMap<String, Hit>, IndexError> {
+        if chunk_ids.is_empty() {
+            return Ok(Default::default());
+        }
         let field =
             self.index.schema().get_field("chunk_id").map_err(|_| IndexError::Field { path: self.path.clone(), field: "chunk_id" })?;
-        let query = TermQuery::new(Term::from_field_text(field, chunk_id), IndexRecordOption::Basic);
-        Ok(self.top(&query, 1)?.into_iter().next().map(|h| Hit { score: 0.0, ..h }))
+        let query = TermSetQuery::new(chunk_ids.iter().map(|id| Term::from_field_text(field, id)));
+        Ok(self.top(&query, chunk_ids.len())?.into_iter().map(|h| (h.chunk_id.clone(), Hit { score: 0.0, ..h })).collect())
     }
 
     fn top(&self, query: &dyn tantivy::query::Query, k: usize) -> Result<Vec<Hit>, IndexError> {
@@ -275,9 +275,4 @@ impl Searcher {
             })
             .collect()
     }
-}
-
-/// "Cardiology/Heart failure" and "/Cardiology/Heart failure/" both mean the same subtree.
-fn normalise_under(under: &str) -> String {
-    format!("/{}", under.trim().trim_matches('/'))
 }

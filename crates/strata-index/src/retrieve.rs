@@ -12,6 +12,7 @@ use std::path::Path;
 use strata_core::records::TaxonomyNode;
 use strata_core::rundir::{DENSE_DIR, TAXONOMY};
 use strata_core::{parquet_io, TaxonomyTree};
+use tantivy::schema::Facet;
 
 /// Hits each ranking contributes to a fusion.
 pub const FUSION_DEPTH: usize = 50;
@@ -89,45 +90,39 @@ impl Retriever {
             (true, Some(v)) => v,
             (true, None) => return Err(IndexError::NoVector(mode.as_str())),
         };
-        let nodes = nodes.clone();
         match mode {
-            Mode::Bm25 => self.lexical.search_in(query, &[self.facet(nodes.start)], k),
-            Mode::Dense => self.dense_hits(vector, &|leaf| nodes.contains(&leaf), k),
+            Mode::Bm25 => self.lexical.search_in(query, self.facet(nodes.start).as_ref(), k),
+            Mode::Dense => {
+                let rows = self.dense.search(vector, &|leaf| nodes.contains(&leaf), k)?;
+                let scored: Vec<(&str, f32)> = rows.into_iter().map(|(row, score)| (self.dense.chunk_id(row), score)).collect();
+                self.hits(scored, &[])
+            }
             Mode::Hybrid => self.fused(query, vector, nodes, k),
         }
     }
 
-    /// The facet path of `node` ("/" for the root).
-    fn facet(&self, node: u32) -> String {
-        format!("/{}", self.tree.node(node).path.join("/"))
+    /// The taxonomy facet of `node` (none for the root: everything).
+    fn facet(&self, node: u32) -> Option<Facet> {
+        // From the labels themselves, so a label holding a "/" stays one level.
+        Some(node).filter(|&n| n != 0).map(|n| Facet::from_path(&self.tree.node(n).path))
     }
 
-    fn dense_hits(&self, vector: &[f32], keep: &dyn Fn(u32) -> bool, k: usize) -> Result<Vec<Hit>, IndexError> {
-        let rows = self.dense.search(vector, keep, k);
-        rows.into_iter()
-            .filter_map(|(row, score)| self.lexical.get(self.dense.chunk_id(row)).transpose().map(|h| h.map(|h| Hit { score, ..h })))
-            .collect()
+    /// The chunks `scored` as hits with those scores, in that order: their stored fields from
+    /// `known` (hits already fetched) or from the index, all fetched in one search.
+    fn hits(&self, scored: Vec<(&str, f32)>, known: &[Hit]) -> Result<Vec<Hit>, IndexError> {
+        let missing: Vec<&str> = scored.iter().map(|&(id, _)| id).filter(|id| !known.iter().any(|h| h.chunk_id == *id)).collect();
+        let fetched = self.lexical.get_many(&missing)?;
+        let stored = |id: &str| known.iter().find(|h| h.chunk_id == id).or_else(|| fetched.get(id));
+        Ok(scored.into_iter().filter_map(|(id, score)| stored(id).map(|h| Hit { score, ..h.clone() })).collect())
     }
 
     /// BM25 and dense within the subtree `nodes`, fused by reciprocal rank.
     fn fused(&self, query: &str, vector: &[f32], nodes: Range<u32>, k: usize) -> Result<Vec<Hit>, IndexError> {
-        let lexical = self.lexical.search_in(query, &[self.facet(nodes.start)], FUSION_DEPTH)?;
-        let dense = self.dense.search(vector, &|leaf| nodes.contains(&leaf), FUSION_DEPTH);
+        let lexical = self.lexical.search_in(query, self.facet(nodes.start).as_ref(), FUSION_DEPTH)?;
+        let dense = self.dense.search(vector, &|leaf| nodes.contains(&leaf), FUSION_DEPTH)?;
         let lexical_ids: Vec<&str> = lexical.iter().map(|h| h.chunk_id.as_str()).collect();
         let dense_ids: Vec<&str> = dense.iter().map(|&(row, _)| self.dense.chunk_id(row)).collect();
-        let fused = reciprocal_rank_fusion(&[lexical_ids.clone(), dense_ids.clone()], RRF_K);
-        let score = |id: &str| {
-            let rank = |ids: &[&str]| ids.iter().position(|x| *x == id).map_or(0.0, |i| 1.0 / (RRF_K + (i + 1) as f64));
-            (rank(&lexical_ids) + rank(&dense_ids)) as f32
-        };
-        let mut hits = Vec::with_capacity(k);
-        for id in fused.into_iter().take(k) {
-            let hit = match lexical.iter().find(|h| h.chunk_id == id) {
-                Some(h) => Some(h.clone()),
-                None => self.lexical.get(id)?,
-            };
-            hits.extend(hit.map(|h| Hit { score: score(id), ..h }));
-        }
-        Ok(hits)
+        let fused = reciprocal_rank_fusion(&[lexical_ids, dense_ids], RRF_K);
+        self.hits(fused.into_iter().take(k).map(|(id, score)| (id, score as f32)).collect(), &lexical)
     }
 }

@@ -128,27 +128,37 @@ impl Stage for SelectStage {
         }
         let n_rows = rows.rows();
         rows.close()?;
-        let mut summary = summarise(&candidates, &chosen, budget, corpus_tokens, floor);
-        summary.selected_chunks = (0..units.passages.len()).filter(|&p| chosen[p]).map(|p| units.passages.n_chunks[p] as u64).sum();
-        summary.random_tokens = candidates.iter().zip(&random).filter(|(_, &r)| r).map(|(c, _)| c.n_tokens as u64).sum();
-        summary.random_passages = random.iter().filter(|&&r| r).count() as u64;
+        let summary = summarise(&units.passages, &candidates, [&chosen, &random], budget, corpus_tokens, floor);
         Ok(StageStats { rows_in: candidates.len() as u64, rows_out: n_rows, summary: StageSummary::Select(summary) })
     }
 }
 
-/// The manifest's figures of a selection.
-fn summarise(candidates: &[Candidate], chosen: &[bool], budget: Budget, corpus_tokens: u64, floor: u32) -> SelectSummary {
-    let taken = || candidates.iter().zip(chosen).filter(|(_, &s)| s).map(|(c, _)| c);
+/// The manifest's figures of a selection: `drawn` is the selection and the random draw.
+fn summarise(
+    passages: &PassageIndex,
+    candidates: &[Candidate],
+    drawn: [&[bool]; 2],
+    budget: Budget,
+    corpus_tokens: u64,
+    floor: u32,
+) -> SelectSummary {
+    let [chosen, random] = drawn;
+    let taken = |picks: &[bool]| (0..candidates.len()).filter(|&p| picks[p]).collect::<Vec<usize>>();
+    let (selected, drawn_at_random) = (taken(chosen), taken(random));
+    let tokens = |ps: &[usize]| ps.iter().map(|&p| candidates[p].n_tokens as u64).sum();
+    let leaves = |ps: &mut dyn Iterator<Item = usize>| ps.map(|p| candidates[p].leaf).collect::<BTreeSet<u32>>().len() as u64;
     SelectSummary {
         budget_tokens: budget.tokens,
         corpus_tokens,
-        selected_tokens: taken().map(|c| c.n_tokens as u64).sum(),
-        selected_passages: taken().count() as u64,
+        selected_tokens: tokens(&selected),
+        selected_passages: selected.len() as u64,
+        selected_chunks: selected.iter().map(|&p| passages.n_chunks[p] as u64).sum(),
         cost_floor_tokens: floor as u64,
         eligible_passages: candidates.iter().filter(|c| c.eligible).count() as u64,
-        leaves: candidates.iter().map(|c| c.leaf).collect::<BTreeSet<u32>>().len() as u64,
-        leaves_covered: taken().map(|c| c.leaf).collect::<BTreeSet<u32>>().len() as u64,
-        ..Default::default()
+        random_tokens: tokens(&drawn_at_random),
+        random_passages: drawn_at_random.len() as u64,
+        leaves: leaves(&mut (0..candidates.len())),
+        leaves_covered: leaves(&mut selected.iter().copied()),
     }
 }
 
@@ -175,14 +185,11 @@ impl Passages {
 }
 
 fn read_passages(ctx: &StageContext, min_tokens: u32) -> Result<Passages, ParquetIoError> {
-    let passages = PassageIndex::read(&ctx.run.path(WORK_PASSAGES))?;
+    let vectors = VectorsInStep::of_chunks(&ctx.run.path(WORK_CHUNKS), &ctx.run.path(EMBEDDINGS))?;
+    let passages = PassageIndex::read(&ctx.run.path(WORK_PASSAGES), vectors.rows())?;
     let placed: Vec<PassageAssignment> = parquet_io::read_rows(&ctx.run.path(WORK_PASSAGE_ASSIGNMENTS))?;
     if placed.len() != passages.len() || placed.iter().zip(&passages.ids).any(|(a, id)| &a.passage_id != id) {
         return Err(ParquetIoError::OutOfStep { path: ctx.run.path(WORK_PASSAGE_ASSIGNMENTS) });
-    }
-    let vectors = VectorsInStep::of_chunks(&ctx.run.path(WORK_CHUNKS), &ctx.run.path(EMBEDDINGS))?;
-    if vectors.rows() as u64 != passages.chunk_rows() {
-        return Err(ParquetIoError::OutOfStep { path: ctx.run.path(WORK_PASSAGES) });
     }
     let eligible =
         (0..passages.len()).map(|p| strata_core::eligible(passages.n_tokens[p], placed[p].duplicate_of.is_some(), min_tokens)).collect();

@@ -2,7 +2,7 @@
 //! threshold) within a leaf, where near-duplicates land in practice; comparing within leaves
 //! keeps the work far below all pairs.
 
-use ndarray::Array2;
+use ndarray::ArrayView2;
 use rayon::prelude::*;
 use std::collections::HashMap;
 
@@ -10,7 +10,7 @@ use std::collections::HashMap;
 /// that is not itself a duplicate, so every group points at one kept chunk.
 pub fn mark_duplicates<H: Eq + std::hash::Hash>(
     content_hashes: &[H],
-    vectors: &Array2<f32>,
+    vectors: ArrayView2<'_, f32>,
     leaves: &[&[usize]],
     threshold: f32,
 ) -> Vec<Option<usize>> {

@@ -8,7 +8,8 @@
 //!
 //! It owns recursive k-means (linfa-clustering) with k chosen per node, keywords (class-based
 //! TF-IDF), labels (a covering heading, else a phrase of the node's text ranked with the run's
-//! embedder), medoids, stable node ids and near-duplicate marking. It writes `taxonomy.parquet`, `taxonomy.json` and `work/assignments.parquet`.
+//! embedder), medoids, stable node ids and near-duplicate marking. It writes `taxonomy.parquet`,
+//! `taxonomy.json`, `work/assignments.parquet` and `work/passage_assignments.parquet`.
 //! It does not choose the training subset (strata-select) or render anything.
 
 mod cluster;
@@ -29,7 +30,7 @@ use std::collections::{HashMap, HashSet};
 use std::path::PathBuf;
 use std::sync::Arc;
 use strata_core::labels::LabelQuality;
-use strata_core::parquet_io::{ParquetIoError, RowWriter, VectorsInStep};
+use strata_core::parquet_io::{RowWriter, VectorsInStep};
 use strata_core::records::{AssignmentRecord, PassageAssignment, TaxonomyNode};
 use strata_core::rundir::{EMBEDDINGS, TAXONOMY, TAXONOMY_JSON, WORK_ASSIGNMENTS, WORK_CHUNKS, WORK_PASSAGES, WORK_PASSAGE_ASSIGNMENTS};
 use strata_core::summary::TaxonomySummary;
@@ -49,7 +50,7 @@ pub struct TaxonomyConfig {
     pub k_min: usize,
     /// Most children a split may make (fan-out).
     pub k_max: usize,
-    /// No node smaller than this many chunks is made; smaller nodes stay leaves.
+    /// No node smaller than this many passages is made; smaller nodes stay leaves.
     pub min_node_size: usize,
     /// k-means is fitted on at most this many vectors of a node; the rest are assigned.
     pub sample_size: usize,
@@ -60,7 +61,8 @@ pub struct TaxonomyConfig {
     pub n_runs: usize,
     /// k-means iteration cap.
     pub max_iterations: u64,
-    /// Cosine at or above which a chunk is a near-duplicate of an earlier one in its leaf.
+    /// Cosine at or above which a chunk (or a passage) is a near-duplicate of an earlier one in
+    /// its leaf.
     pub near_duplicate_threshold: f32,
     /// Keywords kept per node.
     pub keywords: usize,
@@ -189,15 +191,12 @@ impl Stage for TaxonomyStage {
 
     fn run(&self, ctx: &StageContext) -> Result<StageStats, StageError> {
         self.config.validate().map_err(TaxonomyError::Config)?;
-        let passages = PassageIndex::read(&ctx.run.path(WORK_PASSAGES))?;
         let (mut chunks, chunk_vectors) = read_chunks(ctx)?;
-        if passages.chunk_rows() != chunks.ids.len() as u64 {
-            return Err(ParquetIoError::OutOfStep { path: ctx.run.path(WORK_PASSAGES) }.into());
-        }
+        let passages = PassageIndex::read(&ctx.run.path(WORK_PASSAGES), chunk_vectors.rows())?;
         chunks.drop_generic_headings(&passages, self.config.generic_heading_share);
         ctx.progress.start("taxonomy", None);
         let passage_vectors = passages.vectors(&chunk_vectors);
-        let units = topic_vectors(&passages, &passage_vectors, &chunk_vectors, self.config.document_weight);
+        let units = topic_vectors(&passages, &passage_vectors, &chunk_vectors, self.config.document_weight)?;
         let clusters = build_tree(&units, &self.config, self.seed).expand(&|p| passages.chunks_of(p));
         let vectors = matrix(chunk_vectors)?;
         let flat = Flat::of(&clusters)?;
@@ -210,7 +209,7 @@ impl Stage for TaxonomyStage {
         let nodes = describe(&flat, &chunks, &vectors, &mut named);
         let tree = TaxonomyTree::new(nodes)?;
         let leaves: Vec<&[usize]> = flat.shape.leaves().map(|id| flat.clusters[id as usize].members.as_slice()).collect();
-        let duplicate_of = mark_duplicates(&chunks.content_hashes, &vectors, &leaves, self.config.near_duplicate_threshold);
+        let duplicate_of = mark_duplicates(&chunks.content_hashes, vectors.view(), &leaves, self.config.near_duplicate_threshold);
         let passage_leaf: Vec<u32> = (0..passages.len()).map(|p| flat.leaf_of[passages.first_chunk[p] as usize]).collect();
         let passage_duplicate_of = passage_duplicates(&passages, &passage_vectors, &passage_leaf, self.config.near_duplicate_threshold)?;
         ctx.progress.finish();
@@ -332,14 +331,18 @@ fn matrix(vectors: Matrix) -> Result<Array2<f32>, TaxonomyError> {
 }
 
 /// What is clustered: each passage's vector drawn towards its document's (topic first).
-fn topic_vectors(passages: &PassageIndex, passage_vectors: &Matrix, chunk_vectors: &Matrix, weight: f32) -> Array2<f32> {
+fn topic_vectors(
+    passages: &PassageIndex,
+    passage_vectors: &Matrix,
+    chunk_vectors: &Matrix,
+    weight: f32,
+) -> Result<Array2<f32>, TaxonomyError> {
     let blended = if weight > 0.0 {
         passage_vectors.blend(&passages.document_vectors(chunk_vectors), &passages.document, weight)
     } else {
         passage_vectors.clone()
     };
-    let (values, dim) = blended.into_parts();
-    Array2::from_shape_vec((passages.len(), dim), values).expect("one row of the width per passage")
+    matrix(blended)
 }
 
 /// Exact (same text) and near-duplicate passages (cosine of their own vectors, within a leaf).
@@ -352,7 +355,8 @@ fn passage_duplicates(
     let mut by_leaf: std::collections::BTreeMap<u32, Vec<usize>> = Default::default();
     leaf.iter().enumerate().for_each(|(p, &l)| by_leaf.entry(l).or_default().push(p));
     let groups: Vec<&[usize]> = by_leaf.values().map(Vec::as_slice).collect();
-    Ok(mark_duplicates(&passages.content_hashes, &matrix(vectors.clone())?, &groups, threshold))
+    let view = ndarray::ArrayView2::from_shape((vectors.rows(), vectors.dim()), vectors.values())?;
+    Ok(mark_duplicates(&passages.content_hashes, view, &groups, threshold))
 }
 
 /// The clusters in depth-first preorder, so a cluster's position is its node id, with the

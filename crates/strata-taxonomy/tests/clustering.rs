@@ -88,10 +88,10 @@ fn duplicates_point_at_the_earliest_kept_chunk() {
     let vectors = Array2::from_shape_vec((6, 3), rows.iter().flatten().copied().collect()).expect("shape");
     let hashes = [10u64, 11, 12, 13, 13, 14];
     let (a, b): (&[usize], &[usize]) = (&[0, 1, 2], &[3, 4, 5]);
-    let marked = mark_duplicates(&hashes, &vectors, &[a, b], 0.95);
+    let marked = mark_duplicates(&hashes, vectors.view(), &[a, b], 0.95);
     // Near within a leaf (1 and 2 after 0), exact text anywhere (4 after 3); row 5 is near
     // row 0 but in another leaf, so it stays.
     assert_eq!(marked, vec![None, Some(0), Some(0), None, Some(3), None]);
-    let strict = mark_duplicates(&hashes, &vectors, &[a, b], 0.999);
+    let strict = mark_duplicates(&hashes, vectors.view(), &[a, b], 0.999);
     assert_eq!(strict, vec![None, None, Some(0), None, Some(3), None]);
 }

@@ -128,7 +128,7 @@ async fn search(State(s): State<Served>, body: Result<Bytes, BytesRejection>) ->
     match done {
         Ok(Ok(hits)) => Json(json!({"mode": mode.as_str(), "k": k, "hits": hits})).into_response(),
         Ok(Err(e)) => match e.downcast_ref::<IndexError>() {
-            Some(IndexError::UnknownSubtree(_) | IndexError::Under(_)) => error(StatusCode::NOT_FOUND, e.to_string()),
+            Some(IndexError::UnknownSubtree(_)) => error(StatusCode::NOT_FOUND, e.to_string()),
             _ => {
                 tracing::error!("search failed: {e:#}");
                 error(StatusCode::INTERNAL_SERVER_ERROR, format!("search failed: {e}"))
