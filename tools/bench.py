@@ -5,7 +5,9 @@
     VENV_PY tools/bench.py ceiling TEXTS.json MODEL_DIR ONNX_FILE [THREADS] [BATCH] [STRIDE]
                                                         raw onnxruntime on the same length-sorted batches
     python3 tools/bench.py record LABEL RUN_DIR TIME_FILE RESULTS.jsonl
-    python3 tools/bench.py table RESULTS.jsonl [CEILINGS.jsonl]   the table, medians over runs
+    python3 tools/bench.py reference TIMINGS.json TIME_FILE OUT.json   the Python reference's run
+    python3 tools/bench.py table RESULTS.jsonl [CEILINGS.jsonl] [TOKENIZER_CEILINGS.jsonl] [REFERENCE.json]
+                                                        the table, medians over runs
 """
 import json
 import random
@@ -102,24 +104,37 @@ def ceiling(texts_file, model_dir, onnx_file, threads=2, batch=32, stride=1):
 def record(label, run_dir, time_file, results):
     """One run: the manifest's stage timings and `/usr/bin/time -v`'s wall time and peak RSS."""
     manifest = json.loads((Path(run_dir) / "manifest.json").read_text())
-    tv = Path(time_file).read_text(errors="replace")
-    rss_kb = int(re.search(r"Maximum resident set size \(kbytes\): (\d+)", tv).group(1))
-    wall = re.search(r"Elapsed \(wall clock\) time \(h:mm:ss or m:ss\): ([\d:.]+)", tv).group(1)
-    secs = sum(float(p) * 60 ** i for i, p in enumerate(reversed(wall.split(":"))))
+    secs, rss_mb = _time_v(time_file)
     stages = {}
     for name, s in manifest["stages"].items():
         stages[name] = {k: v for k, v in s.items() if k not in ("outputs", "fingerprint")}
-    row = {"label": label, "run_dir": str(run_dir), "wall_s": round(secs, 2), "peak_rss_mb": round(rss_kb / 1024, 1),
+    row = {"label": label, "run_dir": str(run_dir), "wall_s": secs, "peak_rss_mb": rss_mb,
            "stages": stages, "embed_model": manifest["config"].get("embed", {}).get("model")}
     with open(results, "a", encoding="utf-8") as f:
         f.write(json.dumps(row) + "\n")
+
+
+def reference(timings, time_file, out):
+    """The Python reference pipeline's stage timings with its wall time and peak RSS."""
+    row = json.loads(Path(timings).read_text())
+    wall, rss = _time_v(time_file)
+    row.update({"wall_s": wall, "peak_rss_mb": rss})
+    Path(out).write_text(json.dumps(row) + "\n")
+
+
+def _time_v(time_file):
+    """Wall seconds and peak RSS (MB) from `/usr/bin/time -v`."""
+    tv = Path(time_file).read_text(errors="replace")
+    rss_kb = int(re.search(r"Maximum resident set size \(kbytes\): (\d+)", tv).group(1))
+    wall = re.search(r"Elapsed \(wall clock\) time \(h:mm:ss or m:ss\): ([\d:.]+)", tv).group(1)
+    return round(sum(float(p) * 60 ** i for i, p in enumerate(reversed(wall.split(":")))), 2), round(rss_kb / 1024, 1)
 
 
 def _median(xs):
     return statistics.median(xs) if xs else float("nan")
 
 
-def table(results, ceilings=None):
+def table(results, ceilings=None, tokenizer_ceilings=None, reference_file=None):
     rows = [json.loads(line) for line in Path(results).read_text().splitlines() if line.strip()]
     by_label = {}
     for r in rows:
@@ -165,8 +180,24 @@ def table(results, ceilings=None):
         if static and neural:
             (ls, ss, ns), (ln, sn, nn) = static[0], neural[0]
             print(f"\nembed chunks/s: {ls} {ns / ss:.0f} vs {ln} {nn / sn:.0f}: {(ns / ss) / (nn / sn):.0f}x")
+    whole = by_label.get("static-100", [])
+    if tokenizer_ceilings and Path(tokenizer_ceilings).exists() and whole:
+        cs = [json.loads(line) for line in Path(tokenizer_ceilings).read_text().splitlines() if line.strip()]
+        emb, tgt, ing = (_median([c[k] for c in cs]) for k in ("embedding_tokenizer_s", "target_tokenizer_s", "ingest_s"))
+        chunk = _median([r["stages"]["chunk"]["seconds"] for r in whole])
+        floor = ing + emb + tgt
+        print(f"\nchunk stage ceiling (whole corpus, {len(cs)} runs): ingest {ing:.2f} s, embedding tokenizer {emb:.2f} s "
+              f"({cs[0]['embedding_tokens'] / emb:.0f} tok/s), target tokenizer {tgt:.2f} s; "
+              f"chunk stage {chunk:.2f} s = {chunk / floor:.2f}x of ingest + both tokenizers once")
+    if reference_file and Path(reference_file).exists() and whole:
+        ref = json.loads(Path(reference_file).read_text())
+        wall, rss = _median([r["wall_s"] for r in whole]), _median([r["peak_rss_mb"] for r in whole])
+        stages = ", ".join(f"{k} {v:.1f} s" for k, v in ref.items() if k in ("chunk", "embed", "taxonomy", "select", "emit", "index"))
+        print(f"\nPython reference (tools/reference, fp32, whole corpus, 1 run): {ref['wall_s']:.1f} s, peak {ref['peak_rss_mb']:.0f} MB "
+              f"({stages}); static-100: {wall:.1f} s, peak {rss:.0f} MB: {ref['wall_s'] / wall:.1f}x faster, "
+              f"{ref['peak_rss_mb'] / rss:.1f}x less memory")
 
 
 if __name__ == "__main__":
     cmd, args = sys.argv[1], sys.argv[2:]
-    {"subsets": subsets, "texts": texts, "ceiling": ceiling, "record": record, "table": table}[cmd](*args)
+    {"subsets": subsets, "texts": texts, "ceiling": ceiling, "record": record, "reference": reference, "table": table}[cmd](*args)

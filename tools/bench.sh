@@ -18,6 +18,11 @@
 #   BENCH_QUALITY=1        `strata eval` of every run at BENCH_NEURAL_SCALE
 #   BENCH_QUESTIONS=2000   questions sampled for retrieval and question coverage
 #   BENCH_CEILING_STRIDE=1 time every k-th batch of the ceiling only, scaled up (busy machines)
+#   BENCH_REFERENCE=1      run the Python reference pipeline (tools/reference, ~15 min) once on
+#                          the whole corpus, for the ratio of the static path against it
+#
+# The chunk stage's ceiling (the tokenizers alone on the same documents, the same threads) is
+# timed BENCH_RUNS times on the whole corpus (crates/strata-chunk/examples/tokenizer_ceiling.rs).
 set -euo pipefail
 
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
@@ -53,6 +58,8 @@ stamp=$(date -u +%Y%m%dT%H%M%SZ)
 mkdir -p "$DIR/runs"
 RESULTS=$DIR/results-$stamp.jsonl
 CEIL=$DIR/ceiling-$stamp.jsonl
+TOKCEIL=$DIR/tokenizer-ceiling-$stamp.jsonl
+REFERENCE=$DIR/reference-$stamp.json
 REPORT=$DIR/bench-$stamp.txt
 
 # Subsets (nested random samples of documents, seed 42) and the 4x corpus, made once.
@@ -61,7 +68,7 @@ corpus_of() { if [[ $1 == 100 ]]; then echo "$CORPUS"; else echo "$DIR/medquad-$
 
 recipe_of() {  # pipeline/medquad.toml with the embed model swapped
   local r=$DIR/recipe-$1.toml
-  sed "s/^model = .*/model = \"$1\"/" pipeline/medquad.toml >"$r"
+  sed -e "s/^model = .*/model = \"$1\"/" -e "s|^questions = .*|questions = \"$QUESTIONS\"|" pipeline/medquad.toml >"$r"
   grep -q "^model = \"$1\"" "$r" || { log "pipeline/medquad.toml has no [embed] model line"; exit 1; }
   echo "$r"
 }
@@ -78,7 +85,25 @@ bench_run() {  # LABEL MODEL SCALE: RUNS timed runs, recorded in $RESULTS
   done
 }
 
+# The chunk stage's ceiling: both tokenizers of pipeline/medquad.toml alone on the documents.
+cargo build --release --locked -q -p strata-chunk --example tokenizer_ceiling
+target_tokenizer=$(sed -n 's/^tokenizer = "\(.*\)"/\1/p' pipeline/medquad.toml | sed "s|^~|$HOME|")
+for i in $(seq 1 "$RUNS"); do
+  log "tokenizer ceiling run $i/$RUNS"
+  "$CARGO_TARGET_DIR/release/examples/tokenizer_ceiling" "$CORPUS" "$MODEL/tokenizer.json" $target_tokenizer >>"$TOKCEIL"
+done
+
 for s in $SCALES; do bench_run "static-$s" static "$s"; done
+
+# The Python reference pipeline a data engineer would write (semchunk, onnxruntime fp32,
+# scikit-learn, facility location, tantivy), once, on the whole corpus.
+if [[ ${BENCH_REFERENCE:-$([[ ${BENCH_QUICK:-0} == 1 ]] && echo 0 || echo 1)} == 1 ]]; then
+  RPY=$(tools/reference/setup.sh | tail -1)
+  log "Python reference pipeline on the whole corpus (~15 min)"
+  /usr/bin/time -v -o "$DIR/time-reference.txt" "$RPY" tools/reference/pipeline.py --corpus "$CORPUS" --model-dir "$MODEL" \
+    --out "$DIR/reference" --threads "$THREADS" >&2
+  "$PY" tools/bench.py reference "$DIR/reference/timings.json" "$DIR/time-reference.txt" "$REFERENCE"
+fi
 for m in $NEURAL; do bench_run "$m-$NEURAL_SCALE" "$m" "$NEURAL_SCALE"; done
 
 # The ceiling: onnxruntime alone on the texts the fp32 run embedded, in the same batches.
@@ -97,7 +122,7 @@ fi
   echo "date: $(date -u +%Y-%m-%dT%H:%MZ); strata $(git rev-parse --short HEAD 2>/dev/null)$(git diff --quiet 2>/dev/null || echo +dirty)"
   echo "load average at the end: $(cut -d' ' -f1-3 /proc/loadavg)"
   echo
-  "$PY" tools/bench.py table "$RESULTS" "$CEIL"
+  "$PY" tools/bench.py table "$RESULTS" "$CEIL" "$TOKCEIL" "$REFERENCE"
 } | tee "$REPORT"
 
 # Quality next to speed (`strata eval`): retrieval (BM25, dense and hybrid recall@1/5/10, MRR, latency),

@@ -13,7 +13,7 @@ mod sections;
 mod split;
 
 pub use ingest::{scan_corpus, CorpusFile, CorpusScan, Document, FileKind, IngestError, Skipped};
-pub use passages::{group_passages, DocPassage};
+pub use passages::{group_passages, ChunkCounts, DocPassage};
 pub use sections::{sections, Section};
 pub use split::{chunk_document, DocChunk};
 
@@ -130,25 +130,60 @@ impl Stage for ChunkStage {
 
     fn run(&self, ctx: &StageContext) -> Result<StageStats, StageError> {
         self.config.validate()?;
-        let counters =
-            Counters { chunk: TokenCounter::from_file(&self.tokenizer_path)?, target: TokenCounter::from_file(&self.target_path)? };
-        let mut out = ChunkWriter::create(ctx, &self.config, self.passage_tokens)?;
-        // Documents are chunked a block at a time (in parallel within the block) and written
-        // as they go, so memory holds one block, never the corpus.
-        let mut block: Vec<Document> = Vec::new();
-        let mut block_bytes = 0;
+        let chunk = TokenCounter::from_file(&self.tokenizer_path)?;
+        let (target, chunk_counts) = if self.target.sha256 == self.tokenizer_sha256 {
+            (chunk.clone(), ChunkCounts::Target)
+        } else {
+            (TokenCounter::from_file(&self.target_path)?, ChunkCounts::Other)
+        };
+        let counters = Counters { chunk, target, chunk_counts };
+        let mut out = ChunkWriter::create(ctx, &self.config)?;
         ctx.progress.start("chunk", None);
-        self.scan.for_each_document(|doc| -> Result<(), StageError> {
-            block_bytes += doc.text.len();
-            block.push(doc);
-            if block_bytes >= BLOCK_BYTES {
-                out.write_block(&block, &counters, ctx)?;
-                block.clear();
-                block_bytes = 0;
+        // Three steps overlap, so memory holds a few blocks of documents, never the corpus:
+        // this thread reads documents and sends them a block at a time; the other chunks each
+        // block (in parallel within it) while it writes the one before.
+        let (blocks, received) = std::sync::mpsc::sync_channel::<Vec<Document>>(1);
+        std::thread::scope(|scope| {
+            let chunker = scope.spawn(|| -> Result<(), StageError> {
+                let mut pending: Option<(Vec<Document>, Vec<Chunked>)> = None;
+                for block in received {
+                    let chunked = match pending.take() {
+                        None => chunk_block(&block, &counters, &self.config, self.passage_tokens, ctx)?,
+                        Some((previous, done)) => {
+                            let (chunked, written) = rayon::join(
+                                || chunk_block(&block, &counters, &self.config, self.passage_tokens, ctx),
+                                || out.write_block(&previous, done),
+                            );
+                            written?;
+                            chunked?
+                        }
+                    };
+                    pending = Some((block, chunked));
+                }
+                match pending {
+                    Some((block, chunked)) => out.write_block(&block, chunked),
+                    None => Ok(()),
+                }
+            });
+            let mut block: Vec<Document> = Vec::new();
+            let mut block_bytes = 0;
+            let read = self.scan.for_each_document(|doc| -> Result<(), StageError> {
+                block_bytes += doc.text.len();
+                block.push(doc);
+                if block_bytes >= BLOCK_BYTES {
+                    block_bytes = 0;
+                    // A closed channel means the chunker failed: its error is the one to report.
+                    blocks.send(std::mem::take(&mut block)).map_err(|_| StageError::from("chunking stopped"))?;
+                }
+                Ok(())
+            });
+            if read.is_ok() && !block.is_empty() {
+                let _ = blocks.send(block);
             }
-            Ok(())
+            drop(blocks);
+            let chunked = chunker.join().map_err(|_| StageError::from("the chunking thread panicked"))?;
+            chunked.and(read)
         })?;
-        out.write_block(&block, &counters, ctx)?;
         ctx.progress.finish();
         if out.chunks.rows() == 0 {
             return Err(IngestError::NoText { corpus: self.scan.root.clone() }.into());
@@ -178,12 +213,33 @@ const BLOCK_BYTES: usize = 4 << 20;
 struct Counters {
     chunk: TokenCounter,
     target: TokenCounter,
+    /// Whether the two are one.
+    chunk_counts: ChunkCounts,
+}
+
+/// A document's chunks and passages.
+type Chunked = (Vec<DocChunk>, Vec<DocPassage>);
+
+/// Chunks a block of documents in parallel.
+fn chunk_block(
+    block: &[Document],
+    counters: &Counters,
+    config: &ChunkConfig,
+    passage_tokens: usize,
+    ctx: &StageContext,
+) -> Result<Vec<Chunked>, StageError> {
+    let chunked = block.par_iter().map(|doc| {
+        let chunks = chunk_document(&doc.text, &counters.chunk, config)?;
+        let passages = group_passages(&doc.text, &chunks, &counters.target, passage_tokens, counters.chunk_counts)?;
+        ctx.progress.advance(1);
+        Ok::<_, strata_core::tokens::TokenizerError>((chunks, passages))
+    });
+    Ok(chunked.collect::<Result<_, _>>()?)
 }
 
 /// The stage's three files, written as blocks of documents are chunked, and running totals.
 struct ChunkWriter<'a> {
     config: &'a ChunkConfig,
-    passage_tokens: usize,
     chunks: RowWriter<ChunkRecord>,
     passages: RowWriter<PassageRecord>,
     documents: RowWriter<DocumentRecord>,
@@ -194,10 +250,9 @@ struct ChunkWriter<'a> {
 }
 
 impl<'a> ChunkWriter<'a> {
-    fn create(ctx: &StageContext, config: &'a ChunkConfig, passage_tokens: usize) -> Result<Self, StageError> {
+    fn create(ctx: &StageContext, config: &'a ChunkConfig) -> Result<Self, StageError> {
         Ok(Self {
             config,
-            passage_tokens,
             chunks: RowWriter::create(&ctx.output(WORK_CHUNKS)?, &ChunkRecord::fields(), &[])?,
             passages: RowWriter::create(&ctx.output(WORK_PASSAGES)?, &PassageRecord::fields(), &[])?,
             documents: RowWriter::create(&ctx.output(WORK_DOCUMENTS)?, &DocumentRecord::fields(), &[])?,
@@ -208,16 +263,7 @@ impl<'a> ChunkWriter<'a> {
         })
     }
 
-    fn write_block(&mut self, block: &[Document], counters: &Counters, ctx: &StageContext) -> Result<(), StageError> {
-        let per_doc: Vec<(Vec<DocChunk>, Vec<DocPassage>)> = block
-            .par_iter()
-            .map(|doc| {
-                let chunks = chunk_document(&doc.text, &counters.chunk, self.config)?;
-                let passages = group_passages(&doc.text, &chunks, &counters.target, self.passage_tokens)?;
-                ctx.progress.advance(1);
-                Ok::<_, strata_core::tokens::TokenizerError>((chunks, passages))
-            })
-            .collect::<Result<_, _>>()?;
+    fn write_block(&mut self, block: &[Document], per_doc: Vec<Chunked>) -> Result<(), StageError> {
         for (doc, (doc_chunks, doc_passages)) in block.iter().zip(per_doc) {
             let mut passage_of = vec![0; doc_chunks.len()];
             for (k, p) in doc_passages.iter().enumerate() {

@@ -94,6 +94,7 @@ impl Recipe {
             return Err("`domain` is empty".into());
         }
         self.chunk.validate()?;
+        self.embed.validate()?;
         self.target.validate(&self.chunk)?;
         self.taxonomy.validate()?;
         self.select.validate()?;

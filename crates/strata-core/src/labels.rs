@@ -12,8 +12,12 @@ pub fn is_content_word(word: &str) -> bool {
     word.chars().count() >= 3
         && word.chars().next().is_some_and(|c| c.is_alphabetic())
         && !word.chars().all(|c| c.is_numeric() || c == '-')
-        && !STOPWORDS.contains(&word)
+        && !STOPWORD_SET.contains(word)
 }
+
+/// [`STOPWORDS`] as a set: looked up once per word of the corpus.
+static STOPWORD_SET: std::sync::LazyLock<std::collections::HashSet<&'static str>> =
+    std::sync::LazyLock::new(|| STOPWORDS.iter().copied().collect());
 
 /// The words of `text`, lowercase ([`word_spans`]).
 pub fn words(text: &str) -> impl Iterator<Item = String> + '_ {

@@ -2,7 +2,7 @@
 //! trained model's (passages, budgets, sample sizes).
 
 use std::path::{Path, PathBuf};
-use tokenizers::Tokenizer;
+use tokenizers::{NormalizerWrapper, PreTokenizerWrapper, Tokenizer};
 
 #[derive(Debug, thiserror::Error)]
 pub enum TokenizerError {
@@ -34,6 +34,25 @@ impl TokenCounter {
 
     /// Tokens of `text`, without the model's special tokens ([CLS], [SEP]).
     pub fn count(&self, text: &str) -> Result<usize, TokenizerError> {
-        self.tokenizer.encode(text, false).map(|e| e.len()).map_err(|e| TokenizerError::Encode(e.to_string()))
+        self.tokenizer.encode_fast(text, false).map(|e| e.len()).map_err(|e| TokenizerError::Encode(e.to_string()))
+    }
+
+    /// The byte span in `text` of each of its tokens, in order (no special tokens).
+    pub fn token_spans(&self, text: &str) -> Result<Vec<(usize, usize)>, TokenizerError> {
+        self.tokenizer.encode(text, false).map(|e| e.get_offsets().to_vec()).map_err(|e| TokenizerError::Encode(e.to_string()))
+    }
+
+    /// Whether whitespace always separates tokens and a span of text cut at whitespace
+    /// tokenizes alone exactly as it does in context: true of WordPiece/word-level tokenizers
+    /// that pre-split on whitespace with a character-wise normaliser (BERT's), false of
+    /// byte-level BPE (a space belongs to the next word's token) and SentencePiece.
+    pub fn splits_at_whitespace(&self) -> bool {
+        let pre = matches!(
+            self.tokenizer.get_pre_tokenizer(),
+            Some(PreTokenizerWrapper::BertPreTokenizer(_) | PreTokenizerWrapper::Whitespace(_) | PreTokenizerWrapper::WhitespaceSplit(_))
+        );
+        let normalizer =
+            matches!(self.tokenizer.get_normalizer(), None | Some(NormalizerWrapper::BertNormalizer(_) | NormalizerWrapper::Lowercase(_)));
+        pre && normalizer
     }
 }

@@ -2,22 +2,24 @@
 //! label phrases) and for eval's questions: loaded on the first call only, so a skipped stage
 //! never loads it.
 
-use crate::{Embedder, ModelFiles, ModelVariant};
+use crate::{Batching, EmbedConfig, Embedder, ModelFiles, ModelVariant};
 use std::sync::Mutex;
 use strata_core::{EmbedFailure, NoProgress, Progress, TextEmbedder};
 
 pub struct LazyEmbedder {
     files: ModelFiles,
     variant: ModelVariant,
-    batch_size: usize,
+    batching: Batching,
+    input_tokens: usize,
     threads: usize,
     model: Mutex<Option<Embedder>>,
 }
 
 impl LazyEmbedder {
     /// `threads` as for [`Embedder::load`].
-    pub fn new(files: ModelFiles, variant: ModelVariant, batch_size: usize, threads: usize) -> Self {
-        Self { files, variant, batch_size, threads, model: Mutex::new(None) }
+    pub fn new(files: ModelFiles, variant: ModelVariant, config: &EmbedConfig, threads: usize) -> Self {
+        let (batching, input_tokens) = (config.batching(), config.input_tokens);
+        Self { files, variant, batching, input_tokens, threads, model: Mutex::new(None) }
     }
 
     /// Embeds `texts` in order (length-sorted batches), reporting to `progress`; the model is
@@ -26,9 +28,9 @@ impl LazyEmbedder {
         let mut model = self.model.lock().map_err(|_| "a previous embedding call panicked")?;
         let model = match &mut *model {
             Some(m) => m,
-            None => model.insert(Embedder::load(&self.files, self.variant, self.threads)?),
+            None => model.insert(Embedder::load_with(&self.files, self.variant, self.threads, self.input_tokens)?),
         };
-        Ok(model.embed_by_length(texts, self.batch_size, progress)?.0)
+        Ok(model.embed_by_length(texts, self.batching, progress)?.0)
     }
 }
 

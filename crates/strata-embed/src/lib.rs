@@ -15,7 +15,7 @@ mod static_model;
 
 pub use cache::VectorCache;
 pub use lazy::LazyEmbedder;
-pub use model::{BatchStats, EmbedError, Embedder, ModelFiles, NeuralEmbedder, MODEL_NAME};
+pub use model::{BatchStats, Batching, EmbedError, Embedder, ModelFiles, NeuralEmbedder, MODEL_NAME};
 pub use static_model::StaticEmbedder;
 
 use serde::{Deserialize, Serialize};
@@ -56,8 +56,15 @@ impl ModelVariant {
 pub struct EmbedConfig {
     /// Model variant: `minilm` (fp32), `minilm-int8`, or `static` (distilled token table).
     pub model: ModelVariant,
-    /// Texts per model call; batches hold texts of similar length.
+    /// Most texts per model call; batches hold texts of similar length.
     pub batch_size: usize,
+    /// Most tokens per model call, padding included (texts × the longest): bounds the
+    /// model's working memory, which grows with them, while short texts go many to a call.
+    pub batch_tokens: usize,
+    /// Tokens of a chunk the neural model reads, [CLS] and [SEP] included (at most 256, the
+    /// model's limit; chunks are cut to fit it). Fewer is faster; BENCHMARKS.md ("Fewer
+    /// tokens") measures what it costs in quality. The static table reads every token.
+    pub input_tokens: usize,
     /// Prefix each chunk with its heading path ("Title > Section") before embedding, so a
     /// chunk that never names its topic still lands near it.
     pub with_headings: bool,
@@ -65,7 +72,23 @@ pub struct EmbedConfig {
 
 impl Default for EmbedConfig {
     fn default() -> Self {
-        Self { model: ModelVariant::Minilm, batch_size: 32, with_headings: true }
+        Self { model: ModelVariant::Minilm, batch_size: 256, batch_tokens: 2048, input_tokens: 256, with_headings: true }
+    }
+}
+
+impl EmbedConfig {
+    pub fn validate(&self) -> Result<(), String> {
+        if !(16..=FULL_INPUT).contains(&self.input_tokens) {
+            return Err(format!("embed.input_tokens = {} must be in [16, {FULL_INPUT}]", self.input_tokens));
+        }
+        if self.batch_size == 0 || self.batch_tokens == 0 {
+            return Err("embed.batch_size and embed.batch_tokens must be at least 1".into());
+        }
+        Ok(())
+    }
+
+    pub fn batching(&self) -> Batching {
+        Batching { max_texts: self.batch_size.max(1), max_tokens: self.batch_tokens.max(1) }
     }
 }
 
@@ -78,7 +101,17 @@ pub fn model_input(chunk: &ChunkRecord, with_headings: bool) -> String {
     }
 }
 
+/// The model's whole input: the default, under which cached vectors and fingerprints are
+/// those of the runs before `input_tokens` existed.
+const FULL_INPUT: usize = 256;
+
 impl EmbedStage {
+    /// What the cached vectors depend on: the model file, and the input length when shorter.
+    fn cache_identity(&self) -> Result<String, EmbedError> {
+        let sha = self.model_sha256()?;
+        Ok(if self.config.input_tokens == FULL_INPUT { sha } else { format!("{}-{}", &sha[..16], self.config.input_tokens) })
+    }
+
     fn model_sha256(&self) -> Result<String, EmbedError> {
         let model = self.files.weights(self.config.model);
         strata_core::hash::file_sha256(&model).map_err(|e| EmbedError::Read { path: model.clone(), source: e })
@@ -112,9 +145,12 @@ impl Stage for EmbedStage {
     }
 
     fn fingerprint(&self) -> Result<serde_json::Value, StageError> {
-        // batch_size and the cache change only speed, never the vectors: they stay out.
+        // Batching and the cache change only speed and memory, never the vectors: they stay out.
         let mut fingerprint =
             json!({"model": self.config.model, "model_sha256": self.model_sha256()?, "with_headings": self.config.with_headings});
+        if self.config.model.is_neural() && self.config.input_tokens != FULL_INPUT {
+            fingerprint["input_tokens"] = json!(self.config.input_tokens);
+        }
         if !self.config.model.is_neural() {
             // The static path tokenises by itself (the neural one's tokenizer is fastembed's
             // copy of the same file, covered by the chunk stage).
@@ -129,10 +165,10 @@ impl Stage for EmbedStage {
         // Vectors of earlier runs are reused for the neural models; the static table embeds
         // faster than the cache file reads, so it only dedupes within the run.
         let mut cache = match self.cache_dir.as_deref().filter(|_| self.config.model.is_neural()) {
-            Some(dir) => VectorCache::open(dir, &self.model_sha256()?),
+            Some(dir) => VectorCache::open(dir, &self.cache_identity()?),
             None => VectorCache::in_memory(),
         };
-        let mut embedder = Embedder::load(&self.files, self.config.model, self.threads)?;
+        let mut embedder = Embedder::load_with(&self.files, self.config.model, self.threads, self.config.input_tokens)?;
         let dim = embedder.dim();
         let metadata = [
             ("model", if self.config.model.is_neural() { MODEL_NAME.to_string() } else { format!("{MODEL_NAME} (static distillation)") }),
@@ -146,7 +182,7 @@ impl Stage for EmbedStage {
         let mut run = EmbedRun {
             embedder: &mut embedder,
             cache: &mut cache,
-            batch_size: self.config.batch_size,
+            batching: self.config.batching(),
             seen: HashSet::new(),
             embedded: 0,
             stats: BatchStats::default(),
@@ -193,7 +229,7 @@ pub const WINDOW_CHUNKS: usize = 65_536;
 struct EmbedRun<'a> {
     embedder: &'a mut Embedder,
     cache: &'a mut VectorCache,
-    batch_size: usize,
+    batching: Batching,
     /// Keys of the distinct inputs met so far.
     seen: HashSet<String>,
     /// Distinct inputs that went through the model.
@@ -221,7 +257,7 @@ impl EmbedRun<'_> {
             }
         }
         let texts: Vec<&str> = missing.iter().map(|&i| window[i].0.as_str()).collect();
-        let (fresh, stats) = self.embedder.embed_by_length(&texts, self.batch_size, progress)?;
+        let (fresh, stats) = self.embedder.embed_by_length(&texts, self.batching, progress)?;
         self.stats.real_tokens += stats.real_tokens;
         self.stats.padded_tokens += stats.padded_tokens;
         self.embedded += missing.len();

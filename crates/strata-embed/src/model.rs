@@ -105,6 +105,36 @@ fn environment(dylib: &Path) -> Result<ort::environment::Environment, EmbedError
     .map_err(|message| EmbedError::Runtime { path: dylib.to_path_buf(), message })
 }
 
+/// Most texts and most tokens (padding included) per model call.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Batching {
+    pub max_texts: usize,
+    pub max_tokens: usize,
+}
+
+impl Batching {
+    /// `order` (indices sorted by ascending `lengths`) cut into consecutive batches: each as
+    /// long as its texts times its longest stays within `max_tokens` and its texts within
+    /// `max_texts`; a text longer than `max_tokens` goes alone.
+    pub fn split<'a>(&self, order: &'a [usize], lengths: &[usize]) -> Vec<&'a [usize]> {
+        let mut batches = Vec::new();
+        let (mut start, mut longest) = (0, 0);
+        for (end, &i) in order.iter().enumerate() {
+            let (size, wider) = (end - start, longest.max(lengths[i]));
+            if size > 0 && (size + 1 > self.max_texts || (size + 1) * wider > self.max_tokens) {
+                batches.push(&order[start..end]);
+                (start, longest) = (end, lengths[i]);
+            } else {
+                longest = wider;
+            }
+        }
+        if start < order.len() {
+            batches.push(&order[start..]);
+        }
+        batches
+    }
+}
+
 /// What a batch run cost: real tokens against tokens computed (padding included).
 #[derive(Debug, Default, Clone, Copy)]
 pub struct BatchStats {
@@ -134,9 +164,15 @@ impl Embedder {
     /// Loads `variant` from the prepared model folder. `threads` is onnxruntime's intra-op
     /// thread count (0 lets it choose); the static table runs on rayon's pool.
     pub fn load(files: &ModelFiles, variant: ModelVariant, threads: usize) -> Result<Self, EmbedError> {
+        Self::load_with(files, variant, threads, MAX_LENGTH)
+    }
+
+    /// [`Embedder::load`] with the neural model reading at most `input_tokens` tokens of a
+    /// text ([CLS] and [SEP] included, 256 at most); the static table reads every token.
+    pub fn load_with(files: &ModelFiles, variant: ModelVariant, threads: usize, input_tokens: usize) -> Result<Self, EmbedError> {
         Ok(match variant {
             ModelVariant::Static => Self::Static(Box::new(StaticEmbedder::load(files)?)),
-            _ => Self::Neural(Box::new(NeuralEmbedder::load(files, variant, threads)?)),
+            _ => Self::Neural(Box::new(NeuralEmbedder::load(files, variant, threads, input_tokens.clamp(16, MAX_LENGTH))?)),
         })
     }
 
@@ -161,11 +197,11 @@ impl Embedder {
     pub fn embed_by_length(
         &mut self,
         texts: &[&str],
-        batch_size: usize,
+        batching: Batching,
         progress: &dyn Progress,
     ) -> Result<(Vec<Vec<f32>>, BatchStats), EmbedError> {
         match self {
-            Self::Neural(e) => e.embed_by_length(texts, batch_size, progress),
+            Self::Neural(e) => e.embed_by_length(texts, batching, progress),
             Self::Static(e) => e.embed_with_stats(texts, progress),
         }
     }
@@ -175,10 +211,12 @@ impl Embedder {
 pub struct NeuralEmbedder {
     model: TextEmbedding,
     counter: TokenCounter,
+    /// Tokens the model reads of a text, [CLS] and [SEP] included.
+    input_tokens: usize,
 }
 
 impl NeuralEmbedder {
-    pub fn load(files: &ModelFiles, variant: ModelVariant, threads: usize) -> Result<Self, EmbedError> {
+    pub fn load(files: &ModelFiles, variant: ModelVariant, threads: usize, input_tokens: usize) -> Result<Self, EmbedError> {
         let env = environment(&files.onnxruntime)?;
         let onnx_path = files.onnx(variant);
         let tokenizer_files = TokenizerFiles {
@@ -190,7 +228,7 @@ impl NeuralEmbedder {
         let user_model = UserDefinedEmbeddingModel::new(read(&onnx_path)?, tokenizer_files).with_pooling(Pooling::Mean);
         // No spin-waiting: on a busy machine spinning worker threads starve each other.
         let mut options = InitOptionsUserDefined::new()
-            .with_max_length(MAX_LENGTH)
+            .with_max_length(input_tokens)
             .with_environment(env)
             .with_session_config("session.intra_op.allow_spinning", "0");
         if threads > 0 {
@@ -200,7 +238,7 @@ impl NeuralEmbedder {
             .map_err(|e| EmbedError::Load { path: onnx_path.clone(), source: e.into() })?;
         let tokenizer_path = files.tokenizer();
         let counter = TokenCounter::from_file(&tokenizer_path).map_err(|e| EmbedError::Load { path: tokenizer_path, source: e.into() })?;
-        Ok(Self { model, counter })
+        Ok(Self { model, counter, input_tokens })
     }
 
     pub fn dim(&self) -> usize {
@@ -218,20 +256,19 @@ impl NeuralEmbedder {
     pub fn embed_by_length(
         &mut self,
         texts: &[&str],
-        batch_size: usize,
+        batching: Batching,
         progress: &dyn Progress,
     ) -> Result<(Vec<Vec<f32>>, BatchStats), EmbedError> {
         use rayon::prelude::*;
         let lengths: Vec<usize> =
-            texts.par_iter().map(|t| self.counter.count(t).map(|n| (n + 2).min(MAX_LENGTH)).unwrap_or(MAX_LENGTH)).collect();
+            texts.par_iter().map(|t| self.counter.count(t).map(|n| (n + 2).min(self.input_tokens)).unwrap_or(self.input_tokens)).collect();
         let mut order: Vec<usize> = (0..texts.len()).collect();
         order.sort_by_key(|&i| (lengths[i], i));
 
-        let batch_size = batch_size.max(1);
         let mut stats = BatchStats::default();
         let mut vectors = vec![Vec::new(); texts.len()];
         progress.start("embed", Some(texts.len() as u64));
-        for batch in order.chunks(batch_size) {
+        for batch in batching.split(&order, &lengths) {
             let batch_texts: Vec<&str> = batch.iter().map(|&i| texts[i]).collect();
             let longest = batch.iter().map(|&i| lengths[i]).max().unwrap_or(0);
             stats.real_tokens += batch.iter().map(|&i| lengths[i] as u64).sum::<u64>();
@@ -252,4 +289,22 @@ fn normalise(mut v: Vec<f32>) -> Vec<f32> {
         v.iter_mut().for_each(|x| *x /= norm);
     }
     v
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn batches_are_bounded_by_tokens_and_texts() {
+        // Ascending lengths: short texts go many to a batch, long ones few.
+        let lengths = [10, 10, 10, 10, 50, 50, 60, 200, 300];
+        let order: Vec<usize> = (0..lengths.len()).collect();
+        let batching = Batching { max_texts: 3, max_tokens: 120 };
+        let got: Vec<Vec<usize>> = batching.split(&order, &lengths).into_iter().map(<[usize]>::to_vec).collect();
+        // Three texts at most; then 10 and 50 (2 x 50), 50 and 60 (2 x 60 = 120, the limit);
+        // 200 and 300 exceed the budget alone and go alone.
+        assert_eq!(got, vec![vec![0, 1, 2], vec![3, 4], vec![5, 6], vec![7], vec![8]]);
+        assert!(Batching { max_texts: 4, max_tokens: 100 }.split(&[], &[]).is_empty());
+    }
 }

@@ -52,7 +52,8 @@ fn static_vectors_are_deterministic_and_independent_of_batching() {
     let mut a = Embedder::load(&files(), ModelVariant::Static, 0).expect("static table loads");
     let mut b = Embedder::load(&files(), ModelVariant::Static, 0).expect("static table loads again");
     let together = a.embed(&TEXTS, 8).expect("embeds");
-    let (by_length, stats) = b.embed_by_length(&TEXTS, 2, &NoProgress).expect("embeds");
+    let (by_length, stats) =
+        b.embed_by_length(&TEXTS, strata_embed::Batching { max_texts: 2, max_tokens: 64 }, &NoProgress).expect("embeds");
     assert_eq!(together, by_length, "bit-identical across loads and batchings");
     for (t, v) in TEXTS.iter().zip(&together) {
         assert_eq!(&a.embed(&[t], 1).expect("embeds")[0], v, "{t:?} alone");

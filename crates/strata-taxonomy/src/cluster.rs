@@ -5,17 +5,15 @@
 //! score.
 //!
 //! The cost is bounded per node whatever the corpus size: each candidate k is tried once on a
-//! small sample (the trials run in parallel), the chosen k is refitted with restarts on a
-//! larger bounded sample, and every member is then assigned to its nearest centroid.
+//! small sample from one shared seeding (the trials run in parallel) and scored from the
+//! fit's own distances; the chosen k is refitted with restarts on a larger bounded sample,
+//! and every member is then assigned to its nearest centroid in one pass.
 
+use crate::kmeans;
 use crate::TaxonomyConfig;
-use linfa::prelude::*;
-use linfa_clustering::KMeans;
-use ndarray::{Array2, ArrayView2, Axis, CowArray, Ix2};
-use rand_xoshiro::rand_core::SeedableRng;
-use rand_xoshiro::Xoshiro256Plus;
+use ndarray::{Array2, Axis, CowArray, Ix2};
 use rayon::prelude::*;
-use strata_core::vectors::{sample_indices, squared_distance};
+use strata_core::vectors::sample_indices;
 
 /// A node of the tree before labelling: its member rows (ascending) and children.
 #[derive(Debug, Clone)]
@@ -59,30 +57,6 @@ fn split(vectors: &Array2<f32>, members: Vec<usize>, depth: usize, config: &Taxo
     Cluster { members, children }
 }
 
-/// Fits k-means with `runs` seeded restarts; `None` when linfa refuses (too few points).
-fn fit(data: ArrayView2<f32>, k: usize, runs: usize, config: &TaxonomyConfig, seed: u64) -> Option<Array2<f32>> {
-    let rng = Xoshiro256Plus::seed_from_u64(seed.wrapping_add(k as u64));
-    let model = KMeans::params_with_rng(k, rng)
-        .max_n_iterations(config.max_iterations)
-        .tolerance(1e-4)
-        .n_runs(runs)
-        .fit(&DatasetBase::from(data))
-        .ok()?;
-    Some(model.centroids().to_owned())
-}
-
-/// Each member's nearest centroid, or `None` when a cluster falls under the minimum node size.
-fn assign(vectors: &Array2<f32>, members: &[usize], centroids: &Array2<f32>, min_size: usize) -> Option<Vec<usize>> {
-    let labels: Vec<usize> = members.par_iter().map(|&m| nearest(row(vectors, m), centroids)).collect();
-    let mut sizes = vec![0usize; centroids.nrows()];
-    labels.iter().for_each(|&l| sizes[l] += 1);
-    sizes.iter().all(|&s| s >= min_size).then_some(labels)
-}
-
-fn row(vectors: &Array2<f32>, m: usize) -> &[f32] {
-    vectors.row(m).to_slice().expect("rows are contiguous")
-}
-
 /// The rows `members[p]` for each `p` of `picks` (ascending), as a matrix to fit on: a copy,
 /// bounded by the sample size, except for the whole matrix, which is only viewed.
 fn sample_rows<'a>(vectors: &'a Array2<f32>, members: &[usize], picks: &[usize]) -> CowArray<'a, f32, Ix2> {
@@ -92,76 +66,64 @@ fn sample_rows<'a>(vectors: &'a Array2<f32>, members: &[usize], picks: &[usize])
     vectors.select(Axis(0), &picks.iter().map(|&p| members[p]).collect::<Vec<_>>()).into()
 }
 
-fn nearest(x: &[f32], centroids: &Array2<f32>) -> usize {
-    let mut best = (f32::MAX, 0);
-    for (c, centroid) in centroids.axis_iter(Axis(0)).enumerate() {
-        let d = squared_distance(x, centroid.as_slice().expect("rows are contiguous"));
-        if d < best.0 {
-            best = (d, c);
-        }
-    }
-    best.1
+/// Whether every cluster of `labels` (over a sample of `sampled` of the node's `n` members)
+/// holds, scaled to the node, at least `min_size` members.
+fn large_enough(labels: &[usize], k: usize, n: usize, min_size: usize) -> bool {
+    let mut sizes = vec![0usize; k];
+    labels.iter().for_each(|&l| sizes[l] += 1);
+    sizes.iter().all(|&s| s * n >= min_size * labels.len())
 }
 
 /// The partition of `members` with the best simplified silhouette, or `None` when no k in
 /// range gives clusters of at least the minimum size.
 fn best_partition(vectors: &Array2<f32>, members: &[usize], config: &TaxonomyConfig, seed: u64) -> Option<Vec<Vec<usize>>> {
-    // Members are read in place; only the samples k-means fits on are copied.
-    let k_max = config.k_max.min(members.len() / config.min_node_size);
-    // Phase 1: every k once on a small sample, scored on it; sizes checked on all members.
-    let trial = sample_rows(vectors, members, &sample_indices(members.len(), TRIAL_SAMPLE, seed ^ 1));
-    let scored: Vec<(f32, usize)> = (config.k_min..=k_max)
+    let n = members.len();
+    let k_max = config.k_max.min(n / config.min_node_size);
+    if k_max < config.k_min {
+        return None;
+    }
+    let (iterations, tolerance) = (config.max_iterations, 1e-4);
+    // Phase 1: every k once on a small sample, from one shared seeding, scored on the sample
+    // by the silhouette of the fit's own distances; sizes estimated from the sample.
+    let trial_picks = sample_indices(n, TRIAL_SAMPLE, seed ^ 1);
+    let trial = sample_rows(vectors, members, &trial_picks);
+    let seeds = kmeans::seed_rows(trial.view(), k_max, seed);
+    let mut scored: Vec<(f32, usize, Array2<f32>)> = (config.k_min..=k_max.min(seeds.len()))
         .into_par_iter()
         .filter_map(|k| {
-            let centroids = fit(trial.view(), k, 1, config, seed)?;
-            assign(vectors, members, &centroids, config.min_node_size)?;
-            let trial_labels: Vec<usize> =
-                trial.axis_iter(Axis(0)).map(|x| nearest(x.as_slice().expect("contiguous"), &centroids)).collect();
-            let score = simplified_silhouette(trial.view(), &trial_labels, centroids.view());
-            tracing::debug!(n = members.len(), k, score, "k-means candidate");
-            Some((score, k))
+            let fit = kmeans::lloyd(trial.view(), trial.select(Axis(0), &seeds[..k]), iterations, tolerance);
+            large_enough(&fit.labels, k, n, config.min_node_size).then(|| {
+                let score = fit.simplified_silhouette();
+                tracing::debug!(n, k, score, "k-means candidate");
+                (score, k, fit.centroids)
+            })
         })
         .collect();
     // The finest k whose score is within the tolerance of the best: the simplified silhouette
     // is flat across k on real text and favours k = 2, which makes a taxonomy too coarse to use.
     let best = scored.iter().map(|s| s.0).fold(f32::MIN, f32::max);
-    let k = scored.iter().filter(|s| s.0 >= best - config.silhouette_tolerance).map(|s| s.1).max()?;
-    // Phase 2: the chosen k refitted with restarts on the larger sample, then every member assigned.
-    let fit_data = sample_rows(vectors, members, &sample_indices(members.len(), config.sample_size, seed));
-    let labels = fit(fit_data.view(), k, config.n_runs, config, seed).and_then(|c| assign(vectors, members, &c, config.min_node_size));
-    drop(fit_data);
-    // The refit may (rarely) leave a cluster under the minimum: keep the trial's partition then.
-    let labels = match labels {
-        Some(l) => l,
-        None => assign(vectors, members, &fit(trial.view(), k, 1, config, seed)?, config.min_node_size)?,
-    };
-    let mut groups = vec![Vec::new(); k];
-    for (row, &label) in labels.iter().enumerate() {
-        groups[label].push(members[row]);
-    }
-    Some(groups)
-}
-
-/// Mean over the rows of (b - a) / max(a, b), a = distance to the own centroid, b = to the
-/// nearest other centroid.
-fn simplified_silhouette(data: ArrayView2<f32>, labels: &[usize], centroids: ArrayView2<f32>) -> f32 {
-    let mut total = 0.0;
-    for (x, &label) in data.axis_iter(Axis(0)).zip(labels) {
-        let x = x.as_slice().expect("rows are contiguous");
-        let mut own = f32::MAX;
-        let mut other = f32::MAX;
-        for (c, centroid) in centroids.axis_iter(Axis(0)).enumerate() {
-            let d = squared_distance(x, centroid.as_slice().expect("rows are contiguous")).sqrt();
-            if c == label {
-                own = d;
-            } else {
-                other = other.min(d);
-            }
+    scored.retain(|s| s.0 >= best - config.silhouette_tolerance);
+    scored.sort_by_key(|s| std::cmp::Reverse(s.1));
+    // Phase 2: the chosen k refitted with restarts on the larger sample, then every member
+    // assigned in one pass (none when the sample is every member). Where the refit leaves a
+    // cluster under the minimum, the trial's centroids are taken; where they do too (the
+    // sample misjudged the sizes), the choice passes to the next k.
+    let fit_picks = sample_indices(n, config.sample_size, seed);
+    let fit_data = sample_rows(vectors, members, &fit_picks);
+    let labels_of = |centroids: &Array2<f32>| kmeans::assign(vectors.view(), members, centroids.view());
+    for (_, k, trial_centroids) in scored {
+        let refit = kmeans::fit(fit_data.view(), k, config.n_runs, iterations, tolerance, seed.wrapping_add(k as u64))
+            .map(|fit| if fit_picks.len() == n { fit.labels } else { labels_of(&fit.centroids) })
+            .filter(|labels| large_enough(labels, k, n, config.min_node_size));
+        let Some(labels) = refit.or_else(|| Some(labels_of(&trial_centroids)).filter(|l| large_enough(l, k, n, config.min_node_size)))
+        else {
+            continue;
+        };
+        let mut groups = vec![Vec::new(); k];
+        for (row, &label) in labels.iter().enumerate() {
+            groups[label].push(members[row]);
         }
-        let denom = own.max(other);
-        if denom > 0.0 {
-            total += (other - own) / denom;
-        }
+        return Some(groups);
     }
-    total / labels.len().max(1) as f32
+    None
 }

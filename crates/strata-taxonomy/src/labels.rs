@@ -71,34 +71,69 @@ pub struct Corpus {
     df: Vec<u32>,
     texts: usize,
     classes: Vec<Terms>,
+    /// The class above each, as the lineages added so far tell.
+    parent: Vec<Option<usize>>,
 }
 
 impl Corpus {
     /// An empty corpus of `n_classes` classes.
     pub fn new(n_classes: usize) -> Self {
-        Self { vocabulary: Vocabulary::default(), df: Vec::new(), texts: 0, classes: vec![Terms::new(); n_classes] }
+        Self {
+            vocabulary: Vocabulary::default(),
+            df: Vec::new(),
+            texts: 0,
+            classes: vec![Terms::new(); n_classes],
+            parent: vec![None; n_classes],
+        }
     }
 
     /// Adds `texts` (their terms read in parallel), each counted into every class of
-    /// `classes_of` its position in `texts`.
-    pub fn add<'c>(&mut self, texts: &[&str], classes_of: impl Fn(usize) -> &'c [usize]) {
+    /// `lineage_of` its position in `texts`: a path of classes from the root down, each class
+    /// holding the classes after it. Only the last is counted into here; [`Corpus::finish`]
+    /// sums each class into those above it.
+    pub fn add<'c>(&mut self, texts: &[&str], lineage_of: impl Fn(usize) -> &'c [usize]) {
         // A step of texts at a time: their term maps (strings) are many times the texts' size.
         const STEP: usize = 1024;
         for (step, part) in texts.chunks(STEP).enumerate() {
             let counted: Vec<HashMap<String, u32>> = part.par_iter().map(|t| term_strings(t)).collect();
             for (i, terms) in counted.into_iter().enumerate() {
-                let classes = classes_of(step * STEP + i);
+                let lineage = lineage_of(step * STEP + i);
+                for pair in lineage.windows(2) {
+                    self.parent[pair[1]] = Some(pair[0]);
+                }
+                let Some(&class) = lineage.last() else { continue };
+                let counts = &mut self.classes[class];
                 for (term, k) in terms {
                     let id = self.vocabulary.intern(term);
                     self.df.resize(self.vocabulary.names.len(), 0);
                     self.df[id as usize] += 1;
-                    for &c in classes {
-                        *self.classes[c].entry(id).or_default() += k;
-                    }
+                    *counts.entry(id).or_default() += k;
                 }
                 self.texts += 1;
             }
         }
+    }
+
+    /// Sums every class into the classes above it (deepest first), once all texts are added.
+    pub fn finish(mut self) -> Self {
+        let depth = |mut c: usize| {
+            let mut d = 0;
+            while let Some(p) = self.parent[c] {
+                (c, d) = (p, d + 1);
+            }
+            d
+        };
+        let mut order: Vec<usize> = (0..self.classes.len()).collect();
+        order.sort_by_key(|&c| std::cmp::Reverse(depth(c)));
+        for c in order {
+            if let Some(p) = self.parent[c] {
+                let terms = std::mem::take(&mut self.classes[c]);
+                let above = &mut self.classes[p];
+                terms.iter().for_each(|(&id, &k)| *above.entry(id).or_default() += k);
+                self.classes[c] = terms;
+            }
+        }
+        self
     }
 
     fn idf(&self, id: u32) -> f64 {
@@ -278,18 +313,22 @@ mod tests {
         let own: Vec<[usize; 1]> = (0..texts.len()).map(|i| [i]).collect();
         let mut corpus = Corpus::new(texts.len());
         corpus.add(texts, |i| &own[i]);
-        corpus
+        corpus.finish()
     }
 
     #[test]
     fn classes_sum_their_texts_by_id() {
         let mut corpus = Corpus::new(2);
-        corpus.add(&["heart valves", "heart failure", "kidney"], |i| [&[0usize][..], &[0], &[1]][i]);
+        // Class 0 holds class 1: its counts include class 1's.
+        corpus.add(&["heart valves", "heart failure", "kidney"], |i| [&[0usize][..], &[0], &[0, 1]][i]);
+        let corpus = corpus.finish();
         let class = corpus.class_terms(0);
         let heart = corpus.vocabulary.ids["heart"];
         assert_eq!(corpus.vocabulary.name(heart), "heart");
         assert_eq!(class[&heart], 2);
-        assert!(!class.contains_key(&corpus.vocabulary.ids["kidney"]));
+        let kidney = corpus.vocabulary.ids["kidney"];
+        assert_eq!((class[&kidney], corpus.class_terms(1)[&kidney]), (1, 1));
+        assert!(!corpus.class_terms(1).contains_key(&heart));
     }
 
     fn candidate(label: &str, relevance: f64, vector: [f32; 3]) -> Candidate {

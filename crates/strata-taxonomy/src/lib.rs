@@ -14,6 +14,7 @@
 
 mod cluster;
 mod dedup;
+mod kmeans;
 mod labels;
 mod naming;
 mod phrases;
@@ -406,7 +407,7 @@ fn count_terms(ctx: &StageContext, flat: &Flat) -> Result<labels::Corpus, Taxono
         corpus.add(&texts, |i| flat.chunk_lineage(row + i));
         row += batch.len();
     }
-    Ok(corpus)
+    Ok(corpus.finish())
 }
 
 #[derive(serde::Deserialize)]

@@ -44,7 +44,7 @@ struct Word<'a> {
 /// Whether `word` (lowercase) may start a noun-like phrase: not a common verb form nor an
 /// adverb ("Prevent diabetes problems", "Rarely ..." name no topic).
 fn starts_phrase(word: &str) -> bool {
-    !VERBS.contains(&word) && !is_adverb(word)
+    !VERB_SET.contains(word) && !is_adverb(word)
 }
 
 /// Whether `word` (lowercase) may end a noun-like phrase: neither a verb, an adverb, nor a
@@ -56,6 +56,10 @@ fn ends_phrase(word: &str) -> bool {
 fn is_adverb(word: &str) -> bool {
     (word.ends_with("ly") && !NOUNS_IN_LY.contains(&word)) || DANGLING.contains(&word)
 }
+
+/// [`VERBS`] as a set: looked up once per word of the corpus.
+static VERB_SET: std::sync::LazyLock<std::collections::HashSet<&'static str>> =
+    std::sync::LazyLock::new(|| VERBS.iter().copied().collect());
 
 /// Nouns that end like adverbs.
 const NOUNS_IN_LY: &[&str] =

@@ -38,7 +38,7 @@ pub fn eval(args: &EvalArgs, quiet: bool) -> Result<()> {
     // The run's own embedder: its files are looked for only when there are questions, and the
     // model is loaded on the first call.
     let embedder = match &options.questions {
-        Some(_) => Some(strata_embed::LazyEmbedder::new(crate::model::model_files()?, recipe.embed.model, recipe.embed.batch_size, 0)),
+        Some(_) => Some(strata_embed::LazyEmbedder::new(crate::model::model_files()?, recipe.embed.model, &recipe.embed, 0)),
         None => None,
     };
     let mut embed = |texts: &[&str]| match &embedder {

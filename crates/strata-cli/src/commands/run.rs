@@ -92,7 +92,7 @@ fn pipeline(recipe: &Recipe, scan: CorpusScan, args: &RunArgs) -> Result<Vec<Box
     let tokenizer_path = files.tokenizer();
     let tokenizer_sha256 = strata_core::hash::file_sha256(&tokenizer_path)
         .with_context(|| format!("the model is not prepared (no `{}`); run `make model`", tokenizer_path.display()))?;
-    let embedder = Arc::new(strata_embed::LazyEmbedder::new(files.clone(), recipe.embed.model, recipe.embed.batch_size, args.threads));
+    let embedder = Arc::new(strata_embed::LazyEmbedder::new(files.clone(), recipe.embed.model, &recipe.embed, args.threads));
     let (target_path, target) = target_tokenizer(recipe, &tokenizer_path, &tokenizer_sha256)?;
     Ok(vec![
         Box::new(strata_chunk::ChunkStage {

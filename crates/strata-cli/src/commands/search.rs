@@ -28,7 +28,7 @@ impl Engine {
         if !meta.model_sha256.is_empty() && sha != meta.model_sha256 {
             bail!("the prepared model `{}` is not the one that embedded this run's chunks (sha256 {} against {}); rerun the run's embed stage", weights.display(), sha, meta.model_sha256);
         }
-        Ok(Self { retriever, embedder: LazyEmbedder::new(files, variant, 32, threads) })
+        Ok(Self { retriever, embedder: LazyEmbedder::new(files, variant, &strata_embed::EmbedConfig::default(), threads) })
     }
 
     /// The query's vector, when `mode` needs one.
