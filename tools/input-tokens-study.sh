@@ -6,6 +6,8 @@
 #   cost:    the embed stage on the 10% subset (tools/bench.py subsets), vector cache off,
 #            STUDY_RUNS runs each (medians in the printed table).
 # Outputs stay under $STUDY_DIR (default /tmp/strata-study). A study, not a test.
+#   STUDY_LENGTHS="256 128 192"  input lengths (256 first: the others are compared with it)
+#   STUDY_RUNS=3                 cost runs per length;  STUDY_COST=0 skips the cost part
 set -euo pipefail
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 cd "$ROOT"
@@ -36,6 +38,7 @@ for n in $LENGTHS; do
     --labels source "${cmp[@]}" >"$DIR/eval-$n.txt" 2>/dev/null
 done
 for n in $LENGTHS; do
+  [[ ${STUDY_COST:-1} == 1 ]] || break
   for i in $(seq 1 "$RUNS"); do
     echo "study: 10% subset, $n tokens, run $i/$RUNS" >&2
     "$STRATA" embed --recipe "$(recipe "$n")" --corpus "$DIR/medquad-10.jsonl" --out "$DIR/ten-$n" --no-vector-cache -q 2>/dev/null ||

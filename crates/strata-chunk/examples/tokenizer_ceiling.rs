@@ -12,6 +12,10 @@ use std::path::Path;
 use std::time::Instant;
 use strata_core::tokens::TokenCounter;
 
+/// The `strata` binary's allocator (crates/strata-cli/src/main.rs).
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 fn main() -> Result<(), Box<dyn std::error::Error>> {
     let args: Vec<String> = std::env::args().skip(1).collect();
     let [corpus, embedding, rest @ ..] = args.as_slice() else {

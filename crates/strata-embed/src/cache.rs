@@ -2,6 +2,7 @@
 //! change embeds only the new text. One Parquet file per model file (keyed by its hash), so
 //! vectors of different models never mix.
 
+use crate::FULL_INPUT;
 use serde::{Deserialize, Serialize};
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
@@ -44,10 +45,15 @@ impl VectorCache {
         Self { path: None, vectors: HashMap::new() }
     }
 
-    /// Opens the cache of the model whose file hash is `model_sha256` under `dir`. A cache
-    /// that cannot be read is ignored (and rewritten): it only ever saves time.
-    pub fn open(dir: &Path, model_sha256: &str) -> Self {
-        let path = dir.join(format!("vectors-{}.parquet", &model_sha256[..16.min(model_sha256.len())]));
+    /// Opens the cache of the model whose file hash is `model_sha256`, reading `input_tokens`
+    /// tokens of a text, under `dir`. A cache that cannot be read is ignored (and rewritten):
+    /// it only ever saves time.
+    pub fn open(dir: &Path, model_sha256: &str, input_tokens: usize) -> Self {
+        let model = &model_sha256[..16.min(model_sha256.len())];
+        // The model's whole input keeps the name the cache had before the setting existed.
+        let name =
+            if input_tokens >= FULL_INPUT { format!("vectors-{model}.parquet") } else { format!("vectors-{model}-{input_tokens}.parquet") };
+        let path = dir.join(name);
         let vectors = if path.exists() {
             match parquet_io::read_rows::<CachedVector>(&path) {
                 Ok(rows) => rows.into_iter().map(|r| (r.key, r.embedding)).collect(),

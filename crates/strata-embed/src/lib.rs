@@ -103,15 +103,9 @@ pub fn model_input(chunk: &ChunkRecord, with_headings: bool) -> String {
 
 /// The model's whole input: the default, under which cached vectors and fingerprints are
 /// those of the runs before `input_tokens` existed.
-const FULL_INPUT: usize = 256;
+pub(crate) const FULL_INPUT: usize = 256;
 
 impl EmbedStage {
-    /// What the cached vectors depend on: the model file, and the input length when shorter.
-    fn cache_identity(&self) -> Result<String, EmbedError> {
-        let sha = self.model_sha256()?;
-        Ok(if self.config.input_tokens == FULL_INPUT { sha } else { format!("{}-{}", &sha[..16], self.config.input_tokens) })
-    }
-
     fn model_sha256(&self) -> Result<String, EmbedError> {
         let model = self.files.weights(self.config.model);
         strata_core::hash::file_sha256(&model).map_err(|e| EmbedError::Read { path: model.clone(), source: e })
@@ -165,7 +159,7 @@ impl Stage for EmbedStage {
         // Vectors of earlier runs are reused for the neural models; the static table embeds
         // faster than the cache file reads, so it only dedupes within the run.
         let mut cache = match self.cache_dir.as_deref().filter(|_| self.config.model.is_neural()) {
-            Some(dir) => VectorCache::open(dir, &self.cache_identity()?),
+            Some(dir) => VectorCache::open(dir, &self.model_sha256()?, self.config.input_tokens),
             None => VectorCache::in_memory(),
         };
         let mut embedder = Embedder::load_with(&self.files, self.config.model, self.threads, self.config.input_tokens)?;

@@ -66,8 +66,8 @@ fn sample_rows<'a>(vectors: &'a Array2<f32>, members: &[usize], picks: &[usize])
     vectors.select(Axis(0), &picks.iter().map(|&p| members[p]).collect::<Vec<_>>()).into()
 }
 
-/// Whether every cluster of `labels` (over a sample of `sampled` of the node's `n` members)
-/// holds, scaled to the node, at least `min_size` members.
+/// Whether every cluster of `labels` (over a sample of the node's `n` members, or all of
+/// them) holds, scaled to the node, at least `min_size` members.
 fn large_enough(labels: &[usize], k: usize, n: usize, min_size: usize) -> bool {
     let mut sizes = vec![0usize; k];
     labels.iter().for_each(|&l| sizes[l] += 1);
