@@ -12,6 +12,7 @@ use ndarray::{Array2, ArrayView2, Axis};
 use rand_xoshiro::rand_core::{RngCore, SeedableRng};
 use rand_xoshiro::Xoshiro256Plus;
 use rayon::prelude::*;
+use strata_core::vectors::squared_distance;
 
 /// Rows per block when distances to the centroids are computed in parallel.
 const BLOCK_ROWS: usize = 4096;
@@ -168,8 +169,9 @@ fn update(data: ArrayView2<f32>, labels: &[usize], centroids: &mut Array2<f32>) 
     moved
 }
 
+/// Squared L2 distance of two rows (rows of standard-layout matrices are contiguous).
 fn squared(a: ndarray::ArrayView1<f32>, b: ndarray::ArrayView1<f32>) -> f32 {
-    a.iter().zip(b.iter()).map(|(x, y)| (x - y) * (x - y)).sum()
+    squared_distance(a.as_slice().expect("rows are contiguous"), b.as_slice().expect("rows are contiguous"))
 }
 
 /// A uniform draw in [0, 1).

@@ -71,38 +71,25 @@ pub struct Corpus {
     df: Vec<u32>,
     texts: usize,
     classes: Vec<Terms>,
-    /// The class above each, as the lineages added so far tell.
+    /// The class holding each class.
     parent: Vec<Option<usize>>,
 }
 
 impl Corpus {
-    /// An empty corpus of `n_classes` classes.
-    pub fn new(n_classes: usize) -> Self {
-        Self {
-            vocabulary: Vocabulary::default(),
-            df: Vec::new(),
-            texts: 0,
-            classes: vec![Terms::new(); n_classes],
-            parent: vec![None; n_classes],
-        }
+    /// An empty corpus of classes, `parent[c]` the class holding class `c` (none: a root).
+    pub fn new(parent: Vec<Option<usize>>) -> Self {
+        Self { vocabulary: Vocabulary::default(), df: Vec::new(), texts: 0, classes: vec![Terms::new(); parent.len()], parent }
     }
 
-    /// Adds `texts` (their terms read in parallel), each counted into every class of
-    /// `lineage_of` its position in `texts`: a path of classes from the root down, each class
-    /// holding the classes after it. Only the last is counted into here; [`Corpus::finish`]
-    /// sums each class into those above it.
-    pub fn add<'c>(&mut self, texts: &[&str], lineage_of: impl Fn(usize) -> &'c [usize]) {
+    /// Adds `texts` (their terms read in parallel), each counted into the class `class_of`
+    /// its position in `texts`; [`Corpus::finish`] sums each class into those above it.
+    pub fn add(&mut self, texts: &[&str], class_of: impl Fn(usize) -> usize) {
         // A step of texts at a time: their term maps (strings) are many times the texts' size.
         const STEP: usize = 1024;
         for (step, part) in texts.chunks(STEP).enumerate() {
             let counted: Vec<HashMap<String, u32>> = part.par_iter().map(|t| term_strings(t)).collect();
             for (i, terms) in counted.into_iter().enumerate() {
-                let lineage = lineage_of(step * STEP + i);
-                for pair in lineage.windows(2) {
-                    self.parent[pair[1]] = Some(pair[0]);
-                }
-                let Some(&class) = lineage.last() else { continue };
-                let counts = &mut self.classes[class];
+                let counts = &mut self.classes[class_of(step * STEP + i)];
                 for (term, k) in terms {
                     let id = self.vocabulary.intern(term);
                     self.df.resize(self.vocabulary.names.len(), 0);
@@ -310,17 +297,16 @@ mod tests {
 
     /// A corpus of `texts` with each text in its own class.
     fn corpus(texts: &[&str]) -> Corpus {
-        let own: Vec<[usize; 1]> = (0..texts.len()).map(|i| [i]).collect();
-        let mut corpus = Corpus::new(texts.len());
-        corpus.add(texts, |i| &own[i]);
+        let mut corpus = Corpus::new(vec![None; texts.len()]);
+        corpus.add(texts, |i| i);
         corpus.finish()
     }
 
     #[test]
     fn classes_sum_their_texts_by_id() {
-        let mut corpus = Corpus::new(2);
+        let mut corpus = Corpus::new(vec![None, Some(0)]);
         // Class 0 holds class 1: its counts include class 1's.
-        corpus.add(&["heart valves", "heart failure", "kidney"], |i| [&[0usize][..], &[0], &[0, 1]][i]);
+        corpus.add(&["heart valves", "heart failure", "kidney"], |i| [0, 0, 1][i]);
         let corpus = corpus.finish();
         let class = corpus.class_terms(0);
         let heart = corpus.vocabulary.ids["heart"];

@@ -399,12 +399,13 @@ impl<'a> Flat<'a> {
 /// The chunk texts (read again, one column, a batch at a time) counted into the term counts
 /// of every node they belong to: their leaf and its ancestors.
 fn count_terms(ctx: &StageContext, flat: &Flat) -> Result<labels::Corpus, TaxonomyError> {
-    let mut corpus = labels::Corpus::new(flat.shape.len());
+    let parents = (0..flat.shape.len() as u32).map(|id| flat.shape.parent(id).map(|p| p as usize)).collect();
+    let mut corpus = labels::Corpus::new(parents);
     let mut row = 0;
     for batch in parquet_io::batches::<ChunkText>(&ctx.run.path(WORK_CHUNKS), &["text"])? {
         let batch = batch?;
         let texts: Vec<&str> = batch.iter().map(|c| c.text.as_str()).collect();
-        corpus.add(&texts, |i| flat.chunk_lineage(row + i));
+        corpus.add(&texts, |i| flat.leaf_of[row + i] as usize);
         row += batch.len();
     }
     Ok(corpus.finish())
