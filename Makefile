@@ -4,7 +4,7 @@ export CARGO_TARGET_DIR ?= $(HOME)/.cache/strata-target
 STRATA := $(CARGO_TARGET_DIR)/release/strata
 PYTHON ?= python3
 
-.PHONY: help model build corpus test test-fast validate check-datasets search serve loadtest bench soak report-check lint clean
+.PHONY: help model build corpus test test-fast validate check-datasets search serve loadtest bench soak report-check lint clean test-ray bench-shards ray-venv
 
 help: ## list the commands
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-14s %s\n", $$1, $$2}'
@@ -50,6 +50,17 @@ bench: model build ## benchmark table on MedQuAD (see BENCHMARKS.md)
 
 soak: model build ## the limits of docs/LIMITS.md at full size (slow)
 	tools/soak.sh
+
+RAY_VENV := $(HOME)/.cache/strata/ray-venv
+ray-venv: model # ray and maturin pinned, and tools/strata-ray (strata + strata-ray) built into them
+	@cmp -s tools/strata-ray/requirements.txt $(RAY_VENV)/requirements.txt || { $(PYTHON) -m venv $(RAY_VENV) && $(RAY_VENV)/bin/pip install -q -r tools/strata-ray/requirements.txt && cp tools/strata-ray/requirements.txt $(RAY_VENV)/requirements.txt; }
+	PATH=$(RAY_VENV)/bin:$$PATH $(RAY_VENV)/bin/pip install -q --no-build-isolation ./tools/strata-ray
+
+test-ray: ray-venv ## Ray on a loopback two-node cluster: strata-ray's sharded runs equal strata run
+	$(RAY_VENV)/bin/python tools/strata-ray/tests/cluster_test.py
+
+bench-shards: ray-venv ## whole MedQuAD as 4 shards on a one-node Ray cluster against strata run (BENCHMARKS.md)
+	$(RAY_VENV)/bin/python tools/strata-ray/tests/bench_shards.py
 
 report-check: ## render out/$(DOMAIN)/report.html in headless Chromium
 	tools/report-check.sh out/$(DOMAIN)

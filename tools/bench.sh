@@ -67,10 +67,8 @@ REPORT=$DIR/bench-$stamp.txt
 corpus_of() { if [[ $1 == 100 ]]; then echo "$CORPUS"; else echo "$DIR/medquad-$1.jsonl"; fi; }
 
 recipe_of() {  # pipeline/medquad.toml with the embed model swapped
-  local r=$DIR/recipe-$1.toml
-  sed -e "s/^model = .*/model = \"$1\"/" -e "s|^questions = .*|questions = \"$QUESTIONS\"|" pipeline/medquad.toml >"$r"
-  grep -q "^model = \"$1\"" "$r" || { log "pipeline/medquad.toml has no [embed] model line"; exit 1; }
-  echo "$r"
+  tools/medquad-recipe.sh "$1" "$QUESTIONS" >"$DIR/recipe-$1.toml"
+  echo "$DIR/recipe-$1.toml"
 }
 
 bench_run() {  # LABEL MODEL SCALE: RUNS timed runs, recorded in $RESULTS

@@ -22,8 +22,7 @@ mkdir -p "$DIR"
 [[ -f $DIR/medquad-10.jsonl ]] || python3 tools/bench.py subsets "$CORPUS" "$DIR"
 
 recipe() {  # pipeline/medquad.toml reading N tokens
-  sed -e "s/^model = \"minilm\"/model = \"minilm\"\ninput_tokens = $1/" -e "s|^questions = .*|questions = \"$QUESTIONS\"|" \
-    pipeline/medquad.toml >"$DIR/recipe-$1.toml"
+  tools/medquad-recipe.sh minilm "$QUESTIONS" "input_tokens = $1" >"$DIR/recipe-$1.toml"
   echo "$DIR/recipe-$1.toml"
 }
 

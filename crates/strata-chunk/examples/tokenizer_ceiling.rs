@@ -24,7 +24,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let started = Instant::now();
     let scan = strata_chunk::scan_corpus(Path::new(corpus), false)?;
     let mut texts = Vec::new();
-    scan.for_each_document(|d| -> Result<(), strata_chunk::IngestError> {
+    scan.for_each_document(None, |d| -> Result<(), strata_chunk::IngestError> {
         texts.push(d.text);
         Ok(())
     })?;

@@ -1,9 +1,12 @@
 //! Reading a corpus: which files count, what each holds, and errors that name the file and line.
 
+use crate::plan::ShardPlan;
 use serde_json::{Map, Value};
 use std::collections::HashMap;
-use std::io::{BufRead, Read};
+use std::io::{BufRead, Read, Seek};
+use std::ops::Range;
 use std::path::{Path, PathBuf};
+use strata_core::Shard;
 use unicode_normalization::UnicodeNormalization;
 
 #[derive(Debug, thiserror::Error)]
@@ -70,6 +73,9 @@ pub struct CorpusFile {
     pub abs: PathBuf,
     pub kind: FileKind,
     pub bytes: u64,
+    /// Modification time, nanoseconds since the epoch (how a shard plan recognises the file).
+    pub modified_ns: u64,
+    /// Empty until hashed (`scan_corpus` hashes; `list_corpus` leaves it to a shard plan).
     pub sha256: String,
 }
 
@@ -95,6 +101,15 @@ pub struct Document {
 /// (binary, empty, unknown extension, links to folders) are skipped with a reason, or are an
 /// error when `strict`.
 pub fn scan_corpus(root: &Path, strict: bool) -> Result<CorpusScan, IngestError> {
+    let mut scan = list_corpus(root, strict)?;
+    for file in &mut scan.files {
+        file.sha256 = strata_core::hash::file_sha256(&file.abs).map_err(|source| IngestError::Read { path: file.abs.clone(), source })?;
+    }
+    Ok(scan)
+}
+
+/// `scan_corpus` without the hashes: a shard takes them from its plan.
+pub fn list_corpus(root: &Path, strict: bool) -> Result<CorpusScan, IngestError> {
     let meta = std::fs::metadata(root).map_err(|_| IngestError::NotFound(root.to_path_buf()))?;
     let mut scan = CorpusScan { root: root.to_path_buf(), files: Vec::new(), skipped: Vec::new() };
     if meta.is_file() {
@@ -158,13 +173,10 @@ fn consider(scan: &mut CorpusScan, path: &Path, rel: String) -> Result<(), Inges
         scan.skipped.push((rel, "binary content (NUL bytes), not text".into()));
         return Ok(());
     }
-    scan.files.push(CorpusFile {
-        rel,
-        abs: path.to_path_buf(),
-        kind,
-        bytes: std::fs::metadata(path).map_err(read_err)?.len(),
-        sha256: strata_core::hash::file_sha256(path).map_err(read_err)?,
-    });
+    let meta = std::fs::metadata(path).map_err(read_err)?;
+    let modified = meta.modified().map_err(read_err)?;
+    let modified_ns = modified.duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_nanos() as u64);
+    scan.files.push(CorpusFile { rel, abs: path.to_path_buf(), kind, bytes: meta.len(), modified_ns, sha256: String::new() });
     Ok(())
 }
 
@@ -172,7 +184,18 @@ impl CorpusScan {
     /// Calls `f` on every document of every file, in scan order, reading a JSONL file a line
     /// at a time and a Parquet file a batch at a time, so no file is ever held whole. Document
     /// ids must be unique (only ids and sources are remembered to check that).
-    pub fn for_each_document<E: From<IngestError>>(&self, mut f: impl FnMut(Document) -> Result<(), E>) -> Result<(), E> {
+    ///
+    /// With a `shard` (and the plan of its count), only that shard's documents: the files'
+    /// bytes, end to end in scan order, are cut into equal ranges, and a document belongs to
+    /// the range its first byte lies in (a text file's first byte, a JSONL line's, a Parquet
+    /// row group's first column chunk's). The shards of a count partition the documents, each
+    /// reads only its own bytes (the plan says where its first JSONL line starts), and
+    /// concatenated in shard order they are the corpus in scan order.
+    pub fn for_each_document<E: From<IngestError>>(
+        &self,
+        shard: Option<(Shard, &ShardPlan)>,
+        mut f: impl FnMut(Document) -> Result<(), E>,
+    ) -> Result<(), E> {
         let mut seen: HashMap<String, String> = HashMap::new();
         let mut unique = |doc: Document| -> Result<(), E> {
             if let Some(first) = seen.get(&doc.doc_id) {
@@ -181,11 +204,25 @@ impl CorpusScan {
             seen.insert(doc.doc_id.clone(), doc.source.clone());
             f(doc)
         };
+        let total = self.files.iter().map(|f| f.bytes).sum();
+        let owned = shard.map_or(0..total, |(s, _)| s.range(total));
+        let mut file_start = 0;
         for file in &self.files {
+            // The shard's bytes in this file's own offsets.
+            let local = |at: u64| at.saturating_sub(file_start).min(file.bytes);
+            let part = local(owned.start)..local(owned.end);
+            file_start += file.bytes;
+            if part.is_empty() {
+                continue;
+            }
             match file.kind {
-                FileKind::Text => unique(read_text(file)?)?,
-                FileKind::Jsonl => read_jsonl(file, &mut unique)?,
-                FileKind::Parquet => read_parquet(file, &mut unique)?,
+                FileKind::Text if part.start == 0 => unique(read_text(file)?)?,
+                FileKind::Text => {}
+                FileKind::Jsonl => {
+                    let from = shard.map_or((0, 1), |(s, plan)| plan.line_start(&file.rel, s));
+                    read_jsonl(file, from, part.end, &mut unique)?
+                }
+                FileKind::Parquet => read_parquet(file, part, &mut unique)?,
             }
         }
         Ok(())
@@ -215,15 +252,30 @@ fn read_text(file: &CorpusFile) -> Result<Document, IngestError> {
     Ok(Document { doc_id, source: file.rel.clone(), text: text.nfc().collect(), metadata: Value::Object(Map::new()) })
 }
 
-fn read_jsonl<E: From<IngestError>>(file: &CorpusFile, emit: &mut impl FnMut(Document) -> Result<(), E>) -> Result<(), E> {
+/// The lines of a JSONL file from `from` (the offset of a line start and its number) to the
+/// last that starts before `end`.
+fn read_jsonl<E: From<IngestError>>(
+    file: &CorpusFile,
+    from: (u64, usize),
+    end: u64,
+    emit: &mut impl FnMut(Document) -> Result<(), E>,
+) -> Result<(), E> {
     let read_err = |source| IngestError::Read { path: file.abs.clone(), source };
-    let mut reader = std::io::BufReader::new(std::fs::File::open(&file.abs).map_err(read_err)?);
+    let mut handle = std::fs::File::open(&file.abs).map_err(read_err)?;
+    handle.seek(std::io::SeekFrom::Start(from.0)).map_err(read_err)?;
+    let mut reader = std::io::BufReader::with_capacity(1 << 20, handle);
+    let (mut offset, first_line) = from;
     let mut buf = Vec::new();
-    for line_no in 1.. {
-        buf.clear();
-        if reader.read_until(b'\n', &mut buf).map_err(read_err)? == 0 {
+    for line_no in first_line.. {
+        if offset >= end {
             break;
         }
+        buf.clear();
+        let n = reader.read_until(b'\n', &mut buf).map_err(read_err)?;
+        if n == 0 {
+            break;
+        }
+        offset += n as u64;
         if buf.last() == Some(&b'\n') {
             buf.pop();
             if buf.last() == Some(&b'\r') {
@@ -235,32 +287,42 @@ fn read_jsonl<E: From<IngestError>>(file: &CorpusFile, emit: &mut impl FnMut(Doc
         if line.trim().is_empty() {
             continue;
         }
-        let value: Value = serde_json::from_str(line).map_err(|e| {
-            // serde_json counts lines within this record: keep its column, not its line.
-            let message = e.to_string();
-            let message = message.split(" at line ").next().unwrap_or_default();
-            IngestError::Json { path: file.abs.clone(), line: line_no, message: format!("{message} (column {})", e.column()) }
-        })?;
-        let Value::Object(mut record) = value else {
-            return Err(IngestError::Json { path: file.abs.clone(), line: line_no, message: "expected a JSON object".into() }.into());
-        };
-        let Some(Value::String(body)) = record.remove("text") else {
-            return Err(IngestError::JsonNoText { path: file.abs.clone(), line: line_no }.into());
-        };
-        let source = format!("{}:{}", file.rel, line_no);
-        let doc_id = match record.remove("id") {
-            Some(Value::String(s)) => s,
-            Some(Value::Number(n)) => n.to_string(),
-            _ => source.clone(),
-        };
-        emit(Document { doc_id, source, text: body.nfc().collect(), metadata: Value::Object(record) })?;
+        emit(json_document(file, line, line_no)?)?;
     }
     Ok(())
 }
 
+/// One JSONL record as a document; `line_no` names it in errors and in its source.
+fn json_document(file: &CorpusFile, line: &str, line_no: usize) -> Result<Document, IngestError> {
+    let value: Value = serde_json::from_str(line).map_err(|e| {
+        // serde_json counts lines within this record: keep its column, not its line.
+        let message = e.to_string();
+        let message = message.split(" at line ").next().unwrap_or_default();
+        IngestError::Json { path: file.abs.clone(), line: line_no, message: format!("{message} (column {})", e.column()) }
+    })?;
+    let Value::Object(mut record) = value else {
+        return Err(IngestError::Json { path: file.abs.clone(), line: line_no, message: "expected a JSON object".into() });
+    };
+    let Some(Value::String(body)) = record.remove("text") else {
+        return Err(IngestError::JsonNoText { path: file.abs.clone(), line: line_no });
+    };
+    let source = format!("{}:{}", file.rel, line_no);
+    let doc_id = match record.remove("id") {
+        Some(Value::String(s)) => s,
+        Some(Value::Number(n)) => n.to_string(),
+        _ => source.clone(),
+    };
+    Ok(Document { doc_id, source, text: body.nfc().collect(), metadata: Value::Object(record) })
+}
+
 /// Rows of a Parquet file with a `text` column of strings; a null `text` is an empty document
 /// (kept, so it is counted). Other string and integer columns become metadata, `id` the doc id.
-fn read_parquet<E: From<IngestError>>(file: &CorpusFile, emit: &mut impl FnMut(Document) -> Result<(), E>) -> Result<(), E> {
+/// Only the row groups whose data starts within `part` (byte offsets in the file) are read.
+fn read_parquet<E: From<IngestError>>(
+    file: &CorpusFile,
+    part: Range<u64>,
+    emit: &mut impl FnMut(Document) -> Result<(), E>,
+) -> Result<(), E> {
     use arrow::array::{Array, AsArray};
     use arrow::datatypes::DataType;
     let wrap = |e: Box<dyn std::error::Error + Send + Sync>| IngestError::Parquet { path: file.abs.clone(), source: e };
@@ -271,8 +333,12 @@ fn read_parquet<E: From<IngestError>>(file: &CorpusFile, emit: &mut impl FnMut(D
         let columns = builder.schema().fields().iter().map(|f| f.name().as_str()).collect::<Vec<_>>().join(", ");
         return Err(IngestError::ParquetNoText { path: file.abs.clone(), columns }.into());
     }
-    let reader = builder.build().map_err(|e| wrap(e.into()))?;
-    let mut row = 0usize;
+    let groups = builder.metadata().row_groups();
+    let starts = |g: &parquet::file::metadata::RowGroupMetaData| g.columns().first().map_or(0, |c| c.byte_range().0);
+    let owned: Vec<usize> = (0..groups.len()).filter(|&i| part.contains(&starts(&groups[i]))).collect();
+    let Some(&first) = owned.first() else { return Ok(()) };
+    let mut row = groups[..first].iter().map(|g| g.num_rows() as usize).sum::<usize>();
+    let reader = builder.with_row_groups(owned).build().map_err(|e| wrap(e.into()))?;
     for batch in reader {
         let batch = batch.map_err(|e| wrap(e.into()))?;
         let mut columns = Vec::new();
@@ -311,7 +377,7 @@ mod tests {
 
     fn documents(root: &Path) -> Result<Vec<Document>, IngestError> {
         let mut docs = Vec::new();
-        scan_corpus(root, false)?.for_each_document(|d| -> Result<(), IngestError> {
+        scan_corpus(root, false)?.for_each_document(None, |d| -> Result<(), IngestError> {
             docs.push(d);
             Ok(())
         })?;
@@ -334,5 +400,52 @@ mod tests {
         std::fs::write(&path, "{\"id\": \"a\", \"text\": \"x\"}\n{\"id\": \"a\", \"text\": \"y\"}\n").expect("write");
         let err = documents(&path).expect_err("duplicate");
         assert!(err.to_string().contains("docs.jsonl:1") && err.to_string().contains("docs.jsonl:2"), "{err}");
+    }
+
+    /// A Parquet corpus file of `n` documents in row groups of two.
+    fn write_parquet(path: &Path, n: usize) {
+        use arrow::array::{ArrayRef, StringArray};
+        let texts: Vec<String> = (0..n).map(|i| format!("parquet text {i}")).collect();
+        let ids: Vec<String> = (0..n).map(|i| format!("pq{i}")).collect();
+        let batch = arrow::record_batch::RecordBatch::try_from_iter([
+            ("id", std::sync::Arc::new(StringArray::from(ids)) as ArrayRef),
+            ("text", std::sync::Arc::new(StringArray::from(texts)) as ArrayRef),
+        ])
+        .expect("batch");
+        let props = parquet::file::properties::WriterProperties::builder().set_max_row_group_row_count(Some(2)).build();
+        let mut w = parquet::arrow::ArrowWriter::try_new(std::fs::File::create(path).expect("create"), batch.schema(), Some(props))
+            .expect("writer");
+        w.write(&batch).expect("write");
+        w.close().expect("close");
+    }
+
+    #[test]
+    fn shards_partition_the_documents_in_scan_order() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        std::fs::write(dir.path().join("a.md"), "# A\n\nA text file.").expect("write");
+        let lines: Vec<String> = (0..40).map(|i| format!("{{\"id\": \"j{i}\", \"text\": \"{}\"}}", "word ".repeat(i % 7 + 1))).collect();
+        std::fs::write(dir.path().join("b.jsonl"), format!("\u{feff}{}\r\n\r\n", lines.join("\r\n\n"))).expect("write");
+        write_parquet(&dir.path().join("c.parquet"), 9);
+        std::fs::write(dir.path().join("d.txt"), "Last.").expect("write");
+        let scan = scan_corpus(dir.path(), true).expect("scan");
+        let read = |shard: Option<(Shard, &ShardPlan)>| {
+            let mut docs = Vec::new();
+            scan.for_each_document(shard, |d| -> Result<(), IngestError> {
+                docs.push((d.doc_id, d.source));
+                Ok(())
+            })
+            .expect("read");
+            docs
+        };
+        let whole = read(None);
+        assert_eq!(whole.len(), 1 + 40 + 9 + 1);
+        assert_eq!(whole[1], ("j0".to_string(), "b.jsonl:1".to_string()));
+        assert_eq!(whole[40], ("j39".to_string(), "b.jsonl:79".to_string()));
+        for count in 1..=9 {
+            let plan = ShardPlan::make(&scan, count).expect("plan");
+            assert!(plan.files.iter().zip(&scan.files).all(|(p, f)| p.sha256 == f.sha256), "the plan hashes as the scan does");
+            let joined: Vec<_> = Shard::all(count).flat_map(|s| read(Some((s, &plan)))).collect();
+            assert_eq!(joined, whole, "{count} shards");
+        }
     }
 }

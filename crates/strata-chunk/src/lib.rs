@@ -4,16 +4,21 @@
 //! with a `text` column), Unicode normalisation, splitting documents into sections by their
 //! Markdown headings, sections into chunks sized in the embedding model's tokens, and chunks
 //! into passages (the training unit) sized in the target model's tokens.
-//! It writes `work/chunks.parquet`, `work/passages.parquet` and `work/documents.parquet`; it
+//! It writes `work/chunks.parquet`, `work/passages.parquet` and `work/documents.parquet`, for
+//! the whole corpus or for one shard of it (then [`MergeChunks`] joins the shards' files); it
 //! knows nothing of embeddings or the taxonomy.
 
 mod ingest;
+mod merge;
 mod passages;
+mod plan;
 mod sections;
 mod split;
 
-pub use ingest::{scan_corpus, CorpusFile, CorpusScan, Document, FileKind, IngestError, Skipped};
+pub use ingest::{list_corpus, scan_corpus, CorpusFile, CorpusScan, Document, FileKind, IngestError, Skipped};
+pub use merge::MergeChunks;
 pub use passages::{group_passages, ChunkCounts, DocPassage};
+pub use plan::{LineStart, PlannedFile, ShardPlan};
 pub use sections::{sections, Section};
 pub use split::{chunk_document, DocChunk};
 
@@ -26,7 +31,7 @@ use strata_core::records::{ChunkRecord, DocumentRecord, PassageRecord};
 use strata_core::rundir::{WORK_CHUNKS, WORK_DOCUMENTS, WORK_PASSAGES};
 use strata_core::summary::{ChunkSummary, TargetTokenizer};
 use strata_core::tokens::TokenCounter;
-use strata_core::{Stage, StageContext, StageError, StageName, StageStats, StageSummary};
+use strata_core::{Shard, Stage, StageContext, StageError, StageName, StageStats, StageSummary};
 
 /// How documents are cut into chunks.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -103,7 +108,13 @@ pub struct ChunkStage {
     pub target_path: PathBuf,
     pub target: TargetTokenizer,
     pub passage_tokens: usize,
+    /// Only this shard's documents (written into the shard's own run directory), read as the
+    /// plan of its count says; none: all.
+    pub shard: Option<(Shard, ShardPlan)>,
 }
+
+/// The stage's files, written alike by [`ChunkStage`] and by [`MergeChunks`] from shards.
+const WRITES: [&str; 3] = [WORK_CHUNKS, WORK_PASSAGES, WORK_DOCUMENTS];
 
 impl Stage for ChunkStage {
     fn name(&self) -> StageName {
@@ -115,17 +126,21 @@ impl Stage for ChunkStage {
     }
 
     fn writes(&self) -> Vec<&'static str> {
-        vec![WORK_CHUNKS, WORK_PASSAGES, WORK_DOCUMENTS]
+        WRITES.to_vec()
     }
 
     fn fingerprint(&self) -> Result<serde_json::Value, StageError> {
         let files: Vec<_> = self.scan.files.iter().map(|f| json!([f.rel, f.sha256])).collect();
-        Ok(json!({
+        let mut fingerprint = json!({
             "config": self.config,
             "tokenizer": self.tokenizer_sha256,
             "target": [self.target.sha256, self.passage_tokens],
             "files": files,
-        }))
+        });
+        if let Some((shard, _)) = &self.shard {
+            fingerprint["shard"] = json!(shard);
+        }
+        Ok(fingerprint)
     }
 
     fn run(&self, ctx: &StageContext) -> Result<StageStats, StageError> {
@@ -167,7 +182,7 @@ impl Stage for ChunkStage {
             });
             let mut block: Vec<Document> = Vec::new();
             let mut block_bytes = 0;
-            let read = self.scan.for_each_document(|doc| -> Result<(), StageError> {
+            let read = self.scan.for_each_document(self.shard.as_ref().map(|(s, plan)| (*s, plan)), |doc| -> Result<(), StageError> {
                 block_bytes += doc.text.len();
                 block.push(doc);
                 if block_bytes >= BLOCK_BYTES {
@@ -185,7 +200,8 @@ impl Stage for ChunkStage {
             chunked.and(read)
         })?;
         ctx.progress.finish();
-        if out.chunks.rows() == 0 {
+        // A shard may hold no text (the merge checks the whole corpus).
+        if out.chunks.rows() == 0 && self.shard.is_none() {
             return Err(IngestError::NoText { corpus: self.scan.root.clone() }.into());
         }
         let (documents, chunks) = (out.documents.rows(), out.chunks.rows());

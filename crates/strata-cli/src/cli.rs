@@ -81,6 +81,14 @@ pub struct RunArgs {
     /// Embed every text afresh instead of reusing vectors cached by earlier runs.
     #[arg(long)]
     pub no_vector_cache: bool,
+    /// Run one shard of the map stages (chunk, embed), e.g. 2/4 (numbered from 0), into
+    /// `<out>/shards/part-IIIII-of-NNNNN/`; a shard already done on the same inputs is skipped.
+    #[arg(long, value_name = "I/N", conflicts_with = "shards")]
+    pub shard: Option<strata_core::Shard>,
+    /// Merge the N shards' parts of the map stages (each run with --shard I/N) instead of
+    /// chunking and embedding here, then run the stages after them.
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u32).range(1..))]
+    pub shards: Option<u32>,
 }
 
 #[derive(Debug, Args)]

@@ -1,6 +1,6 @@
 //! strata-core: what every stage shares and nothing more.
 //!
-//! It owns the run directory layout (every file name), the Arrow schemas of the files the
+//! It owns the run directory layout (every file name, the shards' folders), the Arrow schemas of the files the
 //! stages exchange, the manifest, the stage trait with its runner (fingerprints, skipping,
 //! write-to-temporary-then-rename) with the stages' names and typed summaries, the progress
 //! trait, the token counter, the taxonomy tree every reader shares, the vector matrix, what
@@ -19,6 +19,7 @@ pub mod progress;
 pub mod questions;
 pub mod records;
 pub mod rundir;
+pub mod shard;
 pub mod stage;
 pub mod summary;
 pub mod tokens;
@@ -29,6 +30,7 @@ pub use embedder::{EmbedFailure, TextEmbedder};
 pub use passages::PassageIndex;
 pub use progress::{NoProgress, Progress};
 pub use rundir::RunDir;
+pub use shard::Shard;
 pub use stage::{Stage, StageContext, StageError, StageStats};
 pub use summary::{StageName, StageSummary};
 pub use tree::{Shape, TaxonomyTree, TreeError};

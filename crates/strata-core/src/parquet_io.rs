@@ -141,6 +141,14 @@ pub fn batches<T: DeserializeOwned>(path: &Path, columns: &[&str]) -> Result<Bat
     Ok(Batches { path: path.to_path_buf(), reader, rows: std::marker::PhantomData })
 }
 
+/// Calls `f` on every row of `path`, in order, decoding a batch at a time.
+pub fn for_each_row<T: DeserializeOwned, E: From<ParquetIoError>>(path: &Path, mut f: impl FnMut(T) -> Result<(), E>) -> Result<(), E> {
+    for batch in batches::<T>(path, &[])? {
+        batch?.into_iter().try_for_each(&mut f)?;
+    }
+    Ok(())
+}
+
 /// The record batches of `path`, as `batches` reads them.
 pub struct Batches<T> {
     path: PathBuf,

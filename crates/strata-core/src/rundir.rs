@@ -32,6 +32,9 @@ pub const WORK_PASSAGE_ASSIGNMENTS: &str = "work/passage_assignments.parquet";
 pub const WORK_ASSIGNMENTS: &str = "work/assignments.parquet";
 pub const WORK_SELECTION: &str = "work/selection.parquet";
 
+/// The shards' run directories, one `part-IIIII-of-NNNNN` folder each (`RunDir::part`).
+pub const SHARDS_DIR: &str = "shards";
+
 /// Where a stage's outputs are assembled before they are renamed into place.
 pub const TMP_DIR: &str = ".tmp";
 
@@ -53,5 +56,16 @@ impl RunDir {
     /// The absolute or root-relative path of a run file, e.g. `run.path(CHUNKS)`.
     pub fn path(&self, rel: &str) -> PathBuf {
         self.root.join(rel)
+    }
+
+    /// The run directory of one shard of this run: its map stages write there, under the same
+    /// file names, with a manifest of their own (written last, so it marks the part complete).
+    pub fn part(&self, shard: crate::Shard) -> RunDir {
+        RunDir::new(self.root.join(SHARDS_DIR).join(shard.part_name()))
+    }
+
+    /// The plan the shards of `count` share (file hashes, where each starts reading).
+    pub fn shard_plan(&self, count: u32) -> PathBuf {
+        self.root.join(SHARDS_DIR).join(format!("plan-of-{count:05}.json"))
     }
 }

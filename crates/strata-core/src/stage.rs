@@ -151,6 +151,13 @@ pub fn run_stage(
     Ok(Outcome::Ran)
 }
 
+/// Whether `stage` has run in `run` on its present inputs and configuration, its outputs on
+/// disk unchanged: what a merge asks of each shard's part before it reads it.
+pub fn is_up_to_date(run: &RunDir, manifest: &Manifest, stage: &dyn Stage) -> Result<bool, RunError> {
+    let fingerprint = fingerprint(run, manifest, stage)?;
+    Ok(is_current(run, manifest.stages.run(stage.name()), &fingerprint))
+}
+
 /// The content hash of each output the stage wrote into `tmp`; all must exist.
 fn hash_outputs(run: &RunDir, stage: &dyn Stage, tmp: &Path) -> Result<BTreeMap<String, String>, RunError> {
     let mut outputs = BTreeMap::new();

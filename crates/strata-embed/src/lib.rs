@@ -10,11 +10,13 @@
 
 mod cache;
 mod lazy;
+mod merge;
 mod model;
 mod static_model;
 
 pub use cache::VectorCache;
 pub use lazy::LazyEmbedder;
+pub use merge::MergeEmbeddings;
 pub use model::{BatchStats, Batching, EmbedError, Embedder, ModelFiles, NeuralEmbedder, MODEL_NAME};
 pub use static_model::StaticEmbedder;
 
@@ -139,7 +141,10 @@ impl Stage for EmbedStage {
     }
 
     fn fingerprint(&self) -> Result<serde_json::Value, StageError> {
-        // Batching and the cache change only speed and memory, never the vectors: they stay out.
+        // Batching and the cache change speed and memory, not the vectors: they stay out. (The
+        // fp32 and static vectors are the same in any batch; int8 quantises each batch's
+        // activations with one scale, so its vectors move a little with the batch's other
+        // texts: cosine above 0.98, docs/SHARDING.md.)
         let mut fingerprint =
             json!({"model": self.config.model, "model_sha256": self.model_sha256()?, "with_headings": self.config.with_headings});
         if self.config.model.is_neural() && self.config.input_tokens != FULL_INPUT {

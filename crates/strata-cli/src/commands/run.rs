@@ -3,35 +3,45 @@
 use crate::cli::RunArgs;
 use crate::progress::Bars;
 use crate::recipe::Recipe;
+use crate::UsageError;
 use anyhow::{Context, Result};
 use serde_json::json;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
-use strata_chunk::CorpusScan;
+use strata_chunk::{CorpusScan, ShardPlan};
 use strata_core::manifest::{InputFile, Manifest, ManifestError};
 use strata_core::rundir::MANIFEST;
-use strata_core::stage::{run_stage, Outcome};
+use strata_core::shard::Parts;
+use strata_core::stage::{is_up_to_date, run_stage, Outcome};
 use strata_core::summary::TargetTokenizer;
-use strata_core::{RunDir, Stage, StageName};
+use strata_core::{Progress, RunDir, Shard, Stage, StageName};
 
 /// Runs every stage of the recipe, or only `only`. A bad recipe or corpus fails before the run
 /// directory is touched; a failed stage leaves only the complete outputs of earlier stages.
 pub fn run(args: &RunArgs, only: Option<StageName>, quiet: bool) -> Result<()> {
+    if args.shard.is_some() && only.is_some_and(|o| !MAP_STAGES.contains(&o)) {
+        return Err(
+            UsageError("--shard splits the map stages (chunk, embed) only; the later stages run once, with --shards N".into()).into()
+        );
+    }
     let recipe = Recipe::load(args)?;
     if args.threads > 0 {
         // Fails only if a pool exists already, which is then used as it is.
         let _ = rayon::ThreadPoolBuilder::new().num_threads(args.threads).build_global();
     }
-    let scan = strata_chunk::scan_corpus(&recipe.corpus, recipe.strict)?;
+    let (scan, plan) = scan(&recipe, args)?;
     for (path, reason) in &scan.skipped {
         tracing::warn!("skipped `{}`: {}", scan.root.join(path).display(), reason);
     }
-    let run = RunDir::new(recipe.out_dir());
+    let run = match args.shard {
+        Some(shard) => RunDir::new(recipe.out_dir()).part(shard),
+        None => RunDir::new(recipe.out_dir()),
+    };
     let created: Vec<PathBuf> =
         run.root().ancestors().take_while(|p| !p.as_os_str().is_empty() && !p.exists()).map(Path::to_path_buf).collect();
     std::fs::create_dir_all(run.root()).with_context(|| format!("failed to create the run directory `{}`", run.root().display()))?;
     let _lock = lock(run.root())?;
-    let result = run_stages(&run, &recipe, scan, args, only, quiet);
+    let result = run_stages(&run, &recipe, (scan, plan), args, only, quiet);
     if result.is_err() {
         // The folders this run created go again, as long as the failed run left them empty.
         created.iter().try_for_each(std::fs::remove_dir).ok();
@@ -55,7 +65,31 @@ fn lock(dir: &Path) -> Result<std::fs::File> {
     }
 }
 
-fn run_stages(run: &RunDir, recipe: &Recipe, scan: CorpusScan, args: &RunArgs, only: Option<StageName>, quiet: bool) -> Result<()> {
+/// The corpus's files and, for a shard or the merge of shards, the plan of their count. A
+/// shard lists the files and takes their hashes from the plan (made by the first shard to
+/// need it: one pass over the corpus for all shards); a whole run or a merge hashes them.
+fn scan(recipe: &Recipe, args: &RunArgs) -> Result<(CorpusScan, Option<ShardPlan>)> {
+    let out = RunDir::new(recipe.out_dir());
+    Ok(match (args.shard, args.shards) {
+        (Some(shard), _) => {
+            let mut scan = strata_chunk::list_corpus(&recipe.corpus, recipe.strict)?;
+            let plan = ShardPlan::for_scan(&mut scan, &out, shard.count)?;
+            (scan, Some(plan))
+        }
+        (None, Some(count)) => {
+            let scan = strata_chunk::scan_corpus(&recipe.corpus, recipe.strict)?;
+            // The merge keeps its own hashes: they decide whether the parts are of this corpus.
+            let plan = ShardPlan::for_scan(&mut scan.clone(), &out, count)?;
+            (scan, Some(plan))
+        }
+        (None, None) => (strata_chunk::scan_corpus(&recipe.corpus, recipe.strict)?, None),
+    })
+}
+
+type Corpus = (CorpusScan, Option<ShardPlan>);
+
+fn run_stages(run: &RunDir, recipe: &Recipe, corpus: Corpus, args: &RunArgs, only: Option<StageName>, quiet: bool) -> Result<()> {
+    let scan = &corpus.0;
     let mut manifest = match Manifest::load(&run.path(MANIFEST)) {
         // A run of an older contract is redone from the start, every stage.
         Err(e @ ManifestError::Version { .. }) => {
@@ -71,12 +105,17 @@ fn run_stages(run: &RunDir, recipe: &Recipe, scan: CorpusScan, args: &RunArgs, o
     manifest.inputs = scan.files.iter().map(|f| InputFile { path: f.rel.clone(), bytes: f.bytes, sha256: f.sha256.clone() }).collect();
     manifest.skipped = scan.skipped.iter().map(|(p, r)| json!({"path": p, "reason": r})).collect();
 
-    let stages = pipeline(recipe, scan, args)?;
-    let progress = Bars::new(quiet);
+    let stages = pipeline(recipe, corpus, args, only)?;
+    let stages: Vec<_> = stages.into_iter().filter(|s| only.is_none_or(|o| o == s.name())).collect();
+    let bars = Bars::new(quiet);
+    let fault = fault(args)?;
     let mut summary = Vec::new();
-    for stage in stages.iter().filter(|s| only.is_none_or(|o| o == s.name())) {
-        let force = args.force || only.is_some();
-        let outcome = run_stage(run, &mut manifest, stage.as_ref(), &progress, force)
+    for stage in &stages {
+        // A single-stage command reruns its stage, except on a shard: there a done part is kept.
+        let force = args.force || (only.is_some() && args.shard.is_none());
+        let crash = CrashAtFirstStep(&bars);
+        let progress: &dyn Progress = if fault == Some(stage.name()) { &crash } else { &bars };
+        let outcome = run_stage(run, &mut manifest, stage.as_ref(), progress, force)
             .with_context(|| format!("run directory `{}`", run.root().display()))?;
         summary.push((stage.name(), outcome));
     }
@@ -86,31 +125,33 @@ fn run_stages(run: &RunDir, recipe: &Recipe, scan: CorpusScan, args: &RunArgs, o
     Ok(())
 }
 
-/// Every stage in order, configured from the recipe.
-fn pipeline(recipe: &Recipe, scan: CorpusScan, args: &RunArgs) -> Result<Vec<Box<dyn Stage>>> {
-    let files = crate::model::model_files()?;
-    let tokenizer_path = files.tokenizer();
-    let tokenizer_sha256 = strata_core::hash::file_sha256(&tokenizer_path)
-        .with_context(|| format!("the model is not prepared (no `{}`); run `make model`", tokenizer_path.display()))?;
-    let embedder = Arc::new(strata_embed::LazyEmbedder::new(files.clone(), recipe.embed.model, &recipe.embed, args.threads));
-    let (target_path, target) = target_tokenizer(recipe, &tokenizer_path, &tokenizer_sha256)?;
-    Ok(vec![
-        Box::new(strata_chunk::ChunkStage {
-            scan,
-            tokenizer_path: tokenizer_path.clone(),
-            tokenizer_sha256,
-            config: recipe.chunk.clone(),
-            target_path: target_path.clone(),
-            target,
-            passage_tokens: recipe.target.passage_tokens,
-        }),
-        Box::new(strata_embed::EmbedStage {
-            config: recipe.embed.clone(),
-            files,
-            threads: args.threads,
-            cache_dir: (!args.no_vector_cache).then(|| crate::model::cache_dir().join("vectors")),
-            window_chunks: strata_embed::WINDOW_CHUNKS,
-        }),
+/// The stages that run per shard; the rest run once, on the merged parts.
+const MAP_STAGES: [StageName; 2] = [StageName::Chunk, StageName::Embed];
+
+/// Every stage in order, configured from the recipe: on a shard (`--shard`) its map stages;
+/// after shards (`--shards N`) merges of their parts in place of the map stages, then the rest.
+fn pipeline(recipe: &Recipe, corpus: Corpus, args: &RunArgs, only: Option<StageName>) -> Result<Vec<Box<dyn Stage>>> {
+    // The target tokenizer is loaded to check it only where chunking will load it anyway (it
+    // is a tenth of a second and 100 MB for Qwen3's, in every shard's task otherwise).
+    let chunks_here = args.shards.is_none() && only.is_none_or(|o| o == StageName::Chunk);
+    let map = MapStages::new(recipe, corpus, args, chunks_here)?;
+    let mut stages: Vec<Box<dyn Stage>> = match args.shards {
+        None => vec![Box::new(map.chunk(args.shard)), Box::new(map.embed())],
+        Some(count) => {
+            let parts = Parts::of(&RunDir::new(recipe.out_dir()), count);
+            map.check_parts(&parts, args, only)?;
+            let (corpus, files) = (map.scan.root.clone(), map.scan.files.len() as u64);
+            vec![
+                Box::new(strata_chunk::MergeChunks { parts: parts.clone(), corpus, files }),
+                Box::new(strata_embed::MergeEmbeddings { parts }),
+            ]
+        }
+    };
+    if args.shard.is_some() {
+        return Ok(stages);
+    }
+    let embedder = Arc::new(strata_embed::LazyEmbedder::new(map.files.clone(), recipe.embed.model, &recipe.embed, args.threads));
+    stages.extend::<[Box<dyn Stage>; 6]>([
         Box::new(strata_taxonomy::TaxonomyStage {
             config: recipe.taxonomy.clone(),
             domain: recipe.domain.clone(),
@@ -122,17 +163,123 @@ fn pipeline(recipe: &Recipe, scan: CorpusScan, args: &RunArgs) -> Result<Vec<Box
             config: recipe.emit.clone(),
             domain: recipe.domain.clone(),
             seed: recipe.seed,
-            tokenizer_path: target_path,
+            tokenizer_path: map.target_path.clone(),
         }),
         Box::new(strata_index::IndexStage),
         Box::new(strata_cost::CostStage { config: recipe.cost.clone() }),
         Box::new(strata_report::ReportStage),
-    ])
+    ]);
+    Ok(stages)
+}
+
+/// The map stages' configuration, for the whole corpus or any of its shards.
+struct MapStages<'a> {
+    recipe: &'a Recipe,
+    scan: CorpusScan,
+    plan: Option<ShardPlan>,
+    files: strata_embed::ModelFiles,
+    tokenizer_path: PathBuf,
+    tokenizer_sha256: String,
+    target_path: PathBuf,
+    target: TargetTokenizer,
+    args: &'a RunArgs,
+}
+
+impl<'a> MapStages<'a> {
+    fn new(recipe: &'a Recipe, (scan, plan): Corpus, args: &'a RunArgs, check_target: bool) -> Result<Self> {
+        let files = crate::model::model_files()?;
+        let tokenizer_path = files.tokenizer();
+        let tokenizer_sha256 = strata_core::hash::file_sha256(&tokenizer_path)
+            .with_context(|| format!("the model is not prepared (no `{}`); run `make model`", tokenizer_path.display()))?;
+        let (target_path, target) = target_tokenizer(recipe, &tokenizer_path, &tokenizer_sha256, check_target)?;
+        Ok(Self { recipe, scan, plan, files, tokenizer_path, tokenizer_sha256, target_path, target, args })
+    }
+
+    /// The chunk stage over the corpus, or over one shard (which a sharded run has a plan for).
+    fn chunk(&self, shard: Option<Shard>) -> strata_chunk::ChunkStage {
+        strata_chunk::ChunkStage {
+            scan: self.scan.clone(),
+            tokenizer_path: self.tokenizer_path.clone(),
+            tokenizer_sha256: self.tokenizer_sha256.clone(),
+            config: self.recipe.chunk.clone(),
+            target_path: self.target_path.clone(),
+            target: self.target.clone(),
+            passage_tokens: self.recipe.target.passage_tokens,
+            shard: shard.zip(self.plan.clone()),
+        }
+    }
+
+    fn embed(&self) -> strata_embed::EmbedStage {
+        strata_embed::EmbedStage {
+            config: self.recipe.embed.clone(),
+            files: self.files.clone(),
+            threads: self.args.threads,
+            cache_dir: (!self.args.no_vector_cache).then(|| crate::model::cache_dir().join("vectors")),
+            window_chunks: strata_embed::WINDOW_CHUNKS,
+        }
+    }
+
+    /// Every shard's part of each map stage to merge (`only` one, or both) must be done, on
+    /// this corpus and recipe: the error names the first that is not and the command that does it.
+    fn check_parts(&self, parts: &Parts, args: &RunArgs, only: Option<StageName>) -> Result<()> {
+        let embed = self.embed();
+        for (shard, dir) in Shard::all(parts.dirs.len() as u32).zip(&parts.dirs) {
+            let manifest = Manifest::load(&dir.path(MANIFEST))?.unwrap_or_else(|| Manifest::new(json!(null)));
+            let chunk = self.chunk(Some(shard));
+            for stage in [&chunk as &dyn Stage, &embed].into_iter().filter(|s| only.is_none_or(|o| o == s.name())) {
+                let done = manifest.stages.run(stage.name()).is_some() && is_up_to_date(dir, &manifest, stage).unwrap_or(false);
+                if !done {
+                    anyhow::bail!(
+                        "shard {shard}: its `{name}` part in `{}` is missing or was made from other inputs; run `strata {name} --recipe {} --shard {shard}` first",
+                        dir.root().display(),
+                        args.recipe.display(),
+                        name = stage.name().as_str(),
+                    );
+                }
+            }
+        }
+        Ok(())
+    }
+}
+
+/// The stage to crash in, from `STRATA_FAULT=<stage>:<shard index>` when this run is that
+/// shard: a fault switch for tests of what a crashed shard leaves and what its rerun redoes.
+fn fault(args: &RunArgs) -> Result<Option<StageName>> {
+    let (Some(switch), Some(shard)) = (std::env::var_os("STRATA_FAULT"), args.shard) else { return Ok(None) };
+    let switch = switch.to_string_lossy();
+    let parsed = switch
+        .split_once(':')
+        .and_then(|(stage, index)| Some((StageName::ALL.into_iter().find(|s| s.as_str() == stage)?, index.parse::<u32>().ok()?)));
+    let Some((stage, index)) = parsed else {
+        return Err(UsageError(format!("STRATA_FAULT=`{switch}`: write <stage>:<shard index>, e.g. embed:2")).into());
+    };
+    Ok((index == shard.index).then_some(stage))
+}
+
+/// Progress that aborts the process at the stage's first step, or at its end when it has no
+/// step (every vector cached): a crash in the stage, its outputs made only in `.tmp/`.
+struct CrashAtFirstStep<'a>(&'a dyn Progress);
+
+fn crash() {
+    tracing::error!("STRATA_FAULT: crashing on purpose");
+    std::process::abort();
+}
+
+impl Progress for CrashAtFirstStep<'_> {
+    fn start(&self, what: &str, total: Option<u64>) {
+        self.0.start(what, total);
+    }
+    fn advance(&self, _n: u64) {
+        crash()
+    }
+    fn finish(&self) {
+        crash()
+    }
 }
 
 /// The tokenizer that counts training tokens: the recipe's target tokenizer, else the
 /// embedding model's (and the manifest says which).
-fn target_tokenizer(recipe: &Recipe, embedding: &Path, embedding_sha256: &str) -> Result<(PathBuf, TargetTokenizer)> {
+fn target_tokenizer(recipe: &Recipe, embedding: &Path, embedding_sha256: &str, validate: bool) -> Result<(PathBuf, TargetTokenizer)> {
     let file_name = |p: &Path| p.file_name().map_or_else(|| p.display().to_string(), |n| n.to_string_lossy().into_owned());
     let Some(path) = &recipe.target.tokenizer else {
         let id = TargetTokenizer { file: file_name(embedding), sha256: embedding_sha256.to_string(), is_target: false };
@@ -140,7 +287,9 @@ fn target_tokenizer(recipe: &Recipe, embedding: &Path, embedding_sha256: &str) -
     };
     let sha256 =
         strata_core::hash::file_sha256(path).with_context(|| format!("failed to read the target tokenizer `{}`", path.display()))?;
-    strata_core::tokens::TokenCounter::from_file(path)?;
+    if validate {
+        strata_core::tokens::TokenCounter::from_file(path)?;
+    }
     Ok((path.clone(), TargetTokenizer { file: file_name(path), sha256, is_target: true }))
 }
 

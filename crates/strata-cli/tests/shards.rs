@@ -1,0 +1,147 @@
+//! A sharded run equals a single-node run: the demo corpus (as a JSONL file and Markdown files,
+//! so shards cut files and lines) run as four shards by the Slurm scripts of `tools/slurm/`,
+//! each array task's command run in a shell with its index, then the reduce job, gives the
+//! contract files of `strata run` byte for byte. A done shard is skipped on rerun, and the
+//! reduce refuses parts that are missing.
+
+mod common;
+
+use common::*;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+const SHARDS: u32 = 4;
+
+/// The demo corpus in `dir`: its first 30 documents as lines of `docs.jsonl`, the rest as files.
+fn demo_corpus(dir: &Path) {
+    std::fs::create_dir_all(dir).expect("mkdir");
+    let mut docs: Vec<PathBuf> =
+        std::fs::read_dir(repo().join("fixtures/medicine")).expect("fixtures").map(|e| e.expect("entry").path()).collect();
+    docs.sort();
+    let mut jsonl = String::new();
+    for p in &docs[..30] {
+        let text = std::fs::read_to_string(p).expect("read");
+        let id = p.file_stem().expect("stem").to_string_lossy();
+        jsonl.push_str(&serde_json::json!({"id": id, "text": text}).to_string());
+        jsonl.push('\n');
+    }
+    std::fs::write(dir.join("docs.jsonl"), jsonl).expect("write");
+    for p in &docs[30..] {
+        std::fs::copy(p, dir.join(p.file_name().expect("name"))).expect("copy");
+    }
+}
+
+/// Runs a script of `tools/slurm/` as Slurm would, with `env` (the array index among them).
+fn slurm(script: &str, env: &[(&str, String)]) -> Output {
+    let mut c = Command::new("bash");
+    c.arg(repo().join("tools/slurm").join(script)).current_dir(repo()).env("STRATA", env!("CARGO_BIN_EXE_strata"));
+    c.envs(env.iter().map(|(k, v)| (*k, v.as_str())));
+    c.output().expect("bash runs")
+}
+
+fn succeeded(o: Output) -> Output {
+    assert!(o.status.success(), "failed: {}", stderr(&o));
+    o
+}
+
+/// Every file of `single` that must be the same in `sharded`: the Parquet files, the taxonomy
+/// and dataset JSON, the dense search files (not the manifest, cost.json or the tantivy index,
+/// which record timings and segment ids).
+fn deterministic_files(single: &Path) -> Vec<PathBuf> {
+    let mut files = Vec::new();
+    let mut stack = vec![single.to_path_buf()];
+    while let Some(dir) = stack.pop() {
+        for e in std::fs::read_dir(&dir).expect("ls") {
+            let p = e.expect("entry").path();
+            let rel = p.strip_prefix(single).expect("inside").to_path_buf();
+            let name = rel.to_string_lossy().into_owned();
+            if p.is_dir() && name != "index" {
+                stack.push(p);
+            } else if p.is_file() && !["manifest.json", "cost.json", "report.html"].contains(&name.as_str()) {
+                files.push(rel);
+            }
+        }
+    }
+    files.sort();
+    files
+}
+
+#[test]
+fn four_shards_by_the_slurm_scripts_equal_a_single_node_run() {
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let corpus = tmp.path().join("corpus");
+    demo_corpus(&corpus);
+    let recipe = repo().join("pipeline/medicine.toml");
+    let (single, sharded) = (tmp.path().join("single"), tmp.path().join("sharded"));
+    let path = |p: &Path| p.to_str().expect("utf-8").to_string();
+    succeeded(strata(&[
+        "run",
+        "--quiet",
+        "--no-vector-cache",
+        "--recipe",
+        &path(&recipe),
+        "--corpus",
+        &path(&corpus),
+        "--out",
+        &path(&single),
+    ]));
+
+    let env = |index: Option<u32>| {
+        let mut env = vec![
+            ("RECIPE", path(&recipe)),
+            ("SHARDS", SHARDS.to_string()),
+            ("STRATA_ARGS", format!("--no-vector-cache --corpus {} --out {}", path(&corpus), path(&sharded))),
+        ];
+        env.extend(index.map(|i| ("SLURM_ARRAY_TASK_ID", i.to_string())));
+        env
+    };
+    for i in 0..SHARDS {
+        succeeded(slurm("map.sbatch", &env(Some(i))));
+    }
+    succeeded(slurm("reduce.sbatch", &env(None)));
+    // The first shard planned for all (file hashes, where each starts reading); the rest read it.
+    assert!(sharded.join("shards/plan-of-00004.json").is_file(), "no shard plan");
+
+    let files = deterministic_files(&single);
+    assert!(files.iter().any(|f| f.ends_with("embeddings.parquet")) && files.len() > 15, "{files:?}");
+    for rel in &files {
+        let same = std::fs::read(single.join(rel)).ok() == std::fs::read(sharded.join(rel)).ok();
+        assert!(same, "{} differs between the single-node and the sharded run", rel.display());
+    }
+    let manifest: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(sharded.join("manifest.json")).expect("manifest")).expect("json");
+    let single_manifest: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(single.join("manifest.json")).expect("manifest")).expect("json");
+    for figure in ["documents", "passages", "corpus_tokens", "embedding_tokens"] {
+        assert_eq!(manifest["stages"]["chunk"][figure], single_manifest["stages"]["chunk"][figure], "{figure}");
+    }
+
+    // A shard done on the same inputs is skipped: its manifest (timings included) stays as it was.
+    let part = sharded.join("shards/part-00001-of-00004/manifest.json");
+    let before = std::fs::read(&part).expect("part manifest");
+    succeeded(slurm("map.sbatch", &env(Some(1))));
+    assert_eq!(std::fs::read(&part).expect("part manifest"), before, "a done shard ran again");
+
+    // The reduce refuses to merge without every part, naming the shard and what to run.
+    std::fs::remove_file(sharded.join("shards/part-00002-of-00004/manifest.json")).expect("rm");
+    let o = slurm("reduce.sbatch", &env(None));
+    let err = stderr(&o);
+    assert_eq!(o.status.code(), Some(1), "{err}");
+    assert!(err.contains("shard 2/4") && err.contains("strata chunk") && err.contains("--shard 2/4"), "{err}");
+}
+
+#[test]
+fn shard_flags_are_checked_before_anything_runs() {
+    let recipe = repo().join("pipeline/medicine.toml");
+    let recipe = recipe.to_str().expect("utf-8");
+    for (args, needle) in [
+        (vec!["taxonomy", "--recipe", recipe, "--shard", "0/2"], "map stages"),
+        (vec!["run", "--recipe", recipe, "--shard", "2/2"], "below the count"),
+        (vec!["run", "--recipe", recipe, "--shard", "1-2"], "I/N"),
+        (vec!["run", "--recipe", recipe, "--shard", "0/2", "--shards", "2"], "cannot be used with"),
+    ] {
+        let o = strata(&args);
+        assert_eq!(o.status.code(), Some(2), "{args:?}: {}", stderr(&o));
+        assert!(stderr(&o).contains(needle), "{args:?}: {}", stderr(&o));
+    }
+}

@@ -1,0 +1,194 @@
+"""strata-ray: run strata's map stages on a Ray cluster, one task per shard, then the reduce.
+
+    strata-ray run --recipe pipeline/medicine.toml --shards 4 --address auto [-- --no-vector-cache ...]
+
+strata decides what each shard holds and skips a shard whose inputs are unchanged; this
+driver only schedules. For each shard I of N it submits a `chunk` task and an `embed` task
+that takes the chunk task's result as an argument, so Ray starts embed I once chunk I is
+done while other shards are still chunking. A task runs
+
+    strata <stage> --recipe R --shard I/N --out OUT [--corpus C] --quiet --threads C
+
+as a subprocess (the `strata` installed with this package on the node, or `--strata`), with
+STRATA_CACHE, STRATA_LOG, STRATA_FAULT and HOME taken from the driver's environment (Ray
+workers inherit the environment of the node's raylet, not the driver's). Whether strata ran
+the stage or skipped it is read from the shard's `manifest.json`: an unchanged
+`stages.<stage>` record means skipped. A failing task is retried `--max-retries` times;
+when the map stages are all done the driver runs `strata run --recipe R --shards N` on its
+own node to merge the parts and run the remaining stages, and exits with its status.
+
+Every path handed to strata is absolute: tasks run in other working directories, and the
+run directory must be on a filesystem that every node sees.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib.metadata
+import json
+import os
+import re
+import shutil
+import signal
+import subprocess
+import sys
+import time
+import tomllib
+from pathlib import Path
+
+import ray
+
+MAP_STAGES = ("chunk", "embed")
+FORWARDED_ENV = ("STRATA_CACHE", "STRATA_LOG", "STRATA_FAULT", "HOME")
+STDERR_TAIL = 2000  # characters of strata's stderr kept in a task's error
+
+
+class StrataFailed(RuntimeError):
+    """A strata subprocess exited with an error (the message names stage, shard, status)."""
+
+
+def installed_strata() -> str:
+    """The `strata` binary installed with this package (the wheel's script), else on PATH."""
+    try:
+        for file in importlib.metadata.files("strata-ray") or []:
+            if file.name == "strata" and os.access(file.locate(), os.X_OK):
+                return str(Path(file.locate()).resolve())
+    except importlib.metadata.PackageNotFoundError:
+        pass
+    beside = Path(sys.executable).parent / "strata"
+    found = str(beside) if os.access(beside, os.X_OK) else shutil.which("strata")
+    if found is None:
+        raise SystemExit("strata-ray: no `strata` binary installed beside the package; pass --strata PATH")
+    return found
+
+
+def run_dir(recipe: Path, out: Path | None) -> Path:
+    """The run directory strata will use: `--out`, else the recipe's `out` (default
+    `out/<domain>`), relative to the folder above `pipeline/` or else the recipe's folder
+    (the rule of crates/strata-cli/src/recipe.rs)."""
+    if out is not None:
+        return out.resolve()
+    values = tomllib.loads(recipe.read_text())
+    base = recipe.parent.parent if recipe.parent.name == "pipeline" else recipe.parent
+    return (base / values.get("out", f"out/{values['domain']}")).resolve()
+
+
+def stage_record(manifest: Path, stage: str):
+    """The shard manifest's `stages.<stage>` record, or None when there is none yet."""
+    try:
+        return json.loads(manifest.read_text()).get("stages", {}).get(stage)
+    except (FileNotFoundError, json.JSONDecodeError):
+        return None
+
+
+def exit_text(code: int) -> str:
+    if code < 0:
+        try:
+            return f"killed by {signal.Signals(-code).name}"
+        except ValueError:
+            return f"killed by signal {-code}"
+    return f"exit status {code}"
+
+
+def map_stage(stage: str, index: int, shards: int, strata: str | None, args: list[str], env: dict, manifest: str, *after) -> dict:
+    """One Ray task: strata `stage` on shard `index`/`shards`. `after` holds the result of
+    the task this one waits for (chunk, for embed); Ray resolves it before starting us."""
+    binary = strata or installed_strata()
+    before = stage_record(Path(manifest), stage)
+    child_env = {k: v for k, v in os.environ.items() if k not in FORWARDED_ENV} | env
+    started = time.monotonic()
+    done = subprocess.run(
+        [binary, stage, *args, "--shard", f"{index}/{shards}"],
+        env=child_env, stdin=subprocess.DEVNULL, capture_output=True, text=True, errors="replace",
+    )
+    seconds = time.monotonic() - started
+    if done.returncode != 0:
+        tail = re.sub(r"\x1b\[[0-9;]*m", "", done.stderr or done.stdout)[-STDERR_TAIL:].rstrip()  # colours off
+        raise StrataFailed(f"{stage} shard {index}/{shards}: strata {exit_text(done.returncode)} on {os.uname().nodename}\n{tail}")
+    ran = stage_record(Path(manifest), stage) != before
+    return {"stage": stage, "shard": index, "ran": ran, "seconds": seconds}
+
+
+def run(opts: argparse.Namespace) -> int:
+    recipe = opts.recipe.resolve()
+    out = run_dir(recipe, opts.out)
+    common = ["--recipe", str(recipe), "--out", str(out)]
+    if opts.corpus is not None:
+        common += ["--corpus", str(opts.corpus.resolve())]
+    common += opts.strata_args
+    env = {k: os.environ[k] for k in FORWARDED_ENV if k in os.environ}
+    strata = str(Path(opts.strata).resolve()) if opts.strata else None
+
+    ray.init(address=opts.address, logging_level="WARNING")
+    task = ray.remote(map_stage)
+    args = common + ["--quiet", "--threads", str(opts.cpus_per_task)]
+    pending = {}  # ObjectRef -> (stage, shard)
+    for i in range(opts.shards):
+        manifest = str(out / "shards" / f"part-{i:05d}-of-{opts.shards:05d}" / "manifest.json")
+        after = ()
+        for stage in MAP_STAGES:
+            options = dict(name=f"strata {stage} {i}/{opts.shards}", num_cpus=opts.cpus_per_task, max_retries=opts.max_retries, retry_exceptions=True)
+            ref = task.options(**options).remote(stage, i, opts.shards, strata, args, env, manifest, *after)
+            pending[ref] = (stage, i)
+            after = (ref,)
+    print(f"strata-ray: {len(pending)} tasks ({', '.join(MAP_STAGES)} x {opts.shards} shards) on {sum(n['Alive'] for n in ray.nodes())} nodes; run directory {out}", flush=True)
+
+    started = time.monotonic()
+    counts = {stage: {"ran": 0, "skipped": 0} for stage in MAP_STAGES}
+    failed = []  # (stage, shard)
+    total, finished = len(pending), 0
+    while pending:
+        [ref], _ = ray.wait(list(pending), num_returns=1)
+        stage, i = pending.pop(ref)
+        finished += 1
+        try:
+            result = ray.get(ref)
+        except ray.exceptions.RayError as err:
+            failed.append((stage, i))
+            if stage != MAP_STAGES[0] and (MAP_STAGES[0], i) in failed:
+                print(f"{stage} shard {i}/{opts.shards}: not run, {MAP_STAGES[0]} failed  [{finished}/{total}]", flush=True)
+            else:
+                cause = str(getattr(err, "cause", None) or err).strip().replace("\n", "\n  ")
+                print(f"{stage} shard {i}/{opts.shards}: FAILED after {opts.max_retries + 1} attempts  [{finished}/{total}]\n  {cause}", flush=True)
+            continue
+        state = "ran" if result["ran"] else "skipped"
+        counts[stage][state] += 1
+        timing = f" in {result['seconds']:.1f} s" if result["ran"] else ""
+        print(f"{stage} shard {i}/{opts.shards}: {state}{timing}  [{finished}/{total}]", flush=True)
+
+    summary = "; ".join(f"{s} {c['ran']} ran, {c['skipped']} skipped" for s, c in counts.items())
+    print(f"map stages: {summary}; {len(failed)} failed; {time.monotonic() - started:.1f} s", flush=True)
+    ray.shutdown()
+    if failed:
+        names = ", ".join(f"{s} shard {i}/{opts.shards}" for s, i in sorted(failed, key=lambda f: (MAP_STAGES.index(f[0]), f[1])))
+        print(f"strata-ray: failed: {names}; not merging", file=sys.stderr, flush=True)
+        return 1
+
+    reduce = [strata or installed_strata(), "run", *common, "--shards", str(opts.shards)]
+    print(f"reduce: {' '.join(reduce)}", flush=True)
+    status = subprocess.run(reduce, stdin=subprocess.DEVNULL).returncode
+    return status if status >= 0 else 128 - status  # killed by a signal: the shell's 128+N
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="strata-ray", description=__doc__.split("\n\n")[0])
+    sub = parser.add_subparsers(dest="command", required=True)
+    p = sub.add_parser("run", help="map stages per shard as Ray tasks, then `strata run --shards N`")
+    p.add_argument("--recipe", type=Path, required=True, help="the recipe (e.g. pipeline/medicine.toml)")
+    p.add_argument("--shards", type=int, required=True, help="number of shards N (one task per shard per map stage)")
+    p.add_argument("--out", type=Path, help="run directory instead of the recipe's (on a filesystem every node sees)")
+    p.add_argument("--corpus", type=Path, help="corpus to read instead of the recipe's")
+    p.add_argument("--address", default=None, help="Ray cluster: auto, HOST:PORT, or none given: RAY_ADDRESS, else a local `ray start`, else a new local instance")
+    p.add_argument("--cpus-per-task", type=int, default=1, help="CPUs Ray reserves per task, and strata's --threads (default 1)")
+    p.add_argument("--max-retries", type=int, default=2, help="retries of a failed task (default 2)")
+    p.add_argument("--strata", help="the strata binary to run (default: the one installed with this package)")
+    p.add_argument("strata_args", nargs=argparse.REMAINDER, help="after --: flags for every strata command, e.g. -- --no-vector-cache")
+    opts = parser.parse_args(argv)
+    opts.strata_args = opts.strata_args[1:] if opts.strata_args[:1] == ["--"] else opts.strata_args
+    if opts.shards < 1 or opts.cpus_per_task < 1 or opts.max_retries < 0:
+        parser.error("--shards and --cpus-per-task must be at least 1, --max-retries at least 0")
+    return run(opts)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

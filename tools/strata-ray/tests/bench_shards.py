@@ -1,0 +1,213 @@
+"""`make bench-shards`: whole MedQuAD as shards through strata-ray on a one-node Ray cluster
+(this machine, loopback) against `strata run`, per embedder. A benchmark, not a test:
+nothing here fails because the machine is slow.
+
+For each run it prints the wall time of `strata run` and of `strata-ray run --shards N`
+(cluster already up; the driver's start, the tasks and the reduce included), their ratio,
+whether the contract files are byte-identical, the per-shard seconds of each map stage and
+the reduce's stage seconds (from the manifests: the inputs of the scaling model in
+BENCHMARKS.md), and the peak memory of `strata run` and of one shard's map stages alone.
+Vectors are computed afresh (`--no-vector-cache`) in every run. Environment:
+
+    SHARD_BENCH_MODELS="static minilm-int8"   embedders
+    SHARD_BENCH_RUNS=3                        runs of each (medians); SHARD_BENCH_NEURAL_RUNS=1
+    SHARD_BENCH_SHARDS=4                      shards
+    BENCH_CORPUS=...                          another corpus (default: MedQuAD's docs.jsonl)
+    SHARD_BENCH_X4=1                          also the reduce alone on MedQuAD x4 (static): how
+                                              its stages and peak grow with the corpus, and the
+                                              scaling model built from all of it
+
+`bench_shards.py RESULTS.jsonl` prints the scaling model again from an earlier run's results.
+    STRATA_BENCH_DIR=/tmp/strata-bench        where runs and the results (JSON lines) go
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+from loopback import BIN, Cluster, run
+
+REPO = Path(__file__).resolve().parents[3]
+CORPUS = Path(os.environ.get("BENCH_CORPUS", REPO.parent / "shared/corpora/medquad/docs.jsonl")).resolve()
+QUESTIONS = (REPO.parent / "shared/corpora/medquad/questions.jsonl").resolve()
+DIR = Path(os.environ.get("STRATA_BENCH_DIR", "/tmp/strata-bench")) / "shards"
+MODELS = os.environ.get("SHARD_BENCH_MODELS", "static minilm-int8").split()
+RUNS = int(os.environ.get("SHARD_BENCH_RUNS", "3"))
+NEURAL_RUNS = int(os.environ.get("SHARD_BENCH_NEURAL_RUNS", "1"))
+SHARDS = int(os.environ.get("SHARD_BENCH_SHARDS", "4"))
+CPUS = os.cpu_count() or 2
+# The contract files that must be equal (dense/ and work/ too; not the manifest, cost.json,
+# report.html or index/, which hold timings or segment ids in any two runs).
+COMPARED = ["chunks.parquet", "passages.parquet", "embeddings.parquet", "taxonomy.parquet", "taxonomy.json", "train/*", "dense/*", "work/*"]
+
+
+def timed(cmd: list) -> tuple[float, int]:
+    """Wall seconds and peak RSS (MiB, GNU time: the largest process it waited for) of `cmd`."""
+    done = run(["/usr/bin/time", "-f", "TIME %e %M", *cmd], timeout=3600)
+    if done.returncode != 0:
+        sys.exit(f"bench-shards: failed: {' '.join(map(str, cmd))}")
+    seconds, kib = done.output.rsplit("TIME ", 1)[1].split()[:2]
+    return float(seconds), round(int(kib) / 1024)
+
+
+def identical(a: Path, b: Path) -> list[str]:
+    """The compared files that differ between runs `a` and `b` (empty: identical)."""
+    files = sorted({p.relative_to(a) for pattern in COMPARED for p in a.glob(pattern) if p.is_file()})
+    return [str(f) for f in files if not (b / f).is_file() or (a / f).read_bytes() != (b / f).read_bytes()]
+
+
+def seconds_of(manifest: Path) -> dict:
+    stages = json.loads(manifest.read_text())["stages"]
+    return {name: record["seconds"] for name, record in stages.items()}
+
+
+def bench(model: str, address: str) -> list[dict]:
+    recipe = DIR / f"recipe-{model}.toml"
+    text = subprocess.run([REPO / "tools/medquad-recipe.sh", model, QUESTIONS], capture_output=True, text=True, check=True).stdout
+    recipe.write_text(text)
+    common = ["--recipe", recipe, "--corpus", CORPUS]
+    results = []
+    for i in range(RUNS if model == "static" else NEURAL_RUNS):
+        single, sharded, one = DIR / f"single-{model}", DIR / f"ray-{model}", DIR / f"shard-{model}"
+        for d in (sharded, one):
+            subprocess.run(["rm", "-rf", d], check=True)
+        single_s, single_mib = timed([BIN / "strata", "run", *common, "--out", single, "--force", "--no-vector-cache", "--quiet"])
+        ray_s, _ = timed([BIN / "strata-ray", "run", *common, "--out", sharded, "--shards", SHARDS, "--address", address, "--cpus-per-task", "1", "--", "--no-vector-cache"])
+        # One shard's map stages alone, on one thread as in the cluster: a map task's memory.
+        _, shard_mib = timed([BIN / "strata", "run", *common, "--out", one, "--shard", f"0/{SHARDS}", "--threads", "1", "--no-vector-cache", "--quiet"])
+        parts = [seconds_of(sharded / "shards" / f"part-{s:05d}-of-{SHARDS:05d}" / "manifest.json") for s in range(SHARDS)]
+        result = {
+            "model": model, "run": i, "shards": SHARDS, "cpus": CPUS,
+            "single_seconds": single_s, "ray_seconds": ray_s, "ratio": round(ray_s / single_s, 3),
+            "single_peak_mib": single_mib, "shard_peak_mib": shard_mib,
+            "differ": identical(single, sharded),
+            "shard_stage_seconds": parts, "reduce_stage_seconds": seconds_of(sharded / "manifest.json"),
+            "single_stage_seconds": seconds_of(single / "manifest.json"),
+            "chunks": json.loads((single / "manifest.json").read_text())["stages"]["chunk"]["rows_out"],
+        }
+        print(json.dumps(result), flush=True)
+        results.append(result)
+    return results
+
+
+def reduce_growth() -> dict:
+    """The static recipe's reduce on MedQuAD and on MedQuAD x4 (the corpus four times, made by
+    `make bench`'s subsets), its map stages run as shards by the CLI first: the reduce's
+    seconds per stage and its peak memory at two sizes."""
+    recipe = DIR / "recipe-static.toml"
+    recipe.write_text(subprocess.run([REPO / "tools/medquad-recipe.sh", "static", QUESTIONS], capture_output=True, text=True, check=True).stdout)
+    x4 = Path(os.environ.get("STRATA_BENCH_DIR", "/tmp/strata-bench")) / "medquad-x4.jsonl"
+    if not x4.is_file():
+        subprocess.run([sys.executable, REPO / "tools/bench.py", "subsets", CORPUS, x4.parent], check=True)
+    growth = {}
+    for name, corpus in (("x1", CORPUS), ("x4", x4)):
+        out = DIR / f"reduce-{name}"
+        subprocess.run(["rm", "-rf", out], check=True)
+        common = ["--recipe", recipe, "--corpus", corpus, "--out", out, "--no-vector-cache", "--quiet"]
+        for s in range(SHARDS):
+            timed([BIN / "strata", "run", *common, "--shard", f"{s}/{SHARDS}"])
+        seconds, mib = timed([BIN / "strata", "run", *common, "--shards", SHARDS])
+        manifest = json.loads((out / "manifest.json").read_text())
+        growth[name] = {"chunks": manifest["stages"]["chunk"]["rows_out"], "reduce_seconds": seconds, "reduce_peak_mib": mib, "stage_seconds": seconds_of(out / "manifest.json")}
+        print(json.dumps({"reduce": name} | growth[name]), flush=True)
+    return growth
+
+
+# The scaling model's cluster: nodes of 16 cores, one shard per core (tasks of one CPU).
+NODE_CORES = 16
+SCALES = (10_000_000, 100_000_000)
+NODES = (8, 64)
+
+
+def hash_rate() -> float:
+    """Bytes a second one core hashes (SHA-256, as the shard plan does), on MedQuAD."""
+    data = CORPUS.read_bytes()
+    started = time.perf_counter()
+    hashlib.sha256(data).hexdigest()
+    return len(data) / (time.perf_counter() - started)
+
+
+def project(results: list[dict]) -> None:
+    """On paper: wall time and peak memory per node for 10M and 100M chunks on 8 and 64 nodes,
+    from the measured per-shard map times, the reduce at MedQuAD and MedQuAD x4 (a line
+    through the two), and the corpus hashing every shard does."""
+    growth = next((r["reduce_growth"] for r in results if "reduce_growth" in r), None)
+    if growth is None:
+        print("\n(no scaling model: run with SHARD_BENCH_X4=1 for the reduce's growth)")
+        return
+    x1, x4 = growth["x1"], growth["x4"]
+
+    def line(key: str, at: float, scale: float = 1.0) -> float:
+        slope = (x4[key] - x1[key]) / (x4["chunks"] - x1["chunks"])
+        return x1[key] + scale * slope * (at - x1["chunks"])
+
+    bytes_per_chunk, rate = CORPUS.stat().st_size / x1["chunks"], hash_rate()
+    print(f"\nscaling model (on paper): nodes of {NODE_CORES} cores, one shard per core; map rates from the shards above "
+          f"(one thread each), plus the shard plan's one pass over the corpus (hashing at {rate / 1e9:.2f} GB/s, {bytes_per_chunk:.0f} bytes a chunk), "
+          f"the reduce a line through MedQuAD ({x1['chunks']} chunks: {x1['reduce_seconds']:.1f} s, {x1['reduce_peak_mib']} MiB) "
+          f"and x4 ({x4['chunks']}: {x4['reduce_seconds']:.1f} s, {x4['reduce_peak_mib']} MiB), on one node")
+    print(f"{'model':<12} {'chunks':>6} {'nodes':>5} {'map wall':>9} {'of which plan':>13} {'reduce wall':>11} {'total':>8} {'map node peak':>13} {'reduce peak':>11}")
+    for model in MODELS:
+        rs = [r for r in results if r.get("model") == model]
+        per_shard = rs[0].get("chunks", x1["chunks"]) / rs[0]["shards"]
+        core_s = statistics.median(statistics.mean(p["chunk"] + p["embed"] for p in r["shard_stage_seconds"]) for r in rs) / per_shard
+        task_mib = statistics.median(r["shard_peak_mib"] for r in rs)
+        for chunks in SCALES:
+            for nodes in NODES:
+                shard = chunks / (nodes * NODE_CORES)
+                hashing = chunks * bytes_per_chunk / rate  # the plan, once, before the shards read
+                map_wall = shard * core_s + hashing
+                reduce_wall = line("reduce_seconds", chunks)
+                # A task holds its window and its distinct vectors (4 bytes a dimension); the
+                # reduce's growth, measured static, is mostly vectors: neural ones are 384/256 larger.
+                dim = 256 if model == "static" else 384
+                node_mib = NODE_CORES * (task_mib + (shard - per_shard) * dim * 4 / 2**20)
+                reduce_mib = line("reduce_peak_mib", chunks, dim / 256)
+                print(f"{model:<12} {chunks / 1e6:>5.0f}M {nodes:>5} {map_wall / 3600:>7.1f} h {hashing / 60:>9.1f} min {reduce_wall / 3600:>9.1f} h "
+                      f"{(map_wall + reduce_wall) / 3600:>6.1f} h {node_mib / 1024:>9.1f} GiB {reduce_mib / 1024:>7.0f} GiB")
+
+
+def main() -> int:
+    if len(sys.argv) == 2:  # the scaling model again, from an earlier run's results
+        project([json.loads(line) for line in Path(sys.argv[1]).read_text().splitlines()])
+        return 0
+    DIR.mkdir(parents=True, exist_ok=True)
+    out = DIR / f"results-{time.strftime('%Y%m%dT%H%M%SZ', time.gmtime())}.jsonl"
+    temp = Path(tempfile.mkdtemp(prefix="srb-", dir="/tmp"))  # short: Ray's socket paths live under it
+    cluster = Cluster(temp, workers=0, cpus=CPUS)
+    results = []
+    try:
+        if not cluster.start():
+            return 1
+        for model in MODELS:
+            results += bench(model, cluster.address)
+        if os.environ.get("SHARD_BENCH_X4") == "1":
+            results.append({"reduce_growth": reduce_growth()})
+    finally:
+        left = cluster.stop()
+        if left:
+            print(f"bench-shards: processes left after stopping the cluster: {left}", file=sys.stderr)
+        shutil.rmtree(temp, ignore_errors=True)
+    out.write_text("".join(json.dumps(r) + "\n" for r in results))
+    print(f"\nwhole MedQuAD, {SHARDS} shards on a one-node Ray cluster ({CPUS} CPUs), medians; results in {out}")
+    print(f"{'model':<12} {'runs':>4} {'strata run':>11} {'strata-ray':>11} {'ratio':>6} {'peak run':>9} {'peak shard':>10}  files")
+    for model in MODELS:
+        rs = [r for r in results if r.get("model") == model]
+        med = lambda key: statistics.median(r[key] for r in rs)  # noqa: E731
+        same = "identical" if not any(r["differ"] for r in rs) else "differ: " + ", ".join(sorted({f for r in rs for f in r["differ"]}))
+        print(f"{model:<12} {len(rs):>4} {med('single_seconds'):>9.1f} s {med('ray_seconds'):>9.1f} s {med('ratio'):>5.2f}x {med('single_peak_mib'):>6.0f} MiB {med('shard_peak_mib'):>6.0f} MiB  {same}")
+    project(results)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

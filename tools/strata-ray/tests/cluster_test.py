@@ -1,0 +1,146 @@
+"""Loopback cluster test of strata-ray (`make test-ray`): a two-node Ray cluster on
+127.0.0.1, the sharded run against a single-node `strata run`, byte for byte.
+
+Run with the Python of a venv where `pip install ./tools/strata-ray` put `strata-ray`,
+`strata` and `ray` beside it. Checks:
+  a. the demo corpus (pipeline/medicine.toml), 4 shards;
+  b. the first 400 MedQuAD documents, a copy of pipeline/medquad.toml with model "static";
+  c. a crash (STRATA_FAULT=embed:2, --max-retries 1) fails naming embed shard 2; the rerun
+     skips every other task, leaves their part manifests untouched, and matches (a).
+Every process it starts is ended by its id (the ray nodes by their process group).
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+from loopback import BIN, Cluster, run
+
+REPO = Path(__file__).resolve().parents[3]
+SHARED = REPO.parent / "shared"
+SHARDS = 4
+# The contract files compared byte for byte (train/*.parquet: every training set emitted).
+COMPARED = ["chunks.parquet", "passages.parquet", "embeddings.parquet", "taxonomy.parquet", "taxonomy.json", "train/*.parquet", "train/dataset_info.json"]
+
+failures: list[str] = []
+
+
+def check(ok: bool, what: str) -> bool:
+    print(f"{'PASS' if ok else 'FAIL'}: {what}", flush=True)
+    if not ok:
+        failures.append(what)
+    return ok
+
+
+def compare(ours: Path, theirs: Path, label: str) -> None:
+    files = []
+    for pattern in COMPARED:
+        matched = sorted(p.relative_to(theirs) for p in theirs.glob(pattern))
+        check(bool(matched), f"{label}: single-node run has {pattern}")
+        files += matched
+    differ = [str(f) for f in files if not (ours / f).is_file() or (ours / f).read_bytes() != (theirs / f).read_bytes()]
+    check(not differ, f"{label}: {len(files) - len(differ)}/{len(files)} contract files byte-identical ({', '.join(map(str, files))}){' DIFFER: ' + ', '.join(differ) if differ else ''}")
+
+
+def strata_ray(recipe: Path, out: Path, address: str, extra: list[str] = (), env: dict | None = None) -> subprocess.CompletedProcess:
+    return run([BIN / "strata-ray", "run", "--recipe", recipe, "--shards", SHARDS, "--out", out, "--address", address, *extra], timeout=900, env=env)
+
+
+def single(recipe: Path, out: Path) -> subprocess.CompletedProcess:
+    return run([BIN / "strata", "run", "--recipe", recipe, "--out", out, "--quiet"], timeout=900)
+
+
+def scenario(name: str, recipe: Path, tmp: Path, address: str) -> None:
+    done = strata_ray(recipe, tmp / f"{name}-ray", address)
+    check(done.returncode == 0, f"{name}: strata-ray run --shards {SHARDS} exits 0")
+    done = single(recipe, tmp / f"{name}-single")
+    check(done.returncode == 0, f"{name}: single-node strata run exits 0")
+    compare(tmp / f"{name}-ray", tmp / f"{name}-single", name)
+
+
+def medquad_recipe(tmp: Path) -> Path:
+    """pipeline/medquad.toml on the first 400 documents, model "static", paths absolute."""
+    corpus = tmp / "medquad-400.jsonl"
+    with open(SHARED / "corpora/medquad/docs.jsonl") as src, open(corpus, "w") as dst:
+        for _, line in zip(range(400), src):
+            dst.write(line)
+    text = (REPO / "pipeline/medquad.toml").read_text()
+    subs = {
+        r'(?m)^corpus = ".*"$': f'corpus = "{corpus}"',
+        r'(?m)^out = ".*"$': f'out = "{tmp / "medquad-default-out"}"',
+        r'(?m)^model = "minilm"$': 'model = "static"',
+        r'(?m)^questions = ".*"$': f'questions = "{(SHARED / "corpora/medquad/questions.jsonl").resolve()}"',
+        r'(?m)^tokenizer = "~/': f'tokenizer = "{Path.home()}/',
+    }
+    for pattern, repl in subs.items():
+        text, n = re.subn(pattern, repl, text)
+        assert n == 1, f"pipeline/medquad.toml changed shape: {pattern} matched {n} times"
+    recipe = tmp / "medquad-400.toml"
+    recipe.write_text(text)
+    return recipe
+
+
+def fault(tmp: Path, address: str) -> None:
+    recipe, out = REPO / "pipeline/medicine.toml", tmp / "fault-ray"
+    # Both runs get a cache of their own (the model linked in, no vectors), so the shard
+    # really embeds when it crashes, and the driver must forward it to the tasks as STRATA_CACHE.
+    cache, real = tmp / "cache", Path(os.environ.get("STRATA_CACHE", Path.home() / ".cache/strata"))
+    (cache / "vectors").mkdir(parents=True)
+    for name in ("models", "onnxruntime"):
+        (cache / name).symlink_to(real / name)
+    env = {k: v for k, v in os.environ.items() if k != "STRATA_FAULT"} | {"STRATA_CACHE": str(cache)}
+    done = strata_ray(recipe, out, address, ["--max-retries", "1"], env=env | {"STRATA_FAULT": "embed:2"})
+    check(done.returncode != 0, "fault: strata-ray fails with STRATA_FAULT=embed:2")
+    check(re.search(r"embed shard 2/4: FAILED", done.output) is not None and "failed: embed shard 2/4" in done.output, "fault: the failure names embed shard 2/4")
+    check(not re.search(r"(chunk shard \d|embed shard [013])/4: (FAILED|not run)", done.output), "fault: no other task failed")
+    parts = {i: out / "shards" / f"part-{i:05d}-of-{SHARDS:05d}" / "manifest.json" for i in (0, 1, 3)}
+    before = {i: p.read_bytes() if p.is_file() else None for i, p in parts.items()}
+    check(all(before.values()), "fault: parts 0, 1, 3 have manifests after the failed run")
+
+    done = strata_ray(recipe, out, address, ["--max-retries", "1"], env=env)
+    check(done.returncode == 0, "fault: the rerun without the fault exits 0")
+    expected = [f"chunk shard {i}/4: skipped" for i in range(4)] + [f"embed shard {i}/4: skipped" for i in (0, 1, 3)]
+    missing = [e for e in expected if e not in done.output]
+    check(not missing, f"fault: rerun reports chunk 0-3 and embed 0, 1, 3 skipped{' MISSING: ' + '; '.join(missing) if missing else ''}")
+    check(re.search(r"embed shard 2/4: ran in", done.output) is not None, "fault: rerun reports embed shard 2/4 ran")
+    check(all(parts[i].is_file() and parts[i].read_bytes() == before[i] for i in parts), "fault: part manifests of shards 0, 1, 3 byte-identical before and after the rerun")
+    compare(out, tmp / "demo-single", "fault")
+
+
+def main() -> int:
+    for tool in ("strata-ray", "strata", "ray"):
+        if not (BIN / tool).exists():
+            print(f"FAIL: {BIN / tool} missing: run me with the Python of the venv strata-ray is installed in")
+            return 1
+    helptext = run([BIN / "strata", "chunk", "--help"], timeout=30, show=False).output
+    if not check("--shard" in helptext, "the installed strata has `chunk --shard`"):
+        return 1
+    tmp = Path(tempfile.mkdtemp(prefix="srt-", dir="/tmp"))
+    print(f"work directory {tmp}", flush=True)
+    cluster = Cluster(tmp)
+    started = time.monotonic()
+    try:
+        if check(cluster.start(), "a two-node loopback Ray cluster starts"):
+            scenario("demo", REPO / "pipeline/medicine.toml", tmp, cluster.address)
+            scenario("medquad", medquad_recipe(tmp), tmp, cluster.address)
+            fault(tmp, cluster.address)
+    finally:
+        left = cluster.stop()
+        check(not left, f"cluster stopped, no process left in its groups or under {cluster.temp} {left or ''}")
+    print(f"{'PASS' if not failures else 'FAIL'}: cluster test, {len(failures)} failed check(s), {time.monotonic() - started:.0f} s")
+    if not failures:
+        shutil.rmtree(tmp, ignore_errors=True)
+    else:
+        print(f"kept {tmp} for inspection")
+    return 1 if failures else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
