@@ -54,8 +54,7 @@ impl ShardPlan {
         let lock_path = path.with_extension("lock");
         let lock = std::fs::File::create(&lock_path).map_err(io(&lock_path))?;
         lock.lock().map_err(io(&lock_path))?;
-        let saved = std::fs::read(&path).ok().and_then(|bytes| serde_json::from_slice::<ShardPlan>(&bytes).ok());
-        let plan = match saved.filter(|p| p.fits(scan, count)) {
+        let plan = match Self::saved(run, count).filter(|p| p.fits(scan, count)) {
             Some(plan) => plan,
             None => {
                 let plan = Self::make(scan, count)?;
@@ -68,6 +67,12 @@ impl ShardPlan {
             file.sha256 = planned.sha256.clone();
         }
         Ok(plan)
+    }
+
+    /// The plan of `count` shards saved in `run`, if one is there (it may be of other files).
+    pub fn saved(run: &RunDir, count: u32) -> Option<ShardPlan> {
+        let bytes = std::fs::read(run.shard_plan(count)).ok()?;
+        serde_json::from_slice(&bytes).ok()
     }
 
     /// Reads every file once: its hash and, in JSONL files, the shards' first lines.

@@ -144,4 +144,11 @@ fn shard_flags_are_checked_before_anything_runs() {
         assert_eq!(o.status.code(), Some(2), "{args:?}: {}", stderr(&o));
         assert!(stderr(&o).contains(needle), "{args:?}: {}", stderr(&o));
     }
+    // A merge before any shard has run says so, and leaves no folder behind.
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let out = tmp.path().join("run");
+    let o = strata(&["run", "--recipe", recipe, "--out", out.to_str().expect("utf-8"), "--shards", "2"]);
+    assert_eq!(o.status.code(), Some(1), "{}", stderr(&o));
+    assert!(stderr(&o).contains("no shard has run") && stderr(&o).contains("plan-of-00002.json"), "{}", stderr(&o));
+    assert!(!out.exists(), "the failed merge left its run directory");
 }

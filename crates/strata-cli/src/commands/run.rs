@@ -29,19 +29,20 @@ pub fn run(args: &RunArgs, only: Option<StageName>, quiet: bool) -> Result<()> {
         // Fails only if a pool exists already, which is then used as it is.
         let _ = rayon::ThreadPoolBuilder::new().num_threads(args.threads).build_global();
     }
-    let (scan, plan) = scan(&recipe, args)?;
-    for (path, reason) in &scan.skipped {
-        tracing::warn!("skipped `{}`: {}", scan.root.join(path).display(), reason);
-    }
     let run = match args.shard {
         Some(shard) => RunDir::new(recipe.out_dir()).part(shard),
         None => RunDir::new(recipe.out_dir()),
     };
     let created: Vec<PathBuf> =
         run.root().ancestors().take_while(|p| !p.as_os_str().is_empty() && !p.exists()).map(Path::to_path_buf).collect();
-    std::fs::create_dir_all(run.root()).with_context(|| format!("failed to create the run directory `{}`", run.root().display()))?;
-    let _lock = lock(run.root())?;
-    let result = run_stages(&run, &recipe, (scan, plan), args, only, quiet);
+    let result = scan(&recipe, args).and_then(|corpus| {
+        for (path, reason) in &corpus.0.skipped {
+            tracing::warn!("skipped `{}`: {}", corpus.0.root.join(path).display(), reason);
+        }
+        std::fs::create_dir_all(run.root()).with_context(|| format!("failed to create the run directory `{}`", run.root().display()))?;
+        let _lock = lock(run.root())?;
+        run_stages(&run, &recipe, corpus, args, only, quiet)
+    });
     if result.is_err() {
         // The folders this run created go again, as long as the failed run left them empty.
         created.iter().try_for_each(std::fs::remove_dir).ok();
@@ -67,8 +68,9 @@ fn lock(dir: &Path) -> Result<std::fs::File> {
 
 /// The corpus's files and, for a shard or the merge of shards, the plan of their count. A
 /// shard lists the files and takes their hashes from the plan (made by the first shard to
-/// need it: one pass over the corpus for all shards); a whole run or a merge hashes them.
-fn scan(recipe: &Recipe, args: &RunArgs) -> Result<(CorpusScan, Option<ShardPlan>)> {
+/// need it, in the run directory: one pass over the corpus for all shards); a whole run or a
+/// merge hashes them (the merge's own hashes decide whether the parts are of this corpus).
+fn scan(recipe: &Recipe, args: &RunArgs) -> Result<Corpus> {
     let out = RunDir::new(recipe.out_dir());
     Ok(match (args.shard, args.shards) {
         (Some(shard), _) => {
@@ -77,10 +79,11 @@ fn scan(recipe: &Recipe, args: &RunArgs) -> Result<(CorpusScan, Option<ShardPlan
             (scan, Some(plan))
         }
         (None, Some(count)) => {
-            let scan = strata_chunk::scan_corpus(&recipe.corpus, recipe.strict)?;
-            // The merge keeps its own hashes: they decide whether the parts are of this corpus.
-            let plan = ShardPlan::for_scan(&mut scan.clone(), &out, count)?;
-            (scan, Some(plan))
+            let plan = ShardPlan::saved(&out, count).ok_or_else(|| {
+                let plan = out.shard_plan(count);
+                anyhow::anyhow!("no shard has run: `{}` is missing; run the {count} shards first (--shard I/{count})", plan.display())
+            })?;
+            (strata_chunk::scan_corpus(&recipe.corpus, recipe.strict)?, Some(plan))
         }
         (None, None) => (strata_chunk::scan_corpus(&recipe.corpus, recipe.strict)?, None),
     })
