@@ -18,6 +18,12 @@ from pathlib import Path
 
 BIN = Path(sys.executable).parent  # the venv's bin: strata-ray, strata, ray
 
+# Every node and driver of a loopback cluster, in this process and its children, without Ray's
+# token authentication: a local Ray started once before leaves ~/.ray/auth_token behind, and
+# then a head reads it while a worker joining by address does not, and is refused. The nodes
+# listen on 127.0.0.1 only.
+os.environ["RAY_AUTH_MODE"] = "disabled"
+
 
 def free_port() -> int:
     with socket.socket() as s:
