@@ -76,15 +76,38 @@ impl VectorCache {
         self.vectors.insert(key, vector);
     }
 
-    /// Writes the cache (temporary file, then rename), unless it lives in memory only.
+    /// Writes the cache (a temporary file of a name no other process has, on any machine
+    /// sharing the folder, then a rename), unless it lives in memory only. Processes saving at
+    /// once (shards) each replace the file whole: the last one's vectors are kept.
     pub fn save(&self, dim: usize) -> Result<(), parquet_io::ParquetIoError> {
         let Some(path) = &self.path else {
             return Ok(());
         };
+        let failed = |e: std::io::Error| parquet_io::ParquetIoError::Write { path: path.clone(), source: e.into() };
         let mut rows: Vec<CachedVector> = self.vectors.iter().map(|(k, v)| CachedVector { key: k.clone(), embedding: v.clone() }).collect();
         rows.sort_by(|a, b| a.key.cmp(&b.key));
-        let tmp = path.with_extension(format!("tmp{}", std::process::id()));
-        parquet_io::write_rows(&tmp, &fields(dim), &rows, &[])?;
-        std::fs::rename(&tmp, path).map_err(|e| parquet_io::ParquetIoError::Write { path: path.clone(), source: e.into() })
+        let dir = path.parent().unwrap_or(Path::new("."));
+        let tmp = tempfile::Builder::new().prefix(".vectors-").suffix(".tmp").tempfile_in(dir).map_err(failed)?;
+        parquet_io::write_rows(tmp.path(), &fields(dim), &rows, &[])?;
+        tmp.persist(path).map(drop).map_err(|e| failed(e.error))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn saved_vectors_are_found_by_the_next_run_and_no_temporary_file_stays() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let mut cache = VectorCache::open(dir.path(), "0123456789abcdef0123", FULL_INPUT);
+        cache.insert(key("a text"), vec![0.6, 0.8]);
+        cache.save(2).expect("save");
+        let again = VectorCache::open(dir.path(), "0123456789abcdef0123", FULL_INPUT);
+        assert_eq!(again.get(&key("a text")), Some(&vec![0.6, 0.8]));
+        let names: Vec<_> = std::fs::read_dir(dir.path()).expect("ls").map(|e| e.expect("entry").file_name()).collect();
+        assert_eq!(names, ["vectors-0123456789abcdef.parquet"]);
+        // Another input length keeps its own file.
+        assert!(VectorCache::open(dir.path(), "0123456789abcdef0123", 128).get(&key("a text")).is_none());
     }
 }
