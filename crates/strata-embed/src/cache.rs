@@ -87,7 +87,7 @@ impl VectorCache {
         let mut rows: Vec<CachedVector> = self.vectors.iter().map(|(k, v)| CachedVector { key: k.clone(), embedding: v.clone() }).collect();
         rows.sort_by(|a, b| a.key.cmp(&b.key));
         let dir = path.parent().unwrap_or(Path::new("."));
-        let tmp = tempfile::Builder::new().prefix(".vectors-").suffix(".tmp").tempfile_in(dir).map_err(failed)?;
+        let tmp = tempfile::Builder::new().prefix(".vectors-").tempfile_in(dir).map_err(failed)?;
         parquet_io::write_rows(tmp.path(), &fields(dim), &rows, &[])?;
         tmp.persist(path).map(drop).map_err(|e| failed(e.error))
     }
