@@ -1,14 +1,18 @@
 //! A sharded run equals a single-node run: the demo corpus (as a JSONL file and Markdown files,
 //! so shards cut files and lines) run as four shards by the Slurm scripts of `tools/slurm/`,
 //! each array task's command run in a shell with its index, then the reduce job, gives the
-//! contract files of `strata run` byte for byte. A done shard is skipped on rerun, and the
-//! reduce refuses parts that are missing.
+//! contract files of `strata run` byte for byte; so does a Parquet corpus in small row groups,
+//! as three shards. A done shard is skipped on rerun, and the reduce refuses parts that are
+//! missing.
 
 mod common;
 
 use common::*;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
+use strata_core::rundir::{
+    CHUNKS as CHUNKS_FILE, EMBEDDINGS as EMBEDDINGS_FILE, PASSAGES as PASSAGES_FILE, SCPT as SCPT_FILE, TAXONOMY as TAXONOMY_FILE,
+};
 
 const SHARDS: u32 = 4;
 
@@ -128,6 +132,63 @@ fn four_shards_by_the_slurm_scripts_equal_a_single_node_run() {
     let err = stderr(&o);
     assert_eq!(o.status.code(), Some(1), "{err}");
     assert!(err.contains("shard 2/4") && err.contains("strata chunk") && err.contains("--shard 2/4"), "{err}");
+}
+
+/// The demo corpus as one Parquet file (`id`, `text`) in row groups of 3 rows.
+fn parquet_corpus(path: &Path) {
+    use arrow::array::{ArrayRef, StringArray};
+    let mut docs: Vec<PathBuf> =
+        std::fs::read_dir(repo().join("fixtures/medicine")).expect("fixtures").map(|e| e.expect("entry").path()).collect();
+    docs.sort();
+    let column =
+        |f: &dyn Fn(&Path) -> String| std::sync::Arc::new(StringArray::from(docs.iter().map(|p| f(p)).collect::<Vec<_>>())) as ArrayRef;
+    let batch = arrow::record_batch::RecordBatch::try_from_iter([
+        ("id", column(&|p| p.file_stem().expect("stem").to_string_lossy().into_owned())),
+        ("text", column(&|p| std::fs::read_to_string(p).expect("read"))),
+    ])
+    .expect("batch");
+    let props = parquet::file::properties::WriterProperties::builder().set_max_row_group_row_count(Some(3)).build();
+    let mut w =
+        parquet::arrow::ArrowWriter::try_new(std::fs::File::create(path).expect("create"), batch.schema(), Some(props)).expect("writer");
+    w.write(&batch).expect("write");
+    w.close().expect("close");
+}
+
+#[test]
+fn a_parquet_corpus_in_shards_equals_a_single_node_run() {
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let corpus = tmp.path().join("docs.parquet");
+    parquet_corpus(&corpus);
+    let path = |p: &Path| p.to_str().expect("utf-8").to_string();
+    let recipe = path(&repo().join("pipeline/medicine.toml"));
+    let (single, sharded) = (path(&tmp.path().join("single")), path(&tmp.path().join("sharded")));
+    let corpus_arg = path(&corpus);
+    let run = |out: &str, extra: &[&str]| {
+        let mut args = vec!["run", "--quiet", "--recipe", &recipe, "--corpus", &corpus_arg, "--out", out];
+        args.extend_from_slice(extra);
+        succeeded(strata(&args))
+    };
+    run(&single, &[]);
+    for shard in ["0/3", "1/3", "2/3"] {
+        run(&sharded, &["--shard", shard]);
+    }
+    run(&sharded, &["--shards", "3"]);
+    for rel in [CHUNKS_FILE, PASSAGES_FILE, EMBEDDINGS_FILE, TAXONOMY_FILE, SCPT_FILE] {
+        let same = std::fs::read(Path::new(&single).join(rel)).ok() == std::fs::read(Path::new(&sharded).join(rel)).ok();
+        assert!(same, "{rel} differs between the single-node and the sharded run");
+    }
+    // Every shard read row groups of its own: together they hold all 40 documents once.
+    let documents: usize = (0..3)
+        .map(|i| {
+            let part: serde_json::Value = serde_json::from_slice(
+                &std::fs::read(Path::new(&sharded).join(format!("shards/part-{i:05}-of-00003/manifest.json"))).expect("part manifest"),
+            )
+            .expect("json");
+            part["stages"]["chunk"]["documents"].as_u64().expect("documents") as usize
+        })
+        .inspect(|&n| assert!(n > 0, "a shard read no row group"))
+        .sum();
+    assert_eq!(documents, 40);
 }
 
 #[test]
