@@ -38,6 +38,9 @@ pub enum Command {
     Index(RunArgs),
     /// Only the report stage.
     Report(RunArgs),
+    /// Print the recipe as a run resolves it (flags, then the recipe, then defaults; paths
+    /// absolute or as given), as JSON: what an engine launching strata needs to know.
+    Recipe(RunArgs),
     /// The cost ledger of each knowledge-injection route for a run, printed and saved.
     Cost(CostArgs),
     /// Search a run: BM25, dense or hybrid.

@@ -161,10 +161,11 @@ impl Stage for EmbedStage {
     }
 
     fn run(&self, ctx: &StageContext) -> Result<StageStats, StageError> {
+        let model_sha256 = self.model_sha256()?;
         // Vectors of earlier runs are reused for the neural models; the static table embeds
         // faster than the cache file reads, so it only dedupes within the run.
         let mut cache = match self.cache_dir.as_deref().filter(|_| self.config.model.is_neural()) {
-            Some(dir) => VectorCache::open(dir, &self.model_sha256()?, self.config.input_tokens),
+            Some(dir) => VectorCache::open(dir, &model_sha256, self.config.input_tokens),
             None => VectorCache::in_memory(),
         };
         let mut embedder = Embedder::load_with(&self.files, self.config.model, self.threads, self.config.input_tokens)?;
@@ -173,7 +174,7 @@ impl Stage for EmbedStage {
             ("model", if self.config.model.is_neural() { MODEL_NAME.to_string() } else { format!("{MODEL_NAME} (static distillation)") }),
             ("variant", serde_json::to_string(&self.config.model)?.trim_matches('"').to_string()),
             ("dim", dim.to_string()),
-            ("model_sha256", self.model_sha256()?),
+            ("model_sha256", model_sha256),
             ("pooling", if self.config.model.is_neural() { "mean" } else { "sif-weighted mean of static token vectors" }.to_string()),
             ("normalized", "l2".to_string()),
         ];

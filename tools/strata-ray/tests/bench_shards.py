@@ -23,7 +23,6 @@ Vectors are computed afresh (`--no-vector-cache`) in every run. Environment:
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 import shutil
@@ -105,9 +104,7 @@ def reduce_growth() -> dict:
     seconds per stage and its peak memory at two sizes."""
     recipe = DIR / "recipe-static.toml"
     recipe.write_text(subprocess.run([REPO / "tools/medquad-recipe.sh", "static", QUESTIONS], capture_output=True, text=True, check=True).stdout)
-    x4 = Path(os.environ.get("STRATA_BENCH_DIR", "/tmp/strata-bench")) / "medquad-x4.jsonl"
-    if not x4.is_file():
-        subprocess.run([sys.executable, REPO / "tools/bench.py", "subsets", CORPUS, x4.parent], check=True)
+    x4 = x4_corpus()
     growth = {}
     for name, corpus in (("x1", CORPUS), ("x4", x4)):
         out = DIR / f"reduce-{name}"
@@ -128,12 +125,34 @@ SCALES = (10_000_000, 100_000_000)
 NODES = (8, 64)
 
 
-def hash_rate() -> float:
-    """Bytes a second one core hashes (SHA-256, as the shard plan does), on MedQuAD."""
-    data = CORPUS.read_bytes()
-    started = time.perf_counter()
-    hashlib.sha256(data).hexdigest()
-    return len(data) / (time.perf_counter() - started)
+def x4_corpus() -> Path:
+    """MedQuAD four times over, made by `make bench`'s subsets when missing."""
+    x4 = Path(os.environ.get("STRATA_BENCH_DIR", "/tmp/strata-bench")) / "medquad-x4.jsonl"
+    if not x4.is_file():
+        subprocess.run([sys.executable, REPO / "tools/bench.py", "subsets", CORPUS, x4.parent], check=True)
+    return x4
+
+
+def plan_rate() -> float:
+    """Bytes a second strata's shard plan reads (hashing every file, finding the shards' first
+    lines), on MedQuAD x4: the time of `strata chunk --shard 0/512` when it makes the plan,
+    less its time when the plan is there, median of 3."""
+    recipe, corpus, out = DIR / "recipe-static.toml", x4_corpus(), DIR / "plan"
+    recipe.write_text(subprocess.run([REPO / "tools/medquad-recipe.sh", "static", QUESTIONS], capture_output=True, text=True, check=True).stdout)
+    shard = [BIN / "strata", "chunk", "--recipe", recipe, "--corpus", corpus, "--out", out, "--shard", "0/512", "--quiet"]
+
+    def seconds() -> float:
+        started = time.perf_counter()
+        subprocess.run(shard, check=True)
+        return time.perf_counter() - started
+
+    plans = []
+    for _ in range(3):
+        shutil.rmtree(out, ignore_errors=True)
+        with_plan = seconds()
+        shutil.rmtree(out / "shards" / "part-00000-of-00512")
+        plans.append(with_plan - seconds())
+    return corpus.stat().st_size / statistics.median(plans)
 
 
 def project(results: list[dict]) -> None:
@@ -150,9 +169,9 @@ def project(results: list[dict]) -> None:
         slope = (x4[key] - x1[key]) / (x4["chunks"] - x1["chunks"])
         return x1[key] + scale * slope * (at - x1["chunks"])
 
-    bytes_per_chunk, rate = CORPUS.stat().st_size / x1["chunks"], hash_rate()
+    bytes_per_chunk, rate = CORPUS.stat().st_size / x1["chunks"], plan_rate()
     print(f"\nscaling model (on paper): nodes of {NODE_CORES} cores, one shard per core; map rates from the shards above "
-          f"(one thread each), plus the shard plan's one pass over the corpus (hashing at {rate / 1e9:.2f} GB/s, {bytes_per_chunk:.0f} bytes a chunk), "
+          f"(one thread each), plus the shard plan's one pass over the corpus ({rate / 1e9:.2f} GB/s, measured; {bytes_per_chunk:.0f} bytes a chunk), "
           f"the reduce a line through MedQuAD ({x1['chunks']} chunks: {x1['reduce_seconds']:.1f} s, {x1['reduce_peak_mib']} MiB) "
           f"and x4 ({x4['chunks']}: {x4['reduce_seconds']:.1f} s, {x4['reduce_peak_mib']} MiB), on one node")
     print(f"{'model':<12} {'chunks':>6} {'nodes':>5} {'map wall':>9} {'of which plan':>13} {'reduce wall':>11} {'total':>8} {'map node peak':>13} {'reduce peak':>11}")

@@ -49,20 +49,25 @@ def compare(ours: Path, theirs: Path, label: str) -> None:
     check(not differ, f"{label}: {len(files) - len(differ)}/{len(files)} contract files byte-identical ({', '.join(map(str, files))}){' DIFFER: ' + ', '.join(differ) if differ else ''}")
 
 
-def strata_ray(recipe: Path, out: Path, address: str, extra: list[str] = (), env: dict | None = None) -> subprocess.CompletedProcess:
-    return run([BIN / "strata-ray", "run", "--recipe", recipe, "--shards", SHARDS, "--out", out, "--address", address, *extra], timeout=900, env=env)
+def strata_ray(recipe: Path, out: Path | None, address: str, extra: list[str] = (), env: dict | None = None) -> subprocess.CompletedProcess:
+    """`strata-ray run` into `out`, or without --out into the recipe's own run directory."""
+    into = ["--out", out] if out is not None else []
+    return run([BIN / "strata-ray", "run", "--recipe", recipe, "--shards", SHARDS, *into, "--address", address, *extra], timeout=900, env=env)
 
 
 def single(recipe: Path, out: Path) -> subprocess.CompletedProcess:
     return run([BIN / "strata", "run", "--recipe", recipe, "--out", out, "--quiet"], timeout=900)
 
 
-def scenario(name: str, recipe: Path, tmp: Path, address: str) -> None:
-    done = strata_ray(recipe, tmp / f"{name}-ray", address)
+def scenario(name: str, recipe: Path, tmp: Path, address: str, recipe_out: Path | None = None) -> None:
+    """Sharded against single-node; with `recipe_out`, the driver is given no --out and must
+    find the recipe's run directory (through `strata recipe`) there."""
+    ray_out = recipe_out or tmp / f"{name}-ray"
+    done = strata_ray(recipe, None if recipe_out else ray_out, address)
     check(done.returncode == 0, f"{name}: strata-ray run --shards {SHARDS} exits 0")
     done = single(recipe, tmp / f"{name}-single")
     check(done.returncode == 0, f"{name}: single-node strata run exits 0")
-    compare(tmp / f"{name}-ray", tmp / f"{name}-single", name)
+    compare(ray_out, tmp / f"{name}-single", name)
 
 
 def medquad_recipe(tmp: Path) -> Path:
@@ -129,7 +134,7 @@ def main() -> int:
     try:
         if check(cluster.start(), "a two-node loopback Ray cluster starts"):
             scenario("demo", REPO / "pipeline/medicine.toml", tmp, cluster.address)
-            scenario("medquad", medquad_recipe(tmp), tmp, cluster.address)
+            scenario("medquad", medquad_recipe(tmp), tmp, cluster.address, recipe_out=tmp / "medquad-default-out")
             fault(tmp, cluster.address)
     finally:
         left = cluster.stop()

@@ -21,6 +21,7 @@ pub fn dispatch(cli: Cli) -> Result<()> {
         Command::Emit(args) => run::run(&args, Some(StageName::Emit), quiet),
         Command::Index(args) => run::run(&args, Some(StageName::Index), quiet),
         Command::Report(args) => run::run(&args, Some(StageName::Report), quiet),
+        Command::Recipe(args) => run::print_recipe(&args),
         Command::Cost(args) => cost::cost(&args, quiet),
         Command::Search(args) => search::search(&args),
         Command::Serve(args) => serve::serve(&args),

@@ -33,7 +33,6 @@ import signal
 import subprocess
 import sys
 import time
-import tomllib
 from pathlib import Path
 
 import ray
@@ -62,15 +61,15 @@ def installed_strata() -> str:
     return found
 
 
-def run_dir(recipe: Path, out: Path | None) -> Path:
-    """The run directory strata will use: `--out`, else the recipe's `out` (default
-    `out/<domain>`), relative to the folder above `pipeline/` or else the recipe's folder
-    (the rule of crates/strata-cli/src/recipe.rs)."""
+def run_dir(strata: str, recipe: Path, out: Path | None) -> Path:
+    """The run directory strata will use, as `strata recipe` resolves it (`--out`, else the
+    recipe's `out`): the driver reads the shards' manifests there."""
     if out is not None:
         return out.resolve()
-    values = tomllib.loads(recipe.read_text())
-    base = recipe.parent.parent if recipe.parent.name == "pipeline" else recipe.parent
-    return (base / values.get("out", f"out/{values['domain']}")).resolve()
+    resolved = subprocess.run([strata, "recipe", "--recipe", str(recipe)], stdin=subprocess.DEVNULL, capture_output=True, text=True)
+    if resolved.returncode != 0:
+        raise SystemExit(f"strata-ray: {resolved.stderr.strip()}")
+    return Path(json.loads(resolved.stdout)["out"]).resolve()
 
 
 def stage_record(manifest: Path, stage: str):
@@ -111,13 +110,13 @@ def map_stage(stage: str, index: int, shards: int, strata: str | None, args: lis
 
 def run(opts: argparse.Namespace) -> int:
     recipe = opts.recipe.resolve()
-    out = run_dir(recipe, opts.out)
+    strata = str(Path(opts.strata).resolve()) if opts.strata else None
+    out = run_dir(strata or installed_strata(), recipe, opts.out)
     common = ["--recipe", str(recipe), "--out", str(out)]
     if opts.corpus is not None:
         common += ["--corpus", str(opts.corpus.resolve())]
     common += opts.strata_args
     env = {k: os.environ[k] for k in FORWARDED_ENV if k in os.environ}
-    strata = str(Path(opts.strata).resolve()) if opts.strata else None
 
     ray.init(address=opts.address, logging_level="WARNING")
     task = ray.remote(map_stage)
