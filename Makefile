@@ -4,7 +4,7 @@ export CARGO_TARGET_DIR ?= $(HOME)/.cache/strata-target
 STRATA := $(CARGO_TARGET_DIR)/release/strata
 PYTHON ?= python3
 
-.PHONY: help model build corpus test test-fast validate check-datasets search serve loadtest bench soak report-check lint clean test-ray bench-shards ray-venv
+.PHONY: help model build corpus test test-fast validate check-datasets search serve loadtest bench soak report-check lint clean test-ray bench-shards ray-venv llm-venv test-llm
 
 help: ## list the commands
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-14s %s\n", $$1, $$2}'
@@ -61,6 +61,13 @@ test-ray: ray-venv ## Ray on a loopback two-node cluster: strata-ray's sharded r
 
 bench-shards: ray-venv ## whole MedQuAD as 4 shards on a one-node Ray cluster against strata run (BENCHMARKS.md)
 	$(RAY_VENV)/bin/python tools/strata-ray/tests/bench_shards.py
+
+LLM_VENV := $(HOME)/.cache/strata/llm-venv
+llm-venv: # llama-cpp-python's server and gguf, pinned (the first install compiles llama.cpp: about 11 minutes)
+	@cmp -s tools/llm/requirements.txt $(LLM_VENV)/requirements.txt || { $(PYTHON) -m venv $(LLM_VENV) && $(LLM_VENV)/bin/pip install -q -r tools/llm/requirements.txt && cp tools/llm/requirements.txt $(LLM_VENV)/requirements.txt; }
+
+test-llm: model llm-venv ## the optional LLM against llama.cpp's server on loopback (a tiny random model the test writes)
+	STRATA_LLM_PYTHON=$(LLM_VENV)/bin/python cargo test --release --locked -p strata-cli --test llm -- --include-ignored --test-threads 1
 
 report-check: ## render out/$(DOMAIN)/report.html in headless Chromium
 	tools/report-check.sh out/$(DOMAIN)

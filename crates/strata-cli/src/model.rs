@@ -13,6 +13,11 @@ pub fn cache_dir() -> PathBuf {
     home.join(".cache").join("strata")
 }
 
+/// Where LLM replies are cached: `$STRATA_LLM_CACHE`, else `llm/` in the cache folder.
+pub fn llm_cache_dir() -> PathBuf {
+    std::env::var_os("STRATA_LLM_CACHE").map(PathBuf::from).unwrap_or_else(|| cache_dir().join("llm"))
+}
+
 pub fn model_files() -> Result<ModelFiles> {
     let cache = cache_dir();
     let dylib_file = cache.join("onnxruntime").join("DYLIB_PATH");

@@ -9,6 +9,7 @@ use strata_chunk::{ChunkConfig, TargetConfig};
 use strata_cost::CostConfig;
 use strata_embed::EmbedConfig;
 use strata_emit::EmitConfig;
+use strata_llm::LlmConfig;
 use strata_select::SelectConfig;
 use strata_taxonomy::TaxonomyConfig;
 
@@ -44,6 +45,9 @@ pub struct Recipe {
     pub emit: EmitConfig,
     #[serde(default)]
     pub cost: CostConfig,
+    /// The optional LLM (titles, question answering); off when absent.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub llm: Option<LlmConfig>,
 }
 
 fn default_seed() -> u64 {
@@ -99,6 +103,7 @@ impl Recipe {
         self.taxonomy.validate()?;
         self.select.validate()?;
         self.cost.validate().map_err(|e| e.to_string())?;
+        self.llm.as_ref().map_or(Ok(()), LlmConfig::validate)?;
         Ok(())
     }
 }

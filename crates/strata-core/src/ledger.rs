@@ -12,6 +12,23 @@ pub struct Ledger {
     pub corpus: CorpusFigures,
     pub rows: Vec<CostRow>,
     pub literature: Vec<LiteratureNote>,
+    /// What the recipe's LLM was asked and answered, absent without an `[llm]` section.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub llm: Option<LlmUsage>,
+}
+
+/// The LLM's share of the run: requests and tokens, for titles and for question answering,
+/// with the question answering per thousand passages (what a larger corpus will take).
+/// Cached replies count the tokens their call took: this is what the data cost to make.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct LlmUsage {
+    pub model: String,
+    pub titles: Option<crate::llm::LlmCalls>,
+    pub qa: Option<crate::llm::LlmCalls>,
+    /// Passages asked about, and the question answering's tokens per thousand of them.
+    pub qa_passages: u64,
+    pub qa_prompt_tokens_per_1k_passages: f64,
+    pub qa_completion_tokens_per_1k_passages: f64,
 }
 
 /// One input of the computation with its value, e.g. `mfu = 0.4`.

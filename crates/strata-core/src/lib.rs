@@ -4,7 +4,7 @@
 //! stages exchange, the manifest, the stage trait with its runner (fingerprints, skipping,
 //! write-to-temporary-then-rename) with the stages' names and typed summaries, the progress
 //! trait, the token counter, the taxonomy tree every reader shares, the vector matrix, what
-//! makes a label good, the run's embedder as a trait, and the products, seeded sampling and
+//! makes a label good, the run's embedder and the optional LLM as traits, and the products, seeded sampling and
 //! eligibility rule the stages share.
 //! It does not chunk, embed, cluster or render anything: those are the stage crates'.
 
@@ -12,6 +12,7 @@ pub mod embedder;
 pub mod hash;
 pub mod labels;
 pub mod ledger;
+pub mod llm;
 pub mod manifest;
 pub mod parquet_io;
 pub mod passages;

@@ -192,11 +192,16 @@ pub struct TaxonomyNode {
     pub n_chunks: u32,
     pub n_tokens: u64,
     pub medoid_chunk_id: Option<String>,
+    /// With `[llm] titles`, the label the node had before the LLM titled it (the column is
+    /// absent otherwise): `label` is then the title, or this label again where the title failed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub keyword_label: Option<String>,
 }
 
 impl TaxonomyNode {
-    pub fn fields() -> Vec<FieldRef> {
-        vec![
+    /// The columns; `titled` adds `keyword_label`.
+    pub fn fields(titled: bool) -> Vec<FieldRef> {
+        let mut fields = vec![
             field("node_id", DataType::UInt32, false),
             field("parent_id", DataType::UInt32, true),
             field("depth", DataType::UInt8, false),
@@ -206,7 +211,11 @@ impl TaxonomyNode {
             field("n_chunks", DataType::UInt32, false),
             field("n_tokens", DataType::UInt64, false),
             field("medoid_chunk_id", DataType::Utf8, true),
-        ]
+        ];
+        if titled {
+            fields.push(field("keyword_label", DataType::Utf8, false));
+        }
+        fields
     }
 }
 
@@ -303,6 +312,10 @@ pub struct Sample {
     pub instruction: String,
     pub input: String,
     pub output: String,
+    /// Where a question-answer sample of `ssft_qa` comes from, `questions` (the recipe's file)
+    /// or `llm`; the column exists only in a run with an LLM writing questions.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub origin: Option<String>,
 }
 
 impl Sample {
@@ -321,5 +334,12 @@ impl Sample {
             field("input", DataType::Utf8, false),
             field("output", DataType::Utf8, false),
         ]
+    }
+
+    /// The columns of `ssft_qa` when an LLM writes questions: `origin` besides the rest.
+    pub fn fields_with_origin() -> Vec<FieldRef> {
+        let mut fields = Self::fields();
+        fields.push(field("origin", DataType::Utf8, false));
+        fields
     }
 }

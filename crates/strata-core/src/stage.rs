@@ -107,7 +107,11 @@ pub fn run_stage(
         move |source| RunError::Io { path, source }
     };
     let fingerprint = fingerprint(run, manifest, stage)?;
-    if !force && !name.always_reruns() && is_current(run, manifest.stages.run(name), &fingerprint) {
+    let retry = manifest.stages.summary(name).is_some_and(|s| s.retry_next_run());
+    if retry {
+        tracing::info!(stage = name.as_str(), "LLM calls failed in transit last time: the stage runs again, its replies from the cache");
+    }
+    if !force && !name.always_reruns() && !retry && is_current(run, manifest.stages.run(name), &fingerprint) {
         tracing::info!(stage = name.as_str(), "unchanged inputs and configuration: skipped");
         return Ok(Outcome::Skipped);
     }

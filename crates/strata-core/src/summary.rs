@@ -128,6 +128,9 @@ pub struct TaxonomySummary {
     /// again from the files).
     #[serde(default)]
     pub labels: crate::labels::LabelQuality,
+    /// The LLM's titles (`[llm] titles`), absent without an `[llm]` section.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub llm_titles: Option<crate::llm::LlmCalls>,
 }
 
 /// `select`: the budget and what it bought.
@@ -170,6 +173,12 @@ pub struct EmitSummary {
     /// and questions naming a document the corpus lacks.
     pub questions_unselected: u64,
     pub questions_unknown_document: u64,
+    /// The LLM's question answering (`[llm] qa_share`), absent without an `[llm]` section.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub llm_qa: Option<crate::llm::LlmCalls>,
+    /// Samples of `ssft_qa` written from the LLM's replies (included in `ssft_qa_samples`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub llm_qa_samples: Option<u64>,
 }
 
 /// `index`: nothing beyond its rows and files.
@@ -218,6 +227,17 @@ impl StageSummary {
             StageSummary::Index(_) => StageName::Index,
             StageSummary::Cost(_) => StageName::Cost,
             StageSummary::Report(_) => StageName::Report,
+        }
+    }
+
+    /// Whether the stage must run again on the next run although nothing changed: calls to
+    /// the LLM failed in transit (the cache keeps the replies that came, so only those repeat).
+    pub fn retry_next_run(&self) -> bool {
+        let pending = |calls: &Option<crate::llm::LlmCalls>| calls.as_ref().is_some_and(|c| c.transient_failures > 0);
+        match self {
+            StageSummary::Taxonomy(s) => pending(&s.llm_titles),
+            StageSummary::Emit(s) => pending(&s.llm_qa),
+            _ => false,
         }
     }
 

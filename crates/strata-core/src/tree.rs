@@ -235,6 +235,7 @@ mod tests {
             n_chunks: 0,
             n_tokens: 0,
             medoid_chunk_id: None,
+            keyword_label: None,
         }
     }
 

@@ -164,7 +164,13 @@ pub fn compute(config: &CostConfig, figures: CorpusFigures) -> Result<Ledger, Co
         }
     }
 
-    Ok(Ledger { assumptions: assumptions(config, &model, proxy.params, gpu_desc, tflops), corpus: figures, rows, literature: literature() })
+    Ok(Ledger {
+        assumptions: assumptions(config, &model, proxy.params, gpu_desc, tflops),
+        corpus: figures,
+        rows,
+        literature: literature(),
+        llm: None,
+    })
 }
 
 fn priced(r: Route, pricing: &Pricing) -> CostRow {

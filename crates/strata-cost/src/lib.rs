@@ -18,8 +18,9 @@ pub use table::render_table;
 use serde_json::{json, Value};
 use std::path::{Path, PathBuf};
 use strata_core::ledger::CorpusFigures;
+use strata_core::ledger::LlmUsage;
 use strata_core::manifest::Manifest;
-use strata_core::rundir::{CHUNKS, COST, INDEX_DIR, MANIFEST, SCPT, SSFT};
+use strata_core::rundir::{CHUNKS, COST, INDEX_DIR, MANIFEST, SCPT, SSFT, SSFT_QA, TAXONOMY};
 use strata_core::summary::CostSummary;
 use strata_core::{RunDir, Stage, StageContext, StageError, StageName, StageStats, StageSummary};
 
@@ -50,6 +51,10 @@ pub enum CostError {
 /// The `cost` stage: measures the corpus figures and writes `cost.json`.
 pub struct CostStage {
     pub config: CostConfig,
+    /// Whether the run writes `ssft_qa` (its size is part of the SSFT figures).
+    pub ssft_qa: bool,
+    /// The recipe's LLM model, when it has one: the ledger counts its requests and tokens.
+    pub llm_model: Option<String>,
 }
 
 impl Stage for CostStage {
@@ -58,7 +63,15 @@ impl Stage for CostStage {
     }
 
     fn reads(&self) -> Vec<&'static str> {
-        vec![CHUNKS, SCPT, SSFT, INDEX_DIR]
+        let mut reads = vec![CHUNKS, SCPT, SSFT, INDEX_DIR];
+        if self.ssft_qa {
+            reads.push(SSFT_QA);
+        }
+        if self.llm_model.is_some() {
+            // The titles' figures come with the taxonomy.
+            reads.push(TAXONOMY);
+        }
+        reads
     }
 
     fn writes(&self) -> Vec<&'static str> {
@@ -66,13 +79,17 @@ impl Stage for CostStage {
     }
 
     fn fingerprint(&self) -> Result<Value, StageError> {
-        Ok(json!({ "config": self.config }))
+        Ok(match &self.llm_model {
+            Some(model) => json!({ "config": self.config, "llm_model": model }),
+            None => json!({ "config": self.config }),
+        })
     }
 
     fn run(&self, ctx: &StageContext) -> Result<StageStats, StageError> {
         let figures = measure(ctx.run, ctx.manifest)?;
         let n_chunks = figures.n_chunks;
-        let ledger = compute(&self.config, figures)?;
+        let mut ledger = compute(&self.config, figures)?;
+        ledger.llm = self.llm_model.as_ref().map(|model| llm_usage(model, ctx.manifest));
         let path = ctx.output(COST).map_err(|source| CostError::Write { path: ctx.run.path(COST), source })?;
         let mut text = serde_json::to_string_pretty(&ledger)
             .map_err(|e| CostError::Write { path: ctx.run.path(COST), source: std::io::Error::other(e) })?;
@@ -113,6 +130,22 @@ pub fn measure(run: &RunDir, manifest: &Manifest) -> Result<CorpusFigures, CostE
         index_bytes,
         index_build_seconds: index_run.run.seconds,
     })
+}
+
+/// The LLM's requests and tokens as the taxonomy and emit stages recorded them.
+fn llm_usage(model: &str, manifest: &Manifest) -> LlmUsage {
+    let titles = manifest.stages.taxonomy.as_ref().and_then(|t| t.summary.llm_titles.clone());
+    let qa = manifest.stages.emit.as_ref().and_then(|e| e.summary.llm_qa.clone());
+    let qa_passages = qa.as_ref().map_or(0, |q| q.requests);
+    let per_1k = |tokens: u64| if qa_passages == 0 { 0.0 } else { (tokens as f64 * 1000.0 / qa_passages as f64).round() };
+    LlmUsage {
+        model: model.to_string(),
+        qa_prompt_tokens_per_1k_passages: per_1k(qa.as_ref().map_or(0, |q| q.prompt_tokens)),
+        qa_completion_tokens_per_1k_passages: per_1k(qa.as_ref().map_or(0, |q| q.completion_tokens)),
+        titles,
+        qa,
+        qa_passages,
+    }
 }
 
 /// Bytes of every file under `path` (or of `path` itself when it is a file).
@@ -174,7 +207,7 @@ mod tests {
     fn stage_writes_cost_json_with_the_rows() {
         let dir = tempfile::tempdir().expect("tempdir");
         let (run, mut manifest) = fixture_run(dir.path());
-        let stage = CostStage { config: CostConfig::default() };
+        let stage = CostStage { config: CostConfig::default(), ssft_qa: false, llm_model: None };
         let outcome = run_stage(&run, &mut manifest, &stage, &NoProgress, false).expect("stage runs");
         assert_eq!(outcome, Outcome::Ran);
         let text = std::fs::read_to_string(run.path(COST)).expect("cost.json");

@@ -9,16 +9,19 @@
 //! for LLaMA-Factory. Sample sizes count target tokens. It reads the earlier stages' files;
 //! it does not decide what is selected.
 
+mod llm_qa;
 mod mindmap;
 mod phrasing;
 mod questions;
 
+pub use llm_qa::LlmQa;
 pub use mindmap::{chunk_map, full_map, passage_map};
 
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
 use std::collections::{BTreeMap, HashMap};
 use std::path::PathBuf;
+use strata_core::llm::{complete_all, JsonRequest, LlmCalls, LlmTally};
 use strata_core::parquet_io::RowWriter;
 use strata_core::questions::{read_questions, Question, QuestionsError};
 use strata_core::records::{
@@ -32,7 +35,7 @@ use strata_core::rundir::{
 use strata_core::summary::EmitSummary;
 use strata_core::tokens::TokenCounter;
 use strata_core::tokens::TokenizerError;
-use strata_core::{parquet_io, Stage, StageContext, StageError, StageName, StageStats, StageSummary, TaxonomyTree};
+use strata_core::{parquet_io, Progress, Stage, StageContext, StageError, StageName, StageStats, StageSummary, TaxonomyTree};
 
 /// Why the emit stage failed.
 #[derive(Debug, thiserror::Error)]
@@ -57,6 +60,8 @@ pub enum EmitError {
         #[source]
         source: std::io::Error,
     },
+    #[error("writing questions with the LLM failed")]
+    Llm(#[source] strata_core::llm::LlmUnavailable),
 }
 
 /// What goes into the training sets.
@@ -89,6 +94,15 @@ pub struct EmitStage {
     pub seed: u64,
     /// The target tokenizer, which sizes the samples.
     pub tokenizer_path: PathBuf,
+    /// The recipe's LLM, when it writes question answering into `ssft_qa` (`[llm] qa_share`).
+    pub llm_qa: Option<LlmQa>,
+}
+
+impl EmitStage {
+    /// The LLM route of `ssft_qa`, when it asks about any passage.
+    fn asking(&self) -> Option<&LlmQa> {
+        self.llm_qa.as_ref().filter(|q| q.share > 0.0)
+    }
 }
 
 impl Stage for EmitStage {
@@ -105,7 +119,7 @@ impl Stage for EmitStage {
         if self.config.ablations {
             files.extend([CPT, RANDOM_SCPT, RANDOM_CPT]);
         }
-        if self.config.questions.is_some() {
+        if self.config.questions.is_some() || self.asking().is_some() {
             files.push(SSFT_QA);
         }
         files
@@ -119,7 +133,17 @@ impl Stage for EmitStage {
             }
             None => None,
         };
-        Ok(json!({"config": self.config, "domain": self.domain, "seed": self.seed, "tokenizer": tokenizer, "questions": questions}))
+        let mut fingerprint =
+            json!({"config": self.config, "domain": self.domain, "seed": self.seed, "tokenizer": tokenizer, "questions": questions});
+        if let Some(qa) = self.asking() {
+            fingerprint["llm_qa"] = json!({
+                "model": qa.model.fingerprint(),
+                "share": qa.share,
+                "per_passage": qa.per_passage,
+                "prompt": llm_qa::PROMPT_VERSION,
+            });
+        }
+        Ok(fingerprint)
     }
 
     fn run(&self, ctx: &StageContext) -> Result<StageStats, StageError> {
@@ -140,14 +164,25 @@ impl Stage for EmitStage {
             sets.push((RANDOM_SCPT, writer.samples(&kept.random, &EmitConfig { locate_samples: false, ..self.config.clone() })?.0));
             sets.push((RANDOM_CPT, writer.plain(&kept.random)?));
         }
-        if let Some(questions) = &questions {
-            let (qa, unselected, unknown) = writer.question_answers(questions, &kept)?;
-            summary.questions_unselected = unselected;
-            summary.questions_unknown_document = unknown;
+        if questions.is_some() || self.asking().is_some() {
+            let mut qa = Vec::new();
+            if let Some(questions) = &questions {
+                let unselected;
+                (qa, unselected, summary.questions_unknown_document) = writer.question_answers(questions, &kept)?;
+                summary.questions_unselected = unselected;
+            }
+            if let Some(llm) = self.asking() {
+                let (written, calls) = writer.llm_question_answers(&kept.selected, llm, ctx.progress)?;
+                qa.iter_mut().for_each(|s| s.origin = Some("questions".into()));
+                summary.llm_qa_samples = Some(written.len() as u64);
+                summary.llm_qa = Some(calls);
+                qa.extend(written);
+            }
             sets.push((SSFT_QA, qa));
         }
         for (rel, rows) in &sets {
-            parquet_io::write_rows(&ctx.output(rel)?, &Sample::fields(), rows, &[])?;
+            let fields = if *rel == SSFT_QA && self.asking().is_some() { Sample::fields_with_origin() } else { Sample::fields() };
+            parquet_io::write_rows(&ctx.output(rel)?, &fields, rows, &[])?;
         }
         let info = ctx.output(DATASET_INFO)?;
         let registered: Vec<&str> = sets.iter().map(|(rel, _)| *rel).collect();
@@ -488,6 +523,56 @@ impl SampleWriter<'_> {
         Ok((samples, unselected, unknown))
     }
 
+    /// StructTuning's question-answer SSFT written by the LLM: for each selected passage in
+    /// the seeded draw, its questions in the plain and the structure-first layout, marked
+    /// `origin = llm`. Returns the samples and how the calls went.
+    fn llm_question_answers(&self, selected: &[Kept], llm: &LlmQa, progress: &dyn Progress) -> Result<(Vec<Sample>, LlmCalls), EmitError> {
+        let drawn: Vec<&Kept> = selected.iter().filter(|k| llm_qa::drawn(self.seed, &k.passage.passage_id, llm.share)).collect();
+        let requests: Vec<JsonRequest> = drawn
+            .iter()
+            .map(|k| {
+                let path = &self.tree.node(k.passage.node_id).path;
+                llm_qa::request(self.domain, path, &k.passage.heading_path, &k.passage.text, llm.per_passage)
+            })
+            .collect();
+        let tally = LlmTally::default();
+        progress.start("questions (LLM)", Some(requests.len() as u64));
+        let replies = complete_all(llm.model.as_ref(), &requests, progress, &tally).map_err(EmitError::Llm)?;
+        progress.finish();
+        let instruction = questions::instruction(self.domain);
+        let mut samples = Vec::new();
+        for (k, reply) in drawn.iter().zip(replies) {
+            let Ok(reply) = reply else { continue };
+            let items = match llm_qa::accept(&reply.value, llm.per_passage) {
+                Ok(items) => items,
+                Err(failure) => {
+                    tally.failure(&failure, true);
+                    continue;
+                }
+            };
+            let (leaf, scope) = (self.tree.node(k.passage.node_id), &self.branch(k.passage.node_id).label);
+            let map = passage_map(self.tree, k.passage.node_id, &k.sections);
+            for item in items {
+                let item = match item {
+                    Ok(item) => item,
+                    Err(failure) => {
+                        tally.failure(&failure, true);
+                        continue;
+                    }
+                };
+                let prompt = questions::prompt(&instruction, &item.question);
+                let structured = questions::layout(scope, &map, &item.explanation, &item.answer);
+                for (kind, response) in [("qa", item.answer.clone()), ("qa_structure", structured)] {
+                    let alpaca = Some((instruction.clone(), item.question.clone()));
+                    let mut sample = self.sample(kind, Some(&k.passage.passage_id), leaf, prompt.clone(), response, alpaca)?;
+                    sample.origin = Some("llm".into());
+                    samples.push(sample);
+                }
+            }
+        }
+        Ok((samples, tally.finish()))
+    }
+
     fn passage_sample(&self, k: &Kept) -> Result<Sample, EmitError> {
         let p = &k.passage;
         let (leaf, branch) = (self.tree.node(p.node_id), self.branch(p.node_id));
@@ -545,6 +630,7 @@ impl SampleWriter<'_> {
             n_tokens,
             instruction,
             input,
+            origin: None,
         })
     }
 }

@@ -133,6 +133,7 @@ mod tests {
             n_chunks: 1,
             n_tokens: 1,
             medoid_chunk_id: None,
+            keyword_label: None,
         }
     }
 

@@ -55,10 +55,13 @@ pub fn structured_answer(l: &Located) -> String {
             (format!("The question concerns **{}**, found under {}{section}.", l.leaf, l.path.join(" > ")), l.passage)
         }
     };
-    format!(
-        "Here is the knowledge structure regarding {}:\n\n```\n{}\n```\n\n{explanation}\nOverall, the answer is:\n\n{answer}",
-        l.scope, l.map
-    )
+    layout(l.scope, l.map, &explanation, answer)
+}
+
+/// StructTuning's structure-first layout: the knowledge structure of `scope` (its mind map),
+/// the explanation, then the answer.
+pub fn layout(scope: &str, map: &str, explanation: &str, answer: &str) -> String {
+    format!("Here is the knowledge structure regarding {scope}:\n\n```\n{map}\n```\n\n{explanation}\nOverall, the answer is:\n\n{answer}")
 }
 
 /// The plain answer: the given one, else the passage.

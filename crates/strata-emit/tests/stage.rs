@@ -32,6 +32,7 @@ fn node(id: u32, parent: Option<u32>, depth: u8, path: &[&str]) -> TaxonomyNode 
         n_chunks: 1,
         n_tokens: 1,
         medoid_chunk_id: None,
+        keyword_label: None,
     }
 }
 
@@ -91,7 +92,7 @@ fn write_run(dir: &std::path::Path) -> (RunDir, EmitStage) {
         selection.push(SelectionRecord { passage_id, selected, random });
     }
     std::fs::create_dir_all(dir.join("work")).expect("work");
-    write_rows(&run.path(TAXONOMY), &TaxonomyNode::fields(), &nodes, &[]).expect("taxonomy");
+    write_rows(&run.path(TAXONOMY), &TaxonomyNode::fields(false), &nodes, &[]).expect("taxonomy");
     write_rows(&run.path(WORK_CHUNKS), &ChunkRecord::fields(), &chunks, &[]).expect("chunks");
     write_rows(&run.path(WORK_PASSAGES), &PassageRecord::fields(), &passages, &[]).expect("passages");
     write_rows(&run.path(WORK_ASSIGNMENTS), &AssignmentRecord::fields(), &assigned, &[]).expect("assignments");
@@ -107,7 +108,7 @@ fn write_run(dir: &std::path::Path) -> (RunDir, EmitStage) {
     std::fs::write(&questions, lines.iter().map(|l| format!("{l}\n")).collect::<String>()).expect("questions");
     let tokenizer_path = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../fixtures/tokenizer/words.json");
     let config = EmitConfig { questions: Some(questions), ..EmitConfig::default() };
-    (run, EmitStage { config, domain: "medicine".into(), seed: 42, tokenizer_path })
+    (run, EmitStage { config, domain: "medicine".into(), seed: 42, tokenizer_path, llm_qa: None })
 }
 
 fn words(text: &str) -> u32 {

@@ -184,6 +184,7 @@ pub(crate) mod tests {
             n_chunks: 0,
             n_tokens: 0,
             medoid_chunk_id: None,
+            keyword_label: None,
         }
     }
 

@@ -26,6 +26,7 @@ fn nodes() -> Vec<TaxonomyNode> {
         n_chunks: 1,
         n_tokens: 1,
         medoid_chunk_id: None,
+        keyword_label: None,
     };
     vec![
         node(0, None, &[]),
@@ -70,7 +71,7 @@ fn indexed_run(dir: &std::path::Path) -> RunDir {
         VECTORS.iter().enumerate().map(|(i, v)| EmbeddingRecord { chunk_id: format!("doc{i}#0"), embedding: v.to_vec() }).collect();
     let meta = [("model", "test-model".to_string()), ("variant", "static".to_string()), ("model_sha256", "abc".to_string())];
     write_rows(&run.path(EMBEDDINGS), &EmbeddingRecord::fields(3), &vectors, &meta).expect("embeddings");
-    write_rows(&run.path(TAXONOMY), &TaxonomyNode::fields(), &nodes(), &[]).expect("taxonomy");
+    write_rows(&run.path(TAXONOMY), &TaxonomyNode::fields(false), &nodes(), &[]).expect("taxonomy");
     run_stage(&run, &mut Manifest::new(json!({})), &IndexStage, &NoProgress, false).expect("index stage");
     run
 }

@@ -218,7 +218,7 @@ mod tests {
         let dir = tempfile::tempdir().expect("tempdir");
         let run = RunDir::new(dir.path());
         let inputs = sample_inputs();
-        write_rows(&run.path(TAXONOMY), &TaxonomyNode::fields(), inputs.taxonomy.nodes(), &[]).expect("taxonomy");
+        write_rows(&run.path(TAXONOMY), &TaxonomyNode::fields(false), inputs.taxonomy.nodes(), &[]).expect("taxonomy");
         write_rows(&run.path(CHUNKS), &PublishedChunk::fields(), &inputs.chunks, &[]).expect("chunks");
         std::fs::write(run.path(COST), serde_json::to_vec(&inputs.ledger).expect("json")).expect("cost");
         std::fs::write(run.path(EVAL), serde_json::to_vec(&inputs.eval).expect("json")).expect("eval");
@@ -240,7 +240,7 @@ mod tests {
         let e = load(&run).expect_err("empty run");
         assert!(e.to_string().contains("taxonomy.parquet`"), "{e}");
         let inputs = sample_inputs();
-        write_rows(&run.path(TAXONOMY), &TaxonomyNode::fields(), inputs.taxonomy.nodes(), &[]).expect("taxonomy");
+        write_rows(&run.path(TAXONOMY), &TaxonomyNode::fields(false), inputs.taxonomy.nodes(), &[]).expect("taxonomy");
         write_rows(&run.path(CHUNKS), &PublishedChunk::fields(), &inputs.chunks, &[]).expect("chunks");
         std::fs::write(run.path(COST), "{not json").expect("cost");
         let e = load(&run).expect_err("bad cost.json");

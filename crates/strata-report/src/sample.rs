@@ -114,6 +114,7 @@ fn node(id: u32, parent: Option<u32>, depth: u8, label: &str, path: Vec<String>,
         n_chunks: 0,
         n_tokens: 0,
         medoid_chunk_id: None,
+        keyword_label: None,
     }
 }
 
@@ -140,6 +141,7 @@ fn ledger(corpus_tokens: u64, n_chunks: u64) -> Ledger {
     };
     let d = corpus_tokens as f64 * 1e4;
     Ledger {
+        llm: None,
         assumptions: vec![
             Assumption { name: "model".into(), value: json!("llama-8b"), unit: String::new(), note: "model".into() },
             Assumption { name: "mfu".into(), value: json!(0.4), unit: String::new(), note: "utilisation".into() },

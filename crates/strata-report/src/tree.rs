@@ -51,6 +51,7 @@ mod tests {
             n_chunks: (tokens / 100) as u32,
             n_tokens: tokens,
             medoid_chunk_id: Some(format!("c{id}")),
+            keyword_label: None,
         }
     }
 

@@ -215,6 +215,8 @@ pub enum LabelSource {
     Heading,
     Phrase,
     Keywords,
+    /// Titled by the recipe's LLM (the label it replaced is kept as `keyword_label`).
+    Llm,
 }
 
 /// Labels for a set of siblings under `ancestors` (root first), each distinct from the others,

@@ -18,6 +18,7 @@ mod kmeans;
 mod labels;
 mod naming;
 mod phrases;
+mod titles;
 
 pub use cluster::{build_tree, Cluster};
 pub use dedup::mark_duplicates;
@@ -31,6 +32,7 @@ use std::collections::{HashMap, HashSet};
 use std::path::PathBuf;
 use std::sync::Arc;
 use strata_core::labels::LabelQuality;
+use strata_core::llm::{JsonModel, LlmTally};
 use strata_core::parquet_io::{RowWriter, VectorsInStep};
 use strata_core::records::{AssignmentRecord, PassageAssignment, TaxonomyNode};
 use strata_core::rundir::{EMBEDDINGS, TAXONOMY, TAXONOMY_JSON, WORK_ASSIGNMENTS, WORK_CHUNKS, WORK_PASSAGES, WORK_PASSAGE_ASSIGNMENTS};
@@ -161,6 +163,8 @@ pub enum TaxonomyError {
         #[source]
         source: std::io::Error,
     },
+    #[error("titling the nodes with the LLM failed")]
+    Llm(#[source] strata_core::llm::LlmUnavailable),
 }
 
 /// The taxonomy stage.
@@ -171,6 +175,8 @@ pub struct TaxonomyStage {
     pub seed: u64,
     /// The run's embedder (the one that made the embeddings), for the candidate label phrases.
     pub embedder: Arc<dyn TextEmbedder>,
+    /// The recipe's LLM, when it titles the nodes (`[llm] titles`).
+    pub titler: Option<Arc<dyn JsonModel>>,
 }
 
 impl Stage for TaxonomyStage {
@@ -187,7 +193,11 @@ impl Stage for TaxonomyStage {
     }
 
     fn fingerprint(&self) -> Result<Value, StageError> {
-        Ok(json!({"config": self.config, "domain": self.domain, "seed": self.seed}))
+        let mut fingerprint = json!({"config": self.config, "domain": self.domain, "seed": self.seed});
+        if let Some(titler) = &self.titler {
+            fingerprint["titles"] = json!({"model": titler.fingerprint(), "prompt": titles::PROMPT_VERSION});
+        }
+        Ok(fingerprint)
     }
 
     fn run(&self, ctx: &StageContext) -> Result<StageStats, StageError> {
@@ -208,12 +218,23 @@ impl Stage for TaxonomyStage {
         drop(terms);
         let mut named = naming::name_nodes(ctx, &flat, &chunks, &vectors, keywords, self)?;
         let nodes = describe(&flat, &chunks, &vectors, &mut named);
-        let tree = TaxonomyTree::new(nodes)?;
+        let mut tree = TaxonomyTree::new(nodes)?;
         let leaves: Vec<&[usize]> = flat.shape.leaves().map(|id| flat.clusters[id as usize].members.as_slice()).collect();
         let duplicate_of = mark_duplicates(&chunks.content_hashes, vectors.view(), &leaves, self.config.near_duplicate_threshold);
         let passage_leaf: Vec<u32> = (0..passages.len()).map(|p| flat.leaf_of[passages.first_chunk[p] as usize]).collect();
         let passage_duplicate_of = passage_duplicates(&passages, &passage_vectors, &passage_leaf, self.config.near_duplicate_threshold)?;
         ctx.progress.finish();
+        let mut llm_titles = None;
+        if let Some(titler) = &self.titler {
+            let excerpts = nearest_passages(ctx, &flat, &vectors, &passages)?;
+            let tally = LlmTally::default();
+            let titled =
+                titles::title_nodes(titler.as_ref(), &self.domain, &tree, &excerpts, ctx.progress, &tally).map_err(TaxonomyError::Llm)?;
+            // A title is not a phrase of the text: not verbatim.
+            titled.iter().enumerate().filter(|(_, t)| t.is_some()).for_each(|(id, _)| named.sources[id] = Some(LabelSource::Llm));
+            tree = TaxonomyTree::new(titles::apply(tree.nodes().to_vec(), &titled))?;
+            llm_titles = Some(tally.finish());
+        }
 
         let mut assignments = RowWriter::create(&ctx.output(WORK_ASSIGNMENTS)?, &AssignmentRecord::fields(), &[])?;
         for (i, (chunk_id, &leaf)) in chunks.ids.iter().zip(&flat.leaf_of).enumerate() {
@@ -230,7 +251,7 @@ impl Stage for TaxonomyStage {
             placed.push(PassageAssignment { passage_id: id.clone(), node_id: passage_leaf[p], duplicate_of })?;
         }
         placed.close()?;
-        parquet_io::write_rows(&ctx.output(TAXONOMY)?, &TaxonomyNode::fields(), tree.nodes(), &[])?;
+        parquet_io::write_rows(&ctx.output(TAXONOMY)?, &TaxonomyNode::fields(llm_titles.is_some()), tree.nodes(), &[])?;
         let json_path = ctx.output(TAXONOMY_JSON)?;
         let nested = serde_json::to_string_pretty(&json!({"domain": self.domain, "root": nest(&tree, &named, 0)}))
             .map_err(|e| TaxonomyError::Write { path: json_path.clone(), source: e.into() })?;
@@ -250,6 +271,7 @@ impl Stage for TaxonomyStage {
             keyword_labels: named.count(LabelSource::Keywords),
             phrases_embedded: named.phrases_embedded as u64,
             labels: LabelQuality::measure(&tree, |id| named.verbatim(&tree, id)),
+            llm_titles,
         };
         Ok(StageStats { rows_in: chunks.ids.len() as u64, rows_out: summary.nodes, summary: StageSummary::Taxonomy(summary) })
     }
@@ -432,9 +454,61 @@ fn describe(flat: &Flat, chunks: &Chunks, vectors: &Array2<f32>, named: &mut nam
                 n_chunks: members.len() as u32,
                 n_tokens: members.iter().map(|&m| chunks.n_tokens[m] as u64).sum(),
                 medoid_chunk_id: medoid(members, vectors).map(|m| chunks.ids[m].clone()),
+                keyword_label: None,
             }
         })
         .collect()
+}
+
+/// Per node (the root's list empty), the texts of the passages holding the chunks nearest
+/// its centre (two at most): what the LLM titles the node from.
+fn nearest_passages(
+    ctx: &StageContext,
+    flat: &Flat,
+    vectors: &Array2<f32>,
+    passages: &PassageIndex,
+) -> Result<Vec<Vec<String>>, TaxonomyError> {
+    const PER_NODE: usize = 2;
+    let passage_of = passages.passage_of_chunks();
+    let wanted: Vec<Vec<usize>> = flat
+        .clusters
+        .iter()
+        .enumerate()
+        .map(|(id, c)| if id == 0 { Vec::new() } else { nearest(&c.members, vectors, PER_NODE * 4) })
+        .map(|rows| {
+            let mut seen = Vec::new();
+            rows.into_iter().map(|r| passage_of[r]).for_each(|p| {
+                if !seen.contains(&p) && seen.len() < PER_NODE {
+                    seen.push(p)
+                }
+            });
+            seen
+        })
+        .collect();
+    let needed: HashSet<usize> = wanted.iter().flatten().copied().collect();
+    let mut texts: HashMap<usize, String> = HashMap::new();
+    let mut row = 0;
+    for batch in parquet_io::batches::<ChunkText>(&ctx.run.path(WORK_PASSAGES), &["text"])? {
+        for passage in batch? {
+            if needed.contains(&row) {
+                texts.insert(row, passage.text);
+            }
+            row += 1;
+        }
+    }
+    Ok(wanted.iter().map(|ps| ps.iter().filter_map(|p| texts.get(p).cloned()).collect()).collect())
+}
+
+/// The `n` members closest (cosine) to the members' mean direction, closest first.
+fn nearest(members: &[usize], vectors: &Array2<f32>, n: usize) -> Vec<usize> {
+    let mut mean = vec![0f32; vectors.ncols()];
+    for &m in members {
+        mean.iter_mut().zip(vectors.row(m)).for_each(|(a, b)| *a += b);
+    }
+    let row = |m: usize| vectors.row(m).to_slice().expect("rows of a standard-layout matrix are contiguous");
+    let mut scored: Vec<(f32, usize)> = members.iter().map(|&m| (dot(row(m), &mean), m)).collect();
+    scored.sort_by(|a, b| b.0.total_cmp(&a.0).then(a.1.cmp(&b.1)));
+    scored.into_iter().take(n).map(|(_, m)| m).collect()
 }
 
 /// The member closest (cosine) to the members' mean direction: the medoid, in O(n).
@@ -457,6 +531,7 @@ fn nest(tree: &TaxonomyTree, named: &naming::Named, id: u32) -> Value {
         Some(LabelSource::Heading) => "heading",
         Some(LabelSource::Phrase) => "phrase",
         Some(LabelSource::Keywords) => "keywords",
+        Some(LabelSource::Llm) => "llm",
     };
     let mut node = json!({
         "node_id": n.node_id,
@@ -468,6 +543,9 @@ fn nest(tree: &TaxonomyTree, named: &naming::Named, id: u32) -> Value {
         "medoid_chunk_id": n.medoid_chunk_id,
         "children": children,
     });
+    if let Some(keyword_label) = &n.keyword_label {
+        node["keyword_label"] = json!(keyword_label);
+    }
     if let Some(c) = &named.coverings[id as usize] {
         let share = |x: f64| (x * 1e4).round() / 1e4;
         node["heading_covers"] = json!({"share_of_node": share(c.of_node), "share_of_heading": share(c.in_node)});

@@ -42,8 +42,8 @@ impl Named {
         let node = tree.node(id);
         match self.sources[id as usize] {
             Some(LabelSource::Keywords) => node.keywords.iter().any(|k| !k.contains(' ') && labels::capitalise(k) == node.label),
+            Some(LabelSource::Llm) | None => false,
             Some(_) => true,
-            None => false,
         }
     }
 }

@@ -6,7 +6,7 @@ use crate::progress::Bars;
 use crate::UsageError;
 use anyhow::{Context, Result};
 use strata_core::manifest::Manifest;
-use strata_core::rundir::{COST, MANIFEST};
+use strata_core::rundir::{COST, MANIFEST, SSFT_QA};
 use strata_core::stage::run_stage;
 use strata_core::RunDir;
 use strata_cost::{CostConfig, CostStage};
@@ -38,7 +38,9 @@ pub fn cost(args: &CostArgs, quiet: bool) -> Result<()> {
     }
 
     let progress = Bars::new(true);
-    run_stage(&run, &mut manifest, &CostStage { config }, &progress, true)?;
+    let llm_model = manifest.config.pointer("/llm/model").and_then(|m| m.as_str()).map(str::to_string);
+    let stage = CostStage { config, ssft_qa: run.path(SSFT_QA).exists(), llm_model };
+    run_stage(&run, &mut manifest, &stage, &progress, true)?;
     run_stage(&run, &mut manifest, &strata_report::ReportStage, &progress, true)?;
     let ledger: strata_core::ledger::Ledger = serde_json::from_slice(&std::fs::read(run.path(COST))?)?;
     if args.json {

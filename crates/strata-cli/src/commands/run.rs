@@ -9,6 +9,7 @@ use serde_json::json;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use strata_chunk::{CorpusScan, ShardPlan};
+use strata_core::llm::JsonModel;
 use strata_core::manifest::{InputFile, Manifest, ManifestError};
 use strata_core::rundir::MANIFEST;
 use strata_core::shard::Parts;
@@ -161,12 +162,18 @@ fn pipeline(recipe: &Recipe, corpus: Corpus, args: &RunArgs, only: Option<StageN
         return Ok(stages);
     }
     let embedder = Arc::new(strata_embed::LazyEmbedder::new(map.files.clone(), recipe.embed.model, &recipe.embed, args.threads));
+    let llm = recipe.llm.as_ref().map(|config| {
+        let api_key = std::env::var(&config.api_key_env).ok().filter(|k| !k.is_empty());
+        let cache = crate::model::llm_cache_dir();
+        (config, Arc::new(strata_llm::LlmClient::new(config.clone(), api_key, recipe.seed, cache)))
+    });
     stages.extend::<[Box<dyn Stage>; 6]>([
         Box::new(strata_taxonomy::TaxonomyStage {
             config: recipe.taxonomy.clone(),
             domain: recipe.domain.clone(),
             seed: recipe.seed,
             embedder,
+            titler: llm.as_ref().filter(|(c, _)| c.titles).map(|(_, client)| client.clone() as Arc<dyn JsonModel>),
         }),
         Box::new(strata_select::SelectStage { config: recipe.select.clone(), seed: recipe.seed }),
         Box::new(strata_emit::EmitStage {
@@ -174,9 +181,18 @@ fn pipeline(recipe: &Recipe, corpus: Corpus, args: &RunArgs, only: Option<StageN
             domain: recipe.domain.clone(),
             seed: recipe.seed,
             tokenizer_path: map.target_path.clone(),
+            llm_qa: llm.as_ref().map(|(c, client)| strata_emit::LlmQa {
+                model: client.clone(),
+                share: c.qa_share,
+                per_passage: c.qa_per_passage,
+            }),
         }),
         Box::new(strata_index::IndexStage),
-        Box::new(strata_cost::CostStage { config: recipe.cost.clone() }),
+        Box::new(strata_cost::CostStage {
+            config: recipe.cost.clone(),
+            ssft_qa: recipe.emit.questions.is_some() || recipe.llm.as_ref().is_some_and(|l| l.qa_share > 0.0),
+            llm_model: recipe.llm.as_ref().map(|l| l.model.clone()),
+        }),
         Box::new(strata_report::ReportStage),
     ]);
     Ok(stages)
