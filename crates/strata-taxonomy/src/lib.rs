@@ -499,7 +499,8 @@ fn nearest_passages(
     Ok(wanted.iter().map(|ps| ps.iter().filter_map(|p| texts.get(p).cloned()).collect()).collect())
 }
 
-/// The `n` members closest (cosine) to the members' mean direction, closest first.
+/// The `n` members closest (cosine) to the members' mean direction, closest first (the lower
+/// row first on a tie).
 fn nearest(members: &[usize], vectors: &Array2<f32>, n: usize) -> Vec<usize> {
     let mut mean = vec![0f32; vectors.ncols()];
     for &m in members {
@@ -511,14 +512,9 @@ fn nearest(members: &[usize], vectors: &Array2<f32>, n: usize) -> Vec<usize> {
     scored.into_iter().take(n).map(|(_, m)| m).collect()
 }
 
-/// The member closest (cosine) to the members' mean direction: the medoid, in O(n).
+/// The member closest (cosine) to the members' mean direction: the medoid.
 fn medoid(members: &[usize], vectors: &Array2<f32>) -> Option<usize> {
-    let mut mean = vec![0f32; vectors.ncols()];
-    for &m in members {
-        mean.iter_mut().zip(vectors.row(m)).for_each(|(a, b)| *a += b);
-    }
-    let row = |m: usize| vectors.row(m).to_slice().expect("rows of a standard-layout matrix are contiguous");
-    members.iter().map(|&m| (dot(row(m), &mean), m)).max_by(|a, b| a.0.total_cmp(&b.0).then(b.1.cmp(&a.1))).map(|(_, m)| m)
+    nearest(members, vectors, 1).first().copied()
 }
 
 /// The tree nested, for people and the report (`taxonomy.json`), with where each label came
