@@ -13,7 +13,7 @@ use strata_core::llm::JsonModel;
 use strata_core::manifest::{InputFile, Manifest, ManifestError};
 use strata_core::rundir::MANIFEST;
 use strata_core::shard::Parts;
-use strata_core::stage::{is_up_to_date, run_stage, Outcome};
+use strata_core::stage::{is_up_to_date, run_stage, FingerprintedOnce, Outcome};
 use strata_core::summary::TargetTokenizer;
 use strata_core::{Progress, RunDir, Shard, Stage, StageName};
 
@@ -249,6 +249,7 @@ impl<'a> MapStages<'a> {
     /// this corpus and recipe: the error names the first that is not and the command that does it.
     fn check_parts(&self, parts: &Parts, args: &RunArgs, only: Option<StageName>) -> Result<()> {
         let embed = self.embed();
+        let embed = FingerprintedOnce::new(&embed).map_err(anyhow::Error::from_boxed)?;
         for (shard, dir) in Shard::all(parts.dirs.len() as u32).zip(&parts.dirs) {
             let manifest = Manifest::load(&dir.path(MANIFEST))?.unwrap_or_else(|| Manifest::new(json!(null)));
             let chunk = self.chunk(Some(shard));
