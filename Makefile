@@ -63,7 +63,7 @@ bench-shards: ray-venv ## whole MedQuAD as 4 shards on a one-node Ray cluster ag
 	$(RAY_VENV)/bin/python tools/strata-ray/tests/bench_shards.py
 
 LLM_VENV := $(HOME)/.cache/strata/llm-venv
-llm-venv: # llama-cpp-python's server and gguf, pinned (the first install compiles llama.cpp: about 11 minutes)
+llm-venv: # llama-cpp-python's server and gguf, pinned (the first install compiles llama.cpp: about 6 minutes on 2 cores)
 	@cmp -s tools/llm/requirements.txt $(LLM_VENV)/requirements.txt || { $(PYTHON) -m venv $(LLM_VENV) && $(LLM_VENV)/bin/pip install -q -r tools/llm/requirements.txt && cp tools/llm/requirements.txt $(LLM_VENV)/requirements.txt; }
 
 test-llm: model llm-venv ## the optional LLM against llama.cpp's server on loopback (a tiny random model the test writes)
