@@ -342,6 +342,21 @@ fn print_summary(run: &RunDir, manifest: &Manifest, summary: &[(StageName, Outco
             s.leaves,
         )?;
     }
+    let taxonomy = manifest.stages.taxonomy.as_ref().and_then(|t| t.summary.llm_titles.as_ref());
+    let emit = manifest.stages.emit.as_ref().and_then(|e| e.summary.llm_qa.as_ref());
+    for (what, calls) in [("titles", taxonomy), ("questions", emit)] {
+        if let Some(c) = calls {
+            let failures: Vec<String> = c.failures.iter().map(|(kind, n)| format!("{n} {kind}")).collect();
+            let failures = if failures.is_empty() { "none".to_string() } else { failures.join(", ") };
+            outln!(
+                "LLM {what}: {} requests ({} from the cache), {} prompt and {} completion tokens; failed: {failures}",
+                c.requests,
+                c.cached,
+                c.prompt_tokens,
+                c.completion_tokens
+            )?;
+        }
+    }
     if !manifest.skipped.is_empty() {
         outln!(
             "{} corpus files skipped (not documents); each is listed with the reason in manifest.json `skipped`",
