@@ -360,3 +360,25 @@ fn calls_slower_than_the_timeout_are_counted_and_retried_on_the_next_run() {
     let o = succeeded(run(&recipe, &cache));
     assert!(String::from_utf8_lossy(&o.stdout).contains("taxonomy   ran"), "timeouts are retried: the stage runs again");
 }
+
+#[test]
+#[ignore = "needs llama-cpp-python's server: make test-llm"]
+fn without_a_questions_file_ssft_qa_holds_the_llms_questions_alone() {
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let (port, cache, out) = (free_port(), tmp.path().join("cache"), tmp.path().join("out"));
+    let _server = Server::start(&tiny_model(tmp.path()), port, &tmp.path().join("server.log"));
+    let recipe = recipe(tmp.path(), port, "titles = false\nqa_share = 0.3\nqa_per_passage = 1\n");
+    let text = std::fs::read_to_string(&recipe).expect("recipe");
+    let text: String = text.lines().filter(|l| !l.starts_with("questions = ")).map(|l| format!("{l}\n")).collect();
+    std::fs::write(&recipe, text).expect("recipe");
+    succeeded(run(&recipe, &cache));
+    let m = manifest(&out);
+    assert!(m["stages"]["taxonomy"].get("llm_titles").is_none(), "titles are off");
+    let nodes: Vec<TaxonomyNode> = read_rows(&out.join("taxonomy.parquet")).expect("taxonomy");
+    assert!(nodes.iter().all(|n| n.keyword_label.is_none()), "no titles, no keyword_label column");
+    let rows: Vec<QaRow> = read_rows(&out.join("train/ssft_qa.parquet")).expect("ssft_qa");
+    assert!(!rows.is_empty() && rows.iter().all(|r| r.origin == "llm"), "the LLM's samples alone");
+    assert_eq!(counts(&m["stages"]["emit"], "ssft_qa_samples"), rows.len() as u64);
+    let info = std::fs::read_to_string(out.join("train/dataset_info.json")).expect("dataset_info");
+    assert!(info.contains("\"strata_medicine_ssft_qa\""), "ssft_qa is registered: {info}");
+}
