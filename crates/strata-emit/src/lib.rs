@@ -167,9 +167,7 @@ impl Stage for EmitStage {
         if questions.is_some() || self.asking().is_some() {
             let mut qa = Vec::new();
             if let Some(questions) = &questions {
-                let unselected;
-                (qa, unselected, summary.questions_unknown_document) = writer.question_answers(questions, &kept)?;
-                summary.questions_unselected = unselected;
+                (qa, summary.questions_unselected, summary.questions_unknown_document) = writer.question_answers(questions, &kept)?;
             }
             if let Some(llm) = self.asking() {
                 let (written, calls) = writer.llm_question_answers(&kept.selected, llm, ctx.progress)?;
