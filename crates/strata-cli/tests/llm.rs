@@ -32,12 +32,10 @@ fn free_port() -> u16 {
     std::net::TcpListener::bind("127.0.0.1:0").expect("bind").local_addr().expect("addr").port()
 }
 
-/// The tiny random-weight model, written once per test into `dir`.
-fn tiny_model(dir: &Path) -> PathBuf {
-    let path = dir.join("tiny.gguf");
-    let o = Command::new(python()).arg(repo().join("tools/llm/tiny_model.py")).arg(&path).output().expect("python runs");
+/// Writes the tiny random-weight model to `path`.
+fn tiny_model(path: &Path) {
+    let o = Command::new(python()).arg(repo().join("tools/llm/tiny_model.py")).arg(path).output().expect("python runs");
     assert!(o.status.success(), "tiny_model.py failed: {}", stderr(&o));
-    path
 }
 
 /// llama-cpp-python's OpenAI-compatible server on 127.0.0.1, killed by its pid when dropped.
@@ -81,7 +79,7 @@ impl Drop for Server {
 /// The demo recipe with its paths made absolute, its run in `dir/out`, and an `[llm]` section
 /// for the server on `port` (`llm` adds to it; a few defaults of the tests' own unless `llm`
 /// sets them).
-fn recipe(dir: &Path, port: u16, llm: &str) -> PathBuf {
+fn write_recipe(dir: &Path, port: u16, llm: &str) -> PathBuf {
     let repo = repo().canonicalize().expect("repo");
     let text = std::fs::read_to_string(repo.join("pipeline/medicine.toml")).expect("demo recipe");
     let mut lines: Vec<String> = text
@@ -102,15 +100,46 @@ fn recipe(dir: &Path, port: u16, llm: &str) -> PathBuf {
     path
 }
 
-/// `strata run` of `recipe`, caching replies in `cache`, with an API key in the environment.
-fn command(recipe: &Path, cache: &Path) -> Command {
-    let mut c = Command::new(env!("CARGO_BIN_EXE_strata"));
-    c.args(["run", "--recipe"]).arg(recipe).env("STRATA_LLM_CACHE", cache).env("STRATA_LLM_API_KEY", SECRET).current_dir(repo());
-    c
+/// One test's folder: the recipe (the demo's, with an `[llm]` section for a server on `port`),
+/// the run directory `out/` and the reply cache `cache/`.
+struct Case {
+    tmp: tempfile::TempDir,
+    port: u16,
+    recipe: PathBuf,
+    out: PathBuf,
+    cache: PathBuf,
 }
 
-fn run(recipe: &Path, cache: &Path) -> Output {
-    command(recipe, cache).output().expect("strata runs")
+impl Case {
+    /// `llm` adds to the recipe's `[llm]` section.
+    fn new(llm: &str) -> Self {
+        let tmp = tempfile::tempdir().expect("tempdir");
+        let port = free_port();
+        let recipe = write_recipe(tmp.path(), port, llm);
+        let (out, cache) = (tmp.path().join("out"), tmp.path().join("cache"));
+        Self { tmp, port, recipe, out, cache }
+    }
+
+    /// A server on the recipe's port serving the tiny model (written on first use), its log in `log`.
+    fn serve(&self, log: &str) -> Server {
+        let model = self.tmp.path().join("tiny.gguf");
+        if !model.exists() {
+            tiny_model(&model);
+        }
+        Server::start(&model, self.port, &self.tmp.path().join(log))
+    }
+
+    /// `strata run` of the recipe, caching replies in `cache/`, with an API key in the environment.
+    fn command(&self) -> Command {
+        let mut c = Command::new(env!("CARGO_BIN_EXE_strata"));
+        c.args(["run", "--recipe"]).arg(&self.recipe);
+        c.env("STRATA_LLM_CACHE", &self.cache).env("STRATA_LLM_API_KEY", SECRET).current_dir(repo());
+        c
+    }
+
+    fn run(&self) -> Output {
+        self.command().output().expect("strata runs")
+    }
 }
 
 fn succeeded(o: Output) -> Output {
@@ -174,17 +203,15 @@ fn counts(calls: &serde_json::Value, key: &str) -> u64 {
 #[test]
 #[ignore = "needs llama-cpp-python's server: make test-llm"]
 fn titles_and_questions_come_from_the_server_and_a_rerun_from_the_cache_alone() {
-    let tmp = tempfile::tempdir().expect("tempdir");
-    let (port, cache, out) = (free_port(), tmp.path().join("cache"), tmp.path().join("out"));
-    let mut server = Server::start(&tiny_model(tmp.path()), port, &tmp.path().join("server.log"));
-    let recipe = recipe(tmp.path(), port, "qa_share = 0.5\nqa_per_passage = 1\nmax_concurrency = 2\n");
-    succeeded(run(&recipe, &cache));
+    let case = Case::new("qa_share = 0.5\nqa_per_passage = 1\nmax_concurrency = 2\n");
+    let mut server = case.serve("server.log");
+    succeeded(case.run());
 
     // Titles: one request per inner node; the label is the title where it passed the checks,
     // the keyword label is kept beside it, and every path follows the labels.
-    let m = manifest(&out);
+    let m = manifest(&case.out);
     let titles = &m["stages"]["taxonomy"]["llm_titles"];
-    let nodes: Vec<TaxonomyNode> = read_rows(&out.join("taxonomy.parquet")).expect("taxonomy");
+    let nodes: Vec<TaxonomyNode> = read_rows(&case.out.join("taxonomy.parquet")).expect("taxonomy");
     let inner: BTreeSet<u32> = nodes.iter().filter_map(|n| n.parent_id).collect();
     assert_eq!(counts(titles, "requests"), inner.len() as u64, "{titles}");
     assert_eq!((counts(titles, "cached"), counts(titles, "transient_failures")), (0, 0), "{titles}");
@@ -199,7 +226,7 @@ fn titles_and_questions_come_from_the_server_and_a_rerun_from_the_cache_alone() 
         assert_eq!(&n.path[..n.path.len() - 1], &parent.path[..], "node {} path follows its parent's", n.node_id);
         assert!(n.label.split_whitespace().count() <= 8 && n.label != parent.label, "{n:?}");
     }
-    let json: serde_json::Value = serde_json::from_slice(&std::fs::read(out.join("taxonomy.json")).expect("json")).expect("json");
+    let json: serde_json::Value = serde_json::from_slice(&std::fs::read(case.out.join("taxonomy.json")).expect("json")).expect("json");
     let sources: BTreeSet<&str> =
         json["root"]["children"].as_array().expect("children").iter().filter_map(|c| c["label_source"].as_str()).collect();
     assert!(sources.contains("llm"), "{sources:?}");
@@ -211,7 +238,7 @@ fn titles_and_questions_come_from_the_server_and_a_rerun_from_the_cache_alone() 
     let selected = counts(&m["stages"]["select"], "selected_passages");
     assert!(counts(qa, "requests") > 0 && counts(qa, "requests") < selected, "half of {selected} passages drawn: {qa}");
     assert_eq!(counts(qa, "transient_failures"), 0, "{qa}");
-    let rows: Vec<QaRow> = read_rows(&out.join("train/ssft_qa.parquet")).expect("ssft_qa");
+    let rows: Vec<QaRow> = read_rows(&case.out.join("train/ssft_qa.parquet")).expect("ssft_qa");
     let by_origin = |o: &str| rows.iter().filter(|r| r.origin == o).collect::<Vec<_>>();
     let (from_llm, from_file) = (by_origin("llm"), by_origin("questions"));
     assert_eq!(from_llm.len() as u64, written);
@@ -223,45 +250,42 @@ fn titles_and_questions_come_from_the_server_and_a_rerun_from_the_cache_alone() 
         assert!(pair[1].response.ends_with(&format!("Overall, the answer is:\n\n{}", pair[0].response)));
         assert!(pair[0].passage_id.is_some());
     }
-    let samples: Vec<Sample> = read_rows(&out.join("train/ssft.parquet")).expect("ssft");
+    let samples: Vec<Sample> = read_rows(&case.out.join("train/ssft.parquet")).expect("ssft");
     assert!(samples.iter().all(|s| s.origin.is_none()), "only ssft_qa has an origin");
 
     // The ledger counts the calls and tokens; the API key is in no output and no cache file.
-    let ledger: serde_json::Value = serde_json::from_slice(&std::fs::read(out.join("cost.json")).expect("cost")).expect("json");
+    let ledger: serde_json::Value = serde_json::from_slice(&std::fs::read(case.out.join("cost.json")).expect("cost")).expect("json");
     assert_eq!(ledger["llm"]["qa_passages"], qa["requests"]);
     assert_eq!(ledger["llm"]["titles"]["completion_tokens"], titles["completion_tokens"]);
     assert!(ledger["llm"]["qa_completion_tokens_per_1k_passages"].as_f64().is_some_and(|t| t > 0.0), "{}", ledger["llm"]);
-    for file in files_under(&out).into_iter().chain(files_under(&cache)) {
+    for file in files_under(&case.out).into_iter().chain(files_under(&case.cache)) {
         let bytes = std::fs::read(&file).expect("read");
         assert!(!bytes.windows(SECRET.len()).any(|w| w == SECRET.as_bytes()), "the API key is in {}", file.display());
     }
 
     // A rerun from scratch with the server gone: every reply from the cache, the same files.
-    let first = contract_bytes(&out);
+    let first = contract_bytes(&case.out);
     server.kill();
-    std::fs::remove_dir_all(&out).expect("rm out");
-    succeeded(run(&recipe, &cache));
-    let m = manifest(&out);
+    std::fs::remove_dir_all(&case.out).expect("rm out");
+    succeeded(case.run());
+    let m = manifest(&case.out);
     for calls in [&m["stages"]["taxonomy"]["llm_titles"], &m["stages"]["emit"]["llm_qa"]] {
         // Every reply was cached, those that failed the checks too: none is asked again.
         assert_eq!(counts(calls, "cached"), counts(calls, "requests"), "{calls}");
     }
-    assert_eq!(contract_bytes(&out), first, "a rerun from the cache gives the same files");
+    assert_eq!(contract_bytes(&case.out), first, "a rerun from the cache gives the same files");
 }
 
 #[test]
 #[ignore = "needs llama-cpp-python's server: make test-llm"]
 fn a_server_killed_mid_run_leaves_counted_failures_that_a_rerun_completes_from_the_cache() {
-    let tmp = tempfile::tempdir().expect("tempdir");
-    let (port, cache, out) = (free_port(), tmp.path().join("cache"), tmp.path().join("out"));
-    let model = tiny_model(tmp.path());
-    let mut server = Server::start(&model, port, &tmp.path().join("server.log"));
-    let recipe = recipe(tmp.path(), port, "qa_share = 1.0\nqa_per_passage = 1\nmax_concurrency = 1\n");
+    let case = Case::new("qa_share = 1.0\nqa_per_passage = 1\nmax_concurrency = 1\n");
+    let mut server = case.serve("server.log");
 
     // The server is killed once the titles and two question replies are cached.
-    let mut strata = command(&recipe, &cache).stdout(Stdio::null()).stderr(Stdio::piped()).spawn().expect("strata starts");
+    let mut strata = case.command().stdout(Stdio::null()).stderr(Stdio::piped()).spawn().expect("strata starts");
     let started = Instant::now();
-    while replies_cached(&cache) < 6 {
+    while replies_cached(&case.cache) < 6 {
         assert!(strata.try_wait().expect("wait").is_none(), "strata ended before the server was killed");
         assert!(started.elapsed() < Duration::from_secs(300), "no replies after 300 s");
         std::thread::sleep(Duration::from_millis(20));
@@ -269,116 +293,108 @@ fn a_server_killed_mid_run_leaves_counted_failures_that_a_rerun_completes_from_t
     server.kill();
     let o = strata.wait_with_output().expect("strata ends");
     succeeded(o);
-    let m = manifest(&out);
+    let m = manifest(&case.out);
     let qa = &m["stages"]["emit"]["llm_qa"];
     let selected = counts(&m["stages"]["select"], "selected_passages");
     assert_eq!(counts(qa, "requests"), selected, "{qa}");
     assert!(qa["failures"]["unreachable"].as_u64().is_some_and(|n| n > 0), "failed calls are counted by kind: {qa}");
     assert!(counts(qa, "transient_failures") > 0, "{qa}");
-    let qa_file = out.join("train/ssft_qa.parquet");
+    let qa_file = case.out.join("train/ssft_qa.parquet");
     let partial = std::fs::read(&qa_file).expect("ssft_qa written with the replies that came");
 
     // The endpoint still down: the emit stage must run again, cannot, and says which endpoint;
     // the files of the last run stay whole.
-    let o = run(&recipe, &cache);
+    let o = case.run();
     assert!(!o.status.success(), "a rerun with calls to make and no server fails");
-    let endpoint = format!("http://127.0.0.1:{port}/v1");
+    let endpoint = format!("http://127.0.0.1:{}/v1", case.port);
     assert!(stderr(&o).contains(&endpoint), "the error names the endpoint: {}", stderr(&o));
     assert_eq!(std::fs::read(&qa_file).expect("still there"), partial);
 
     // The server back: only the calls that failed are made, then nothing is left to retry.
-    let _server = Server::start(&model, port, &tmp.path().join("server2.log"));
-    let before = replies_cached(&cache);
-    succeeded(run(&recipe, &cache));
-    let m = manifest(&out);
+    let _server = case.serve("server2.log");
+    let before = replies_cached(&case.cache);
+    succeeded(case.run());
+    let m = manifest(&case.out);
     let qa = &m["stages"]["emit"]["llm_qa"];
     assert_eq!(counts(qa, "transient_failures"), 0, "{qa}");
-    assert_eq!(counts(qa, "requests") - counts(qa, "cached"), (replies_cached(&cache) - before) as u64, "{qa}");
+    assert_eq!(counts(qa, "requests") - counts(qa, "cached"), (replies_cached(&case.cache) - before) as u64, "{qa}");
     assert!(counts(qa, "cached") >= 2, "the replies from before the crash are reused: {qa}");
-    let done = contract_bytes(&out);
-    let o = succeeded(run(&recipe, &cache));
+    let done = contract_bytes(&case.out);
+    let o = succeeded(case.run());
     assert!(String::from_utf8_lossy(&o.stdout).contains("emit       skipped"), "nothing left to retry: the stage is current");
 
     // Crash-then-rerun gives the files a run from the cache alone gives.
-    std::fs::remove_dir_all(&out).expect("rm out");
-    succeeded(run(&recipe, &cache));
-    assert_eq!(contract_bytes(&out), done);
+    std::fs::remove_dir_all(&case.out).expect("rm out");
+    succeeded(case.run());
+    assert_eq!(contract_bytes(&case.out), done);
 }
 
 #[test]
 #[ignore = "needs llama-cpp-python's server: make test-llm"]
 fn replies_that_break_the_schema_are_counted_and_the_keyword_labels_stay() {
-    let tmp = tempfile::tempdir().expect("tempdir");
-    let (port, cache, out) = (free_port(), tmp.path().join("cache"), tmp.path().join("out"));
-    let _server = Server::start(&tiny_model(tmp.path()), port, &tmp.path().join("server.log"));
     // Without the grammar, the random model writes no JSON at all.
-    let recipe = recipe(tmp.path(), port, "structured_output = \"prompt\"\nqa_share = 0.3\nqa_per_passage = 1\nmax_concurrency = 2\n");
-    let o = succeeded(run(&recipe, &cache));
-    let m = manifest(&out);
+    let case = Case::new("structured_output = \"prompt\"\nqa_share = 0.3\nqa_per_passage = 1\nmax_concurrency = 2\n");
+    let _server = case.serve("server.log");
+    let o = succeeded(case.run());
+    let m = manifest(&case.out);
     for calls in [&m["stages"]["taxonomy"]["llm_titles"], &m["stages"]["emit"]["llm_qa"]] {
         assert!(counts(calls, "requests") > 0, "{calls}");
         assert_eq!(calls["failures"]["invalid_json"], calls["requests"], "every reply is invalid JSON: {calls}");
         assert_eq!(counts(calls, "transient_failures"), 0, "{calls}");
     }
-    let nodes: Vec<TaxonomyNode> = read_rows(&out.join("taxonomy.parquet")).expect("taxonomy");
+    let nodes: Vec<TaxonomyNode> = read_rows(&case.out.join("taxonomy.parquet")).expect("taxonomy");
     assert!(nodes.iter().all(|n| n.keyword_label.as_deref() == Some(n.label.as_str())), "every node keeps its keyword label");
-    let rows: Vec<QaRow> = read_rows(&out.join("train/ssft_qa.parquet")).expect("ssft_qa");
+    let rows: Vec<QaRow> = read_rows(&case.out.join("train/ssft_qa.parquet")).expect("ssft_qa");
     assert!(!rows.is_empty() && rows.iter().all(|r| r.origin == "questions"), "only the questions file's samples");
     assert_eq!(counts(&m["stages"]["emit"], "llm_qa_samples"), 0);
     assert!(String::from_utf8_lossy(&o.stdout).contains("emit       ran"));
     // Invalid replies are the model's answer, cached: a rerun has nothing to retry.
-    let o = succeeded(run(&recipe, &cache));
+    let o = succeeded(case.run());
     assert!(String::from_utf8_lossy(&o.stdout).contains("emit       skipped"), "{}", String::from_utf8_lossy(&o.stdout));
 }
 
 #[test]
 fn an_endpoint_that_never_answers_is_a_clear_error_naming_it() {
-    let tmp = tempfile::tempdir().expect("tempdir");
-    let (port, cache, out) = (free_port(), tmp.path().join("cache"), tmp.path().join("out"));
-    let recipe = recipe(tmp.path(), port, "");
-    let o = run(&recipe, &cache);
+    let case = Case::new("");
+    let o = case.run();
     assert_eq!(o.status.code(), Some(1), "{}", stderr(&o));
     let err = stderr(&o);
-    assert!(err.contains(&format!("the LLM endpoint `http://127.0.0.1:{port}/v1`")) && err.contains("does not answer"), "{err}");
+    assert!(err.contains(&format!("the LLM endpoint `http://127.0.0.1:{}/v1`", case.port)) && err.contains("does not answer"), "{err}");
     // The stages before the taxonomy's are kept, whole; nothing of the taxonomy is written.
-    assert!(out.join("embeddings.parquet").exists() && !out.join("taxonomy.parquet").exists());
-    assert_eq!(replies_cached(&cache), 0);
+    assert!(case.out.join("embeddings.parquet").exists() && !case.out.join("taxonomy.parquet").exists());
+    assert_eq!(replies_cached(&case.cache), 0);
 }
 
 #[test]
 #[ignore = "needs llama-cpp-python's server: make test-llm"]
 fn calls_slower_than_the_timeout_are_counted_and_retried_on_the_next_run() {
-    let tmp = tempfile::tempdir().expect("tempdir");
-    let (port, cache, out) = (free_port(), tmp.path().join("cache"), tmp.path().join("out"));
-    let _server = Server::start(&tiny_model(tmp.path()), port, &tmp.path().join("server.log"));
     // The server lists its models at once but takes far longer than 50 ms to write a reply.
-    let recipe = recipe(tmp.path(), port, "timeout_s = 0.05\nmax_retries = 0\nqa_share = 0.2\nqa_per_passage = 1\n");
-    succeeded(run(&recipe, &cache));
-    let titles = &manifest(&out)["stages"]["taxonomy"]["llm_titles"];
+    let case = Case::new("timeout_s = 0.05\nmax_retries = 0\nqa_share = 0.2\nqa_per_passage = 1\n");
+    let _server = case.serve("server.log");
+    succeeded(case.run());
+    let titles = &manifest(&case.out)["stages"]["taxonomy"]["llm_titles"];
     assert_eq!(titles["failures"]["timeout"], titles["requests"], "{titles}");
     assert_eq!(counts(titles, "transient_failures"), counts(titles, "requests"));
-    let o = succeeded(run(&recipe, &cache));
+    let o = succeeded(case.run());
     assert!(String::from_utf8_lossy(&o.stdout).contains("taxonomy   ran"), "timeouts are retried: the stage runs again");
 }
 
 #[test]
 #[ignore = "needs llama-cpp-python's server: make test-llm"]
 fn without_a_questions_file_ssft_qa_holds_the_llms_questions_alone() {
-    let tmp = tempfile::tempdir().expect("tempdir");
-    let (port, cache, out) = (free_port(), tmp.path().join("cache"), tmp.path().join("out"));
-    let _server = Server::start(&tiny_model(tmp.path()), port, &tmp.path().join("server.log"));
-    let recipe = recipe(tmp.path(), port, "titles = false\nqa_share = 0.3\nqa_per_passage = 1\n");
-    let text = std::fs::read_to_string(&recipe).expect("recipe");
+    let case = Case::new("titles = false\nqa_share = 0.3\nqa_per_passage = 1\n");
+    let _server = case.serve("server.log");
+    let text = std::fs::read_to_string(&case.recipe).expect("recipe");
     let text: String = text.lines().filter(|l| !l.starts_with("questions = ")).map(|l| format!("{l}\n")).collect();
-    std::fs::write(&recipe, text).expect("recipe");
-    succeeded(run(&recipe, &cache));
-    let m = manifest(&out);
+    std::fs::write(&case.recipe, text).expect("recipe");
+    succeeded(case.run());
+    let m = manifest(&case.out);
     assert!(m["stages"]["taxonomy"].get("llm_titles").is_none(), "titles are off");
-    let nodes: Vec<TaxonomyNode> = read_rows(&out.join("taxonomy.parquet")).expect("taxonomy");
+    let nodes: Vec<TaxonomyNode> = read_rows(&case.out.join("taxonomy.parquet")).expect("taxonomy");
     assert!(nodes.iter().all(|n| n.keyword_label.is_none()), "no titles, no keyword_label column");
-    let rows: Vec<QaRow> = read_rows(&out.join("train/ssft_qa.parquet")).expect("ssft_qa");
+    let rows: Vec<QaRow> = read_rows(&case.out.join("train/ssft_qa.parquet")).expect("ssft_qa");
     assert!(!rows.is_empty() && rows.iter().all(|r| r.origin == "llm"), "the LLM's samples alone");
     assert_eq!(counts(&m["stages"]["emit"], "ssft_qa_samples"), rows.len() as u64);
-    let info = std::fs::read_to_string(out.join("train/dataset_info.json")).expect("dataset_info");
+    let info = std::fs::read_to_string(case.out.join("train/dataset_info.json")).expect("dataset_info");
     assert!(info.contains("\"strata_medicine_ssft_qa\""), "ssft_qa is registered: {info}");
 }

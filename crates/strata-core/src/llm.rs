@@ -3,6 +3,7 @@
 //! endpoint behind a reply cache) when the recipe has an `[llm]` section; stage crates depend
 //! only on this trait, write the prompts, check the replies and count both in [`LlmCalls`].
 
+use rayon::prelude::*;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use std::collections::BTreeMap;
@@ -125,12 +126,6 @@ pub struct LlmCalls {
     pub transient_failures: u64,
 }
 
-impl LlmCalls {
-    pub fn failed(&self) -> u64 {
-        self.failures.values().sum()
-    }
-}
-
 /// [`LlmCalls`] counted from many threads.
 #[derive(Debug, Default)]
 pub struct LlmTally(Mutex<LlmCalls>);
@@ -152,6 +147,12 @@ impl LlmTally {
         c.transient_failures += failure.is_transient() as u64;
     }
 
+    /// What a stage's check of a reply (or of a part of one) gave: the value, or nothing with
+    /// the failure counted against the reply.
+    pub fn checked<T>(&self, check: Result<T, LlmFailure>) -> Option<T> {
+        check.inspect_err(|f| self.failure(f, true)).ok()
+    }
+
     pub fn finish(self) -> LlmCalls {
         self.0.into_inner().unwrap_or_else(|e| e.into_inner())
     }
@@ -170,23 +171,20 @@ pub fn complete_all(
     if requests.iter().any(|r| !model.is_cached(r)) {
         model.check_reachable()?;
     }
-    let next = std::sync::atomic::AtomicUsize::new(0);
-    let replies: Mutex<Vec<Option<Result<JsonReply, LlmFailure>>>> = Mutex::new(vec![None; requests.len()]);
-    std::thread::scope(|scope| {
-        for _ in 0..model.max_concurrency().clamp(1, requests.len().max(1)) {
-            scope.spawn(|| loop {
-                let i = next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-                let Some(request) = requests.get(i) else { break };
+    // A pool of its own: its threads wait on the server, not on the CPU.
+    let pool = rayon::ThreadPoolBuilder::new().num_threads(model.max_concurrency().max(1)).build()?;
+    Ok(pool.install(|| {
+        requests
+            .par_iter()
+            .map(|request| {
                 let reply = model.complete(request);
                 match &reply {
                     Ok(r) => tally.reply(r),
                     Err(f) => tally.failure(f, false),
                 }
-                replies.lock().unwrap_or_else(|e| e.into_inner())[i] = Some(reply);
                 progress.advance(1);
-            });
-        }
-    });
-    let replies = replies.into_inner().unwrap_or_else(|e| e.into_inner());
-    Ok(replies.into_iter().map(|r| r.expect("every request is answered once the threads end")).collect())
+                reply
+            })
+            .collect()
+    }))
 }

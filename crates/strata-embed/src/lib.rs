@@ -114,6 +114,10 @@ impl EmbedStage {
     }
 }
 
+/// What the embed stage reads and writes, in a run or merged from shards.
+const READS: [&str; 1] = [WORK_CHUNKS];
+const WRITES: [&str; 1] = [EMBEDDINGS];
+
 /// The embedding stage.
 pub struct EmbedStage {
     pub config: EmbedConfig,
@@ -133,11 +137,11 @@ impl Stage for EmbedStage {
     }
 
     fn reads(&self) -> Vec<&'static str> {
-        vec![WORK_CHUNKS]
+        READS.to_vec()
     }
 
     fn writes(&self) -> Vec<&'static str> {
-        vec![EMBEDDINGS]
+        WRITES.to_vec()
     }
 
     fn fingerprint(&self) -> Result<serde_json::Value, StageError> {

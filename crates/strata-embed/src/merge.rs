@@ -20,11 +20,11 @@ impl Stage for MergeEmbeddings {
     }
 
     fn reads(&self) -> Vec<&'static str> {
-        vec![WORK_CHUNKS]
+        crate::READS.to_vec()
     }
 
     fn writes(&self) -> Vec<&'static str> {
-        vec![EMBEDDINGS]
+        crate::WRITES.to_vec()
     }
 
     fn fingerprint(&self) -> Result<serde_json::Value, StageError> {

@@ -541,23 +541,10 @@ impl SampleWriter<'_> {
         let mut samples = Vec::new();
         for (k, reply) in drawn.iter().zip(replies) {
             let Ok(reply) = reply else { continue };
-            let items = match llm_qa::accept(&reply.value, llm.per_passage) {
-                Ok(items) => items,
-                Err(failure) => {
-                    tally.failure(&failure, true);
-                    continue;
-                }
-            };
+            let Some(items) = tally.checked(llm_qa::accept(&reply.value, llm.per_passage)) else { continue };
             let (leaf, scope) = (self.tree.node(k.passage.node_id), &self.branch(k.passage.node_id).label);
             let map = passage_map(self.tree, k.passage.node_id, &k.sections);
-            for item in items {
-                let item = match item {
-                    Ok(item) => item,
-                    Err(failure) => {
-                        tally.failure(&failure, true);
-                        continue;
-                    }
-                };
+            for item in items.into_iter().filter_map(|item| tally.checked(item)) {
                 let prompt = questions::prompt(&instruction, &item.question);
                 let structured = questions::layout(scope, &map, &item.explanation, &item.answer);
                 for (kind, response) in [("qa", item.answer.clone()), ("qa_structure", structured)] {

@@ -8,9 +8,6 @@ use serde_json::Value;
 use std::path::PathBuf;
 use strata_core::llm::LlmFailure;
 
-/// Bumped when a cached reply's layout changes (it is part of the stages' fingerprints).
-pub const VERSION: u32 = 1;
-
 /// What the cache keeps of a chat completion.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct CachedReply {
@@ -111,8 +108,9 @@ impl ReplyCache {
         serde_json::from_slice(&bytes).ok()
     }
 
+    /// Whether a reply to `body` is cached (its file exists; it is read when used).
     pub fn contains(&self, body: &Value) -> bool {
-        self.get(body).is_some()
+        self.path(body).is_file()
     }
 
     pub fn put(&self, body: &Value, reply: &CachedReply) -> std::io::Result<()> {

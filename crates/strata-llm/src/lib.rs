@@ -247,7 +247,7 @@ impl JsonModel for LlmClient {
 
     fn fingerprint(&self) -> Value {
         // The endpoint is left out: the same model behind another address gives the same replies.
-        json!({"model": self.config.model, "seed": self.seed, "structured_output": self.config.structured_output, "cache": cache::VERSION})
+        json!({"model": self.config.model, "seed": self.seed, "structured_output": self.config.structured_output})
     }
 
     fn max_concurrency(&self) -> usize {

@@ -41,17 +41,11 @@ pub fn title_nodes(
         let requests: Vec<JsonRequest> = parents.iter().map(|&p| request(domain, tree, p, &named, excerpts)).collect();
         let replies = complete_all(model, &requests, progress, tally)?;
         for (&parent, reply) in parents.iter().zip(replies) {
+            // A failed request is counted already; a reply is counted again for what it breaks.
             let Ok(reply) = reply else { continue };
-            match accept(tree, parent, &reply.value, &titles) {
-                Ok(accepted) => {
-                    for (child, title) in tree.children(parent).iter().zip(accepted) {
-                        match title {
-                            Ok(t) => titles[*child as usize] = Some(t),
-                            Err(f) => tally.failure(&f, true),
-                        }
-                    }
-                }
-                Err(f) => tally.failure(&f, true),
+            let Some(accepted) = tally.checked(accept(tree, parent, &reply.value, &titles)) else { continue };
+            for (&child, title) in tree.children(parent).iter().zip(accepted) {
+                titles[child as usize] = tally.checked(title);
             }
         }
     }
@@ -176,10 +170,9 @@ fn key(title: &str) -> String {
 pub fn apply(nodes: Vec<TaxonomyNode>, titles: &[Option<String>]) -> Vec<TaxonomyNode> {
     let mut out: Vec<TaxonomyNode> = Vec::with_capacity(nodes.len());
     for mut node in nodes {
+        node.keyword_label = Some(node.label.clone());
         if let Some(title) = &titles[node.node_id as usize] {
-            node.keyword_label = Some(std::mem::replace(&mut node.label, title.clone()));
-        } else {
-            node.keyword_label = Some(node.label.clone());
+            node.label = title.clone();
         }
         node.path = match node.parent_id {
             // Parents come first (depth-first ids), so the parent's path is final.

@@ -11,7 +11,7 @@ use std::sync::Arc;
 use strata_chunk::{CorpusScan, ShardPlan};
 use strata_core::llm::JsonModel;
 use strata_core::manifest::{InputFile, Manifest, ManifestError};
-use strata_core::rundir::MANIFEST;
+use strata_core::rundir::{MANIFEST, SSFT_QA};
 use strata_core::shard::Parts;
 use strata_core::stage::{is_up_to_date, run_stage, FingerprintedOnce, Outcome};
 use strata_core::summary::TargetTokenizer;
@@ -167,6 +167,19 @@ fn pipeline(recipe: &Recipe, corpus: Corpus, args: &RunArgs, only: Option<StageN
         let cache = crate::model::llm_cache_dir();
         (config, Arc::new(strata_llm::LlmClient::new(config.clone(), api_key, recipe.seed, cache)))
     });
+    let emit = strata_emit::EmitStage {
+        config: recipe.emit.clone(),
+        domain: recipe.domain.clone(),
+        seed: recipe.seed,
+        tokenizer_path: map.target_path.clone(),
+        llm_qa: llm.as_ref().map(|(c, client)| strata_emit::LlmQa {
+            model: client.clone(),
+            share: c.qa_share,
+            per_passage: c.qa_per_passage,
+        }),
+    };
+    // The ledger counts ssft_qa when the emit stage writes it.
+    let ssft_qa = emit.writes().contains(&SSFT_QA);
     stages.extend::<[Box<dyn Stage>; 6]>([
         Box::new(strata_taxonomy::TaxonomyStage {
             config: recipe.taxonomy.clone(),
@@ -176,23 +189,9 @@ fn pipeline(recipe: &Recipe, corpus: Corpus, args: &RunArgs, only: Option<StageN
             titler: llm.as_ref().filter(|(c, _)| c.titles).map(|(_, client)| client.clone() as Arc<dyn JsonModel>),
         }),
         Box::new(strata_select::SelectStage { config: recipe.select.clone(), seed: recipe.seed }),
-        Box::new(strata_emit::EmitStage {
-            config: recipe.emit.clone(),
-            domain: recipe.domain.clone(),
-            seed: recipe.seed,
-            tokenizer_path: map.target_path.clone(),
-            llm_qa: llm.as_ref().map(|(c, client)| strata_emit::LlmQa {
-                model: client.clone(),
-                share: c.qa_share,
-                per_passage: c.qa_per_passage,
-            }),
-        }),
+        Box::new(emit),
         Box::new(strata_index::IndexStage),
-        Box::new(strata_cost::CostStage {
-            config: recipe.cost.clone(),
-            ssft_qa: recipe.emit.questions.is_some() || recipe.llm.as_ref().is_some_and(|l| l.qa_share > 0.0),
-            llm_model: recipe.llm.as_ref().map(|l| l.model.clone()),
-        }),
+        Box::new(strata_cost::CostStage { config: recipe.cost.clone(), ssft_qa, llm_model: recipe.llm.as_ref().map(|l| l.model.clone()) }),
         Box::new(strata_report::ReportStage),
     ]);
     Ok(stages)
