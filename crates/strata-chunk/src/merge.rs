@@ -3,9 +3,12 @@
 //! those one [`ChunkStage`](crate::ChunkStage) over the whole corpus writes.
 
 use crate::IngestError;
+use arrow::array::{Array, AsArray, UInt64Array};
+use arrow::record_batch::RecordBatch;
 use std::collections::HashMap;
-use std::path::PathBuf;
-use strata_core::parquet_io::{for_each_row, RowWriter};
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use strata_core::parquet_io::{record_batches, BatchWriter};
 use strata_core::records::{ChunkRecord, DocumentRecord, PassageRecord};
 use strata_core::rundir::{WORK_CHUNKS, WORK_DOCUMENTS, WORK_PASSAGES};
 use strata_core::shard::Parts;
@@ -38,9 +41,10 @@ impl Stage for MergeChunks {
     }
 
     fn run(&self, ctx: &StageContext) -> Result<StageStats, StageError> {
-        let mut chunks = RowWriter::<ChunkRecord>::create(&ctx.output(WORK_CHUNKS)?, &ChunkRecord::fields(), &[])?;
-        let mut passages = RowWriter::<PassageRecord>::create(&ctx.output(WORK_PASSAGES)?, &PassageRecord::fields(), &[])?;
-        let mut documents = RowWriter::<DocumentRecord>::create(&ctx.output(WORK_DOCUMENTS)?, &DocumentRecord::fields(), &[])?;
+        // Record batches pass through undecoded; only the columns the merge reads are looked at.
+        let mut chunks = BatchWriter::create(&ctx.output(WORK_CHUNKS)?, &ChunkRecord::fields(), &[])?;
+        let mut passages = BatchWriter::create(&ctx.output(WORK_PASSAGES)?, &PassageRecord::fields(), &[])?;
+        let mut documents = BatchWriter::create(&ctx.output(WORK_DOCUMENTS)?, &DocumentRecord::fields(), &[])?;
         // Each shard checked its own ids; ids must be unique across shards too.
         let mut seen: HashMap<String, String> = HashMap::new();
         let mut total = ChunkSummary { files: self.files, ..Default::default() };
@@ -48,18 +52,28 @@ impl Stage for MergeChunks {
         for (dir, (_, summary)) in self.parts.dirs.iter().zip(self.parts.records(StageName::Chunk)?) {
             let StageSummary::Chunk(part) = summary else { return Err("a chunk record holds another stage's summary".into()) };
             add(&mut total, part);
-            for_each_row(&dir.path(WORK_DOCUMENTS), |doc: DocumentRecord| -> Result<(), StageError> {
-                if let Some(first) = seen.insert(doc.doc_id.clone(), doc.source.clone()) {
-                    return Err(IngestError::DuplicateId { id: doc.doc_id, first, second: doc.source }.into());
+            let path = dir.path(WORK_DOCUMENTS);
+            for batch in record_batches(&path)? {
+                let batch = batch?;
+                let [ids, sources] = ["doc_id", "source"].map(|name| string_column(&batch, name, &path));
+                let (ids, sources) = (ids?, sources?);
+                for (id, source) in ids.iter().zip(sources.iter()) {
+                    let (id, source) = (id.unwrap_or_default(), source.unwrap_or_default());
+                    if let Some(first) = seen.insert(id.to_string(), source.to_string()) {
+                        return Err(IngestError::DuplicateId { id: id.to_string(), first, second: source.to_string() }.into());
+                    }
                 }
-                Ok(documents.push(doc)?)
-            })?;
+                documents.push(batch)?;
+            }
             // A passage names its first chunk by row, which the shards before move down.
             let offset = chunks.rows();
-            for_each_row(&dir.path(WORK_PASSAGES), |p: PassageRecord| {
-                passages.push(PassageRecord { first_chunk: p.first_chunk + offset, ..p })
-            })?;
-            for_each_row(&dir.path(WORK_CHUNKS), |chunk| chunks.push(chunk))?;
+            let path = dir.path(WORK_PASSAGES);
+            for batch in record_batches(&path)? {
+                passages.push(shift_first_chunk(batch?, offset, &path)?)?;
+            }
+            for batch in record_batches(&dir.path(WORK_CHUNKS))? {
+                chunks.push(batch?)?;
+            }
             ctx.progress.advance(1);
         }
         ctx.progress.finish();
@@ -72,6 +86,28 @@ impl Stage for MergeChunks {
         documents.close()?;
         Ok(StageStats { rows_in, rows_out, summary: StageSummary::Chunk(total) })
     }
+}
+
+fn column<'a>(batch: &'a RecordBatch, name: &str, path: &Path) -> Result<&'a Arc<dyn Array>, StageError> {
+    batch.column_by_name(name).ok_or_else(|| format!("`{}` has no column `{name}`; rerun the shard's chunk stage", path.display()).into())
+}
+
+fn string_column<'a>(batch: &'a RecordBatch, name: &str, path: &Path) -> Result<&'a arrow::array::StringArray, StageError> {
+    column(batch, name, path)?
+        .as_string_opt::<i32>()
+        .ok_or_else(|| format!("`{}`: column `{name}` is not text; rerun the shard's chunk stage", path.display()).into())
+}
+
+/// The passages with `first_chunk` moved down by `offset` rows.
+fn shift_first_chunk(batch: RecordBatch, offset: u64, path: &Path) -> Result<RecordBatch, StageError> {
+    let first: &UInt64Array = column(&batch, "first_chunk", path)?
+        .as_primitive_opt()
+        .ok_or_else(|| format!("`{}`: column `first_chunk` is not a row number; rerun the shard's chunk stage", path.display()))?;
+    let shifted: UInt64Array = first.unary(|row| row + offset);
+    let index = batch.schema().index_of("first_chunk")?;
+    let mut columns = batch.columns().to_vec();
+    columns[index] = Arc::new(shifted);
+    Ok(RecordBatch::try_new(batch.schema(), columns)?)
 }
 
 /// Adds a shard's totals to the run's (the file count is the corpus's, set once).

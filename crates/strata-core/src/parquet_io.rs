@@ -76,6 +76,11 @@ impl GroupWriter {
 
     fn write<B: Serialize>(&mut self, rows: &B) -> Result<(), ParquetIoError> {
         let batch = serde_arrow::to_record_batch(&self.fields, rows).map_err(|e| self.error(e))?;
+        self.write_batch(&batch)
+    }
+
+    /// Writes `batch`'s columns, which must have this file's types, under this file's schema.
+    fn write_batch(&mut self, batch: &RecordBatch) -> Result<(), ParquetIoError> {
         let batch = RecordBatch::try_new(self.schema.clone(), batch.columns().to_vec()).map_err(|e| self.error(e))?;
         self.writer.write(&batch).map_err(|e| self.error(e))
     }
@@ -121,6 +126,55 @@ impl<T: Serialize> RowWriter<T> {
             self.file.write(&self.pending)?;
         }
         self.file.close()
+    }
+}
+
+/// Record batches of any sizes written a row group at a time, for files joined without
+/// decoding their rows (the merges of a sharded run). The bytes are those `write_rows` writes
+/// for the same rows.
+pub struct BatchWriter {
+    file: GroupWriter,
+    pending: Vec<RecordBatch>,
+    pending_rows: usize,
+    rows: u64,
+}
+
+impl BatchWriter {
+    pub fn create(path: &Path, fields: &[FieldRef], metadata: &[(&str, String)]) -> Result<Self, ParquetIoError> {
+        Ok(Self { file: GroupWriter::create(path, fields, metadata)?, pending: Vec::new(), pending_rows: 0, rows: 0 })
+    }
+
+    pub fn push(&mut self, batch: RecordBatch) -> Result<(), ParquetIoError> {
+        self.rows += batch.num_rows() as u64;
+        self.pending_rows += batch.num_rows();
+        self.pending.push(batch);
+        while self.pending_rows >= ROW_GROUP_ROWS {
+            let joined = self.joined()?;
+            self.file.write_batch(&joined.slice(0, ROW_GROUP_ROWS))?;
+            let rest = joined.slice(ROW_GROUP_ROWS, joined.num_rows() - ROW_GROUP_ROWS);
+            self.pending_rows = rest.num_rows();
+            self.pending = vec![rest];
+        }
+        Ok(())
+    }
+
+    /// Rows pushed so far.
+    pub fn rows(&self) -> u64 {
+        self.rows
+    }
+
+    /// Writes what is pending and the footer.
+    pub fn close(mut self) -> Result<(), ParquetIoError> {
+        if self.pending_rows > 0 {
+            let joined = self.joined()?;
+            self.file.write_batch(&joined)?;
+        }
+        self.file.close()
+    }
+
+    fn joined(&self) -> Result<RecordBatch, ParquetIoError> {
+        let schema = self.pending.first().map_or_else(|| self.file.schema.clone(), |b| b.schema());
+        arrow::compute::concat_batches(&schema, &self.pending).map_err(|e| self.file.error(e))
     }
 }
 
@@ -252,11 +306,15 @@ pub fn for_each_batch(
     path: &Path,
     mut f: impl FnMut(RecordBatch) -> Result<(), Box<dyn std::error::Error + Send + Sync>>,
 ) -> Result<(), ParquetIoError> {
-    let wrap = read_error(path);
-    for batch in batch_reader(path, &[])? {
-        f(batch.map_err(|e| wrap(e.into()))?).map_err(&wrap)?;
+    for batch in record_batches(path)? {
+        f(batch?).map_err(read_error(path))?;
     }
     Ok(())
+}
+
+/// The record batches of `path` in order, undecoded (every column).
+pub fn record_batches(path: &Path) -> Result<impl Iterator<Item = Result<RecordBatch, ParquetIoError>> + '_, ParquetIoError> {
+    Ok(batch_reader(path, &[])?.map(move |batch| batch.map_err(|e| read_error(path)(e.into()))))
 }
 
 fn read_error(path: &Path) -> impl Fn(Box<dyn std::error::Error + Send + Sync>) -> ParquetIoError + '_ {
@@ -294,6 +352,24 @@ pub fn read_metadata(path: &Path) -> Result<HashMap<String, String>, ParquetIoEr
 mod tests {
     use super::*;
     use crate::records::SelectionRecord;
+
+    #[test]
+    fn batches_of_any_sizes_give_the_bytes_of_write_rows() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let all = rows(2 * ROW_GROUP_ROWS + 5);
+        let (whole, joined) = (dir.path().join("whole.parquet"), dir.path().join("joined.parquet"));
+        write_rows(&whole, &SelectionRecord::fields(), &all, &[]).expect("write");
+        let mut writer = BatchWriter::create(&joined, &SelectionRecord::fields(), &[]).expect("create");
+        let mut start = 0usize;
+        for size in [1, 7000, ROW_GROUP_ROWS + 100, 0, 9000].into_iter().chain(std::iter::once(usize::MAX)) {
+            let end = start.saturating_add(size).min(all.len());
+            writer.push(serde_arrow::to_record_batch(&SelectionRecord::fields(), &&all[start..end]).expect("batch")).expect("push");
+            start = end;
+        }
+        assert_eq!(writer.rows(), all.len() as u64);
+        writer.close().expect("close");
+        assert_eq!(std::fs::read(&whole).expect("read"), std::fs::read(&joined).expect("read"));
+    }
 
     fn rows(n: usize) -> Vec<SelectionRecord> {
         (0..n).map(|i| SelectionRecord { passage_id: format!("doc#p{i}"), selected: i % 3 == 0, random: i % 2 == 0 }).collect()

@@ -2,7 +2,7 @@
 //! chunk of the merged `work/chunks.parquet`.
 
 use crate::BatchStats;
-use strata_core::parquet_io::{for_each_row, num_rows, read_metadata, RowWriter};
+use strata_core::parquet_io::{num_rows, read_metadata, record_batches, BatchWriter};
 use strata_core::records::EmbeddingRecord;
 use strata_core::rundir::{EMBEDDINGS, WORK_CHUNKS};
 use strata_core::shard::Parts;
@@ -39,7 +39,7 @@ impl Stage for MergeEmbeddings {
         let dim: usize =
             metadata.iter().find(|(k, _)| k == "dim").and_then(|(_, v)| v.parse().ok()).ok_or("no `dim` in the shards' embeddings")?;
         let metadata: Vec<(&str, String)> = metadata.iter().map(|(k, v)| (k.as_str(), v.clone())).collect();
-        let mut out = RowWriter::<EmbeddingRecord>::create(&ctx.output(EMBEDDINGS)?, &EmbeddingRecord::fields(dim), &metadata)?;
+        let mut out = BatchWriter::create(&ctx.output(EMBEDDINGS)?, &EmbeddingRecord::fields(dim), &metadata)?;
         let (mut total, mut tokens) = (EmbedSummary::default(), BatchStats::default());
         for (dir, (_, summary)) in self.parts.dirs.iter().zip(self.parts.records(StageName::Embed)?) {
             let StageSummary::Embed(part) = summary else { return Err("an embed record holds another stage's summary".into()) };
@@ -49,7 +49,9 @@ impl Stage for MergeEmbeddings {
             total.cached_texts += part.cached_texts;
             tokens.real_tokens += part.tokens_real;
             tokens.padded_tokens += part.tokens_computed;
-            for_each_row(&dir.path(EMBEDDINGS), |row| out.push(row))?;
+            for batch in record_batches(&dir.path(EMBEDDINGS))? {
+                out.push(batch?)?;
+            }
         }
         let chunks = num_rows(&ctx.run.path(WORK_CHUNKS))?;
         if out.rows() != chunks {

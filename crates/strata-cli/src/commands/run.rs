@@ -142,10 +142,7 @@ const MAP_STAGES: [StageName; 2] = [StageName::Chunk, StageName::Embed];
 /// Every stage in order, configured from the recipe: on a shard (`--shard`) its map stages;
 /// after shards (`--shards N`) merges of their parts in place of the map stages, then the rest.
 fn pipeline(recipe: &Recipe, corpus: Corpus, args: &RunArgs, only: Option<StageName>) -> Result<Vec<Box<dyn Stage>>> {
-    // The target tokenizer is loaded to check it only where chunking will load it anyway (for
-    // Qwen3's, about 0.45 s and 120 MB in every embed task otherwise).
-    let chunks_here = args.shards.is_none() && only.is_none_or(|o| o == StageName::Chunk);
-    let map = MapStages::new(recipe, corpus, args, chunks_here)?;
+    let map = MapStages::new(recipe, corpus, args)?;
     let mut stages: Vec<Box<dyn Stage>> = match args.shards {
         None => vec![Box::new(map.chunk(args.shard)), Box::new(map.embed())],
         Some(count) => {
@@ -211,12 +208,12 @@ struct MapStages<'a> {
 }
 
 impl<'a> MapStages<'a> {
-    fn new(recipe: &'a Recipe, (scan, plan): Corpus, args: &'a RunArgs, check_target: bool) -> Result<Self> {
+    fn new(recipe: &'a Recipe, (scan, plan): Corpus, args: &'a RunArgs) -> Result<Self> {
         let files = crate::model::model_files()?;
         let tokenizer_path = files.tokenizer();
         let tokenizer_sha256 = strata_core::hash::file_sha256(&tokenizer_path)
             .with_context(|| format!("the model is not prepared (no `{}`); run `make model`", tokenizer_path.display()))?;
-        let (target_path, target) = target_tokenizer(recipe, &tokenizer_path, &tokenizer_sha256, check_target)?;
+        let (target_path, target) = target_tokenizer(recipe, &tokenizer_path, &tokenizer_sha256)?;
         Ok(Self { recipe, scan, plan, files, tokenizer_path, tokenizer_sha256, target_path, target, args })
     }
 
@@ -304,8 +301,9 @@ impl Progress for CrashAtFirstStep<'_> {
 }
 
 /// The tokenizer that counts training tokens: the recipe's target tokenizer, else the
-/// embedding model's (and the manifest says which).
-fn target_tokenizer(recipe: &Recipe, embedding: &Path, embedding_sha256: &str, validate: bool) -> Result<(PathBuf, TargetTokenizer)> {
+/// embedding model's (and the manifest says which). It is loaded where it is used: a file
+/// that is no tokenizer fails the chunk stage, the first that loads it, naming the file.
+fn target_tokenizer(recipe: &Recipe, embedding: &Path, embedding_sha256: &str) -> Result<(PathBuf, TargetTokenizer)> {
     let file_name = |p: &Path| p.file_name().map_or_else(|| p.display().to_string(), |n| n.to_string_lossy().into_owned());
     let Some(path) = &recipe.target.tokenizer else {
         let id = TargetTokenizer { file: file_name(embedding), sha256: embedding_sha256.to_string(), is_target: false };
@@ -313,9 +311,6 @@ fn target_tokenizer(recipe: &Recipe, embedding: &Path, embedding_sha256: &str, v
     };
     let sha256 =
         strata_core::hash::file_sha256(path).with_context(|| format!("failed to read the target tokenizer `{}`", path.display()))?;
-    if validate {
-        strata_core::tokens::TokenCounter::from_file(path)?;
-    }
     Ok((path.clone(), TargetTokenizer { file: file_name(path), sha256, is_target: true }))
 }
 
