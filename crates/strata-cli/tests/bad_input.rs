@@ -182,6 +182,16 @@ fn recipes_with_unknown_keys_or_impossible_values_are_usage_errors() {
 }
 
 #[test]
+fn a_target_tokenizer_that_is_no_tokenizer_fails_the_chunk_stage_naming_it() {
+    let f = Fixture::new();
+    f.demo_docs(1);
+    let bad = f.tmp.path().join("not-a-tokenizer.json");
+    std::fs::write(&bad, "{\"vocab\": 3}").expect("write");
+    let o = f.strata("run", &["--target-tokenizer", bad.to_str().expect("utf-8")]);
+    f.fails_naming(&o, 1, &["stage `chunk` failed", "not-a-tokenizer.json"]);
+}
+
+#[test]
 fn a_run_directory_that_cannot_be_written_is_an_error_naming_it() {
     let f = Fixture::new();
     f.demo_docs(1);
