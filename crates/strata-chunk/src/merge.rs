@@ -49,8 +49,9 @@ impl Stage for MergeChunks {
         let mut seen: HashMap<String, String> = HashMap::new();
         let mut total = ChunkSummary { files: self.files, ..Default::default() };
         ctx.progress.start("merge chunk shards", Some(self.parts.dirs.len() as u64));
-        for (dir, (_, summary)) in self.parts.dirs.iter().zip(self.parts.records(StageName::Chunk)?) {
+        for (index, (dir, (_, summary))) in self.parts.dirs.iter().zip(self.parts.records(StageName::Chunk)?).enumerate() {
             let StageSummary::Chunk(part) = summary else { return Err("a chunk record holds another stage's summary".into()) };
+            self.parts.verify(index, StageName::Chunk)?;
             add(&mut total, part);
             let path = dir.path(WORK_DOCUMENTS);
             for batch in record_batches(&path)? {

@@ -3,7 +3,7 @@
 //! each array task's command run in a shell with its index, then the reduce job, gives the
 //! contract files of `strata run` byte for byte; so does a Parquet corpus in small row groups,
 //! as three shards. A done shard is skipped on rerun, and the reduce refuses parts that are
-//! missing.
+//! missing or damaged.
 
 mod common;
 
@@ -189,6 +189,21 @@ fn a_parquet_corpus_in_shards_equals_a_single_node_run() {
         .inspect(|&n| assert!(n > 0, "a shard read no row group"))
         .sum();
     assert_eq!(documents, 40);
+
+    // A part's file damaged after its shard recorded it: a reduce with nothing to merge again
+    // reads no part and keeps its files; one that merges again (forced) checks each part as it
+    // reads it, fails naming the file, and leaves the merged files as they were.
+    let damaged = Path::new(&sharded).join("shards/part-00001-of-00003").join(EMBEDDINGS_FILE);
+    let mut bytes = std::fs::read(&damaged).expect("part");
+    bytes[100] ^= 0xff;
+    std::fs::write(&damaged, bytes).expect("damage");
+    run(&sharded, &["--shards", "3"]);
+    let merged = std::fs::read(Path::new(&sharded).join(EMBEDDINGS_FILE)).expect("merged");
+    let o = strata(&["run", "--quiet", "--recipe", &recipe, "--corpus", &corpus_arg, "--out", &sharded, "--shards", "3", "--force"]);
+    let err = stderr(&o);
+    assert_eq!(o.status.code(), Some(1), "{err}");
+    assert!(err.contains("shard 1/3") && err.contains(&damaged.display().to_string()) && err.contains("strata embed --shard 1/3"), "{err}");
+    assert_eq!(std::fs::read(Path::new(&sharded).join(EMBEDDINGS_FILE)).expect("merged"), merged, "a failed merge changed the file");
 }
 
 #[test]

@@ -2,7 +2,8 @@
 //! then merge. strata, not the engine that launches it, decides what each shard holds, from
 //! the input alone, so a rerun or another engine (Ray, a Slurm array) makes the same shards.
 
-use crate::manifest::{Manifest, StageRun};
+use crate::hash::path_sha256;
+use crate::manifest::{Manifest, ManifestError, StageRun};
 use crate::rundir::{RunDir, MANIFEST};
 use crate::{StageError, StageName, StageSummary};
 use std::fmt;
@@ -58,30 +59,57 @@ impl FromStr for Shard {
     }
 }
 
-/// The run directories of a run's shards, in shard order: what a merge reads.
+/// The run directories of a run's shards, in shard order, with their manifests (read once):
+/// what a merge reads.
 #[derive(Debug, Clone)]
 pub struct Parts {
     pub dirs: Vec<RunDir>,
+    /// Each part's manifest; `None` where the part has not run.
+    manifests: Vec<Option<Manifest>>,
 }
 
 impl Parts {
     /// The `count` shards of `run`.
-    pub fn of(run: &RunDir, count: u32) -> Self {
-        Self { dirs: Shard::all(count).map(|s| run.part(s)).collect() }
+    pub fn load(run: &RunDir, count: u32) -> Result<Self, ManifestError> {
+        let dirs: Vec<RunDir> = Shard::all(count).map(|s| run.part(s)).collect();
+        let manifests = dirs.iter().map(|dir| Manifest::load(&dir.path(MANIFEST))).collect::<Result<_, _>>()?;
+        Ok(Self { dirs, manifests })
+    }
+
+    /// Each shard with its part's folder and manifest (`None`: the part has not run).
+    pub fn each(&self) -> impl Iterator<Item = (Shard, &RunDir, Option<&Manifest>)> {
+        Shard::all(self.dirs.len() as u32).zip(&self.dirs).zip(&self.manifests).map(|((shard, dir), m)| (shard, dir, m.as_ref()))
     }
 
     /// What `stage` recorded in each part's manifest, in shard order; an error names the first
     /// part where it has not run.
     pub fn records(&self, stage: StageName) -> Result<Vec<(StageRun, StageSummary)>, StageError> {
-        let count = self.dirs.len() as u32;
-        Shard::all(count)
-            .zip(&self.dirs)
-            .map(|(shard, dir)| {
-                let manifest = Manifest::load(&dir.path(MANIFEST))?;
-                let record = manifest.as_ref().and_then(|m| Some((m.stages.run(stage)?.clone(), m.stages.summary(stage)?)));
+        self.each()
+            .map(|(shard, dir, manifest)| {
+                let record = manifest.and_then(|m| Some((m.stages.run(stage)?.clone(), m.stages.summary(stage)?)));
                 record.ok_or_else(|| format!("shard {shard}: stage `{}` has not run in `{}`", stage.as_str(), dir.root().display()).into())
             })
             .collect()
+    }
+
+    /// Checks that the files `stage` recorded in shard `index`'s part still hold what it wrote.
+    /// A merge calls it just before it reads them, so each part is read from disk once (the
+    /// check fills the page cache the merge then reads from).
+    pub fn verify(&self, index: usize, stage: StageName) -> Result<(), StageError> {
+        let (shard, dir, manifest) = self.each().nth(index).ok_or("no such shard")?;
+        let recorded = manifest.and_then(|m| m.stages.run(stage)).map(|r| &r.outputs);
+        for (rel, hash) in recorded.into_iter().flatten() {
+            let path = dir.path(rel);
+            if path_sha256(&path).ok().as_ref() != Some(hash) {
+                return Err(format!(
+                    "shard {shard}: `{}` is not the file its `{name}` stage wrote (changed or damaged since); rerun `strata {name} --shard {shard}` with the run's recipe",
+                    path.display(),
+                    name = stage.as_str(),
+                )
+                .into());
+            }
+        }
+        Ok(())
     }
 
     /// A merge's own fingerprint: each part's fingerprint and output hashes for `stage`.

@@ -186,11 +186,14 @@ pub fn run_stage(
     Ok(Outcome::Ran)
 }
 
-/// Whether `stage` has run in `run` on its present inputs and configuration, its outputs on
-/// disk unchanged: what a merge asks of each shard's part before it reads it.
-pub fn is_up_to_date(run: &RunDir, manifest: &Manifest, stage: &dyn Stage) -> Result<bool, RunError> {
+/// Whether the manifest records `stage` as run in `run` on its present inputs and
+/// configuration, every output it recorded on disk. It reads no output: what a sharded run's
+/// reduce asks of each part before anything runs; the merges check the outputs' hashes as they
+/// read them (`Parts::verify`).
+pub fn is_recorded(run: &RunDir, manifest: &Manifest, stage: &dyn Stage) -> Result<bool, RunError> {
     let fingerprint = fingerprint(run, manifest, stage)?;
-    Ok(is_current(run, manifest.stages.run(stage.name()), &fingerprint))
+    let Some(record) = manifest.stages.run(stage.name()) else { return Ok(false) };
+    Ok(record.fingerprint == fingerprint && !record.outputs.is_empty() && record.outputs.keys().all(|rel| run.path(rel).exists()))
 }
 
 /// The content hash of each output the stage wrote into `tmp`; all must exist.

@@ -41,8 +41,9 @@ impl Stage for MergeEmbeddings {
         let metadata: Vec<(&str, String)> = metadata.iter().map(|(k, v)| (k.as_str(), v.clone())).collect();
         let mut out = BatchWriter::create(&ctx.output(EMBEDDINGS)?, &EmbeddingRecord::fields(dim), &metadata)?;
         let (mut total, mut tokens) = (EmbedSummary::default(), BatchStats::default());
-        for (dir, (_, summary)) in self.parts.dirs.iter().zip(self.parts.records(StageName::Embed)?) {
+        for (index, (dir, (_, summary))) in self.parts.dirs.iter().zip(self.parts.records(StageName::Embed)?).enumerate() {
             let StageSummary::Embed(part) = summary else { return Err("an embed record holds another stage's summary".into()) };
+            self.parts.verify(index, StageName::Embed)?;
             // Texts met in two shards count in both: the run's "distinct" is per shard.
             total.distinct_texts += part.distinct_texts;
             total.embedded_texts += part.embedded_texts;

@@ -13,7 +13,7 @@ use strata_core::llm::JsonModel;
 use strata_core::manifest::{InputFile, Manifest, ManifestError};
 use strata_core::rundir::{MANIFEST, SSFT_QA};
 use strata_core::shard::Parts;
-use strata_core::stage::{is_up_to_date, run_stage, FingerprintedOnce, Outcome};
+use strata_core::stage::{is_recorded, run_stage, FingerprintedOnce, Outcome};
 use strata_core::summary::TargetTokenizer;
 use strata_core::{Progress, RunDir, Shard, Stage, StageName};
 
@@ -146,7 +146,7 @@ fn pipeline(recipe: &Recipe, corpus: Corpus, args: &RunArgs, only: Option<StageN
     let mut stages: Vec<Box<dyn Stage>> = match args.shards {
         None => vec![Box::new(map.chunk(args.shard)), Box::new(map.embed())],
         Some(count) => {
-            let parts = Parts::of(&RunDir::new(recipe.out_dir()), count);
+            let parts = Parts::load(&RunDir::new(recipe.out_dir()), count)?;
             map.check_parts(&parts, args, only)?;
             let (corpus, files) = (map.scan.root.clone(), map.scan.files.len() as u64);
             vec![
@@ -246,12 +246,13 @@ impl<'a> MapStages<'a> {
     fn check_parts(&self, parts: &Parts, args: &RunArgs, only: Option<StageName>) -> Result<()> {
         let embed = self.embed();
         let embed = FingerprintedOnce::new(&embed).map_err(anyhow::Error::from_boxed)?;
-        for (shard, dir) in Shard::all(parts.dirs.len() as u32).zip(&parts.dirs) {
-            let manifest = Manifest::load(&dir.path(MANIFEST))?.unwrap_or_else(|| Manifest::new(json!(null)));
+        let none = Manifest::new(json!(null));
+        for (shard, dir, manifest) in parts.each() {
             let chunk = self.chunk(Some(shard));
             for stage in [&chunk as &dyn Stage, &embed].into_iter().filter(|s| only.is_none_or(|o| o == s.name())) {
-                // A part whose inputs are missing (its chunks, for embed) is not done either.
-                if !is_up_to_date(dir, &manifest, stage).unwrap_or(false) {
+                // A part whose inputs are missing (its chunks, for embed) is not done either. The
+                // files' hashes are checked by the merge, as it reads them.
+                if !is_recorded(dir, manifest.unwrap_or(&none), stage).unwrap_or(false) {
                     anyhow::bail!(
                         "shard {shard}: its `{name}` part in `{}` is missing or was made from other inputs; run `strata {name} --recipe {} --shard {shard}` first",
                         dir.root().display(),
