@@ -181,6 +181,20 @@ fn consider(scan: &mut CorpusScan, path: &Path, rel: String) -> Result<(), Inges
 }
 
 impl CorpusScan {
+    /// The corpus's size: its files' bytes, end to end in scan order, are what shards cut.
+    pub fn total_bytes(&self) -> u64 {
+        self.files.iter().map(|f| f.bytes).sum()
+    }
+
+    /// Each file with the offset of its first byte in the corpus's bytes end to end.
+    pub fn files_at(&self) -> impl Iterator<Item = (&CorpusFile, u64)> {
+        self.files.iter().scan(0, |at, file| {
+            let start = *at;
+            *at += file.bytes;
+            Some((file, start))
+        })
+    }
+
     /// Calls `f` on every document of every file, in scan order, reading a JSONL file a line
     /// at a time and a Parquet file a batch at a time, so no file is ever held whole. Document
     /// ids must be unique (only ids and sources are remembered to check that).
@@ -204,14 +218,10 @@ impl CorpusScan {
             seen.insert(doc.doc_id.clone(), doc.source.clone());
             f(doc)
         };
-        let total = self.files.iter().map(|f| f.bytes).sum();
+        let total = self.total_bytes();
         let owned = shard.map_or(0..total, |(s, _)| s.range(total));
-        let mut file_start = 0;
-        for file in &self.files {
-            // The shard's bytes in this file's own offsets.
-            let local = |at: u64| at.saturating_sub(file_start).min(file.bytes);
-            let part = local(owned.start)..local(owned.end);
-            file_start += file.bytes;
+        for (file, file_start) in self.files_at() {
+            let part = within(&owned, file_start, file.bytes);
             if part.is_empty() {
                 continue;
             }
@@ -227,6 +237,13 @@ impl CorpusScan {
         }
         Ok(())
     }
+}
+
+/// The part of `range` (offsets in the corpus's bytes end to end) that lies in the file of
+/// `file_bytes` starting at `file_start`, in the file's own offsets.
+pub fn within(range: &std::ops::Range<u64>, file_start: u64, file_bytes: u64) -> std::ops::Range<u64> {
+    let local = |at: u64| at.saturating_sub(file_start).min(file_bytes);
+    local(range.start)..local(range.end)
 }
 
 fn read_bytes(file: &CorpusFile) -> Result<Vec<u8>, IngestError> {

@@ -5,7 +5,7 @@
 //! the whole corpus and count the lines before its range: N passes over the corpus, not one.
 //! A shard trusts the plan while every file keeps the size and modification time planned.
 
-use crate::ingest::{CorpusScan, FileKind, IngestError};
+use crate::ingest::{within, CorpusScan, FileKind, IngestError};
 use serde::{Deserialize, Serialize};
 use std::io::{BufRead, Read};
 use std::path::Path;
@@ -77,17 +77,15 @@ impl ShardPlan {
 
     /// Reads every file once: its hash and, in JSONL files, the shards' first lines.
     pub fn make(scan: &CorpusScan, count: u32) -> Result<ShardPlan, IngestError> {
-        let total = scan.files.iter().map(|f| f.bytes).sum();
-        let starts: Vec<u64> = Shard::all(count).map(|s| s.range(total).start).collect();
-        let mut file_start = 0;
+        let total = scan.total_bytes();
+        let ranges: Vec<_> = Shard::all(count).map(|s| s.range(total)).collect();
         let mut files = Vec::new();
-        for file in &scan.files {
+        for (file, file_start) in scan.files_at() {
             // The shards whose range begins inside this file, after its first byte.
             let inside: Vec<(u32, u64)> = (0..count)
-                .filter(|&s| starts[s as usize] > file_start && starts[s as usize] < file_start + file.bytes)
-                .map(|s| (s, starts[s as usize] - file_start))
+                .map(|s| (s, within(&ranges[s as usize], file_start, file.bytes).start))
+                .filter(|&(_, start)| start > 0 && start < file.bytes)
                 .collect();
-            file_start += file.bytes;
             let read_err = |source| IngestError::Read { path: file.abs.clone(), source };
             let mut reader = std::io::BufReader::with_capacity(1 << 20, Hashing::new(std::fs::File::open(&file.abs).map_err(read_err)?));
             let mut line_starts = Vec::new();
