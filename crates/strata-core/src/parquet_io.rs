@@ -301,6 +301,43 @@ impl VectorsInStep {
     }
 }
 
+/// One pass over every vector of `embeddings`, holding one batch: `f` gets each batch's rows
+/// in chunk order, every row's id checked against the same row of `chunks` (as
+/// [`VectorsInStep`] checks them, which holds every row).
+pub fn for_each_vector_batch<E: From<ParquetIoError>>(
+    chunks: &Path,
+    embeddings: &Path,
+    mut f: impl FnMut(&crate::vectors::VectorRows) -> Result<(), E>,
+) -> Result<(), E> {
+    use arrow::array::{Array, AsArray};
+    #[derive(serde::Deserialize)]
+    struct Id {
+        chunk_id: String,
+    }
+    let out_of_step = || ParquetIoError::OutOfStep { path: embeddings.to_path_buf() };
+    let mut ids = batches::<Id>(chunks, &["chunk_id"])?;
+    let mut first = 0;
+    for batch in record_batches(embeddings)? {
+        let batch = batch?;
+        let expected = ids.next_in_step(batch.num_rows())?;
+        let got = batch.column_by_name("chunk_id").and_then(|c| c.as_string_opt::<i32>()).ok_or_else(out_of_step)?;
+        if expected.iter().zip(got.iter()).any(|(e, g)| g != Some(e.chunk_id.as_str())) {
+            return Err(out_of_step().into());
+        }
+        let list = batch.column_by_name("embedding").and_then(|c| c.as_fixed_size_list_opt()).ok_or_else(out_of_step)?;
+        let values = list.values().as_primitive_opt::<arrow::datatypes::Float32Type>().ok_or_else(out_of_step)?.values();
+        let (dim, rows) = (list.value_length() as usize, list.len());
+        if dim == 0 || rows == 0 {
+            continue;
+        }
+        let start = list.value_offset_at(0);
+        f(&crate::vectors::VectorRows::new(first, dim, &values[start..start + rows * dim]))?;
+        first += rows;
+    }
+    ids.end_in_step()?;
+    Ok(())
+}
+
 /// Calls `f` on each record batch of `path` in order, so large files stream.
 pub fn for_each_batch(
     path: &Path,

@@ -4,6 +4,7 @@
 //! `p` is the chunk rows `first_chunk[p] .. first_chunk[p] + n_chunks[p]`.
 
 use crate::parquet_io::{self, ParquetIoError};
+use crate::vectors::GroupMeans;
 use crate::Matrix;
 use serde::Deserialize;
 use std::path::Path;
@@ -89,13 +90,32 @@ impl PassageIndex {
         of
     }
 
-    /// One unit vector per passage: the normalised mean of its chunks' vectors.
-    pub fn vectors(&self, chunk_vectors: &Matrix) -> Matrix {
-        chunk_vectors.group_means((0..self.len()).map(|p| (self.first_chunk[p] as usize, self.n_chunks[p] as usize)))
+    /// One unit vector per passage: the normalised mean of its chunks' vectors, in one pass
+    /// over the chunks' vectors that holds one batch of them.
+    pub fn read_vectors(&self, chunks: &Path, embeddings: &Path) -> Result<Matrix, ParquetIoError> {
+        Ok(self.read_means(chunks, embeddings, false)?.0)
     }
 
-    /// One unit vector per document: the normalised mean of its chunks' vectors.
-    pub fn document_vectors(&self, chunk_vectors: &Matrix) -> Matrix {
+    /// The passages' vectors ([`Self::read_vectors`]) and one unit vector per document (the
+    /// normalised mean of its chunks' vectors), in the same pass.
+    pub fn read_vectors_and_documents(&self, chunks: &Path, embeddings: &Path) -> Result<(Matrix, Matrix), ParquetIoError> {
+        let (passages, documents) = self.read_means(chunks, embeddings, true)?;
+        Ok((passages, documents.unwrap_or_default()))
+    }
+
+    fn read_means(&self, chunks: &Path, embeddings: &Path, documents: bool) -> Result<(Matrix, Option<Matrix>), ParquetIoError> {
+        let mut passages = GroupMeans::new((0..self.len()).map(|p| (self.first_chunk[p] as usize, self.n_chunks[p] as usize)).collect());
+        let mut of_documents = documents.then(|| GroupMeans::new(self.document_groups()));
+        parquet_io::for_each_vector_batch(chunks, embeddings, |rows| -> Result<(), ParquetIoError> {
+            passages.add(rows);
+            of_documents.iter_mut().for_each(|d| d.add(rows));
+            Ok(())
+        })?;
+        Ok((passages.finish(), of_documents.map(GroupMeans::finish)))
+    }
+
+    /// Per document, its chunk rows as `(start, len)`.
+    fn document_groups(&self) -> Vec<(usize, usize)> {
         let mut groups: Vec<(usize, usize)> = Vec::new();
         for p in 0..self.len() {
             let rows = self.chunks_of(p);
@@ -104,14 +124,14 @@ impl PassageIndex {
                 _ => groups.push((rows.start, rows.len())),
             }
         }
-        chunk_vectors.group_means(groups.into_iter())
+        groups
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::records::PassageRecord;
+    use crate::records::{EmbeddingRecord, PassageRecord};
 
     #[test]
     fn passages_cover_the_chunks_in_order_and_number_their_documents() {
@@ -132,10 +152,15 @@ mod tests {
         assert_eq!((index.document.as_slice(), index.chunks_of(0), index.passage_of_chunks()), (&[0, 0, 1][..], 0..2, vec![0, 0, 1, 2]));
         // Chunks 0 and 1 point one way, 2 another, 3 a third: passage 0 is their mean, document
         // a the mean of its three chunks.
-        let chunks = Matrix::new(vec![1.0, 0.0, 1.0, 0.0, 0.0, 1.0, 0.6, 0.8], 2);
-        assert_eq!(index.vectors(&chunks).row(0), &[1.0, 0.0]);
-        let a = index.document_vectors(&chunks);
-        assert!((a.row(0)[0] - 2.0 / 5f32.sqrt()).abs() < 1e-6 && a.rows() == 2);
+        let vectors = [[1.0, 0.0], [1.0, 0.0], [0.0, 1.0], [0.6, 0.8]];
+        let rows: Vec<EmbeddingRecord> =
+            vectors.iter().enumerate().map(|(i, v)| EmbeddingRecord { chunk_id: format!("c{i}"), embedding: v.to_vec() }).collect();
+        let embeddings = dir.path().join("embeddings.parquet");
+        crate::parquet_io::write_rows(&embeddings, &EmbeddingRecord::fields(2), &rows, &[]).expect("write");
+        let (passages, documents) = index.read_vectors_and_documents(&embeddings, &embeddings).expect("vectors");
+        assert_eq!(index.read_vectors(&embeddings, &embeddings).expect("vectors"), passages);
+        assert_eq!((passages.row(0), passages.rows()), (&[1.0, 0.0][..], 3));
+        assert!((documents.row(0)[0] - 2.0 / 5f32.sqrt()).abs() < 1e-6 && documents.rows() == 2);
         // Fewer or more chunks than the passages cover, or a gap, is named.
         assert!(matches!(PassageIndex::read(&path, 5), Err(ParquetIoError::OutOfStep { .. })));
         let gap = [passage("a#p0", "a", 0, 2), passage("b#p0", "b", 3, 1)];

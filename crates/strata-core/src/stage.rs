@@ -36,7 +36,12 @@ pub struct StageContext<'a> {
     pub manifest: &'a Manifest,
 }
 
-impl StageContext<'_> {
+impl<'a> StageContext<'a> {
+    /// A context whose outputs go to `out`: what `run_stage` gives a stage (and a test).
+    pub fn new(run: &'a RunDir, out: PathBuf, progress: &'a dyn Progress, manifest: &'a Manifest) -> Self {
+        Self { run, out, progress, manifest }
+    }
+
     /// The path to write the run file `rel` to (inside the temporary folder); parents exist.
     pub fn output(&self, rel: &str) -> std::io::Result<PathBuf> {
         let p = self.out.join(rel);
@@ -44,6 +49,12 @@ impl StageContext<'_> {
             std::fs::create_dir_all(parent)?;
         }
         Ok(p)
+    }
+
+    /// An unnamed file in the stage's temporary folder, for data too large to hold; the system
+    /// removes it when it is closed, and the folder goes when the stage ends, however it ends.
+    pub fn scratch_file(&self) -> std::io::Result<std::fs::File> {
+        tempfile::tempfile_in(&self.out)
     }
 }
 
@@ -151,7 +162,7 @@ pub fn run_stage(
     remove_if_present(&tmp).map_err(io(&tmp))?;
     std::fs::create_dir_all(&tmp).map_err(io(&tmp))?;
     let started = Instant::now();
-    let ctx = StageContext { run, out: tmp.clone(), progress, manifest };
+    let ctx = StageContext::new(run, tmp.clone(), progress, manifest);
     let done = stage
         .run(&ctx)
         .map_err(|source| RunError::Stage { stage: name, source })

@@ -66,6 +66,84 @@ impl Matrix {
     }
 }
 
+/// Consecutive rows of the run's chunk vectors, as a pass over `embeddings.parquet` reads them
+/// (`parquet_io::for_each_vector_batch`): rows `first .. first + len`, addressed by run row.
+#[derive(Debug, Clone, Copy)]
+pub struct VectorRows<'a> {
+    first: usize,
+    dim: usize,
+    values: &'a [f32],
+}
+
+impl<'a> VectorRows<'a> {
+    /// Rows from run row `first`, `dim` values each.
+    pub fn new(first: usize, dim: usize, values: &'a [f32]) -> Self {
+        assert!(dim > 0 && values.len().is_multiple_of(dim), "{} values do not make rows of {dim}", values.len());
+        Self { first, dim, values }
+    }
+
+    pub fn dim(&self) -> usize {
+        self.dim
+    }
+
+    /// The run rows held.
+    pub fn range(&self) -> std::ops::Range<usize> {
+        self.first..self.first + self.values.len() / self.dim
+    }
+
+    /// Run row `r`, which must be held.
+    pub fn row(&self, r: usize) -> &'a [f32] {
+        let i = r - self.first;
+        &self.values[i * self.dim..(i + 1) * self.dim]
+    }
+}
+
+/// [`Matrix::group_means`] of rows that arrive in order, a batch at a time: the same vectors,
+/// summed in the same order, holding one group's sum rather than every row.
+pub struct GroupMeans {
+    /// `(start, len)` per group, by start, not overlapping.
+    groups: Vec<(usize, usize)>,
+    next: usize,
+    sum: Vec<f32>,
+    values: Vec<f32>,
+    dim: usize,
+}
+
+impl GroupMeans {
+    pub fn new(groups: Vec<(usize, usize)>) -> Self {
+        Self { groups, next: 0, sum: Vec::new(), values: Vec::new(), dim: 0 }
+    }
+
+    pub fn add(&mut self, rows: &VectorRows) {
+        if self.dim == 0 {
+            self.dim = rows.dim();
+            self.sum = vec![0f32; self.dim];
+        }
+        for r in rows.range() {
+            while self.groups.get(self.next).is_some_and(|&(start, len)| start + len <= r) {
+                self.close();
+            }
+            if self.groups.get(self.next).is_some_and(|&(start, _)| r >= start) {
+                self.sum.iter_mut().zip(rows.row(r)).for_each(|(m, x)| *m += x);
+            }
+        }
+    }
+
+    fn close(&mut self) {
+        let sum = std::mem::replace(&mut self.sum, vec![0f32; self.dim]);
+        self.values.extend(unit(sum));
+        self.next += 1;
+    }
+
+    /// One unit vector per group, once every row has been added.
+    pub fn finish(mut self) -> Matrix {
+        while self.next < self.groups.len() {
+            self.close();
+        }
+        Matrix::new(self.values, self.dim)
+    }
+}
+
 /// `v` scaled to length 1 (a zero vector stays zero).
 fn unit(mut v: Vec<f32>) -> Vec<f32> {
     let norm = dot(&v, &v).sqrt();
@@ -130,6 +208,21 @@ pub fn shuffle<T>(items: &mut [T], seed: u64) {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn group_means_of_rows_in_batches_are_those_of_the_whole_matrix() {
+        let values: Vec<f32> = (0..40).map(|i| ((i * 7919) % 23) as f32 - 11.0).collect();
+        let whole = Matrix::new(values.clone(), 4);
+        let groups = vec![(0, 3), (3, 1), (4, 4), (8, 2)];
+        let expected = whole.group_means(groups.iter().copied());
+        for batch in [1, 3, 4, 10] {
+            let mut streamed = GroupMeans::new(groups.clone());
+            for (i, rows) in values.chunks(batch * 4).enumerate() {
+                streamed.add(&VectorRows::new(i * batch, 4, rows));
+            }
+            assert_eq!(streamed.finish(), expected, "batches of {batch} rows");
+        }
+    }
 
     #[test]
     fn matrix_rows_are_slices_of_its_width() {

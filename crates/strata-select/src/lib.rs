@@ -15,7 +15,7 @@ pub use facility::{cost_floor, random_draw, select, Budget, Candidate};
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
 use std::collections::BTreeSet;
-use strata_core::parquet_io::{ParquetIoError, RowWriter, VectorsInStep};
+use strata_core::parquet_io::{ParquetIoError, RowWriter};
 use strata_core::records::{PassageAssignment, SelectionRecord};
 use strata_core::rundir::{EMBEDDINGS, MANIFEST, WORK_CHUNKS, WORK_PASSAGES, WORK_PASSAGE_ASSIGNMENTS, WORK_SELECTION};
 use strata_core::summary::SelectSummary;
@@ -185,14 +185,15 @@ impl Passages {
 }
 
 fn read_passages(ctx: &StageContext, min_tokens: u32) -> Result<Passages, ParquetIoError> {
-    let vectors = VectorsInStep::of_chunks(&ctx.run.path(WORK_CHUNKS), &ctx.run.path(EMBEDDINGS))?;
-    let passages = PassageIndex::read(&ctx.run.path(WORK_PASSAGES), vectors.rows())?;
+    let (chunks, embeddings) = (ctx.run.path(WORK_CHUNKS), ctx.run.path(EMBEDDINGS));
+    let passages = PassageIndex::read(&ctx.run.path(WORK_PASSAGES), parquet_io::num_rows(&chunks)? as usize)?;
     let placed: Vec<PassageAssignment> = parquet_io::read_rows(&ctx.run.path(WORK_PASSAGE_ASSIGNMENTS))?;
     if placed.len() != passages.len() || placed.iter().zip(&passages.ids).any(|(a, id)| &a.passage_id != id) {
         return Err(ParquetIoError::OutOfStep { path: ctx.run.path(WORK_PASSAGE_ASSIGNMENTS) });
     }
     let eligible =
         (0..passages.len()).map(|p| strata_core::eligible(passages.n_tokens[p], placed[p].duplicate_of.is_some(), min_tokens)).collect();
-    let vectors = passages.vectors(&vectors);
+    // One pass over the chunks' vectors, holding one batch: only the passages' are kept.
+    let vectors = passages.read_vectors(&chunks, &embeddings)?;
     Ok(Passages { leaf: placed.iter().map(|a| a.node_id).collect(), eligible, vectors, passages })
 }

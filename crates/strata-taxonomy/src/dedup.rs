@@ -6,14 +6,8 @@ use ndarray::ArrayView2;
 use rayon::prelude::*;
 use std::collections::HashMap;
 
-/// For each chunk, the earlier chunk it duplicates, if any. The earlier chunk is always one
-/// that is not itself a duplicate, so every group points at one kept chunk.
-pub fn mark_duplicates<H: Eq + std::hash::Hash>(
-    content_hashes: &[H],
-    vectors: ArrayView2<'_, f32>,
-    leaves: &[&[usize]],
-    threshold: f32,
-) -> Vec<Option<usize>> {
+/// For each item, the first with the same content hash, if that is an earlier one.
+pub fn exact_duplicates<H: Eq + std::hash::Hash>(content_hashes: &[H]) -> Vec<Option<usize>> {
     let mut duplicate_of = vec![None; content_hashes.len()];
     let mut first_with_text: HashMap<&H, usize> = HashMap::new();
     for (i, hash) in content_hashes.iter().enumerate() {
@@ -24,6 +18,18 @@ pub fn mark_duplicates<H: Eq + std::hash::Hash>(
             }
         }
     }
+    duplicate_of
+}
+
+/// For each chunk, the earlier chunk it duplicates, if any. The earlier chunk is always one
+/// that is not itself a duplicate, so every group points at one kept chunk.
+pub fn mark_duplicates<H: Eq + std::hash::Hash>(
+    content_hashes: &[H],
+    vectors: ArrayView2<'_, f32>,
+    leaves: &[&[usize]],
+    threshold: f32,
+) -> Vec<Option<usize>> {
+    let mut duplicate_of = exact_duplicates(content_hashes);
     let near: Vec<(usize, usize)> = leaves
         .par_iter()
         .flat_map_iter(|members| {

@@ -17,6 +17,7 @@ mod dedup;
 mod kmeans;
 mod labels;
 mod naming;
+mod passes;
 mod phrases;
 mod titles;
 
@@ -24,6 +25,7 @@ pub use cluster::{build_tree, Cluster};
 pub use dedup::mark_duplicates;
 
 use labels::LabelSource;
+use passes::{ChunkVectors, Sums};
 
 use ndarray::Array2;
 use serde::{Deserialize, Serialize};
@@ -33,7 +35,7 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use strata_core::labels::LabelQuality;
 use strata_core::llm::{JsonModel, LlmTally};
-use strata_core::parquet_io::{RowWriter, VectorsInStep};
+use strata_core::parquet_io::RowWriter;
 use strata_core::records::{AssignmentRecord, PassageAssignment, TaxonomyNode};
 use strata_core::rundir::{EMBEDDINGS, TAXONOMY, TAXONOMY_JSON, WORK_ASSIGNMENTS, WORK_CHUNKS, WORK_PASSAGES, WORK_PASSAGE_ASSIGNMENTS};
 use strata_core::summary::TaxonomySummary;
@@ -163,6 +165,8 @@ pub enum TaxonomyError {
         #[source]
         source: std::io::Error,
     },
+    #[error("failed to write or read a scratch file in the run directory's temporary folder")]
+    Scratch(#[source] std::io::Error),
     #[error("titling the nodes with the LLM failed")]
     Llm(#[source] strata_core::llm::LlmUnavailable),
 }
@@ -202,31 +206,39 @@ impl Stage for TaxonomyStage {
 
     fn run(&self, ctx: &StageContext) -> Result<StageStats, StageError> {
         self.config.validate().map_err(TaxonomyError::Config)?;
-        let (mut chunks, chunk_vectors) = read_chunks(ctx)?;
-        let passages = PassageIndex::read(&ctx.run.path(WORK_PASSAGES), chunk_vectors.rows())?;
+        let mut chunks = read_chunks(ctx)?;
+        let files = ChunkVectors { chunks: ctx.run.path(WORK_CHUNKS), embeddings: ctx.run.path(EMBEDDINGS) };
+        let passages = PassageIndex::read(&ctx.run.path(WORK_PASSAGES), chunks.ids.len())?;
         chunks.drop_generic_headings(&passages, self.config.generic_heading_share);
         ctx.progress.start("taxonomy", None);
-        let passage_vectors = passages.vectors(&chunk_vectors);
-        let units = topic_vectors(&passages, &passage_vectors, &chunk_vectors, self.config.document_weight)?;
+        // The chunks' vectors are read in passes, a batch at a time: none holds them all.
+        let (passage_vectors, document_vectors) = passages.read_vectors_and_documents(&files.chunks, &files.embeddings)?;
+        let units = topic_vectors(&passages, &passage_vectors, document_vectors, self.config.document_weight)?;
         let clusters = build_tree(&units, &self.config, self.seed).expand(&|p| passages.chunks_of(p));
-        let vectors = matrix(chunk_vectors)?;
+        drop(units);
         let flat = Flat::of(&clusters)?;
         let terms = count_terms(ctx, &flat)?;
         let keywords = naming::keywords(&flat, &terms, self.config.keywords);
         let vocabulary_terms = terms.vocabulary.size() as u64;
         // The term counts are done with: freed before the phrases are counted.
         drop(terms);
-        let mut named = naming::name_nodes(ctx, &flat, &chunks, &vectors, keywords, self)?;
-        let nodes = describe(&flat, &chunks, &vectors, &mut named);
+        let leaf_sizes: Vec<(u32, usize)> = flat.shape.leaves().map(|id| (id, flat.clusters[id as usize].members.len())).collect();
+        let threshold = self.config.near_duplicate_threshold;
+        let tree_of_chunks = (flat.lineages.as_slice(), flat.leaf_of.as_slice());
+        let Sums { sums, duplicate_of } =
+            passes::sums_and_duplicates(ctx, &files, tree_of_chunks, &leaf_sizes, &chunks.content_hashes, threshold)?;
+        // The medoid is the nearest; the LLM titles a node from the passages of the nearest few.
+        let wanted = if self.titler.is_some() { TITLE_EXCERPTS * 4 } else { 1 };
+        let nearest = passes::nearest(&files, tree_of_chunks, &sums, wanted)?;
+        let mut named = naming::name_nodes(ctx, &flat, &chunks, &centroids(sums), keywords, self)?;
+        let nodes = describe(&flat, &chunks, &nearest, &mut named);
         let mut tree = TaxonomyTree::new(nodes)?;
-        let leaves: Vec<&[usize]> = flat.shape.leaves().map(|id| flat.clusters[id as usize].members.as_slice()).collect();
-        let duplicate_of = mark_duplicates(&chunks.content_hashes, vectors.view(), &leaves, self.config.near_duplicate_threshold);
         let passage_leaf: Vec<u32> = (0..passages.len()).map(|p| flat.leaf_of[passages.first_chunk[p] as usize]).collect();
-        let passage_duplicate_of = passage_duplicates(&passages, &passage_vectors, &passage_leaf, self.config.near_duplicate_threshold)?;
+        let passage_duplicate_of = passage_duplicates(&passages, &passage_vectors, &passage_leaf, threshold)?;
         ctx.progress.finish();
         let mut llm_titles = None;
         if let Some(titler) = &self.titler {
-            let excerpts = nearest_passages(ctx, &flat, &vectors, &passages)?;
+            let excerpts = nearest_passages(ctx, &nearest, &passages)?;
             let tally = LlmTally::default();
             let titled =
                 titles::title_nodes(titler.as_ref(), &self.domain, &tree, &excerpts, ctx.progress, &tally).map_err(TaxonomyError::Llm)?;
@@ -259,7 +271,7 @@ impl Stage for TaxonomyStage {
 
         let summary = TaxonomySummary {
             nodes: tree.nodes().len() as u64,
-            leaves: leaves.len() as u64,
+            leaves: leaf_sizes.len() as u64,
             level1_nodes: tree.children(0).len() as u64,
             near_duplicates: duplicate_of.iter().filter(|d| d.is_some()).count() as u64,
             passages: passages.len() as u64,
@@ -319,9 +331,8 @@ struct ChunkRow {
     content_hash: String,
 }
 
-/// The chunks (four columns) and their embeddings, read a batch at a time in step.
-fn read_chunks(ctx: &StageContext) -> Result<(Chunks, Matrix), TaxonomyError> {
-    let mut vectors = VectorsInStep::open(&ctx.run.path(EMBEDDINGS))?;
+/// The chunks: four columns, no text and no vector.
+fn read_chunks(ctx: &StageContext) -> Result<Chunks, TaxonomyError> {
     let mut chunks = Chunks {
         ids: Vec::new(),
         headings: Default::default(),
@@ -332,9 +343,7 @@ fn read_chunks(ctx: &StageContext) -> Result<(Chunks, Matrix), TaxonomyError> {
     };
     let path = ctx.run.path(WORK_CHUNKS);
     for batch in parquet_io::batches::<ChunkRow>(&path, &["chunk_id", "heading_path", "n_tokens", "content_hash"])? {
-        let batch = batch?;
-        vectors.extend(batch.iter().map(|c| c.chunk_id.as_str()))?;
-        for c in batch {
+        for c in batch? {
             let hash = u64::from_str_radix(&c.content_hash, 16)
                 .map_err(|_| TaxonomyError::ContentHash { path: path.clone(), value: c.content_hash.clone() })?;
             chunks.content_hashes.push(hash);
@@ -344,7 +353,7 @@ fn read_chunks(ctx: &StageContext) -> Result<(Chunks, Matrix), TaxonomyError> {
             chunks.ids.push(c.chunk_id);
         }
     }
-    Ok((chunks, vectors.finish()?))
+    Ok(chunks)
 }
 
 fn matrix(vectors: Matrix) -> Result<Array2<f32>, TaxonomyError> {
@@ -354,17 +363,8 @@ fn matrix(vectors: Matrix) -> Result<Array2<f32>, TaxonomyError> {
 }
 
 /// What is clustered: each passage's vector drawn towards its document's (topic first).
-fn topic_vectors(
-    passages: &PassageIndex,
-    passage_vectors: &Matrix,
-    chunk_vectors: &Matrix,
-    weight: f32,
-) -> Result<Array2<f32>, TaxonomyError> {
-    let blended = if weight > 0.0 {
-        passage_vectors.blend(&passages.document_vectors(chunk_vectors), &passages.document, weight)
-    } else {
-        passage_vectors.clone()
-    };
+fn topic_vectors(passages: &PassageIndex, passage_vectors: &Matrix, documents: Matrix, weight: f32) -> Result<Array2<f32>, TaxonomyError> {
+    let blended = if weight > 0.0 { passage_vectors.blend(&documents, &passages.document, weight) } else { passage_vectors.clone() };
     matrix(blended)
 }
 
@@ -438,8 +438,9 @@ struct ChunkText {
     text: String,
 }
 
-/// Every node with its label (taken from `named`), keywords, sizes and medoid, in id order.
-fn describe(flat: &Flat, chunks: &Chunks, vectors: &Array2<f32>, named: &mut naming::Named) -> Vec<TaxonomyNode> {
+/// Every node with its label (taken from `named`), keywords, sizes and medoid (the first of
+/// its `nearest` members), in id order.
+fn describe(flat: &Flat, chunks: &Chunks, nearest: &[Vec<usize>], named: &mut naming::Named) -> Vec<TaxonomyNode> {
     (0..flat.shape.len())
         .map(|id| {
             let lineage = &flat.lineages[id];
@@ -453,32 +454,28 @@ fn describe(flat: &Flat, chunks: &Chunks, vectors: &Array2<f32>, named: &mut nam
                 path: lineage[1..].iter().map(|&a| named.labels[a].clone()).collect(),
                 n_chunks: members.len() as u32,
                 n_tokens: members.iter().map(|&m| chunks.n_tokens[m] as u64).sum(),
-                medoid_chunk_id: medoid(members, vectors).map(|m| chunks.ids[m].clone()),
+                medoid_chunk_id: nearest[id].first().map(|&m| chunks.ids[m].clone()),
                 keyword_label: None,
             }
         })
         .collect()
 }
 
-/// Per node (the root's list empty), the texts of the passages holding the chunks nearest
-/// its centre (two at most): what the LLM titles the node from.
-fn nearest_passages(
-    ctx: &StageContext,
-    flat: &Flat,
-    vectors: &Array2<f32>,
-    passages: &PassageIndex,
-) -> Result<Vec<Vec<String>>, TaxonomyError> {
-    const PER_NODE: usize = 2;
+/// Passages an LLM titles a node from.
+const TITLE_EXCERPTS: usize = 2;
+
+/// Per node (the root's list empty), the texts of the passages holding its `nearest` chunks
+/// (`TITLE_EXCERPTS` at most): what the LLM titles the node from.
+fn nearest_passages(ctx: &StageContext, nearest: &[Vec<usize>], passages: &PassageIndex) -> Result<Vec<Vec<String>>, TaxonomyError> {
     let passage_of = passages.passage_of_chunks();
-    let wanted: Vec<Vec<usize>> = flat
-        .clusters
+    let wanted: Vec<Vec<usize>> = nearest
         .iter()
         .enumerate()
-        .map(|(id, c)| if id == 0 { Vec::new() } else { nearest(&c.members, vectors, PER_NODE * 4) })
+        .map(|(id, rows)| if id == 0 { &[][..] } else { rows.as_slice() })
         .map(|rows| {
             let mut seen = Vec::new();
-            rows.into_iter().map(|r| passage_of[r]).for_each(|p| {
-                if !seen.contains(&p) && seen.len() < PER_NODE {
+            rows.iter().map(|&r| passage_of[r]).for_each(|p| {
+                if !seen.contains(&p) && seen.len() < TITLE_EXCERPTS {
                     seen.push(p)
                 }
             });
@@ -499,22 +496,15 @@ fn nearest_passages(
     Ok(wanted.iter().map(|ps| ps.iter().filter_map(|p| texts.get(p).cloned()).collect()).collect())
 }
 
-/// The `n` members closest (cosine) to the members' mean direction, closest first (the lower
-/// row first on a tie).
-fn nearest(members: &[usize], vectors: &Array2<f32>, n: usize) -> Vec<usize> {
-    let mut mean = vec![0f32; vectors.ncols()];
-    for &m in members {
-        mean.iter_mut().zip(vectors.row(m)).for_each(|(a, b)| *a += b);
-    }
-    let row = |m: usize| vectors.row(m).to_slice().expect("rows of a standard-layout matrix are contiguous");
-    let mut scored: Vec<(f32, usize)> = members.iter().map(|&m| (dot(row(m), &mean), m)).collect();
-    scored.sort_by(|a, b| b.0.total_cmp(&a.0).then(a.1.cmp(&b.1)));
-    scored.into_iter().take(n).map(|(_, m)| m).collect()
-}
-
-/// The member closest (cosine) to the members' mean direction: the medoid.
-fn medoid(members: &[usize], vectors: &Array2<f32>) -> Option<usize> {
-    nearest(members, vectors, 1).first().copied()
+/// Each node's centroid: its summed vector, of unit length.
+fn centroids(sums: Vec<Vec<f32>>) -> Vec<Vec<f32>> {
+    sums.into_iter()
+        .map(|mut mean| {
+            let norm = dot(&mean, &mean).sqrt().max(f32::MIN_POSITIVE);
+            mean.iter_mut().for_each(|x| *x /= norm);
+            mean
+        })
+        .collect()
 }
 
 /// The tree nested, for people and the report (`taxonomy.json`), with where each label came

@@ -6,7 +6,6 @@
 use crate::labels::{self, capitalise, Candidate, Choices, LabelSource};
 use crate::phrases::{phrases, NodePhrases};
 use crate::{Chunks, Flat, TaxonomyError, TaxonomyStage};
-use ndarray::Array2;
 use rayon::prelude::*;
 use std::collections::{BTreeSet, HashMap};
 use strata_core::labels::normalise;
@@ -48,13 +47,14 @@ impl Named {
     }
 }
 
-/// Names every node of `flat` (the root is the domain).
+/// Names every node of `flat` (the root is the domain), ranking phrases by their closeness
+/// to each node's `centroids`.
 /// `scored` are each node's keywords with their scores ([`keywords`]).
 pub fn name_nodes(
     ctx: &StageContext,
     flat: &Flat,
     chunks: &Chunks,
-    vectors: &Array2<f32>,
+    centroids: &[Vec<f32>],
     scored: Vec<Vec<(String, f64)>>,
     stage: &TaxonomyStage,
 ) -> Result<Named, TaxonomyError> {
@@ -72,9 +72,8 @@ pub fn name_nodes(
     let texts: BTreeSet<String> =
         shortlist.iter().flatten().map(|(key, _, _)| key.clone()).chain(headings.iter().flatten().map(|h| normalise(&h.heading))).collect();
     let texts: Vec<&str> = texts.iter().map(String::as_str).collect();
-    let embedded = embed(stage, &texts, vectors.ncols())?;
+    let embedded = embed(stage, &texts, centroids.first().map_or(0, Vec::len))?;
     let vector_of: HashMap<&str, &Vec<f32>> = texts.iter().copied().zip(&embedded).collect();
-    let centroids = centroids(flat, vectors);
 
     let mut named = Named {
         labels: vec![String::new(); n],
@@ -252,22 +251,6 @@ pub struct Covering {
     pub heading: String,
     pub of_node: f64,
     pub in_node: f64,
-}
-
-/// Each node's centroid: its members' mean vector, of unit length.
-fn centroids(flat: &Flat, vectors: &Array2<f32>) -> Vec<Vec<f32>> {
-    flat.clusters
-        .par_iter()
-        .map(|c| {
-            let mut mean = vec![0f32; vectors.ncols()];
-            for &m in &c.members {
-                mean.iter_mut().zip(vectors.row(m)).for_each(|(a, b)| *a += b);
-            }
-            let norm = dot(&mean, &mean).sqrt().max(f32::MIN_POSITIVE);
-            mean.iter_mut().for_each(|x| *x /= norm);
-            mean
-        })
-        .collect()
 }
 
 /// The phrases embedded by the run's embedder, checked against the chunks' dimension.

@@ -1,0 +1,275 @@
+//! What needs every chunk's vector once the tree is known, computed in passes over
+//! `embeddings.parquet` that hold one batch of vectors, not the corpus's: each node's summed
+//! vector, the members nearest it, and near-duplicate chunks within leaves. The results are
+//! those of the same computations over every vector in memory, bit for bit: the same sums in
+//! the same order, the same products.
+//!
+//! The near-duplicate search holds the vectors kept so far in the leaves it searches. Leaves
+//! of up to `DUPLICATE_ROWS_PER_GROUP` chunks in all are searched in the pass itself; more
+//! leaves are cut into groups of that size, the pass writes each group's vectors to a scratch
+//! file, and each group is searched from its file in turn (a leaf larger than that is a group
+//! of its own and holds its own vectors).
+
+use crate::dedup::exact_duplicates;
+use crate::TaxonomyError;
+use ndarray::ArrayView1;
+use rayon::prelude::*;
+use std::io::{BufReader, BufWriter, Read, Seek, Write};
+use std::path::PathBuf;
+use strata_core::parquet_io::{for_each_vector_batch, ParquetIoError};
+use strata_core::vectors::{dot, VectorRows};
+use strata_core::StageContext;
+
+/// Chunk rows whose vectors one group of leaves may hold: about 400 MB at 384 dimensions.
+const DUPLICATE_ROWS_PER_GROUP: usize = 1 << 18;
+/// Vectors read back from a scratch file at a time.
+const SCRATCH_BATCH: usize = 1 << 14;
+
+/// The run's chunk ids and vectors, read in step.
+pub struct ChunkVectors {
+    pub chunks: PathBuf,
+    pub embeddings: PathBuf,
+}
+
+/// Per node, the sum of its member chunks' vectors; per chunk, the chunk it near- or exactly
+/// duplicates (`dedup::mark_duplicates` within each leaf).
+pub struct Sums {
+    pub sums: Vec<Vec<f32>>,
+    pub duplicate_of: Vec<Option<usize>>,
+}
+
+/// Each node's vector sum and the chunks' duplicates. `lineages[leaf]` are the nodes a chunk
+/// of `leaf` belongs to; `leaf_of[row]` is chunk `row`'s leaf; `leaf_sizes` the leaves with
+/// their chunk counts.
+pub fn sums_and_duplicates(
+    ctx: &StageContext,
+    files: &ChunkVectors,
+    (lineages, leaf_of): (&[Vec<usize>], &[u32]),
+    leaf_sizes: &[(u32, usize)],
+    content_hashes: &[u64],
+    threshold: f32,
+) -> Result<Sums, TaxonomyError> {
+    let exact = exact_duplicates(content_hashes);
+    let groups = leaf_groups(leaf_sizes, DUPLICATE_ROWS_PER_GROUP);
+    let mut group_of = vec![0; lineages.len()];
+    groups.iter().enumerate().for_each(|(g, leaves)| leaves.iter().for_each(|&leaf| group_of[leaf as usize] = g));
+    // One group is searched in the pass; several are written out, one scratch file each.
+    let mut search = (groups.len() == 1).then(|| NearDuplicates::new(&groups[0], lineages.len(), threshold));
+    let mut spills = if search.is_some() { Vec::new() } else { groups.iter().map(|_| Spill::new(ctx)).collect::<Result<_, _>>()? };
+    let mut sums: Vec<Vec<f32>> = Vec::new();
+    for_each_vector_batch(&files.chunks, &files.embeddings, |rows| -> Result<(), TaxonomyError> {
+        add_to_sums(&mut sums, rows, lineages, leaf_of);
+        let unique = rows.range().filter(|&r| exact[r].is_none()).map(|r| (r, rows.row(r)));
+        match &mut search {
+            Some(search) => search.add(unique, leaf_of),
+            None => unique.into_iter().try_for_each(|(r, v)| spills[group_of[leaf_of[r] as usize]].write(r, v))?,
+        }
+        Ok(())
+    })?;
+    let mut near = search.map(|s| s.found).unwrap_or_default();
+    for (leaves, spill) in groups.iter().zip(spills) {
+        let mut search = NearDuplicates::new(leaves, lineages.len(), threshold);
+        spill.read_back(|batch| search.add(batch.iter().map(|(r, v)| (*r, v.as_slice())), leaf_of))?;
+        near.extend(search.found);
+    }
+    let mut duplicate_of = exact;
+    for (row, kept) in near {
+        duplicate_of[row] = Some(kept);
+    }
+    Ok(Sums { sums, duplicate_of })
+}
+
+fn add_to_sums(sums: &mut Vec<Vec<f32>>, rows: &VectorRows, lineages: &[Vec<usize>], leaf_of: &[u32]) {
+    if sums.is_empty() {
+        *sums = vec![vec![0f32; rows.dim()]; lineages.len()];
+    }
+    for r in rows.range() {
+        for &node in &lineages[leaf_of[r] as usize] {
+            sums[node].iter_mut().zip(rows.row(r)).for_each(|(a, b)| *a += b);
+        }
+    }
+}
+
+/// The leaves in groups of at most `bound` chunks (a larger leaf alone); one group at least.
+fn leaf_groups(leaf_sizes: &[(u32, usize)], bound: usize) -> Vec<Vec<u32>> {
+    let mut groups: Vec<(Vec<u32>, usize)> = vec![(Vec::new(), 0)];
+    for &(leaf, size) in leaf_sizes {
+        let last = groups.last_mut().expect("one group");
+        if !last.0.is_empty() && last.1 + size > bound {
+            groups.push((vec![leaf], size));
+        } else {
+            last.0.push(leaf);
+            last.1 += size;
+        }
+    }
+    groups.into_iter().map(|(leaves, _)| leaves).collect()
+}
+
+/// A group's vectors written in row order to a scratch file, and read back in batches.
+struct Spill {
+    file: BufWriter<std::fs::File>,
+    dim: usize,
+}
+
+impl Spill {
+    fn new(ctx: &StageContext) -> Result<Self, TaxonomyError> {
+        Ok(Self { file: BufWriter::new(ctx.scratch_file().map_err(TaxonomyError::Scratch)?), dim: 0 })
+    }
+
+    fn write(&mut self, row: usize, vector: &[f32]) -> Result<(), TaxonomyError> {
+        self.dim = vector.len();
+        self.file.write_all(&(row as u64).to_le_bytes()).map_err(TaxonomyError::Scratch)?;
+        vector.iter().try_for_each(|x| self.file.write_all(&x.to_le_bytes())).map_err(TaxonomyError::Scratch)
+    }
+
+    fn read_back(self, mut f: impl FnMut(&[(usize, Vec<f32>)])) -> Result<(), TaxonomyError> {
+        let mut file = self.file.into_inner().map_err(|e| TaxonomyError::Scratch(e.into_error()))?;
+        file.rewind().map_err(TaxonomyError::Scratch)?;
+        let mut reader = BufReader::new(file);
+        let mut record = vec![0u8; 8 + 4 * self.dim];
+        let mut batch = Vec::with_capacity(SCRATCH_BATCH);
+        loop {
+            match reader.read_exact(&mut record) {
+                Ok(()) => {
+                    let row = u64::from_le_bytes(record[..8].try_into().expect("8 bytes")) as usize;
+                    let vector = record[8..].chunks_exact(4).map(|b| f32::from_le_bytes(b.try_into().expect("4 bytes"))).collect();
+                    batch.push((row, vector));
+                }
+                Err(e) if e.kind() == std::io::ErrorKind::UnexpectedEof => break,
+                Err(e) => return Err(TaxonomyError::Scratch(e)),
+            }
+            if batch.len() == SCRATCH_BATCH {
+                f(&batch);
+                batch.clear();
+            }
+        }
+        f(&batch);
+        Ok(())
+    }
+}
+
+/// The near-duplicate search within the leaves of one group: per leaf, in row order, a chunk
+/// that is not an exact duplicate is compared with the chunks kept before it, and is either a
+/// duplicate of the first it is close to or kept.
+struct NearDuplicates {
+    /// Per node id, its place in `kept` when it is a leaf of the group.
+    slot: Vec<Option<usize>>,
+    kept: Vec<Vec<(usize, Vec<f32>)>>,
+    threshold: f32,
+    found: Vec<(usize, usize)>,
+}
+
+impl NearDuplicates {
+    fn new(leaves: &[u32], nodes: usize, threshold: f32) -> Self {
+        let mut slot = vec![None; nodes];
+        leaves.iter().enumerate().for_each(|(i, &leaf)| slot[leaf as usize] = Some(i));
+        Self { slot, kept: vec![Vec::new(); leaves.len()], threshold, found: Vec::new() }
+    }
+
+    /// The next rows, in row order, none an exact duplicate; rows of other leaves are passed over.
+    fn add<'a>(&mut self, rows: impl Iterator<Item = (usize, &'a [f32])>, leaf_of: &[u32]) {
+        let mut by_leaf: Vec<Vec<(usize, &[f32])>> = vec![Vec::new(); self.kept.len()];
+        for (r, v) in rows {
+            if let Some(i) = self.slot[leaf_of[r] as usize] {
+                by_leaf[i].push((r, v));
+            }
+        }
+        let threshold = self.threshold;
+        let found: Vec<(usize, usize)> = self
+            .kept
+            .par_iter_mut()
+            .zip(by_leaf)
+            .flat_map_iter(|(kept, members)| {
+                let mut found = Vec::new();
+                for (m, v) in members {
+                    let row = ArrayView1::from(v);
+                    match kept.iter().find(|(_, k)| row.dot(&ArrayView1::from(k.as_slice())) >= threshold) {
+                        Some(&(k, _)) => found.push((m, k)),
+                        None => kept.push((m, v.to_vec())),
+                    }
+                }
+                found
+            })
+            .collect();
+        self.found.extend(found);
+    }
+}
+
+/// Per node, its `n` member chunks nearest (cosine) its summed vector, nearest first (the lower
+/// row first on a tie): one more pass, holding `n` rows a node.
+pub fn nearest(
+    files: &ChunkVectors,
+    (lineages, leaf_of): (&[Vec<usize>], &[u32]),
+    sums: &[Vec<f32>],
+    n: usize,
+) -> Result<Vec<Vec<usize>>, ParquetIoError> {
+    let mut best: Vec<Vec<(f32, usize)>> = vec![Vec::new(); sums.len()];
+    for_each_vector_batch(&files.chunks, &files.embeddings, |rows| -> Result<(), ParquetIoError> {
+        for r in rows.range() {
+            for &node in &lineages[leaf_of[r] as usize] {
+                let score = dot(rows.row(r), &sums[node]);
+                let top = &mut best[node];
+                // Rows come in order, so a tie ranks below the rows already held.
+                let at = top.iter().position(|(s, _)| s.total_cmp(&score).is_lt()).unwrap_or(top.len());
+                if at < n {
+                    top.insert(at, (score, r));
+                    top.truncate(n);
+                }
+            }
+        }
+        Ok(())
+    })?;
+    Ok(best.into_iter().map(|top| top.into_iter().map(|(_, r)| r).collect()).collect())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use strata_core::parquet_io::write_rows;
+    use strata_core::records::EmbeddingRecord;
+
+    #[test]
+    fn the_passes_find_what_the_whole_matrix_gives_in_one_group_or_spilled_in_several() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("embeddings.parquet");
+        // Two leaves (nodes 1 and 2) under the root; rows 0 and 2 nearly the same; 3 and 5
+        // the same text.
+        let vectors = [[1.0, 0.0], [0.0, 1.0], [0.999, 0.0447], [0.6, 0.8], [0.998, 0.0632], [0.6, 0.8]];
+        let rows: Vec<EmbeddingRecord> =
+            vectors.iter().enumerate().map(|(i, v)| EmbeddingRecord { chunk_id: format!("c{i}"), embedding: v.to_vec() }).collect();
+        write_rows(&path, &EmbeddingRecord::fields(2), &rows, &[]).expect("write");
+        let files = ChunkVectors { chunks: path.clone(), embeddings: path };
+        let (lineages, leaf_of) = (vec![vec![0], vec![0, 1], vec![0, 2]], [1, 2, 1, 2, 2, 2]);
+        let hashes = [1, 2, 3, 4, 5, 4];
+        let run = strata_core::RunDir::new(dir.path());
+        let manifest = strata_core::manifest::Manifest::new(serde_json::Value::Null);
+        let ctx = StageContext::new(&run, dir.path().to_path_buf(), &strata_core::NoProgress, &manifest);
+        let found = sums_and_duplicates(&ctx, &files, (&lineages, &leaf_of), &[(1, 2), (2, 4)], &hashes, 0.99).expect("pass");
+        assert_eq!(found.duplicate_of, [None, None, Some(0), None, None, Some(3)]);
+        let leaf1: Vec<f32> = (0..2).map(|d| vectors[0][d] + vectors[2][d]).collect();
+        assert_eq!(found.sums[1], leaf1);
+        let nearest = nearest(&files, (&lineages, &leaf_of), &found.sums, 2).expect("pass");
+        assert_eq!(nearest[2], [3, 5], "rows 3 and 5 tie as nearest; the lower comes first");
+        assert_eq!(nearest[1].len(), 2);
+
+        // Each leaf its own group: written out and searched from the scratch files, the same.
+        let mut spills: Vec<Spill> = (0..2).map(|_| Spill::new(&ctx).expect("scratch")).collect();
+        for (r, v) in vectors.iter().enumerate().filter(|&(r, _)| r != 5) {
+            spills[leaf_of[r] as usize - 1].write(r, v).expect("write");
+        }
+        let mut found = Vec::new();
+        for (leaf, spill) in [1u32, 2].into_iter().zip(spills) {
+            let mut search = NearDuplicates::new(&[leaf], 3, 0.99);
+            spill.read_back(|batch| search.add(batch.iter().map(|(r, v)| (*r, v.as_slice())), &leaf_of)).expect("read");
+            found.extend(search.found);
+        }
+        assert_eq!(found, [(2, 0)]);
+    }
+
+    #[test]
+    fn leaves_are_grouped_under_the_bound_and_a_large_leaf_alone() {
+        assert_eq!(leaf_groups(&[], 100), vec![Vec::<u32>::new()]);
+        assert_eq!(leaf_groups(&[(1, 10), (2, 10)], 100), vec![vec![1, 2]]);
+        assert_eq!(leaf_groups(&[(1, 10), (2, 100), (3, 1)], 100), vec![vec![1], vec![2], vec![3]]);
+    }
+}
