@@ -248,21 +248,7 @@ impl Stage for TaxonomyStage {
             llm_titles = Some(tally.finish());
         }
 
-        let mut assignments = RowWriter::create(&ctx.output(WORK_ASSIGNMENTS)?, &AssignmentRecord::fields(), &[])?;
-        for (i, (chunk_id, &leaf)) in chunks.ids.iter().zip(&flat.leaf_of).enumerate() {
-            assignments.push(AssignmentRecord {
-                chunk_id: chunk_id.clone(),
-                node_id: leaf,
-                duplicate_of: duplicate_of[i].map(|d| chunks.ids[d].clone()),
-            })?;
-        }
-        assignments.close()?;
-        let mut placed = RowWriter::create(&ctx.output(WORK_PASSAGE_ASSIGNMENTS)?, &PassageAssignment::fields(), &[])?;
-        for (p, id) in passages.ids.iter().enumerate() {
-            let duplicate_of = passage_duplicate_of[p].map(|d| passages.ids[d].clone());
-            placed.push(PassageAssignment { passage_id: id.clone(), node_id: passage_leaf[p], duplicate_of })?;
-        }
-        placed.close()?;
+        write_assignments(ctx, (&chunks.ids, &flat.leaf_of, &duplicate_of), (&passages.ids, &passage_leaf, &passage_duplicate_of))?;
         parquet_io::write_rows(&ctx.output(TAXONOMY)?, &TaxonomyNode::fields(llm_titles.is_some()), tree.nodes(), &[])?;
         let json_path = ctx.output(TAXONOMY_JSON)?;
         let nested = serde_json::to_string_pretty(&json!({"domain": self.domain, "root": nest(&tree, &named, 0)}))
@@ -287,6 +273,28 @@ impl Stage for TaxonomyStage {
         };
         Ok(StageStats { rows_in: chunks.ids.len() as u64, rows_out: summary.nodes, summary: StageSummary::Taxonomy(summary) })
     }
+}
+
+/// Ids, leaves and duplicates (by row), of the chunks or of the passages.
+type Placed<'a> = (&'a [String], &'a [u32], &'a [Option<usize>]);
+
+/// `work/assignments.parquet` and `work/passage_assignments.parquet`: where each chunk and
+/// each passage went, and what it duplicates.
+fn write_assignments(ctx: &StageContext, chunks: Placed, passages: Placed) -> Result<(), StageError> {
+    let mut assignments = RowWriter::create(&ctx.output(WORK_ASSIGNMENTS)?, &AssignmentRecord::fields(), &[])?;
+    let (ids, leaf, duplicate_of) = chunks;
+    for (i, chunk_id) in ids.iter().enumerate() {
+        let duplicate_of = duplicate_of[i].map(|d| ids[d].clone());
+        assignments.push(AssignmentRecord { chunk_id: chunk_id.clone(), node_id: leaf[i], duplicate_of })?;
+    }
+    assignments.close()?;
+    let mut placed = RowWriter::create(&ctx.output(WORK_PASSAGE_ASSIGNMENTS)?, &PassageAssignment::fields(), &[])?;
+    let (ids, leaf, duplicate_of) = passages;
+    for (p, id) in ids.iter().enumerate() {
+        let duplicate_of = duplicate_of[p].map(|d| ids[d].clone());
+        placed.push(PassageAssignment { passage_id: id.clone(), node_id: leaf[p], duplicate_of })?;
+    }
+    Ok(placed.close()?)
 }
 
 /// What the stage keeps of the chunks, in chunk order: no text, and each chunk's first and
