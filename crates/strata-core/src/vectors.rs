@@ -145,7 +145,7 @@ impl GroupMeans {
 }
 
 /// `v` scaled to length 1 (a zero vector stays zero).
-fn unit(mut v: Vec<f32>) -> Vec<f32> {
+pub fn unit(mut v: Vec<f32>) -> Vec<f32> {
     let norm = dot(&v, &v).sqrt();
     if norm > 0.0 {
         v.iter_mut().for_each(|x| *x /= norm);

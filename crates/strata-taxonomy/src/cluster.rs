@@ -13,22 +13,73 @@ use crate::kmeans;
 use crate::TaxonomyConfig;
 use ndarray::{Array2, Axis, CowArray, Ix2};
 use rayon::prelude::*;
-use strata_core::vectors::sample_indices;
+use strata_core::vectors::{sample_indices, squared_distance};
 
-/// A node of the tree before labelling: its member rows (ascending) and children.
+/// A node of the tree before labelling: its member rows (ascending), children, and the
+/// centroid its parent's split gave it (empty for the root).
 #[derive(Debug, Clone)]
 pub struct Cluster {
     pub members: Vec<usize>,
     pub children: Vec<Cluster>,
+    pub centroid: Vec<f32>,
 }
 
 impl Cluster {
+    fn leaf(members: Vec<usize>) -> Self {
+        Cluster { members, children: Vec::new(), centroid: Vec::new() }
+    }
+
     /// The same tree over other rows: each member `m` becomes the rows `rows(m)`, in order.
     pub fn expand(&self, rows: &dyn Fn(usize) -> std::ops::Range<usize>) -> Cluster {
         Cluster {
             members: self.members.iter().flat_map(|&m| rows(m)).collect(),
             children: self.children.iter().map(|c| c.expand(rows)).collect(),
+            centroid: self.centroid.clone(),
         }
+    }
+
+    /// The leaves in depth-first order.
+    pub fn leaves(&self) -> Vec<&Cluster> {
+        match self.children.is_empty() {
+            true => vec![self],
+            false => self.children.iter().flat_map(Cluster::leaves).collect(),
+        }
+    }
+
+    /// Where `v` goes in a fitted tree: from the root, at each split the child whose centroid
+    /// is nearest (the first on a tie). The positions taken, and the leaf's place in
+    /// [`Self::leaves`].
+    pub fn descend(&self, v: &[f32]) -> (Vec<u8>, u32) {
+        let (mut node, mut path, mut leaf) = (self, Vec::new(), 0u32);
+        while !node.children.is_empty() {
+            let distance = |c: &Cluster| squared_distance(v, &c.centroid);
+            let best =
+                (1..node.children.len()).fold(0, |b, i| if distance(&node.children[i]) < distance(&node.children[b]) { i } else { b });
+            leaf += node.children[..best].iter().map(|c| c.leaves().len() as u32).sum::<u32>();
+            path.push(best as u8);
+            node = &node.children[best];
+        }
+        (path, leaf)
+    }
+
+    /// The fitted tree over every row, each row `r` taking the positions `paths[r]` from
+    /// [`Self::descend`]: children that no row reaches are left out, and children are ordered
+    /// as `build_tree` orders them.
+    pub fn place(&self, paths: &[Vec<u8>]) -> Cluster {
+        self.place_rows((0..paths.len()).collect(), paths, 0)
+    }
+
+    fn place_rows(&self, rows: Vec<usize>, paths: &[Vec<u8>], depth: usize) -> Cluster {
+        let mut groups = vec![Vec::new(); self.children.len()];
+        if !self.children.is_empty() {
+            rows.iter().for_each(|&r| groups[paths[r][depth] as usize].push(r));
+        }
+        let mut children: Vec<Cluster> = (self.children.iter().zip(groups))
+            .filter(|(_, g)| !g.is_empty())
+            .map(|(child, g)| child.place_rows(g, paths, depth + 1))
+            .collect();
+        children.sort_by_key(|c| (std::cmp::Reverse(c.members.len()), c.members[0]));
+        Cluster { members: rows, children, centroid: self.centroid.clone() }
     }
 }
 
@@ -37,24 +88,50 @@ impl Cluster {
 const TRIAL_SAMPLE: usize = 5000;
 
 pub fn build_tree(vectors: &Array2<f32>, config: &TaxonomyConfig, seed: u64) -> Cluster {
-    let all: Vec<usize> = (0..vectors.nrows()).collect();
-    split(vectors, all, 0, config, seed)
+    build_tree_on_sample(vectors, config, seed, vectors.nrows())
 }
 
-fn split(vectors: &Array2<f32>, members: Vec<usize>, depth: usize, config: &TaxonomyConfig, seed: u64) -> Cluster {
-    if depth >= config.depth || members.len() < 2 * config.min_node_size {
-        return Cluster { members, children: Vec::new() };
+/// The tree fitted on `sample`, rows drawn from `population` vectors: each node's size, which
+/// the size rules (`min_node_size`, and k at most a node's size over it) judge, is its
+/// sample rows scaled to the population.
+pub fn build_tree_on_sample(sample: &Array2<f32>, config: &TaxonomyConfig, seed: u64, population: usize) -> Cluster {
+    let all: Vec<usize> = (0..sample.nrows()).collect();
+    let scale = Scale(population as f64 / sample.nrows().max(1) as f64);
+    split(sample, all, 0, config, seed, scale)
+}
+
+/// Population rows a sample row stands for (1 when the sample is the population).
+#[derive(Clone, Copy)]
+struct Scale(f64);
+
+impl Scale {
+    fn size(self, sample_rows: usize) -> usize {
+        if self.0 == 1.0 {
+            sample_rows
+        } else {
+            (sample_rows as f64 * self.0).round() as usize
+        }
     }
-    let Some(groups) =
-        best_partition(vectors, &members, config, seed ^ (members[0] as u64).wrapping_mul(0x9E37_79B9_7F4A_7C15) ^ depth as u64)
-    else {
-        return Cluster { members, children: Vec::new() };
+}
+
+fn split(vectors: &Array2<f32>, members: Vec<usize>, depth: usize, config: &TaxonomyConfig, seed: u64, scale: Scale) -> Cluster {
+    if depth >= config.depth || scale.size(members.len()) < 2 * config.min_node_size {
+        return Cluster::leaf(members);
+    }
+    let node_seed = seed ^ (members[0] as u64).wrapping_mul(0x9E37_79B9_7F4A_7C15) ^ depth as u64;
+    let Some((groups, centroids)) = best_partition(vectors, &members, config, node_seed, scale) else {
+        return Cluster::leaf(members);
     };
     // Siblings are independent (each seeded by its own first member): split them in parallel.
-    let mut children: Vec<Cluster> = groups.into_par_iter().map(|g| split(vectors, g, depth + 1, config, seed)).collect();
+    let centroids: Vec<Vec<f32>> = centroids.outer_iter().map(|c| c.to_vec()).collect();
+    let mut children: Vec<Cluster> = groups
+        .into_par_iter()
+        .zip(centroids)
+        .map(|(g, centroid)| Cluster { centroid, ..split(vectors, g, depth + 1, config, seed, scale) })
+        .collect();
     // Largest first; ties by first member, so the order is a function of the input alone.
     children.sort_by_key(|c| (std::cmp::Reverse(c.members.len()), c.members[0]));
-    Cluster { members, children }
+    Cluster { members, children, centroid: Vec::new() }
 }
 
 /// The rows `members[p]` for each `p` of `picks` (ascending), as a matrix to fit on: a copy,
@@ -74,11 +151,18 @@ fn large_enough(labels: &[usize], k: usize, n: usize, min_size: usize) -> bool {
     sizes.iter().all(|&s| s * n >= min_size * labels.len())
 }
 
-/// The partition of `members` with the best simplified silhouette, or `None` when no k in
-/// range gives clusters of at least the minimum size.
-fn best_partition(vectors: &Array2<f32>, members: &[usize], config: &TaxonomyConfig, seed: u64) -> Option<Vec<Vec<usize>>> {
+/// The partition of `members` with the best simplified silhouette and its centroids, or
+/// `None` when no k in range gives clusters of at least the minimum size.
+fn best_partition(
+    vectors: &Array2<f32>,
+    members: &[usize],
+    config: &TaxonomyConfig,
+    seed: u64,
+    scale: Scale,
+) -> Option<(Vec<Vec<usize>>, Array2<f32>)> {
     let n = members.len();
-    let k_max = config.k_max.min(n / config.min_node_size);
+    let size = scale.size(n);
+    let k_max = config.k_max.min(size / config.min_node_size);
     if k_max < config.k_min {
         return None;
     }
@@ -92,7 +176,7 @@ fn best_partition(vectors: &Array2<f32>, members: &[usize], config: &TaxonomyCon
         .into_par_iter()
         .filter_map(|k| {
             let fit = kmeans::lloyd(trial.view(), trial.select(Axis(0), &seeds[..k]), iterations, tolerance);
-            large_enough(&fit.labels, k, n, config.min_node_size).then(|| {
+            large_enough(&fit.labels, k, size, config.min_node_size).then(|| {
                 let score = fit.simplified_silhouette();
                 tracing::debug!(n, k, score, "k-means candidate");
                 (score, k, fit.centroids)
@@ -113,17 +197,18 @@ fn best_partition(vectors: &Array2<f32>, members: &[usize], config: &TaxonomyCon
     let labels_of = |centroids: &Array2<f32>| kmeans::assign(vectors.view(), members, centroids.view());
     for (_, k, trial_centroids) in scored {
         let refit = kmeans::fit(fit_data.view(), k, config.n_runs, iterations, tolerance, seed.wrapping_add(k as u64))
-            .map(|fit| if fit_picks.len() == n { fit.labels } else { labels_of(&fit.centroids) })
-            .filter(|labels| large_enough(labels, k, n, config.min_node_size));
-        let Some(labels) = refit.or_else(|| Some(labels_of(&trial_centroids)).filter(|l| large_enough(l, k, n, config.min_node_size)))
-        else {
+            .map(|fit| (if fit_picks.len() == n { fit.labels } else { labels_of(&fit.centroids) }, fit.centroids))
+            .filter(|(labels, _)| large_enough(labels, k, size, config.min_node_size));
+        let trial =
+            || Some((labels_of(&trial_centroids), trial_centroids.clone())).filter(|(l, _)| large_enough(l, k, size, config.min_node_size));
+        let Some((labels, centroids)) = refit.or_else(trial) else {
             continue;
         };
         let mut groups = vec![Vec::new(); k];
         for (row, &label) in labels.iter().enumerate() {
             groups[label].push(members[row]);
         }
-        return Some(groups);
+        return Some((groups, centroids));
     }
     None
 }

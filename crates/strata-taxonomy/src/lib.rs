@@ -19,9 +19,10 @@ mod labels;
 mod naming;
 mod passes;
 mod phrases;
+mod sampled;
 mod titles;
 
-pub use cluster::{build_tree, Cluster};
+pub use cluster::{build_tree, build_tree_on_sample, Cluster};
 pub use dedup::mark_duplicates;
 
 use labels::LabelSource;
@@ -212,10 +213,9 @@ impl Stage for TaxonomyStage {
         chunks.drop_generic_headings(&passages, self.config.generic_heading_share);
         ctx.progress.start("taxonomy", None);
         // The chunks' vectors are read in passes, a batch at a time: none holds them all.
-        let (passage_vectors, document_vectors) = passages.read_vectors_and_documents(&files.chunks, &files.embeddings)?;
-        let units = topic_vectors(&passages, &passage_vectors, document_vectors, self.config.document_weight)?;
-        let clusters = build_tree(&units, &self.config, self.seed).expand(&|p| passages.chunks_of(p));
-        drop(units);
+        let (passage_tree, passage_duplicate_of) = self.cluster_passages(ctx, &files, &passages)?;
+        let clusters = passage_tree.expand(&|p| passages.chunks_of(p));
+        drop(passage_tree);
         let flat = Flat::of(&clusters)?;
         let terms = count_terms(ctx, &flat)?;
         let keywords = naming::keywords(&flat, &terms, self.config.keywords);
@@ -234,7 +234,6 @@ impl Stage for TaxonomyStage {
         let nodes = describe(&flat, &chunks, &nearest, &mut named);
         let mut tree = TaxonomyTree::new(nodes)?;
         let passage_leaf: Vec<u32> = (0..passages.len()).map(|p| flat.leaf_of[passages.first_chunk[p] as usize]).collect();
-        let passage_duplicate_of = passage_duplicates(&passages, &passage_vectors, &passage_leaf, threshold)?;
         ctx.progress.finish();
         let mut llm_titles = None;
         if let Some(titler) = &self.titler {
@@ -272,6 +271,30 @@ impl Stage for TaxonomyStage {
             llm_titles,
         };
         Ok(StageStats { rows_in: chunks.ids.len() as u64, rows_out: summary.nodes, summary: StageSummary::Taxonomy(summary) })
+    }
+}
+
+impl TaxonomyStage {
+    /// The tree over the passages and each passage's duplicate. Up to `sample_size` passages,
+    /// all are clustered with their vectors in memory; beyond, the tree is fitted on a sample
+    /// and the rest placed as the vectors stream by (`sampled`).
+    fn cluster_passages(
+        &self,
+        ctx: &StageContext,
+        files: &ChunkVectors,
+        passages: &PassageIndex,
+    ) -> Result<(Cluster, Vec<Option<usize>>), TaxonomyError> {
+        if passages.len() > self.config.sample_size {
+            return sampled::cluster(ctx, files, passages, &self.config, self.seed);
+        }
+        let (vectors, documents) = passages.read_vectors_and_documents(&files.chunks, &files.embeddings)?;
+        let units = topic_vectors(passages, &vectors, documents, self.config.document_weight)?;
+        let tree = build_tree(&units, &self.config, self.seed);
+        drop(units);
+        let mut leaf = vec![0u32; passages.len()];
+        tree.leaves().iter().enumerate().for_each(|(i, l)| l.members.iter().for_each(|&p| leaf[p] = i as u32));
+        let duplicates = passage_duplicates(passages, &vectors, &leaf, self.config.near_duplicate_threshold)?;
+        Ok((tree, duplicates))
     }
 }
 

@@ -50,30 +50,14 @@ pub fn sums_and_duplicates(
     threshold: f32,
 ) -> Result<Sums, TaxonomyError> {
     let exact = exact_duplicates(content_hashes);
-    let groups = leaf_groups(leaf_sizes, DUPLICATE_ROWS_PER_GROUP);
-    let mut group_of = vec![0; lineages.len()];
-    groups.iter().enumerate().for_each(|(g, leaves)| leaves.iter().for_each(|&leaf| group_of[leaf as usize] = g));
-    // One group is searched in the pass; several are written out, one scratch file each.
-    let mut search = (groups.len() == 1).then(|| NearDuplicates::new(&groups[0], lineages.len(), threshold));
-    let mut spills = if search.is_some() { Vec::new() } else { groups.iter().map(|_| Spill::new(ctx)).collect::<Result<_, _>>()? };
+    let mut search = DuplicateSearch::new(ctx, leaf_sizes, lineages.len(), threshold)?;
     let mut sums: Vec<Vec<f32>> = Vec::new();
     for_each_vector_batch(&files.chunks, &files.embeddings, |rows| -> Result<(), TaxonomyError> {
         add_to_sums(&mut sums, rows, lineages, leaf_of);
-        let unique = rows.range().filter(|&r| exact[r].is_none()).map(|r| (r, rows.row(r)));
-        match &mut search {
-            Some(search) => search.add(unique, leaf_of),
-            None => unique.into_iter().try_for_each(|(r, v)| spills[group_of[leaf_of[r] as usize]].write(r, v))?,
-        }
-        Ok(())
+        rows.range().filter(|&r| exact[r].is_none()).try_for_each(|r| search.add(r, leaf_of[r], rows.row(r)))
     })?;
-    let mut near = search.map(|s| s.found).unwrap_or_default();
-    for (leaves, spill) in groups.iter().zip(spills) {
-        let mut search = NearDuplicates::new(leaves, lineages.len(), threshold);
-        spill.read_back(|batch| search.add(batch.iter().map(|(r, v)| (*r, v.as_slice())), leaf_of))?;
-        near.extend(search.found);
-    }
     let mut duplicate_of = exact;
-    for (row, kept) in near {
+    for (row, kept) in search.finish()? {
         duplicate_of[row] = Some(kept);
     }
     Ok(Sums { sums, duplicate_of })
@@ -90,7 +74,68 @@ fn add_to_sums(sums: &mut Vec<Vec<f32>>, rows: &VectorRows, lineages: &[Vec<usiz
     }
 }
 
-/// The leaves in groups of at most `bound` chunks (a larger leaf alone); one group at least.
+/// A row's index, leaf and vector, as the duplicate search takes them.
+type LeafRow = (usize, u32, Vec<f32>);
+
+/// Near-duplicates within leaves (`dedup::mark_duplicates`' near part), of rows added in row
+/// order with their leaf (any key below the `keys` given), none an exact duplicate. Leaves of up
+/// to `DUPLICATE_ROWS_PER_GROUP` rows in all are searched as the rows come; more are cut into
+/// groups of that size, written to a scratch file each and searched from it in turn.
+pub struct DuplicateSearch {
+    /// Per leaf key, its group.
+    group_of: Vec<usize>,
+    groups: Vec<Vec<u32>>,
+    keys: usize,
+    threshold: f32,
+    /// One group: the search and the rows not yet searched.
+    now: Option<(NearDuplicates, Vec<LeafRow>)>,
+    spills: Vec<Spill>,
+}
+
+impl DuplicateSearch {
+    /// `leaf_sizes`: each leaf key with its (estimated) rows.
+    pub fn new(ctx: &StageContext, leaf_sizes: &[(u32, usize)], keys: usize, threshold: f32) -> Result<Self, TaxonomyError> {
+        let groups = leaf_groups(leaf_sizes, DUPLICATE_ROWS_PER_GROUP);
+        let mut group_of = vec![0; keys];
+        groups.iter().enumerate().for_each(|(g, leaves)| leaves.iter().for_each(|&leaf| group_of[leaf as usize] = g));
+        let (now, spills) = match groups.len() {
+            1 => (Some((NearDuplicates::new(&groups[0], keys, threshold), Vec::new())), Vec::new()),
+            _ => (None, groups.iter().map(|_| Spill::new(ctx)).collect::<Result<_, _>>()?),
+        };
+        Ok(Self { group_of, groups, keys, threshold, now, spills })
+    }
+
+    pub fn add(&mut self, row: usize, leaf: u32, vector: &[f32]) -> Result<(), TaxonomyError> {
+        match &mut self.now {
+            Some((search, pending)) => {
+                pending.push((row, leaf, vector.to_vec()));
+                if pending.len() == SCRATCH_BATCH {
+                    search.add(pending);
+                    pending.clear();
+                }
+                Ok(())
+            }
+            None => self.spills[self.group_of[leaf as usize]].write(row, leaf, vector),
+        }
+    }
+
+    /// Each near-duplicate row with the kept row it duplicates.
+    pub fn finish(self) -> Result<Vec<(usize, usize)>, TaxonomyError> {
+        if let Some((mut search, pending)) = self.now {
+            search.add(&pending);
+            return Ok(search.found);
+        }
+        let mut found = Vec::new();
+        for (leaves, spill) in self.groups.iter().zip(self.spills) {
+            let mut search = NearDuplicates::new(leaves, self.keys, self.threshold);
+            spill.read_back(|batch| search.add(batch))?;
+            found.extend(search.found);
+        }
+        Ok(found)
+    }
+}
+
+/// The leaves in groups of at most `bound` rows (a larger leaf alone); one group at least.
 fn leaf_groups(leaf_sizes: &[(u32, usize)], bound: usize) -> Vec<Vec<u32>> {
     let mut groups: Vec<(Vec<u32>, usize)> = vec![(Vec::new(), 0)];
     for &(leaf, size) in leaf_sizes {
@@ -105,7 +150,7 @@ fn leaf_groups(leaf_sizes: &[(u32, usize)], bound: usize) -> Vec<Vec<u32>> {
     groups.into_iter().map(|(leaves, _)| leaves).collect()
 }
 
-/// A group's vectors written in row order to a scratch file, and read back in batches.
+/// A group's rows written in row order to a scratch file, and read back in batches.
 struct Spill {
     file: BufWriter<std::fs::File>,
     dim: usize,
@@ -116,24 +161,28 @@ impl Spill {
         Ok(Self { file: BufWriter::new(ctx.scratch_file().map_err(TaxonomyError::Scratch)?), dim: 0 })
     }
 
-    fn write(&mut self, row: usize, vector: &[f32]) -> Result<(), TaxonomyError> {
+    fn write(&mut self, row: usize, leaf: u32, vector: &[f32]) -> Result<(), TaxonomyError> {
         self.dim = vector.len();
-        self.file.write_all(&(row as u64).to_le_bytes()).map_err(TaxonomyError::Scratch)?;
-        vector.iter().try_for_each(|x| self.file.write_all(&x.to_le_bytes())).map_err(TaxonomyError::Scratch)
+        let mut record = Vec::with_capacity(12 + 4 * vector.len());
+        record.extend((row as u64).to_le_bytes());
+        record.extend(leaf.to_le_bytes());
+        vector.iter().for_each(|x| record.extend(x.to_le_bytes()));
+        self.file.write_all(&record).map_err(TaxonomyError::Scratch)
     }
 
-    fn read_back(self, mut f: impl FnMut(&[(usize, Vec<f32>)])) -> Result<(), TaxonomyError> {
+    fn read_back(self, mut f: impl FnMut(&[LeafRow])) -> Result<(), TaxonomyError> {
         let mut file = self.file.into_inner().map_err(|e| TaxonomyError::Scratch(e.into_error()))?;
         file.rewind().map_err(TaxonomyError::Scratch)?;
         let mut reader = BufReader::new(file);
-        let mut record = vec![0u8; 8 + 4 * self.dim];
+        let mut record = vec![0u8; 12 + 4 * self.dim];
         let mut batch = Vec::with_capacity(SCRATCH_BATCH);
         loop {
             match reader.read_exact(&mut record) {
                 Ok(()) => {
                     let row = u64::from_le_bytes(record[..8].try_into().expect("8 bytes")) as usize;
-                    let vector = record[8..].chunks_exact(4).map(|b| f32::from_le_bytes(b.try_into().expect("4 bytes"))).collect();
-                    batch.push((row, vector));
+                    let leaf = u32::from_le_bytes(record[8..12].try_into().expect("4 bytes"));
+                    let vector = record[12..].chunks_exact(4).map(|b| f32::from_le_bytes(b.try_into().expect("4 bytes"))).collect();
+                    batch.push((row, leaf, vector));
                 }
                 Err(e) if e.kind() == std::io::ErrorKind::UnexpectedEof => break,
                 Err(e) => return Err(TaxonomyError::Scratch(e)),
@@ -148,11 +197,11 @@ impl Spill {
     }
 }
 
-/// The near-duplicate search within the leaves of one group: per leaf, in row order, a chunk
-/// that is not an exact duplicate is compared with the chunks kept before it, and is either a
-/// duplicate of the first it is close to or kept.
+/// The near-duplicate search within the leaves of one group: per leaf, in row order, a row is
+/// compared with the rows kept before it, and is either a duplicate of the first it is close
+/// to or kept.
 struct NearDuplicates {
-    /// Per node id, its place in `kept` when it is a leaf of the group.
+    /// Per leaf key, its place in `kept` when it is a leaf of the group.
     slot: Vec<Option<usize>>,
     kept: Vec<Vec<(usize, Vec<f32>)>>,
     threshold: f32,
@@ -160,18 +209,18 @@ struct NearDuplicates {
 }
 
 impl NearDuplicates {
-    fn new(leaves: &[u32], nodes: usize, threshold: f32) -> Self {
-        let mut slot = vec![None; nodes];
+    fn new(leaves: &[u32], keys: usize, threshold: f32) -> Self {
+        let mut slot = vec![None; keys];
         leaves.iter().enumerate().for_each(|(i, &leaf)| slot[leaf as usize] = Some(i));
         Self { slot, kept: vec![Vec::new(); leaves.len()], threshold, found: Vec::new() }
     }
 
-    /// The next rows, in row order, none an exact duplicate; rows of other leaves are passed over.
-    fn add<'a>(&mut self, rows: impl Iterator<Item = (usize, &'a [f32])>, leaf_of: &[u32]) {
-        let mut by_leaf: Vec<Vec<(usize, &[f32])>> = vec![Vec::new(); self.kept.len()];
-        for (r, v) in rows {
-            if let Some(i) = self.slot[leaf_of[r] as usize] {
-                by_leaf[i].push((r, v));
+    /// The next rows, in row order; rows of other leaves are passed over. Leaves in parallel.
+    fn add(&mut self, rows: &[LeafRow]) {
+        let mut by_leaf: Vec<Vec<&LeafRow>> = vec![Vec::new(); self.kept.len()];
+        for row in rows {
+            if let Some(i) = self.slot[row.1 as usize] {
+                by_leaf[i].push(row);
             }
         }
         let threshold = self.threshold;
@@ -181,11 +230,11 @@ impl NearDuplicates {
             .zip(by_leaf)
             .flat_map_iter(|(kept, members)| {
                 let mut found = Vec::new();
-                for (m, v) in members {
-                    let row = ArrayView1::from(v);
+                for (m, _, v) in members {
+                    let row = ArrayView1::from(v.as_slice());
                     match kept.iter().find(|(_, k)| row.dot(&ArrayView1::from(k.as_slice())) >= threshold) {
-                        Some(&(k, _)) => found.push((m, k)),
-                        None => kept.push((m, v.to_vec())),
+                        Some(&(k, _)) => found.push((*m, k)),
+                        None => kept.push((*m, v.clone())),
                     }
                 }
                 found
@@ -253,17 +302,15 @@ mod tests {
         assert_eq!(nearest[1].len(), 2);
 
         // Each leaf its own group: written out and searched from the scratch files, the same.
-        let mut spills: Vec<Spill> = (0..2).map(|_| Spill::new(&ctx).expect("scratch")).collect();
+        let mut search = DuplicateSearch::new(&ctx, &[(1, 2), (2, 4)], 3, 0.99).expect("search");
+        search.now = None;
+        search.groups = vec![vec![1], vec![2]];
+        search.group_of = vec![0, 0, 1];
+        search.spills = (0..2).map(|_| Spill::new(&ctx).expect("scratch")).collect();
         for (r, v) in vectors.iter().enumerate().filter(|&(r, _)| r != 5) {
-            spills[leaf_of[r] as usize - 1].write(r, v).expect("write");
+            search.add(r, leaf_of[r], v).expect("write");
         }
-        let mut found = Vec::new();
-        for (leaf, spill) in [1u32, 2].into_iter().zip(spills) {
-            let mut search = NearDuplicates::new(&[leaf], 3, 0.99);
-            spill.read_back(|batch| search.add(batch.iter().map(|(r, v)| (*r, v.as_slice())), &leaf_of)).expect("read");
-            found.extend(search.found);
-        }
-        assert_eq!(found, [(2, 0)]);
+        assert_eq!(search.finish().expect("read"), [(2, 0)]);
     }
 
     #[test]

@@ -2,7 +2,7 @@
 //! tightly around three orthogonal directions, and hand-placed duplicates.
 
 use ndarray::Array2;
-use strata_taxonomy::{build_tree, mark_duplicates, Cluster, TaxonomyConfig};
+use strata_taxonomy::{build_tree, build_tree_on_sample, mark_duplicates, Cluster, TaxonomyConfig};
 
 /// `per_group` unit vectors near each of the first three axes of 8 dimensions, interleaved
 /// (row i belongs to group i % 3), each nudged by a small seeded offset.
@@ -68,6 +68,28 @@ fn every_row_lands_in_one_leaf_no_node_is_too_small_and_the_seed_decides() {
     check(&tree, cfg.min_node_size);
     let again = build_tree(&vectors, &cfg, 7);
     assert_eq!(leaves(&tree).iter().map(|l| &l.members).collect::<Vec<_>>(), leaves(&again).iter().map(|l| &l.members).collect::<Vec<_>>());
+}
+
+#[test]
+fn a_tree_fitted_on_a_sample_places_every_row_where_its_group_is() {
+    // 300 rows; the tree is fitted on every fifth, then every row descends it.
+    let vectors = three_groups(100);
+    let sample: Vec<usize> = (0..300).step_by(5).collect();
+    let fitted = build_tree_on_sample(&vectors.select(ndarray::Axis(0), &sample), &config(1, 40), 3, 300);
+    // Sizes are judged scaled: each child holds 20 sample rows standing for 100 rows, over the
+    // minimum of 40, which 20 rows alone would not reach.
+    assert_eq!(fitted.children.len(), 3);
+    let paths: Vec<Vec<u8>> = vectors.rows().into_iter().map(|v| fitted.descend(v.as_slice().expect("row")).0).collect();
+    let placed = fitted.place(&paths);
+    assert_eq!(placed.members, (0..300).collect::<Vec<_>>());
+    for child in &placed.children {
+        assert_eq!(child.members.len(), 100);
+        let group = child.members[0] % 3;
+        assert!(child.members.iter().all(|m| m % 3 == group), "a child mixes groups");
+    }
+    // The leaf's place among the leaves comes with the path.
+    let (path, leaf) = fitted.descend(vectors.row(4).as_slice().expect("row"));
+    assert_eq!(fitted.leaves()[leaf as usize].centroid, fitted.children[path[0] as usize].centroid);
 }
 
 #[test]

@@ -1,0 +1,102 @@
+//! The tree for more passages than `sample_size`: fitted on a seeded sample of the passages,
+//! then every passage placed by descending the fitted tree (the nearest centroid at each
+//! split) as the chunks' vectors stream by, with the passages' near-duplicates searched in the
+//! same pass. It holds the sample's vectors, one document's passages and the duplicate
+//! search's bounded buffers, never every passage's vector; up to `sample_size` passages the
+//! stage clusters all of them in memory instead (`TaxonomyStage::cluster_passages`).
+
+use crate::cluster::{build_tree_on_sample, Cluster};
+use crate::dedup::exact_duplicates;
+use crate::passes::{ChunkVectors, DuplicateSearch};
+use crate::{TaxonomyConfig, TaxonomyError};
+use ndarray::Array2;
+use strata_core::parquet_io::for_each_vector_batch;
+use strata_core::vectors::{sample_indices, unit};
+use strata_core::{PassageIndex, StageContext};
+
+/// Mixed into the run's seed for the sample, so that it is not any k-means draw.
+const SAMPLE_SEED: u64 = 0x5A3B_1E5F_0C2D_7781;
+
+/// The tree over the passages and, per passage, the passage it duplicates.
+pub fn cluster(
+    ctx: &StageContext,
+    files: &ChunkVectors,
+    passages: &PassageIndex,
+    config: &TaxonomyConfig,
+    seed: u64,
+) -> Result<(Cluster, Vec<Option<usize>>), TaxonomyError> {
+    let n = passages.len();
+    let sample = sample_indices(n, config.sample_size, seed ^ SAMPLE_SEED);
+    let mut in_sample = vec![false; n];
+    sample.iter().for_each(|&p| in_sample[p] = true);
+    let (mut units, mut dim) = (Vec::new(), 0);
+    each_passage(passages, files, config.document_weight, |p, _, topic| {
+        if in_sample[p] {
+            dim = topic.len();
+            units.extend_from_slice(topic);
+        }
+        Ok(())
+    })?;
+    let fitted = build_tree_on_sample(&Array2::from_shape_vec((sample.len(), dim), units)?, config, seed, n);
+    tracing::info!(passages = n, sample = sample.len(), "tree fitted on a sample; every passage placed in a second pass");
+
+    let scale = n as f64 / sample.len().max(1) as f64;
+    let leaves = fitted.leaves();
+    let leaf_sizes: Vec<(u32, usize)> =
+        leaves.iter().enumerate().map(|(i, leaf)| (i as u32, (leaf.members.len() as f64 * scale).round() as usize)).collect();
+    let exact = exact_duplicates(&passages.content_hashes);
+    let mut search = DuplicateSearch::new(ctx, &leaf_sizes, leaves.len(), config.near_duplicate_threshold)?;
+    let mut paths = Vec::with_capacity(n);
+    each_passage(passages, files, config.document_weight, |p, own, topic| {
+        let (path, leaf) = fitted.descend(topic);
+        paths.push(path);
+        match exact[p] {
+            None => search.add(p, leaf, own),
+            Some(_) => Ok(()),
+        }
+    })?;
+    let mut duplicate_of = exact;
+    for (p, kept) in search.finish()? {
+        duplicate_of[p] = Some(kept);
+    }
+    Ok((fitted.place(&paths), duplicate_of))
+}
+
+/// Every passage, in order, with its own vector (its chunks' normalised mean) and its topic
+/// vector (its own drawn towards its document's by `weight`, as `Matrix::blend` draws it), as
+/// the chunks' vectors stream by: a document's passages wait for its last chunk.
+fn each_passage(
+    passages: &PassageIndex,
+    files: &ChunkVectors,
+    weight: f32,
+    mut f: impl FnMut(usize, &[f32], &[f32]) -> Result<(), TaxonomyError>,
+) -> Result<(), TaxonomyError> {
+    let (mut p, mut own_sum, mut document_sum) = (0, Vec::new(), Vec::new());
+    let mut waiting: Vec<(usize, Vec<f32>)> = Vec::new();
+    for_each_vector_batch(&files.chunks, &files.embeddings, |rows| -> Result<(), TaxonomyError> {
+        for r in rows.range() {
+            let v = rows.row(r);
+            if own_sum.is_empty() {
+                (own_sum, document_sum) = (vec![0f32; v.len()], vec![0f32; v.len()]);
+            }
+            own_sum.iter_mut().zip(v).for_each(|(a, b)| *a += b);
+            document_sum.iter_mut().zip(v).for_each(|(a, b)| *a += b);
+            if r + 1 < passages.chunks_of(p).end {
+                continue;
+            }
+            waiting.push((p, unit(std::mem::replace(&mut own_sum, vec![0f32; v.len()]))));
+            if p + 1 == passages.len() || passages.document[p + 1] != passages.document[p] {
+                let document = unit(std::mem::replace(&mut document_sum, vec![0f32; v.len()]));
+                for (q, own) in waiting.drain(..) {
+                    let topic = match weight > 0.0 {
+                        true => unit(own.iter().zip(&document).map(|(a, b)| a + weight * b).collect()),
+                        false => own.clone(),
+                    };
+                    f(q, &own, &topic)?;
+                }
+            }
+            p += 1;
+        }
+        Ok(())
+    })
+}
