@@ -134,6 +134,47 @@ fn four_shards_by_the_slurm_scripts_equal_a_single_node_run() {
     assert!(err.contains("shard 2/4") && err.contains("strata chunk") && err.contains("--shard 2/4"), "{err}");
 }
 
+#[test]
+fn beyond_the_sample_and_per_subtree_shards_equal_a_single_node_run() {
+    // The demo's 40 passages, with the tree fitted on a sample of 20 (every passage placed by
+    // descending it after) and the subset chosen per level-1 subtree.
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let corpus = tmp.path().join("corpus");
+    demo_corpus(&corpus);
+    let demo = std::fs::read_to_string(repo().join("pipeline/medicine.toml")).expect("recipe");
+    let bounded = demo
+        .replace("[taxonomy]\n", "[taxonomy]\nsample_size = 20\n")
+        .replace("[select]\n", "[select]\nsubtree_above = 20\n")
+        .replace("\"fixtures/", &format!("\"{}/fixtures/", repo().display()));
+    assert_ne!(bounded, demo);
+    let recipe = tmp.path().join("bounded.toml");
+    std::fs::write(&recipe, bounded).expect("write");
+    let path = |p: &Path| p.to_str().expect("utf-8").to_string();
+    let (single, sharded) = (tmp.path().join("single"), tmp.path().join("sharded"));
+    let run = |out: &Path, extra: &[&str]| {
+        let (recipe, corpus, out) = (path(&recipe), path(&corpus), path(out));
+        let mut args = vec!["run", "--quiet", "--no-vector-cache", "--recipe", &recipe, "--corpus", &corpus, "--out", &out];
+        args.extend_from_slice(extra);
+        succeeded(strata(&args))
+    };
+    run(&single, &[]);
+    for shard in ["0/2", "1/2"] {
+        run(&sharded, &["--shard", shard]);
+    }
+    run(&sharded, &["--shards", "2"]);
+    for rel in deterministic_files(&single) {
+        let same = std::fs::read(single.join(&rel)).ok() == std::fs::read(sharded.join(&rel)).ok();
+        assert!(same, "{} differs between the single-node and the sharded run", rel.display());
+    }
+    let manifest: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(single.join("manifest.json")).expect("manifest")).expect("json");
+    let stages = &manifest["stages"];
+    assert_eq!((&stages["taxonomy"]["passages"], &stages["taxonomy"]["fitted_on_sample"]), (&40.into(), &20.into()));
+    assert!(stages["select"]["subtrees"].as_u64() >= Some(2), "one subtree only: {}", stages["select"]);
+    assert_eq!(stages["select"]["subtrees"], stages["taxonomy"]["level1_nodes"]);
+    assert!(stages["select"]["selected_passages"].as_u64() > Some(0), "{}", stages["select"]);
+}
+
 /// The demo corpus as one Parquet file (`id`, `text`) in row groups of 3 rows.
 fn parquet_corpus(path: &Path) {
     use arrow::array::{ArrayRef, StringArray};

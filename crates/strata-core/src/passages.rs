@@ -93,25 +93,49 @@ impl PassageIndex {
     /// One unit vector per passage: the normalised mean of its chunks' vectors, in one pass
     /// over the chunks' vectors that holds one batch of them.
     pub fn read_vectors(&self, chunks: &Path, embeddings: &Path) -> Result<Matrix, ParquetIoError> {
-        Ok(self.read_means(chunks, embeddings, false)?.0)
+        let (mut values, mut dim) = (Vec::new(), 0);
+        self.for_each_vector(chunks, embeddings, |_, v| -> Result<(), ParquetIoError> {
+            dim = v.len();
+            values.extend_from_slice(v);
+            Ok(())
+        })?;
+        Ok(Matrix::new(values, dim))
+    }
+
+    /// Each passage's vector ([`Self::read_vectors`]), handed to `f` in passage order as the
+    /// chunks' vectors stream by; none is kept.
+    pub fn for_each_vector<E: From<ParquetIoError>>(
+        &self,
+        chunks: &Path,
+        embeddings: &Path,
+        mut f: impl FnMut(usize, &[f32]) -> Result<(), E>,
+    ) -> Result<(), E> {
+        let mut passages = GroupMeans::new(self.passage_groups());
+        parquet_io::for_each_vector_batch(chunks, embeddings, |rows| passages.add(rows, |p, v| f(p, &v)))?;
+        passages.finish(|p, v| f(p, &v))
     }
 
     /// The passages' vectors ([`Self::read_vectors`]) and one unit vector per document (the
     /// normalised mean of its chunks' vectors), in the same pass.
     pub fn read_vectors_and_documents(&self, chunks: &Path, embeddings: &Path) -> Result<(Matrix, Matrix), ParquetIoError> {
-        let (passages, documents) = self.read_means(chunks, embeddings, true)?;
-        Ok((passages, documents.unwrap_or_default()))
+        let (mut passages, mut documents) = (GroupMeans::new(self.passage_groups()), GroupMeans::new(self.document_groups()));
+        let (mut of_passages, mut of_documents, mut dim) = (Vec::new(), Vec::new(), 0);
+        let mut keep = |values: &mut Vec<f32>, v: Vec<f32>| -> Result<(), ParquetIoError> {
+            dim = v.len();
+            values.extend(v);
+            Ok(())
+        };
+        parquet_io::for_each_vector_batch(chunks, embeddings, |rows| -> Result<(), ParquetIoError> {
+            passages.add(rows, |_, v| keep(&mut of_passages, v))?;
+            documents.add(rows, |_, v| keep(&mut of_documents, v))
+        })?;
+        passages.finish(|_, v| keep(&mut of_passages, v))?;
+        documents.finish(|_, v| keep(&mut of_documents, v))?;
+        Ok((Matrix::new(of_passages, dim), Matrix::new(of_documents, dim)))
     }
 
-    fn read_means(&self, chunks: &Path, embeddings: &Path, documents: bool) -> Result<(Matrix, Option<Matrix>), ParquetIoError> {
-        let mut passages = GroupMeans::new((0..self.len()).map(|p| (self.first_chunk[p] as usize, self.n_chunks[p] as usize)).collect());
-        let mut of_documents = documents.then(|| GroupMeans::new(self.document_groups()));
-        parquet_io::for_each_vector_batch(chunks, embeddings, |rows| -> Result<(), ParquetIoError> {
-            passages.add(rows);
-            of_documents.iter_mut().for_each(|d| d.add(rows));
-            Ok(())
-        })?;
-        Ok((passages.finish(), of_documents.map(GroupMeans::finish)))
+    fn passage_groups(&self) -> Vec<(usize, usize)> {
+        (0..self.len()).map(|p| (self.first_chunk[p] as usize, self.n_chunks[p] as usize)).collect()
     }
 
     /// Per document, its chunk rows as `(start, len)`.

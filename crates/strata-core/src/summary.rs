@@ -128,6 +128,10 @@ pub struct TaxonomySummary {
     /// again from the files).
     #[serde(default)]
     pub labels: crate::labels::LabelQuality,
+    /// Passages the tree was fitted on when they were a sample (more passages than
+    /// `taxonomy.sample_size`; the rest were placed by descending the tree); absent otherwise.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub fitted_on_sample: Option<u64>,
     /// The LLM's titles (`[llm] titles`), absent without an `[llm]` section.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub llm_titles: Option<crate::llm::LlmCalls>,
@@ -150,6 +154,10 @@ pub struct SelectSummary {
     pub random_passages: u64,
     pub leaves: u64,
     pub leaves_covered: u64,
+    /// Level-1 subtrees the subset was chosen in, one after another, when the passages
+    /// outnumber `select.subtree_above`; absent when chosen over all passages at once.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub subtrees: Option<u64>,
 }
 
 /// `emit`: the training sets' sizes.

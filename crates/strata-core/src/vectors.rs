@@ -99,48 +99,52 @@ impl<'a> VectorRows<'a> {
 }
 
 /// [`Matrix::group_means`] of rows that arrive in order, a batch at a time: the same vectors,
-/// summed in the same order, holding one group's sum rather than every row.
+/// summed in the same order, each handed on as its group's last row comes, holding one sum.
 pub struct GroupMeans {
     /// `(start, len)` per group, by start, not overlapping.
     groups: Vec<(usize, usize)>,
     next: usize,
     sum: Vec<f32>,
-    values: Vec<f32>,
     dim: usize,
 }
 
 impl GroupMeans {
     pub fn new(groups: Vec<(usize, usize)>) -> Self {
-        Self { groups, next: 0, sum: Vec::new(), values: Vec::new(), dim: 0 }
+        Self { groups, next: 0, sum: Vec::new(), dim: 0 }
     }
 
-    pub fn add(&mut self, rows: &VectorRows) {
+    /// Adds the rows; `done(group, mean)` is called for each group that ends, in order.
+    pub fn add<E>(&mut self, rows: &VectorRows, mut done: impl FnMut(usize, Vec<f32>) -> Result<(), E>) -> Result<(), E> {
         if self.dim == 0 {
             self.dim = rows.dim();
             self.sum = vec![0f32; self.dim];
         }
         for r in rows.range() {
             while self.groups.get(self.next).is_some_and(|&(start, len)| start + len <= r) {
-                self.close();
+                self.close(&mut done)?;
             }
             if self.groups.get(self.next).is_some_and(|&(start, _)| r >= start) {
                 self.sum.iter_mut().zip(rows.row(r)).for_each(|(m, x)| *m += x);
             }
+            if self.groups.get(self.next).is_some_and(|&(start, len)| start + len == r + 1) {
+                self.close(&mut done)?;
+            }
         }
+        Ok(())
     }
 
-    fn close(&mut self) {
+    fn close<E>(&mut self, done: &mut impl FnMut(usize, Vec<f32>) -> Result<(), E>) -> Result<(), E> {
         let sum = std::mem::replace(&mut self.sum, vec![0f32; self.dim]);
-        self.values.extend(unit(sum));
         self.next += 1;
+        done(self.next - 1, unit(sum))
     }
 
-    /// One unit vector per group, once every row has been added.
-    pub fn finish(mut self) -> Matrix {
+    /// Hands on the groups not yet handed on (none once every row has come).
+    pub fn finish<E>(mut self, mut done: impl FnMut(usize, Vec<f32>) -> Result<(), E>) -> Result<(), E> {
         while self.next < self.groups.len() {
-            self.close();
+            self.close(&mut done)?;
         }
-        Matrix::new(self.values, self.dim)
+        Ok(())
     }
 }
 
@@ -217,10 +221,16 @@ mod tests {
         let expected = whole.group_means(groups.iter().copied());
         for batch in [1, 3, 4, 10] {
             let mut streamed = GroupMeans::new(groups.clone());
+            let mut means = Vec::new();
+            let mut keep = |_: usize, mean: Vec<f32>| -> Result<(), ()> {
+                means.extend(mean);
+                Ok(())
+            };
             for (i, rows) in values.chunks(batch * 4).enumerate() {
-                streamed.add(&VectorRows::new(i * batch, 4, rows));
+                streamed.add(&VectorRows::new(i * batch, 4, rows), &mut keep).expect("add");
             }
-            assert_eq!(streamed.finish(), expected, "batches of {batch} rows");
+            streamed.finish(&mut keep).expect("finish");
+            assert_eq!(Matrix::new(means, 4), expected, "batches of {batch} rows");
         }
     }
 

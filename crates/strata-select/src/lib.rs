@@ -9,6 +9,7 @@
 //! writes `work/selection.parquet` and nothing else.
 
 mod facility;
+mod subtrees;
 
 pub use facility::{cost_floor, random_draw, select, Budget, Candidate};
 
@@ -17,9 +18,9 @@ use serde_json::{json, Value};
 use std::collections::BTreeSet;
 use strata_core::parquet_io::{ParquetIoError, RowWriter};
 use strata_core::records::{PassageAssignment, SelectionRecord};
-use strata_core::rundir::{EMBEDDINGS, MANIFEST, WORK_CHUNKS, WORK_PASSAGES, WORK_PASSAGE_ASSIGNMENTS, WORK_SELECTION};
+use strata_core::rundir::{EMBEDDINGS, MANIFEST, TAXONOMY, WORK_CHUNKS, WORK_PASSAGES, WORK_PASSAGE_ASSIGNMENTS, WORK_SELECTION};
 use strata_core::summary::SelectSummary;
-use strata_core::{parquet_io, Matrix, PassageIndex, Stage, StageContext, StageError, StageName, StageStats, StageSummary};
+use strata_core::{parquet_io, PassageIndex, Stage, StageContext, StageError, StageName, StageStats, StageSummary};
 
 /// Why the selection stage failed.
 #[derive(Debug, thiserror::Error)]
@@ -54,11 +55,23 @@ pub struct SelectConfig {
     pub max_clients: usize,
     /// No two selected chunks have a cosine at or above this (near-duplicates teach nothing twice).
     pub max_similarity: f32,
+    /// Above this many passages, the subset is chosen per level-1 subtree, one after another,
+    /// each with the budget times its share of the passages' tokens, so that the stage holds
+    /// one subtree's passage vectors, never all. At or below, over all passages at once.
+    pub subtree_above: usize,
 }
 
 impl Default for SelectConfig {
     fn default() -> Self {
-        Self { budget: 0.05, budget_tokens: None, min_passage_tokens: 128, cost_floor: 1.6, max_clients: 512, max_similarity: 0.95 }
+        Self {
+            budget: 0.05,
+            budget_tokens: None,
+            min_passage_tokens: 128,
+            cost_floor: 1.6,
+            max_clients: 512,
+            max_similarity: 0.95,
+            subtree_above: 50_000,
+        }
     }
 }
 
@@ -69,6 +82,9 @@ impl SelectConfig {
         }
         if !(self.max_similarity > 0.0 && self.max_similarity <= 1.0) {
             return Err(format!("select.max_similarity = {} must be in (0, 1]", self.max_similarity));
+        }
+        if self.subtree_above == 0 {
+            return Err("select.subtree_above must be at least 1".into());
         }
         match self.budget_tokens {
             Some(0) => Err("select.budget_tokens must be positive".into()),
@@ -98,7 +114,7 @@ impl Stage for SelectStage {
     }
 
     fn reads(&self) -> Vec<&'static str> {
-        vec![WORK_CHUNKS, WORK_PASSAGES, EMBEDDINGS, WORK_PASSAGE_ASSIGNMENTS]
+        vec![WORK_CHUNKS, WORK_PASSAGES, EMBEDDINGS, WORK_PASSAGE_ASSIGNMENTS, TAXONOMY]
     }
 
     fn writes(&self) -> Vec<&'static str> {
@@ -115,10 +131,19 @@ impl Stage for SelectStage {
             ctx.manifest.stages.chunk.as_ref().ok_or(SelectError::NoChunkSummary { path: ctx.run.path(MANIFEST) })?.summary.corpus_tokens;
         let units = read_passages(ctx, self.config.min_passage_tokens)?;
         let budget = Budget { tokens: self.config.budget_tokens(corpus_tokens) };
-        let candidates = units.candidates();
+        // Sizes and eligibility alone: what the floor, the random draw and the figures need.
+        let candidates: Vec<Candidate> = (0..units.passages.len()).map(|p| units.candidate(p, &[])).collect();
         ctx.progress.start("select", None);
         let floor = cost_floor(&candidates, self.config.cost_floor);
-        let chosen = select(&candidates, budget, floor, self.config.max_clients, self.config.max_similarity, self.seed);
+        let (chosen, subtrees) = if units.passages.len() > self.config.subtree_above {
+            let (chosen, subtrees) = subtrees::select_by_subtree(ctx, &units, budget, floor, &self.config, self.seed)?;
+            (chosen, Some(subtrees))
+        } else {
+            // One pass over the chunks' vectors, holding one batch: only the passages' are kept.
+            let vectors = units.passages.read_vectors(&ctx.run.path(WORK_CHUNKS), &ctx.run.path(EMBEDDINGS))?;
+            let with_vectors: Vec<Candidate> = (0..units.passages.len()).map(|p| units.candidate(p, vectors.row(p))).collect();
+            (select(&with_vectors, budget, floor, self.config.max_clients, self.config.max_similarity, self.seed), None)
+        };
         let random = random_draw(&candidates, budget, self.seed);
         ctx.progress.finish();
 
@@ -128,7 +153,8 @@ impl Stage for SelectStage {
         }
         let n_rows = rows.rows();
         rows.close()?;
-        let summary = summarise(&units.passages, &candidates, [&chosen, &random], budget, corpus_tokens, floor);
+        let summary =
+            SelectSummary { subtrees, ..summarise(&units.passages, &candidates, [&chosen, &random], budget, corpus_tokens, floor) };
         Ok(StageStats { rows_in: candidates.len() as u64, rows_out: n_rows, summary: StageSummary::Select(summary) })
     }
 }
@@ -159,41 +185,32 @@ fn summarise(
         random_passages: drawn_at_random.len() as u64,
         leaves: leaves(&mut (0..candidates.len())),
         leaves_covered: leaves(&mut selected.iter().copied()),
+        subtrees: None,
     }
 }
 
-/// Every passage with its leaf, eligibility and vector (row `p` of `vectors`: the mean of its
-/// chunks' vectors).
+/// Every passage with its leaf and eligibility.
 struct Passages {
     passages: PassageIndex,
     leaf: Vec<u32>,
     eligible: Vec<bool>,
-    vectors: Matrix,
 }
 
 impl Passages {
-    fn candidates(&self) -> Vec<Candidate<'_>> {
-        (0..self.passages.len())
-            .map(|p| Candidate {
-                leaf: self.leaf[p],
-                n_tokens: self.passages.n_tokens[p],
-                eligible: self.eligible[p],
-                vector: self.vectors.row(p),
-            })
-            .collect()
+    /// Passage `p` as selection sees it, with its `vector`.
+    fn candidate<'a>(&self, p: usize, vector: &'a [f32]) -> Candidate<'a> {
+        Candidate { leaf: self.leaf[p], n_tokens: self.passages.n_tokens[p], eligible: self.eligible[p], vector }
     }
 }
 
 fn read_passages(ctx: &StageContext, min_tokens: u32) -> Result<Passages, ParquetIoError> {
-    let (chunks, embeddings) = (ctx.run.path(WORK_CHUNKS), ctx.run.path(EMBEDDINGS));
-    let passages = PassageIndex::read(&ctx.run.path(WORK_PASSAGES), parquet_io::num_rows(&chunks)? as usize)?;
+    let chunk_rows = parquet_io::num_rows(&ctx.run.path(WORK_CHUNKS))? as usize;
+    let passages = PassageIndex::read(&ctx.run.path(WORK_PASSAGES), chunk_rows)?;
     let placed: Vec<PassageAssignment> = parquet_io::read_rows(&ctx.run.path(WORK_PASSAGE_ASSIGNMENTS))?;
     if placed.len() != passages.len() || placed.iter().zip(&passages.ids).any(|(a, id)| &a.passage_id != id) {
         return Err(ParquetIoError::OutOfStep { path: ctx.run.path(WORK_PASSAGE_ASSIGNMENTS) });
     }
     let eligible =
         (0..passages.len()).map(|p| strata_core::eligible(passages.n_tokens[p], placed[p].duplicate_of.is_some(), min_tokens)).collect();
-    // One pass over the chunks' vectors, holding one batch: only the passages' are kept.
-    let vectors = passages.read_vectors(&chunks, &embeddings)?;
-    Ok(Passages { leaf: placed.iter().map(|a| a.node_id).collect(), eligible, vectors, passages })
+    Ok(Passages { leaf: placed.iter().map(|a| a.node_id).collect(), eligible, passages })
 }

@@ -6,8 +6,8 @@
 use serde_json::json;
 use strata_core::manifest::{Manifest, StageRun};
 use strata_core::parquet_io::{read_rows, write_rows};
-use strata_core::records::{ChunkRecord, EmbeddingRecord, PassageAssignment, PassageRecord, SelectionRecord};
-use strata_core::rundir::{EMBEDDINGS, WORK_CHUNKS, WORK_PASSAGES, WORK_PASSAGE_ASSIGNMENTS, WORK_SELECTION};
+use strata_core::records::{ChunkRecord, EmbeddingRecord, PassageAssignment, PassageRecord, SelectionRecord, TaxonomyNode};
+use strata_core::rundir::{EMBEDDINGS, TAXONOMY, WORK_CHUNKS, WORK_PASSAGES, WORK_PASSAGE_ASSIGNMENTS, WORK_SELECTION};
 use strata_core::stage::run_stage;
 use strata_core::summary::ChunkSummary;
 use strata_core::{NoProgress, RunDir, StageSummary};
@@ -74,6 +74,21 @@ fn write_run(dir: &std::path::Path) -> (RunDir, Manifest) {
     write_rows(&run.path(EMBEDDINGS), &EmbeddingRecord::fields(2), &vectors, &[]).expect("embeddings");
     write_rows(&run.path(WORK_PASSAGES), &PassageRecord::fields(), &passages, &[]).expect("passages");
     write_rows(&run.path(WORK_PASSAGE_ASSIGNMENTS), &PassageAssignment::fields(), &assignments, &[]).expect("assignments");
+    // Leaves 1 and 2 under node 4, leaf 3 alone: two level-1 subtrees below the root.
+    let node = |node_id: u32, parent_id: Option<u32>| TaxonomyNode {
+        node_id,
+        parent_id,
+        depth: 0,
+        label: format!("node {node_id}"),
+        keywords: vec![],
+        path: vec![],
+        n_chunks: 1,
+        n_tokens: 1,
+        medoid_chunk_id: None,
+        keyword_label: None,
+    };
+    let nodes = [node(0, None), node(4, Some(0)), node(1, Some(4)), node(2, Some(4)), node(3, Some(0))];
+    write_rows(&run.path(TAXONOMY), &TaxonomyNode::fields(false), &nodes, &[]).expect("taxonomy");
     let mut manifest = Manifest::new(json!({}));
     let corpus_tokens = CHUNKS.iter().map(|c| c.1 as u64).sum();
     let chunk = ChunkSummary { corpus_tokens, documents: 1, files: 1, ..Default::default() };
@@ -99,7 +114,23 @@ fn selects_within_the_budget_one_per_leaf_and_eligible_only() {
 
     let s = &manifest.stages.select.as_ref().expect("recorded").summary;
     assert_eq!((s.corpus_tokens, s.budget_tokens, s.selected_tokens, s.selected_passages), (720, 360, 300, 3));
-    assert_eq!((s.eligible_passages, s.leaves, s.leaves_covered), (6, 3, 3));
+    assert_eq!((s.eligible_passages, s.leaves, s.leaves_covered, s.subtrees), (6, 3, 3, None));
+}
+
+#[test]
+fn beyond_subtree_above_each_level1_subtree_is_selected_with_its_share_of_the_budget() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let (run, mut manifest) = write_run(dir.path());
+    // 360 budget tokens: the subtree of leaves 1 and 2 holds 520 of the 720 tokens (260: a
+    // passage per leaf), leaf 3's 200 (100: one passage).
+    let stage = SelectStage { config: SelectConfig { subtree_above: 4, ..config(0.5) }, seed: 42 };
+    run_stage(&run, &mut manifest, &stage, &NoProgress, false).expect("select runs");
+    let rows: Vec<SelectionRecord> = read_rows(&run.path(WORK_SELECTION)).expect("selection");
+    let chosen: Vec<usize> = rows.iter().enumerate().filter(|(_, r)| r.selected).map(|(i, _)| i).collect();
+    assert!(!chosen.contains(&2) && !chosen.contains(&4), "a crumb or a duplicate was taken: {chosen:?}");
+    assert_eq!(chosen.iter().map(|&i| CHUNKS[i].0).collect::<Vec<_>>(), vec![1, 2, 3], "a passage per leaf: {chosen:?}");
+    let s = &manifest.stages.select.as_ref().expect("recorded").summary;
+    assert_eq!((s.selected_tokens, s.leaves_covered, s.subtrees), (300, 3, Some(2)));
 }
 
 /// Crumbs are passages under 32 tokens here (the default, 128, is sized for real passages).

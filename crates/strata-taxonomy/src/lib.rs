@@ -58,7 +58,9 @@ pub struct TaxonomyConfig {
     pub k_max: usize,
     /// No node smaller than this many passages is made; smaller nodes stay leaves.
     pub min_node_size: usize,
-    /// k-means is fitted on at most this many vectors of a node; the rest are assigned.
+    /// Passages the tree is fitted on, and the most passage vectors the stage holds: beyond
+    /// it, the tree is fitted on a seeded sample of this many and every passage is then placed
+    /// by descending it, its vectors read a batch at a time.
     pub sample_size: usize,
     /// The largest k whose simplified silhouette is within this of the best k's is chosen
     /// (0: the best k itself).
@@ -213,7 +215,8 @@ impl Stage for TaxonomyStage {
         chunks.drop_generic_headings(&passages, self.config.generic_heading_share);
         ctx.progress.start("taxonomy", None);
         // The chunks' vectors are read in passes, a batch at a time: none holds them all.
-        let (passage_tree, passage_duplicate_of) = self.cluster_passages(ctx, &files, &passages)?;
+        let PassageTree { tree: passage_tree, duplicate_of: passage_duplicate_of, fitted_on_sample } =
+            self.cluster_passages(ctx, &files, &passages)?;
         let clusters = passage_tree.expand(&|p| passages.chunks_of(p));
         drop(passage_tree);
         let flat = Flat::of(&clusters)?;
@@ -268,6 +271,7 @@ impl Stage for TaxonomyStage {
             keyword_labels: named.count(LabelSource::Keywords),
             phrases_embedded: named.phrases_embedded as u64,
             labels: LabelQuality::measure(&tree, |id| named.verbatim(&tree, id)),
+            fitted_on_sample,
             llm_titles,
         };
         Ok(StageStats { rows_in: chunks.ids.len() as u64, rows_out: summary.nodes, summary: StageSummary::Taxonomy(summary) })
@@ -275,15 +279,10 @@ impl Stage for TaxonomyStage {
 }
 
 impl TaxonomyStage {
-    /// The tree over the passages and each passage's duplicate. Up to `sample_size` passages,
-    /// all are clustered with their vectors in memory; beyond, the tree is fitted on a sample
-    /// and the rest placed as the vectors stream by (`sampled`).
-    fn cluster_passages(
-        &self,
-        ctx: &StageContext,
-        files: &ChunkVectors,
-        passages: &PassageIndex,
-    ) -> Result<(Cluster, Vec<Option<usize>>), TaxonomyError> {
+    /// The tree over the passages. Up to `sample_size` passages, all are clustered with their
+    /// vectors in memory; beyond, the tree is fitted on a sample and the rest placed as the
+    /// vectors stream by (`sampled`).
+    fn cluster_passages(&self, ctx: &StageContext, files: &ChunkVectors, passages: &PassageIndex) -> Result<PassageTree, TaxonomyError> {
         if passages.len() > self.config.sample_size {
             return sampled::cluster(ctx, files, passages, &self.config, self.seed);
         }
@@ -293,9 +292,17 @@ impl TaxonomyStage {
         drop(units);
         let mut leaf = vec![0u32; passages.len()];
         tree.leaves().iter().enumerate().for_each(|(i, l)| l.members.iter().for_each(|&p| leaf[p] = i as u32));
-        let duplicates = passage_duplicates(passages, &vectors, &leaf, self.config.near_duplicate_threshold)?;
-        Ok((tree, duplicates))
+        let duplicate_of = passage_duplicates(passages, &vectors, &leaf, self.config.near_duplicate_threshold)?;
+        Ok(PassageTree { tree, duplicate_of, fitted_on_sample: None })
     }
+}
+
+/// The tree over the passages, each passage's duplicate, and the sample the tree was fitted
+/// on, when it was one.
+struct PassageTree {
+    tree: Cluster,
+    duplicate_of: Vec<Option<usize>>,
+    fitted_on_sample: Option<u64>,
 }
 
 /// Ids, leaves and duplicates (by row), of the chunks or of the passages.

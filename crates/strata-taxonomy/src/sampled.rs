@@ -5,10 +5,10 @@
 //! search's bounded buffers, never every passage's vector; up to `sample_size` passages the
 //! stage clusters all of them in memory instead (`TaxonomyStage::cluster_passages`).
 
-use crate::cluster::{build_tree_on_sample, Cluster};
+use crate::cluster::build_tree_on_sample;
 use crate::dedup::exact_duplicates;
 use crate::passes::{ChunkVectors, DuplicateSearch};
-use crate::{TaxonomyConfig, TaxonomyError};
+use crate::{PassageTree, TaxonomyConfig, TaxonomyError};
 use ndarray::Array2;
 use strata_core::parquet_io::for_each_vector_batch;
 use strata_core::vectors::{sample_indices, unit};
@@ -17,14 +17,14 @@ use strata_core::{PassageIndex, StageContext};
 /// Mixed into the run's seed for the sample, so that it is not any k-means draw.
 const SAMPLE_SEED: u64 = 0x5A3B_1E5F_0C2D_7781;
 
-/// The tree over the passages and, per passage, the passage it duplicates.
-pub fn cluster(
+/// The tree over the passages, per passage the passage it duplicates, and the sample's size.
+pub(crate) fn cluster(
     ctx: &StageContext,
     files: &ChunkVectors,
     passages: &PassageIndex,
     config: &TaxonomyConfig,
     seed: u64,
-) -> Result<(Cluster, Vec<Option<usize>>), TaxonomyError> {
+) -> Result<PassageTree, TaxonomyError> {
     let n = passages.len();
     let sample = sample_indices(n, config.sample_size, seed ^ SAMPLE_SEED);
     let mut in_sample = vec![false; n];
@@ -59,7 +59,7 @@ pub fn cluster(
     for (p, kept) in search.finish()? {
         duplicate_of[p] = Some(kept);
     }
-    Ok((fitted.place(&paths), duplicate_of))
+    Ok(PassageTree { tree: fitted.place(&paths), duplicate_of, fitted_on_sample: Some(sample.len() as u64) })
 }
 
 /// Every passage, in order, with its own vector (its chunks' normalised mean) and its topic
