@@ -319,7 +319,8 @@ pub fn for_each_vector_batch<E: From<ParquetIoError>>(
     let mut first = 0;
     for batch in record_batches(embeddings)? {
         let batch = batch?;
-        let expected = ids.next_in_step(batch.num_rows())?;
+        // The chunks are the reference: a mismatch names the embeddings.
+        let expected = ids.next_in_step(batch.num_rows()).map_err(|_| out_of_step())?;
         let got = batch.column_by_name("chunk_id").and_then(|c| c.as_string_opt::<i32>()).ok_or_else(out_of_step)?;
         if expected.iter().zip(got.iter()).any(|(e, g)| g != Some(e.chunk_id.as_str())) {
             return Err(out_of_step().into());
@@ -334,7 +335,7 @@ pub fn for_each_vector_batch<E: From<ParquetIoError>>(
         f(&crate::vectors::VectorRows::new(first, dim, &values[start..start + rows * dim]))?;
         first += rows;
     }
-    ids.end_in_step()?;
+    ids.end_in_step().map_err(|_| out_of_step())?;
     Ok(())
 }
 

@@ -200,7 +200,9 @@ impl Stage for TaxonomyStage {
     }
 
     fn fingerprint(&self) -> Result<Value, StageError> {
-        let mut fingerprint = json!({"config": self.config, "domain": self.domain, "seed": self.seed});
+        // `fit` 2: past `sample_size` passages, fitted on a sample and placed by descent (runs
+        // made before are redone).
+        let mut fingerprint = json!({"config": self.config, "domain": self.domain, "seed": self.seed, "fit": 2});
         if let Some(titler) = &self.titler {
             fingerprint["titles"] = json!({"model": titler.fingerprint(), "prompt": titles::PROMPT_VERSION});
         }
