@@ -54,8 +54,11 @@ pub struct ReportInputs {
     pub manifest: Option<Manifest>,
     /// `taxonomy.parquet`, checked.
     pub taxonomy: TaxonomyTree,
-    /// `chunks.parquet`; only the medoid chunks' text is shown.
+    /// `chunks.parquet`'s selected and medoid chunks, what the page shows (the selection's
+    /// sizes per node, the medoids' text); the others' text is dropped.
     pub chunks: Vec<PublishedChunk>,
+    /// Chunks in `chunks.parquet`, all of them.
+    pub n_chunks: u64,
     /// `cost.json`.
     pub ledger: Ledger,
     /// `eval.json`, when the run has one.
@@ -77,11 +80,14 @@ pub fn load(run: &RunDir) -> Result<ReportInputs, ReportError> {
     let nodes: Vec<TaxonomyNode> = read_rows(&run.path(TAXONOMY)).map_err(read_error(&run.path(TAXONOMY)))?;
     let taxonomy = TaxonomyTree::new(nodes).map_err(read_error(&run.path(TAXONOMY)))?;
     let medoids: HashSet<String> = taxonomy.nodes().iter().filter_map(|n| n.medoid_chunk_id.clone()).collect();
-    // A batch at a time, so the corpus's texts are never all in memory.
+    // A batch at a time, keeping the selected chunks and the medoids: memory follows the
+    // subset, not the corpus.
     let path = run.path(CHUNKS);
-    let mut chunks: Vec<PublishedChunk> = Vec::new();
+    let (mut chunks, mut n_chunks): (Vec<PublishedChunk>, u64) = (Vec::new(), 0);
     for batch in batches::<PublishedChunk>(&path, &[]).map_err(read_error(&path))? {
-        chunks.extend(batch.map_err(read_error(&path))?.into_iter().map(|mut c| {
+        let batch = batch.map_err(read_error(&path))?;
+        n_chunks += batch.len() as u64;
+        chunks.extend(batch.into_iter().filter(|c| c.selected || medoids.contains(&c.chunk_id)).map(|mut c| {
             if !medoids.contains(&c.chunk_id) {
                 c.text = String::new();
             }
@@ -92,7 +98,7 @@ pub fn load(run: &RunDir) -> Result<ReportInputs, ReportError> {
     let manifest = Manifest::load(&run.path(MANIFEST)).map_err(read_error(&run.path(MANIFEST)))?;
     let eval_path = run.path(EVAL);
     let eval = if eval_path.exists() { Some(read_json(&eval_path)?) } else { None };
-    Ok(ReportInputs { manifest, taxonomy, chunks, ledger, eval })
+    Ok(ReportInputs { manifest, taxonomy, chunks, n_chunks, ledger, eval })
 }
 
 /// The `report` stage: renders `report.html` from the run directory.
@@ -126,7 +132,7 @@ impl Stage for ReportStage {
         let tree = tree::Tree::build(&inputs.taxonomy, &inputs.chunks);
         let (covered, leaves) = tree.leaf_coverage();
         let summary = ReportSummary { leaves_covered: covered as u64, leaves: leaves as u64, report_bytes: html.len() as u64 };
-        Ok(StageStats { rows_in: inputs.chunks.len() as u64, rows_out: 1, summary: StageSummary::Report(summary) })
+        Ok(StageStats { rows_in: inputs.n_chunks, rows_out: 1, summary: StageSummary::Report(summary) })
     }
 }
 

@@ -89,6 +89,7 @@ pub fn sample_inputs() -> ReportInputs {
         manifest: Some(manifest),
         taxonomy: TaxonomyTree::new(taxonomy).expect("the sample's ids are a depth-first preorder"),
         ledger: ledger(corpus_tokens, chunks.len() as u64),
+        n_chunks: chunks.len() as u64,
         chunks,
         eval: Some(json!({
             "coverage": [

@@ -13,7 +13,7 @@ Vectors are computed afresh (`--no-vector-cache`) in every run. Environment:
     SHARD_BENCH_RUNS=3                        runs of each (medians); SHARD_BENCH_NEURAL_RUNS=1
     SHARD_BENCH_SHARDS=4                      shards
     BENCH_CORPUS=...                          another corpus (default: MedQuAD's docs.jsonl)
-    SHARD_BENCH_X4=1                          also the reduce alone on MedQuAD x4 (static): how
+    SHARD_BENCH_GROWTH=1                      also the reduce alone on MedQuAD x4 and x16 (static): how
                                               its stages and peak grow with the corpus, and the
                                               scaling model built from all of it
 
@@ -105,18 +105,19 @@ BOUNDED = 4000
 
 
 def reduce_growth() -> dict:
-    """The static recipe's reduce on MedQuAD and on MedQuAD x4 (the corpus four times, made by
-    `make bench`'s subsets), its map stages run as shards by the CLI first, with the taxonomy's
-    sample and select's subtrees at `BOUNDED` passages: the reduce's seconds per stage and its
-    peak memory at two sizes."""
+    """The static recipe's reduce on MedQuAD x4 and x16 (the corpus 4 and 16 times over), its
+    map stages run as shards by the CLI first, with the taxonomy's sample and select's subtrees
+    at `BOUNDED` passages: the reduce's seconds per stage and its peak memory at two sizes, both
+    past the bounds and past the row groups' size (16,384 rows, which the reduce's buffers fill
+    at x4), so the line through them is how the reduce grows beyond."""
     recipe = DIR / "recipe-static-bounded.toml"
     text = subprocess.run([REPO / "tools/medquad-recipe.sh", "static", QUESTIONS], capture_output=True, text=True, check=True).stdout
     bounded = text.replace("[taxonomy]\n", f"[taxonomy]\nsample_size = {BOUNDED}\n").replace("[select]\n", f"[select]\nsubtree_above = {BOUNDED}\n")
     assert bounded.count(str(BOUNDED)) == 2, "the recipe has no [taxonomy] or [select] section"
     recipe.write_text(bounded)
-    x4 = x4_corpus()
     growth = {}
-    for name, corpus in (("x1", CORPUS), ("x4", x4)):
+    for copies in GROWTH_COPIES:
+        name, corpus = f"x{copies}", copied_corpus(copies)
         out = DIR / f"reduce-{name}"
         subprocess.run(["rm", "-rf", out], check=True)
         common = ["--recipe", recipe, "--corpus", corpus, "--out", out, "--no-vector-cache", "--quiet"]
@@ -133,25 +134,36 @@ def reduce_growth() -> dict:
     return growth
 
 
+GROWTH_COPIES = (4, 16)
+
+
 # The scaling model's cluster: nodes of 16 cores, one shard per core (tasks of one CPU).
 NODE_CORES = 16
 SCALES = (10_000_000, 100_000_000)
 NODES = (8, 64)
 
 
-def x4_corpus() -> Path:
-    """MedQuAD four times over, made by `make bench`'s subsets when missing."""
-    x4 = Path(os.environ.get("STRATA_BENCH_DIR", "/tmp/strata-bench")) / "medquad-x4.jsonl"
-    if not x4.is_file():
-        subprocess.run([sys.executable, REPO / "tools/bench.py", "subsets", CORPUS, x4.parent], check=True)
-    return x4
+def copied_corpus(copies: int) -> Path:
+    """MedQuAD `copies` times over, ids rewritten `<id>#copyK` (as `make bench`'s x4), made
+    when missing."""
+    path = Path(os.environ.get("STRATA_BENCH_DIR", "/tmp/strata-bench")) / f"medquad-x{copies}.jsonl"
+    if not path.is_file():
+        lines = CORPUS.read_text(encoding="utf-8").splitlines()
+        with open(path, "w", encoding="utf-8") as f:
+            for k in range(copies):
+                for line in lines:
+                    doc = json.loads(line)
+                    if k:
+                        doc["id"] = f"{doc['id']}#copy{k}"
+                    f.write(json.dumps(doc, ensure_ascii=False) + "\n")
+    return path
 
 
 def plan_rate() -> float:
     """Bytes a second strata's shard plan reads (hashing every file, finding the shards' first
     lines), on MedQuAD x4: the time of `strata chunk --shard 0/512` when it makes the plan,
     less its time when the plan is there, median of 3."""
-    recipe, corpus, out = DIR / "recipe-static.toml", x4_corpus(), DIR / "plan"
+    recipe, corpus, out = DIR / "recipe-static.toml", copied_corpus(4), DIR / "plan"
     recipe.write_text(subprocess.run([REPO / "tools/medquad-recipe.sh", "static", QUESTIONS], capture_output=True, text=True, check=True).stdout)
     shard = [BIN / "strata", "chunk", "--recipe", recipe, "--corpus", corpus, "--out", out, "--shard", "0/512", "--quiet"]
 
@@ -171,27 +183,27 @@ def plan_rate() -> float:
 
 def project(results: list[dict]) -> None:
     """On paper: wall time and peak memory per node for 10M and 100M chunks on 8 and 64 nodes,
-    from the measured per-shard map times, the reduce at MedQuAD and MedQuAD x4 (a line
+    from the measured per-shard map times, the reduce at MedQuAD x4 and x16 (a line
     through the two), and the corpus hashing every shard does."""
     growth = next((r["reduce_growth"] for r in results if "reduce_growth" in r), None)
     if growth is None:
-        print("\n(no scaling model: run with SHARD_BENCH_X4=1 for the reduce's growth)")
+        print("\n(no scaling model: run with SHARD_BENCH_GROWTH=1 for the reduce's growth)")
         return
-    x1, x4 = growth["x1"], growth["x4"]
+    small, large = (growth[f"x{c}"] for c in GROWTH_COPIES)
 
     def line(key: str, at: float, scale: float = 1.0) -> float:
-        slope = (x4[key] - x1[key]) / (x4["chunks"] - x1["chunks"])
-        return x1[key] + scale * slope * (at - x1["chunks"])
+        slope = (large[key] - small[key]) / (large["chunks"] - small["chunks"])
+        return small[key] + scale * slope * (at - small["chunks"])
 
-    bytes_per_chunk, rate = CORPUS.stat().st_size / x1["chunks"], plan_rate()
+    bytes_per_chunk, rate = copied_corpus(GROWTH_COPIES[0]).stat().st_size / small["chunks"], plan_rate()
     print(f"\nscaling model (on paper): nodes of {NODE_CORES} cores, one shard per core; map rates from the shards above "
           f"(one thread each), plus the shard plan's one pass over the corpus ({rate / 1e9:.2f} GB/s, measured; {bytes_per_chunk:.0f} bytes a chunk), "
-          f"the reduce (taxonomy sample and select subtrees past {BOUNDED} passages) a line through MedQuAD ({x1['chunks']} chunks: {x1['reduce_seconds']:.1f} s, {x1['reduce_peak_mib']} MiB) "
-          f"and x4 ({x4['chunks']}: {x4['reduce_seconds']:.1f} s, {x4['reduce_peak_mib']} MiB), on one node")
+          f"the reduce (taxonomy sample and select subtrees past {BOUNDED} passages) a line through MedQuAD x{GROWTH_COPIES[0]} ({small['chunks']} chunks: {small['reduce_seconds']:.1f} s, {small['reduce_peak_mib']} MiB) "
+          f"and x{GROWTH_COPIES[1]} ({large['chunks']}: {large['reduce_seconds']:.1f} s, {large['reduce_peak_mib']} MiB), on one node")
     print(f"{'model':<12} {'chunks':>6} {'nodes':>5} {'map wall':>9} {'of which plan':>13} {'reduce wall':>11} {'total':>8} {'map node peak':>13} {'reduce peak':>11}")
     for model in MODELS:
         rs = [r for r in results if r.get("model") == model]
-        per_shard = rs[0].get("chunks", x1["chunks"]) / rs[0]["shards"]
+        per_shard = rs[0]["chunks"] / rs[0]["shards"]
         core_s = statistics.median(statistics.mean(p["chunk"] + p["embed"] for p in r["shard_stage_seconds"]) for r in rs) / per_shard
         task_mib = statistics.median(r["shard_peak_mib"] for r in rs)
         for chunks in SCALES:
@@ -225,7 +237,7 @@ def main() -> int:
             return 1
         for model in MODELS:
             results += bench(model, cluster.address)
-        if os.environ.get("SHARD_BENCH_X4") == "1":
+        if os.environ.get("SHARD_BENCH_GROWTH") == "1":
             results.append({"reduce_growth": reduce_growth()})
     finally:
         left = cluster.stop()
