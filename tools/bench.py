@@ -32,8 +32,14 @@ def subsets(corpus, out_dir):
     for pct in SUBSETS:
         keep = sorted(order[: len(lines) * pct // 100])
         (out_dir / f"medquad-{pct}.jsonl").write_text("".join(lines[i] + "\n" for i in keep), encoding="utf-8")
-    with open(out_dir / f"medquad-x{COPIES}.jsonl", "w", encoding="utf-8") as f:
-        for k in range(COPIES):
+    copies(corpus, COPIES, out_dir / f"medquad-x{COPIES}.jsonl")
+
+
+def copies(corpus, n, out):
+    """The corpus `n` times over, ids rewritten `<id>#copyK` so they stay unique."""
+    lines = Path(corpus).read_text(encoding="utf-8").splitlines()
+    with open(out, "w", encoding="utf-8") as f:
+        for k in range(int(n)):
             for line in lines:
                 doc = json.loads(line)
                 if k:
@@ -200,4 +206,4 @@ def table(results, ceilings=None, tokenizer_ceilings=None, reference_file=None):
 
 if __name__ == "__main__":
     cmd, args = sys.argv[1], sys.argv[2:]
-    {"subsets": subsets, "texts": texts, "ceiling": ceiling, "record": record, "reference": reference, "table": table}[cmd](*args)
+    {"subsets": subsets, "copies": copies, "texts": texts, "ceiling": ceiling, "record": record, "reference": reference, "table": table}[cmd](*args)

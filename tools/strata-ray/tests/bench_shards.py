@@ -144,18 +144,12 @@ NODES = (8, 64)
 
 
 def copied_corpus(copies: int) -> Path:
-    """MedQuAD `copies` times over, ids rewritten `<id>#copyK` (as `make bench`'s x4), made
-    when missing."""
+    """MedQuAD `copies` times over (`tools/bench.py copies`, as `make bench`'s x4), made when
+    missing."""
     path = Path(os.environ.get("STRATA_BENCH_DIR", "/tmp/strata-bench")) / f"medquad-x{copies}.jsonl"
     if not path.is_file():
-        lines = CORPUS.read_text(encoding="utf-8").splitlines()
-        with open(path, "w", encoding="utf-8") as f:
-            for k in range(copies):
-                for line in lines:
-                    doc = json.loads(line)
-                    if k:
-                        doc["id"] = f"{doc['id']}#copy{k}"
-                    f.write(json.dumps(doc, ensure_ascii=False) + "\n")
+        path.parent.mkdir(parents=True, exist_ok=True)
+        subprocess.run([sys.executable, REPO / "tools/bench.py", "copies", CORPUS, str(copies), path], check=True)
     return path
 
 
