@@ -238,11 +238,6 @@ impl<T: DeserializeOwned> Batches<T> {
             Some(_) => Err(ParquetIoError::OutOfStep { path: self.path.clone() }),
         }
     }
-
-    /// The path read, for messages.
-    pub fn path(&self) -> &Path {
-        &self.path
-    }
 }
 
 /// The vectors of an embeddings file gathered into one flat matrix (`dim` floats a row) while
@@ -274,24 +269,6 @@ impl VectorsInStep {
             self.values.extend_from_slice(&e.embedding);
         }
         Ok(())
-    }
-
-    /// The path read, for messages.
-    pub fn path(&self) -> &Path {
-        self.rows.path()
-    }
-
-    /// Every vector of `embeddings`, checked row by row against the chunk ids of `chunks`.
-    pub fn of_chunks(chunks: &Path, embeddings: &Path) -> Result<crate::Matrix, ParquetIoError> {
-        #[derive(serde::Deserialize)]
-        struct Id {
-            chunk_id: String,
-        }
-        let mut vectors = Self::open(embeddings)?;
-        for batch in batches::<Id>(chunks, &["chunk_id"])? {
-            vectors.extend(batch?.iter().map(|c| c.chunk_id.as_str()))?;
-        }
-        vectors.finish()
     }
 
     /// The matrix, once every row has been read.
