@@ -115,6 +115,38 @@ impl PassageIndex {
         passages.finish(|p, v| f(p, &v))
     }
 
+    /// Each passage's vector with its document's (the normalised mean of the document's
+    /// chunks' vectors), handed to `f` in passage order as the chunks' vectors stream by: a
+    /// document's passages wait for its last chunk.
+    pub fn for_each_with_document<E: From<ParquetIoError>>(
+        &self,
+        chunks: &Path,
+        embeddings: &Path,
+        mut f: impl FnMut(usize, &[f32], &[f32]) -> Result<(), E>,
+    ) -> Result<(), E> {
+        let (mut passages, mut documents) = (GroupMeans::new(self.passage_groups()), GroupMeans::new(self.document_groups()));
+        let mut waiting: std::collections::VecDeque<(usize, Vec<f32>)> = Default::default();
+        let mut done = |document: usize, mean: Vec<f32>, waiting: &mut std::collections::VecDeque<(usize, Vec<f32>)>| {
+            while waiting.front().is_some_and(|(p, _)| self.document[*p] == document) {
+                let (p, own) = waiting.pop_front().expect("a passage waits");
+                f(p, &own, &mean)?;
+            }
+            Ok(())
+        };
+        parquet_io::for_each_vector_batch(chunks, embeddings, |rows| -> Result<(), E> {
+            passages.add(rows, |p, own| -> Result<(), E> {
+                waiting.push_back((p, own));
+                Ok(())
+            })?;
+            documents.add(rows, |d, mean| done(d, mean, &mut waiting))
+        })?;
+        passages.finish(|p, own| -> Result<(), E> {
+            waiting.push_back((p, own));
+            Ok(())
+        })?;
+        documents.finish(|d, mean| done(d, mean, &mut waiting))
+    }
+
     /// The passages' vectors ([`Self::read_vectors`]) and one unit vector per document (the
     /// normalised mean of its chunks' vectors), in the same pass.
     pub fn read_vectors_and_documents(&self, chunks: &Path, embeddings: &Path) -> Result<(Matrix, Matrix), ParquetIoError> {

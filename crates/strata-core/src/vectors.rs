@@ -55,7 +55,7 @@ impl Matrix {
     pub fn blend(&self, other: &Matrix, of: &[usize], weight: f32) -> Matrix {
         let mut values = Vec::with_capacity(self.values.len());
         for (i, &o) in of.iter().enumerate() {
-            values.extend(unit(self.row(i).iter().zip(other.row(o)).map(|(a, b)| a + weight * b).collect()));
+            values.extend(blend(self.row(i), other.row(o), weight));
         }
         Matrix::new(values, self.dim)
     }
@@ -148,8 +148,13 @@ impl GroupMeans {
     }
 }
 
+/// `v` plus `weight` times `towards`, normalised: one row of [`Matrix::blend`].
+pub fn blend(v: &[f32], towards: &[f32], weight: f32) -> Vec<f32> {
+    unit(v.iter().zip(towards).map(|(a, b)| a + weight * b).collect())
+}
+
 /// `v` scaled to length 1 (a zero vector stays zero).
-pub fn unit(mut v: Vec<f32>) -> Vec<f32> {
+fn unit(mut v: Vec<f32>) -> Vec<f32> {
     let norm = dot(&v, &v).sqrt();
     if norm > 0.0 {
         v.iter_mut().for_each(|x| *x /= norm);

@@ -87,11 +87,13 @@ pub fn load(run: &RunDir) -> Result<ReportInputs, ReportError> {
     for batch in batches::<PublishedChunk>(&path, &[]).map_err(read_error(&path))? {
         let batch = batch.map_err(read_error(&path))?;
         n_chunks += batch.len() as u64;
-        chunks.extend(batch.into_iter().filter(|c| c.selected || medoids.contains(&c.chunk_id)).map(|mut c| {
-            if !medoids.contains(&c.chunk_id) {
+        chunks.extend(batch.into_iter().filter_map(|mut c| match medoids.contains(&c.chunk_id) {
+            true => Some(c),
+            false if c.selected => {
                 c.text = String::new();
+                Some(c)
             }
-            c
+            false => None,
         }));
     }
     let ledger = read_json(&run.path(COST))?;

@@ -6,13 +6,13 @@
 
 use crate::facility::{select, Budget, Candidate};
 use crate::{Passages, SelectConfig};
-use serde::Deserialize;
 use std::collections::{BTreeMap, HashMap};
 use std::io::{BufWriter, Read, Seek, Write};
 use std::path::Path;
-use strata_core::parquet_io::{self, ParquetIoError};
+use strata_core::parquet_io;
+use strata_core::records::TaxonomyNode;
 use strata_core::rundir::{EMBEDDINGS, TAXONOMY, WORK_CHUNKS};
-use strata_core::{Matrix, StageContext, StageError};
+use strata_core::{Matrix, StageContext, StageError, TaxonomyTree};
 
 /// Per passage, whether it is selected; and the number of subtrees.
 pub fn select_by_subtree(
@@ -64,28 +64,8 @@ fn read_back(file: BufWriter<std::fs::File>, dim: usize) -> Result<Matrix, Stage
     Ok(Matrix::new(values, dim))
 }
 
-#[derive(Deserialize)]
-struct Node {
-    node_id: u32,
-    parent_id: Option<u32>,
-}
-
-/// Per node below the root, its ancestor at level 1 (itself at level 1).
-fn level1_of(taxonomy: &Path) -> Result<HashMap<u32, u32>, ParquetIoError> {
-    let nodes: Vec<Node> =
-        parquet_io::batches::<Node>(taxonomy, &["node_id", "parent_id"])?.collect::<Result<Vec<_>, _>>()?.into_iter().flatten().collect();
-    let parent: HashMap<u32, Option<u32>> = nodes.iter().map(|n| (n.node_id, n.parent_id)).collect();
-    let root = nodes.iter().find(|n| n.parent_id.is_none()).map(|n| n.node_id);
-    let mut level1 = HashMap::new();
-    for n in &nodes {
-        let mut at = n.node_id;
-        while let Some(Some(up)) = parent.get(&at) {
-            if Some(*up) == root {
-                level1.insert(n.node_id, at);
-                break;
-            }
-            at = *up;
-        }
-    }
-    Ok(level1)
+/// Per leaf, its ancestor at level 1 (itself at level 1; the root for a tree of one node).
+fn level1_of(taxonomy: &Path) -> Result<HashMap<u32, u32>, StageError> {
+    let tree = TaxonomyTree::new(parquet_io::read_rows::<TaxonomyNode>(taxonomy)?)?;
+    Ok(tree.leaves().map(|leaf| (leaf, *tree.shape().lineage(leaf).get(1).unwrap_or(&leaf))).collect())
 }

@@ -15,14 +15,14 @@ use strata_select::{SelectConfig, SelectStage};
 
 /// (leaf, tokens, duplicate, vector angle in degrees) of each chunk.
 const CHUNKS: [(u32, u32, bool, f32); 8] = [
-    (1, 100, false, 0.0),
-    (1, 100, false, 10.0),
-    (1, 20, false, 20.0), // a crumb: under min_passage_tokens
-    (2, 100, false, 90.0),
-    (2, 100, true, 91.0), // marked a near-duplicate by the taxonomy
-    (2, 100, false, 120.0),
-    (3, 100, false, 200.0),
-    (3, 100, false, 230.0),
+    (2, 100, false, 0.0),
+    (2, 100, false, 10.0),
+    (2, 20, false, 20.0), // a crumb: under min_passage_tokens
+    (3, 100, false, 90.0),
+    (3, 100, true, 91.0), // marked a near-duplicate by the taxonomy
+    (3, 100, false, 120.0),
+    (4, 100, false, 200.0),
+    (4, 100, false, 230.0),
 ];
 
 fn write_run(dir: &std::path::Path) -> (RunDir, Manifest) {
@@ -74,11 +74,11 @@ fn write_run(dir: &std::path::Path) -> (RunDir, Manifest) {
     write_rows(&run.path(EMBEDDINGS), &EmbeddingRecord::fields(2), &vectors, &[]).expect("embeddings");
     write_rows(&run.path(WORK_PASSAGES), &PassageRecord::fields(), &passages, &[]).expect("passages");
     write_rows(&run.path(WORK_PASSAGE_ASSIGNMENTS), &PassageAssignment::fields(), &assignments, &[]).expect("assignments");
-    // Leaves 1 and 2 under node 4, leaf 3 alone: two level-1 subtrees below the root.
-    let node = |node_id: u32, parent_id: Option<u32>| TaxonomyNode {
+    // Leaves 2 and 3 under node 1, leaf 4 alone: two level-1 subtrees below the root.
+    let node = |node_id: u32, parent_id: Option<u32>, depth: u8| TaxonomyNode {
         node_id,
         parent_id,
-        depth: 0,
+        depth,
         label: format!("node {node_id}"),
         keywords: vec![],
         path: vec![],
@@ -87,7 +87,7 @@ fn write_run(dir: &std::path::Path) -> (RunDir, Manifest) {
         medoid_chunk_id: None,
         keyword_label: None,
     };
-    let nodes = [node(0, None), node(4, Some(0)), node(1, Some(4)), node(2, Some(4)), node(3, Some(0))];
+    let nodes = [node(0, None, 0), node(1, Some(0), 1), node(2, Some(1), 2), node(3, Some(1), 2), node(4, Some(0), 1)];
     write_rows(&run.path(TAXONOMY), &TaxonomyNode::fields(false), &nodes, &[]).expect("taxonomy");
     let mut manifest = Manifest::new(json!({}));
     let corpus_tokens = CHUNKS.iter().map(|c| c.1 as u64).sum();
@@ -109,7 +109,7 @@ fn selects_within_the_budget_one_per_leaf_and_eligible_only() {
     let chosen: Vec<usize> = rows.iter().enumerate().filter(|(_, r)| r.selected).map(|(i, _)| i).collect();
     assert!(!chosen.contains(&2) && !chosen.contains(&4), "a crumb or a duplicate was taken: {chosen:?}");
     let leaves: std::collections::BTreeSet<u32> = chosen.iter().map(|&i| CHUNKS[i].0).collect();
-    assert_eq!(leaves.into_iter().collect::<Vec<_>>(), vec![1, 2, 3], "every leaf covered");
+    assert_eq!(leaves.into_iter().collect::<Vec<_>>(), vec![2, 3, 4], "every leaf covered");
     assert_eq!(chosen.len(), 3);
 
     let s = &manifest.stages.select.as_ref().expect("recorded").summary;
@@ -121,14 +121,14 @@ fn selects_within_the_budget_one_per_leaf_and_eligible_only() {
 fn beyond_subtree_above_each_level1_subtree_is_selected_with_its_share_of_the_budget() {
     let dir = tempfile::tempdir().expect("tempdir");
     let (run, mut manifest) = write_run(dir.path());
-    // 360 budget tokens: the subtree of leaves 1 and 2 holds 520 of the 720 tokens (260: a
-    // passage per leaf), leaf 3's 200 (100: one passage).
+    // 360 budget tokens: the subtree of leaves 2 and 3 holds 520 of the 720 tokens (260: a
+    // passage per leaf), leaf 4's 200 (100: one passage).
     let stage = SelectStage { config: SelectConfig { subtree_above: 4, ..config(0.5) }, seed: 42 };
     run_stage(&run, &mut manifest, &stage, &NoProgress, false).expect("select runs");
     let rows: Vec<SelectionRecord> = read_rows(&run.path(WORK_SELECTION)).expect("selection");
     let chosen: Vec<usize> = rows.iter().enumerate().filter(|(_, r)| r.selected).map(|(i, _)| i).collect();
     assert!(!chosen.contains(&2) && !chosen.contains(&4), "a crumb or a duplicate was taken: {chosen:?}");
-    assert_eq!(chosen.iter().map(|&i| CHUNKS[i].0).collect::<Vec<_>>(), vec![1, 2, 3], "a passage per leaf: {chosen:?}");
+    assert_eq!(chosen.iter().map(|&i| CHUNKS[i].0).collect::<Vec<_>>(), vec![2, 3, 4], "a passage per leaf: {chosen:?}");
     let s = &manifest.stages.select.as_ref().expect("recorded").summary;
     assert_eq!((s.selected_tokens, s.leaves_covered, s.subtrees), (300, 3, Some(2)));
 }

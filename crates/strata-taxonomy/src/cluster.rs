@@ -47,19 +47,26 @@ impl Cluster {
     }
 
     /// Where `v` goes in a fitted tree: from the root, at each split the child whose centroid
-    /// is nearest (the first on a tie). The positions taken, and the leaf's place in
-    /// [`Self::leaves`].
-    pub fn descend(&self, v: &[f32]) -> (Vec<u8>, u32) {
-        let (mut node, mut path, mut leaf) = (self, Vec::new(), 0u32);
+    /// is nearest (the first on a tie). The positions taken.
+    pub fn descend(&self, v: &[f32]) -> Vec<u8> {
+        let (mut node, mut path) = (self, Vec::new());
         while !node.children.is_empty() {
-            let distance = |c: &Cluster| squared_distance(v, &c.centroid);
-            let best =
-                (1..node.children.len()).fold(0, |b, i| if distance(&node.children[i]) < distance(&node.children[b]) { i } else { b });
-            leaf += node.children[..best].iter().map(|c| c.leaves().len() as u32).sum::<u32>();
+            let distances = node.children.iter().map(|c| squared_distance(v, &c.centroid)).enumerate();
+            let (best, _) = distances.min_by(|a, b| a.1.total_cmp(&b.1)).expect("children");
             path.push(best as u8);
             node = &node.children[best];
         }
-        (path, leaf)
+        path
+    }
+
+    /// Each leaf's path from the root ([`Self::descend`]), in [`Self::leaves`]' order.
+    pub fn leaf_paths(&self) -> Vec<Vec<u8>> {
+        if self.children.is_empty() {
+            return vec![Vec::new()];
+        }
+        let below =
+            self.children.iter().enumerate().flat_map(|(i, c)| c.leaf_paths().into_iter().map(move |p| [vec![i as u8], p].concat()));
+        below.collect()
     }
 
     /// The fitted tree over every row, each row `r` taking the positions `paths[r]` from

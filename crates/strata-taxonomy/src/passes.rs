@@ -163,11 +163,10 @@ impl Spill {
 
     fn write(&mut self, row: usize, leaf: u32, vector: &[f32]) -> Result<(), TaxonomyError> {
         self.dim = vector.len();
-        let mut record = Vec::with_capacity(12 + 4 * vector.len());
-        record.extend((row as u64).to_le_bytes());
-        record.extend(leaf.to_le_bytes());
-        vector.iter().for_each(|x| record.extend(x.to_le_bytes()));
-        self.file.write_all(&record).map_err(TaxonomyError::Scratch)
+        let mut write = |bytes: &[u8]| self.file.write_all(bytes).map_err(TaxonomyError::Scratch);
+        write(&(row as u64).to_le_bytes())?;
+        write(&leaf.to_le_bytes())?;
+        vector.iter().try_for_each(|x| write(&x.to_le_bytes()))
     }
 
     fn read_back(self, mut f: impl FnMut(&[LeafRow])) -> Result<(), TaxonomyError> {

@@ -10,8 +10,8 @@ use crate::dedup::exact_duplicates;
 use crate::passes::{ChunkVectors, DuplicateSearch};
 use crate::{PassageTree, TaxonomyConfig, TaxonomyError};
 use ndarray::Array2;
-use strata_core::parquet_io::for_each_vector_batch;
-use strata_core::vectors::{sample_indices, unit};
+use std::collections::HashMap;
+use strata_core::vectors::{blend, sample_indices};
 use strata_core::{PassageIndex, StageContext};
 
 /// Mixed into the run's seed for the sample, so that it is not any k-means draw.
@@ -44,11 +44,14 @@ pub(crate) fn cluster(
     let leaves = fitted.leaves();
     let leaf_sizes: Vec<(u32, usize)> =
         leaves.iter().enumerate().map(|(i, leaf)| (i as u32, (leaf.members.len() as f64 * scale).round() as usize)).collect();
+    // The duplicate search keys a passage by its leaf's place among the leaves.
+    let leaf_of_path: HashMap<Vec<u8>, u32> = fitted.leaf_paths().into_iter().zip(0..).collect();
     let exact = exact_duplicates(&passages.content_hashes);
     let mut search = DuplicateSearch::new(ctx, &leaf_sizes, leaves.len(), config.near_duplicate_threshold)?;
     let mut paths = Vec::with_capacity(n);
     each_passage(passages, files, config.document_weight, |p, own, topic| {
-        let (path, leaf) = fitted.descend(topic);
+        let path = fitted.descend(topic);
+        let leaf = leaf_of_path[&path];
         paths.push(path);
         match exact[p] {
             None => search.add(p, leaf, own),
@@ -64,39 +67,15 @@ pub(crate) fn cluster(
 
 /// Every passage, in order, with its own vector (its chunks' normalised mean) and its topic
 /// vector (its own drawn towards its document's by `weight`, as `Matrix::blend` draws it), as
-/// the chunks' vectors stream by: a document's passages wait for its last chunk.
+/// the chunks' vectors stream by.
 fn each_passage(
     passages: &PassageIndex,
     files: &ChunkVectors,
     weight: f32,
     mut f: impl FnMut(usize, &[f32], &[f32]) -> Result<(), TaxonomyError>,
 ) -> Result<(), TaxonomyError> {
-    let (mut p, mut own_sum, mut document_sum) = (0, Vec::new(), Vec::new());
-    let mut waiting: Vec<(usize, Vec<f32>)> = Vec::new();
-    for_each_vector_batch(&files.chunks, &files.embeddings, |rows| -> Result<(), TaxonomyError> {
-        for r in rows.range() {
-            let v = rows.row(r);
-            if own_sum.is_empty() {
-                (own_sum, document_sum) = (vec![0f32; v.len()], vec![0f32; v.len()]);
-            }
-            own_sum.iter_mut().zip(v).for_each(|(a, b)| *a += b);
-            document_sum.iter_mut().zip(v).for_each(|(a, b)| *a += b);
-            if r + 1 < passages.chunks_of(p).end {
-                continue;
-            }
-            waiting.push((p, unit(std::mem::replace(&mut own_sum, vec![0f32; v.len()]))));
-            if p + 1 == passages.len() || passages.document[p + 1] != passages.document[p] {
-                let document = unit(std::mem::replace(&mut document_sum, vec![0f32; v.len()]));
-                for (q, own) in waiting.drain(..) {
-                    let topic = match weight > 0.0 {
-                        true => unit(own.iter().zip(&document).map(|(a, b)| a + weight * b).collect()),
-                        false => own.clone(),
-                    };
-                    f(q, &own, &topic)?;
-                }
-            }
-            p += 1;
-        }
-        Ok(())
+    passages.for_each_with_document(&files.chunks, &files.embeddings, |p, own, document| match weight > 0.0 {
+        true => f(p, own, &blend(own, document, weight)),
+        false => f(p, own, own),
     })
 }

@@ -79,7 +79,7 @@ fn a_tree_fitted_on_a_sample_places_every_row_where_its_group_is() {
     // Sizes are judged scaled: each child holds 20 sample rows standing for 100 rows, over the
     // minimum of 40, which 20 rows alone would not reach.
     assert_eq!(fitted.children.len(), 3);
-    let paths: Vec<Vec<u8>> = vectors.rows().into_iter().map(|v| fitted.descend(v.as_slice().expect("row")).0).collect();
+    let paths: Vec<Vec<u8>> = vectors.rows().into_iter().map(|v| fitted.descend(v.as_slice().expect("row"))).collect();
     let placed = fitted.place(&paths);
     assert_eq!(placed.members, (0..300).collect::<Vec<_>>());
     for child in &placed.children {
@@ -87,9 +87,12 @@ fn a_tree_fitted_on_a_sample_places_every_row_where_its_group_is() {
         let group = child.members[0] % 3;
         assert!(child.members.iter().all(|m| m % 3 == group), "a child mixes groups");
     }
-    // The leaf's place among the leaves comes with the path.
-    let (path, leaf) = fitted.descend(vectors.row(4).as_slice().expect("row"));
-    assert_eq!(fitted.leaves()[leaf as usize].centroid, fitted.children[path[0] as usize].centroid);
+    // The leaves' paths, in the leaves' order, are where their own centroids descend.
+    let paths = fitted.leaf_paths();
+    assert_eq!(paths.len(), fitted.leaves().len());
+    for (leaf, path) in fitted.leaves().iter().zip(&paths) {
+        assert_eq!(&fitted.descend(&leaf.centroid), path);
+    }
 }
 
 #[test]
