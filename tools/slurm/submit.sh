@@ -1,8 +1,10 @@
 #!/usr/bin/env bash
-# Submits a sharded strata run to Slurm: an array job of SHARDS map tasks and a reduce job
-# that starts once all of them have succeeded. A failed map task can be resubmitted alone
+# Submits a sharded strata run to Slurm as four jobs, each starting once the one before has
+# succeeded: an array job of SHARDS map tasks (chunk, embed), a reduce job up to emit (which
+# publishes the chunks), an array job of SHARDS index tasks, and the last reduce job (the
+# indexes merged, cost, report). A failed array task can be resubmitted alone
 # (sbatch --array=I ...): shards already done are skipped by strata itself.
-#   usage: tools/slurm/submit.sh RECIPE SHARDS [sbatch options for both jobs...]
+#   usage: tools/slurm/submit.sh RECIPE SHARDS [sbatch options for every job...]
 set -euo pipefail
 [ $# -ge 2 ] || { echo "usage: $0 RECIPE SHARDS [sbatch options]" >&2; exit 2; }
 recipe=$(realpath "$1")
@@ -10,6 +12,9 @@ shards=$2
 shift 2
 here=$(dirname "$(realpath "$0")")
 export RECIPE=$recipe SHARDS=$shards
-map=$(sbatch --parsable --export=ALL --array="0-$((shards - 1))" "$@" "$here/map.sbatch")
-reduce=$(sbatch --parsable --export=ALL --dependency="afterok:${map%%;*}" "$@" "$here/reduce.sbatch")
-echo "map array job $map ($shards tasks), reduce job $reduce after it"
+array="0-$((shards - 1))"
+map=$(sbatch --parsable --export=ALL --array="$array" "$@" "$here/map.sbatch")
+publish=$(UNTIL=emit sbatch --parsable --export=ALL --dependency="afterok:${map%%;*}" "$@" "$here/reduce.sbatch")
+index=$(sbatch --parsable --export=ALL --array="$array" --dependency="afterok:${publish%%;*}" "$@" "$here/index.sbatch")
+reduce=$(sbatch --parsable --export=ALL --dependency="afterok:${index%%;*}" "$@" "$here/reduce.sbatch")
+echo "map array job $map, reduce up to emit $publish, index array job $index, reduce $reduce ($shards shards)"

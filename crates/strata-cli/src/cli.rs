@@ -86,12 +86,17 @@ pub struct RunArgs {
     pub no_vector_cache: bool,
     /// Run one shard of the map stages (chunk, embed), e.g. 2/4 (numbered from 0), into
     /// `<out>/shards/part-IIIII-of-NNNNN/`; a shard already done on the same inputs is skipped.
+    /// With `strata index`: index the shard's chunks once the reduce has published them.
     #[arg(long, value_name = "I/N", conflicts_with = "shards")]
     pub shard: Option<strata_core::Shard>,
     /// Merge the N shards' parts of the map stages (each run with --shard I/N) instead of
     /// chunking and embedding here, then run the stages after them.
     #[arg(long, value_name = "N", value_parser = clap::value_parser!(u32).range(1..))]
     pub shards: Option<u32>,
+    /// Stop after this stage, e.g. emit: a sharded run's reduce stops there for the shards to
+    /// index their chunks (`strata index --shard I/N`), then `strata run --shards N` goes on.
+    #[arg(long, value_name = "STAGE", value_parser = stage_name)]
+    pub until: Option<strata_core::StageName>,
 }
 
 #[derive(Debug, Args)]
@@ -197,4 +202,12 @@ pub struct ServeArgs {
     /// Threads of the query embedder (0: its default).
     #[arg(long, default_value_t = 0)]
     pub threads: usize,
+}
+
+fn stage_name(name: &str) -> Result<strata_core::StageName, String> {
+    let all = strata_core::StageName::ALL;
+    all.into_iter().find(|s| s.as_str() == name).ok_or_else(|| {
+        let names: Vec<&str> = all.iter().map(|s| s.as_str()).collect();
+        format!("`{name}` is not a stage: one of {}", names.join(", "))
+    })
 }

@@ -1,7 +1,8 @@
 //! A sharded run equals a single-node run: the demo corpus (as a JSONL file and Markdown files,
 //! so shards cut files and lines) run as four shards by the Slurm scripts of `tools/slurm/`,
-//! each array task's command run in a shell with its index, then the reduce job, gives the
-//! contract files of `strata run` byte for byte; so does a Parquet corpus in small row groups,
+//! each array task's command run in a shell with its index, the reduce jobs between and after
+//! them, gives the contract files of `strata run` byte for byte, and an index (the shards'
+//! merged) with the same hits; so does a Parquet corpus in small row groups,
 //! as three shards. A done shard is skipped on rerun, and the reduce refuses parts that are
 //! missing or damaged.
 
@@ -102,6 +103,15 @@ fn four_shards_by_the_slurm_scripts_equal_a_single_node_run() {
     for i in 0..SHARDS {
         succeeded(slurm("map.sbatch", &env(Some(i))));
     }
+    // The index tasks read the chunks the first reduce job publishes: not before it.
+    let early = slurm("index.sbatch", &env(Some(0)));
+    assert!(!early.status.success() && stderr(&early).contains("--until emit"), "{}", stderr(&early));
+    let until_emit = || [env(None), vec![("UNTIL", "emit".to_string())]].concat();
+    succeeded(slurm("reduce.sbatch", &until_emit()));
+    assert!(!sharded.join("index").exists() && sharded.join(CHUNKS_FILE).is_file(), "the first reduce job went past emit");
+    for i in 0..SHARDS {
+        succeeded(slurm("index.sbatch", &env(Some(i))));
+    }
     succeeded(slurm("reduce.sbatch", &env(None)));
     // The first shard planned for all (file hashes, where each starts reading); the rest read it.
     assert!(sharded.join("shards/plan-of-00004.json").is_file(), "no shard plan");
@@ -118,6 +128,14 @@ fn four_shards_by_the_slurm_scripts_equal_a_single_node_run() {
         serde_json::from_slice(&std::fs::read(single.join("manifest.json")).expect("manifest")).expect("json");
     for figure in ["documents", "passages", "corpus_tokens", "embedding_tokens"] {
         assert_eq!(manifest["stages"]["chunk"][figure], single_manifest["stages"]["chunk"][figure], "{figure}");
+    }
+    // The index is the shards' indexes merged, with the hits of the index built whole.
+    assert_eq!(manifest["stages"]["index"]["merged_parts"], SHARDS, "{}", manifest["stages"]["index"]);
+    assert!(single_manifest["stages"]["index"].get("merged_parts").is_none());
+    for query in ["heart failure symptoms", "insulin resistance", "treatment of asthma in children"] {
+        let hits = |run: &Path| succeeded(strata(&["search", "--run", &path(run), "--mode", "bm25", "--json", "-k", "10", query])).stdout;
+        let (ours, theirs) = (hits(&sharded), hits(&single));
+        assert!(!theirs.is_empty() && ours == theirs, "{query}: the merged index's hits differ");
     }
 
     // A shard done on the same inputs is skipped: its manifest (timings included) stays as it was.

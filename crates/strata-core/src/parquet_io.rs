@@ -195,6 +195,34 @@ pub fn batches<T: DeserializeOwned>(path: &Path, columns: &[&str]) -> Result<Bat
     Ok(Batches { path: path.to_path_buf(), reader, rows: std::marker::PhantomData })
 }
 
+/// The rows `rows` of `path` (counted from 0), as [`batches`] reads them: row groups outside
+/// the range are not read, and only the range's rows of the others are decoded.
+pub fn batches_in<T: DeserializeOwned>(path: &Path, columns: &[&str], rows: std::ops::Range<u64>) -> Result<Batches<T>, ParquetIoError> {
+    use parquet::arrow::arrow_reader::{RowSelection, RowSelector};
+    let wrap = read_error(path);
+    let builder = projected(path, columns)?;
+    let (mut groups, mut selection, mut first) = (Vec::new(), Vec::new(), 0u64);
+    for (g, group) in builder.metadata().row_groups().iter().enumerate() {
+        let end = first + group.num_rows() as u64;
+        let (from, to) = (rows.start.max(first), rows.end.min(end));
+        if from < to {
+            groups.push(g);
+            let selectors = [
+                RowSelector::skip((from - first) as usize),
+                RowSelector::select((to - from) as usize),
+                RowSelector::skip((end - to) as usize),
+            ];
+            selection.extend(selectors.into_iter().filter(|s| s.row_count > 0));
+        }
+        first = end;
+    }
+    if rows.end > first {
+        return Err(wrap(format!("rows {}..{} asked of a file of {first} rows", rows.start, rows.end).into()));
+    }
+    let reader = builder.with_row_groups(groups).with_row_selection(RowSelection::from(selection)).build().map_err(|e| wrap(e.into()))?;
+    Ok(Batches { path: path.to_path_buf(), reader, rows: std::marker::PhantomData })
+}
+
 /// Calls `f` on every row of `path`, in order, decoding a batch at a time.
 pub fn for_each_row<T: DeserializeOwned, E: From<ParquetIoError>>(path: &Path, mut f: impl FnMut(T) -> Result<(), E>) -> Result<(), E> {
     for batch in batches::<T>(path, &[])? {
@@ -342,6 +370,11 @@ fn open(path: &Path) -> Result<ParquetRecordBatchReaderBuilder<File>, ParquetIoE
 }
 
 fn batch_reader(path: &Path, columns: &[&str]) -> Result<ParquetRecordBatchReader, ParquetIoError> {
+    projected(path, columns)?.build().map_err(|e| read_error(path)(e.into()))
+}
+
+/// A reader of `path` in batches of a row group's size, decoding only `columns` (all when empty).
+fn projected(path: &Path, columns: &[&str]) -> Result<ParquetRecordBatchReaderBuilder<File>, ParquetIoError> {
     let wrap = read_error(path);
     let mut builder = open(path)?.with_batch_size(ROW_GROUP_ROWS);
     if !columns.is_empty() {
@@ -350,7 +383,7 @@ fn batch_reader(path: &Path, columns: &[&str]) -> Result<ParquetRecordBatchReade
         let mask = ProjectionMask::roots(builder.parquet_schema(), roots);
         builder = builder.with_projection(mask);
     }
-    builder.build().map_err(|e| wrap(e.into()))
+    Ok(builder)
 }
 
 /// Rows in `path`, from its footer.
@@ -384,6 +417,24 @@ mod tests {
         assert_eq!(writer.rows(), all.len() as u64);
         writer.close().expect("close");
         assert_eq!(std::fs::read(&whole).expect("read"), std::fs::read(&joined).expect("read"));
+    }
+
+    #[test]
+    fn a_range_of_rows_reads_those_rows_across_row_groups() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let all = rows(2 * ROW_GROUP_ROWS + 5);
+        let path = dir.path().join("rows.parquet");
+        write_rows(&path, &SelectionRecord::fields(), &all, &[]).expect("write");
+        let ids = |range: std::ops::Range<u64>| -> Vec<String> {
+            let batches = batches_in::<SelectionRecord>(&path, &[], range).expect("open");
+            batches.flat_map(|b| b.expect("batch")).map(|r| r.passage_id).collect()
+        };
+        let n = all.len() as u64;
+        for range in [0..n, 3..7, (ROW_GROUP_ROWS as u64 - 2)..(2 * ROW_GROUP_ROWS as u64 + 1), (n - 5)..n, 10..10] {
+            let expected: Vec<String> = all[range.start as usize..range.end as usize].iter().map(|r| r.passage_id.clone()).collect();
+            assert_eq!(ids(range.clone()), expected, "{range:?}");
+        }
+        assert!(batches_in::<SelectionRecord>(&path, &[], 0..n + 1).is_err(), "rows past the end");
     }
 
     fn rows(n: usize) -> Vec<SelectionRecord> {

@@ -189,9 +189,13 @@ pub struct EmitSummary {
     pub llm_qa_samples: Option<u64>,
 }
 
-/// `index`: nothing beyond its rows and files.
+/// `index`: in a sharded run, the shards whose own indexes were merged (`strata index --shard
+/// I/N`); absent when the stage indexed every chunk itself.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
-pub struct IndexSummary {}
+pub struct IndexSummary {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub merged_parts: Option<u64>,
+}
 
 /// `cost`: the corpus figures the ledger was computed from.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]

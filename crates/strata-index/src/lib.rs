@@ -8,16 +8,19 @@
 
 pub mod dense;
 mod fusion;
+mod parts;
 mod retrieve;
 
 pub use dense::{DenseIndex, DenseMeta};
 pub use fusion::{reciprocal_rank_fusion, RRF_K};
+pub use parts::PartIndexStage;
 pub use retrieve::{Mode, Retriever, FUSION_DEPTH};
 
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
 use std::path::{Path, PathBuf};
 use strata_core::rundir::{CHUNKS, DENSE_DIR, EMBEDDINGS, INDEX_DIR};
+use strata_core::summary::IndexSummary;
 use strata_core::{parquet_io, Stage, StageContext, StageError, StageName, StageStats, StageSummary};
 use tantivy::collector::TopDocs;
 use tantivy::query::{BooleanQuery, Occur, QueryParser, TermQuery, TermSetQuery};
@@ -61,6 +64,12 @@ pub enum IndexError {
     DenseFormat { path: PathBuf, message: String },
     #[error("`{path}`: {message}")]
     Taxonomy { path: PathBuf, message: String },
+    #[error("failed to merge the shards' indexes into `{path}`")]
+    Merge {
+        path: PathBuf,
+        #[source]
+        source: tantivy::TantivyError,
+    },
     #[error("search failed in `{path}`")]
     Search {
         path: PathBuf,
@@ -95,8 +104,19 @@ struct IndexedChunk {
     taxonomy_path: Vec<String>,
 }
 
-/// The index stage.
-pub struct IndexStage;
+/// The columns of `chunks.parquet` an [`IndexedChunk`] reads.
+const INDEXED_COLUMNS: [&str; 6] = ["chunk_id", "doc_id", "text", "heading_path", "node_id", "taxonomy_path"];
+
+/// Version of the index's schema and layout, in the stage's fingerprints.
+const SCHEMA_VERSION: u32 = 1;
+
+/// The index stage. In a sharded run's reduce (`parts`), when every shard has indexed its own
+/// chunks of the chunks this run published (`strata index --shard I/N`, [`PartIndexStage`]),
+/// it merges their indexes; otherwise it indexes every chunk itself. Both give the same
+/// documents in the same order.
+pub struct IndexStage {
+    pub parts: Option<strata_core::shard::Parts>,
+}
 
 impl Stage for IndexStage {
     fn name(&self) -> StageName {
@@ -112,7 +132,7 @@ impl Stage for IndexStage {
     }
 
     fn fingerprint(&self) -> Result<Value, StageError> {
-        Ok(json!({"tokenizer": TOKENIZER, "schema": 1, "dense": 1}))
+        Ok(json!({"tokenizer": TOKENIZER, "schema": SCHEMA_VERSION, "dense": 1}))
     }
 
     fn run(&self, ctx: &StageContext) -> Result<StageStats, StageError> {
@@ -120,48 +140,85 @@ impl Stage for IndexStage {
         let n_chunks = parquet_io::num_rows(&path)?;
         let dir = ctx.output(INDEX_DIR)?;
         std::fs::create_dir_all(&dir)?;
-        let schema = schema();
-        let index = Index::create_in_dir(&dir, schema.clone())?;
-        let f = |name| schema.get_field(name);
-        let (chunk_id, doc_id, text, headings, taxonomy, taxonomy_path, node_id) =
-            (f("chunk_id")?, f("doc_id")?, f("text")?, f("headings")?, f("taxonomy")?, f("taxonomy_path")?, f("node_id")?);
-        let mut writer = index.writer_with_num_threads(1, WRITER_BYTES)?;
-        let mut dense = dense::DenseWriter::create(&ctx.output(DENSE_DIR)?)?;
-        let mut vectors = parquet_io::batches::<strata_core::records::EmbeddingRecord>(&ctx.run.path(EMBEDDINGS), &[])?;
-        ctx.progress.start("index", Some(n_chunks));
-        // The chunks stream a batch at a time, their vectors alongside; tantivy bounds its
-        // own memory (WRITER_BYTES).
-        for batch in
-            parquet_io::batches::<IndexedChunk>(&path, &["chunk_id", "doc_id", "text", "heading_path", "node_id", "taxonomy_path"])?
-        {
-            let batch = batch?;
-            for (c, v) in batch.iter().zip(vectors.next_in_step(batch.len())?) {
-                if v.chunk_id != c.chunk_id {
-                    return Err(parquet_io::ParquetIoError::OutOfStep { path: ctx.run.path(EMBEDDINGS) }.into());
-                }
-                dense.push(&c.chunk_id, c.node_id, &v.embedding)?;
+        let indexes = match &self.parts {
+            Some(parts) => parts::current_indexes(ctx, parts)?,
+            None => None,
+        };
+        let merged_parts = match indexes {
+            Some(indexes) => {
+                ctx.progress.start(&format!("index: merging {} shards' indexes", indexes.len()), None);
+                parts::merge(&indexes, &dir)?;
+                Some(indexes.len() as u64)
             }
-            for c in batch {
-                let facet = Facet::from_path(&c.taxonomy_path);
-                writer.add_document(doc!(
-                    chunk_id => c.chunk_id,
-                    doc_id => c.doc_id,
-                    text => c.text,
-                    headings => c.heading_path.join(" > "),
-                    taxonomy_path => facet.to_string(),
-                    taxonomy => facet,
-                    node_id => c.node_id as u64,
-                ))?;
-                ctx.progress.advance(1);
+            None => {
+                ctx.progress.start("index", Some(n_chunks));
+                index_chunks(&dir, parquet_io::batches::<IndexedChunk>(&path, &INDEXED_COLUMNS)?, ctx.progress)?;
+                None
             }
-        }
-        writer.commit()?;
-        writer.wait_merging_threads()?;
-        vectors.end_in_step()?;
-        dense.finish(dense_meta(&ctx.run.path(EMBEDDINGS))?)?;
+        };
         ctx.progress.finish();
-        Ok(StageStats { rows_in: n_chunks, rows_out: n_chunks, summary: StageSummary::Index(Default::default()) })
+        write_dense(ctx, &path)?;
+        Ok(StageStats { rows_in: n_chunks, rows_out: n_chunks, summary: StageSummary::Index(IndexSummary { merged_parts }) })
     }
+}
+
+/// A tantivy index of `chunks` in `dir`, in their order: one writer thread, so the index is
+/// laid out the same way on every run; tantivy bounds its own memory (`WRITER_BYTES`).
+fn index_chunks(
+    dir: &Path,
+    chunks: impl Iterator<Item = Result<Vec<IndexedChunk>, parquet_io::ParquetIoError>>,
+    progress: &dyn strata_core::Progress,
+) -> Result<u64, StageError> {
+    let schema = schema();
+    let index = Index::create_in_dir(dir, schema.clone())?;
+    let f = |name| schema.get_field(name);
+    let (chunk_id, doc_id, text, headings, taxonomy, taxonomy_path, node_id) =
+        (f("chunk_id")?, f("doc_id")?, f("text")?, f("headings")?, f("taxonomy")?, f("taxonomy_path")?, f("node_id")?);
+    let mut writer = index.writer_with_num_threads(1, WRITER_BYTES)?;
+    let mut added = 0;
+    for batch in chunks {
+        for c in batch? {
+            let facet = Facet::from_path(&c.taxonomy_path);
+            writer.add_document(doc!(
+                chunk_id => c.chunk_id,
+                doc_id => c.doc_id,
+                text => c.text,
+                headings => c.heading_path.join(" > "),
+                taxonomy_path => facet.to_string(),
+                taxonomy => facet,
+                node_id => c.node_id as u64,
+            ))?;
+            added += 1;
+            progress.advance(1);
+        }
+    }
+    writer.commit()?;
+    writer.wait_merging_threads()?;
+    Ok(added)
+}
+
+/// `dense/`: every chunk's vector and leaf, in `chunks` order, the vectors read in step.
+fn write_dense(ctx: &StageContext, chunks: &Path) -> Result<(), StageError> {
+    #[derive(Deserialize)]
+    struct Row {
+        chunk_id: String,
+        node_id: u32,
+    }
+    let embeddings = ctx.run.path(EMBEDDINGS);
+    let mut vectors = parquet_io::batches::<strata_core::records::EmbeddingRecord>(&embeddings, &[])?;
+    let mut dense = dense::DenseWriter::create(&ctx.output(DENSE_DIR)?)?;
+    for batch in parquet_io::batches::<Row>(chunks, &["chunk_id", "node_id"])? {
+        let batch = batch?;
+        for (c, v) in batch.iter().zip(vectors.next_in_step(batch.len())?) {
+            if v.chunk_id != c.chunk_id {
+                return Err(parquet_io::ParquetIoError::OutOfStep { path: embeddings }.into());
+            }
+            dense.push(&c.chunk_id, c.node_id, &v.embedding)?;
+        }
+    }
+    vectors.end_in_step()?;
+    dense.finish(dense_meta(&embeddings)?)?;
+    Ok(())
 }
 
 /// What the embeddings file says about the model that made it (width and count are filled

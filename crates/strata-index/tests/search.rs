@@ -72,7 +72,7 @@ fn indexed_run(dir: &std::path::Path) -> RunDir {
     let meta = [("model", "test-model".to_string()), ("variant", "static".to_string()), ("model_sha256", "abc".to_string())];
     write_rows(&run.path(EMBEDDINGS), &EmbeddingRecord::fields(3), &vectors, &meta).expect("embeddings");
     write_rows(&run.path(TAXONOMY), &TaxonomyNode::fields(false), &nodes(), &[]).expect("taxonomy");
-    run_stage(&run, &mut Manifest::new(json!({})), &IndexStage, &NoProgress, false).expect("index stage");
+    run_stage(&run, &mut Manifest::new(json!({})), &IndexStage { parts: None }, &NoProgress, false).expect("index stage");
     run
 }
 

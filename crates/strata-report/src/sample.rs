@@ -83,7 +83,7 @@ pub fn sample_inputs() -> ReportInputs {
         .insert(ran(2.1), StageSummary::Taxonomy(TaxonomySummary { nodes: 12, leaves: 8, level1_nodes: 3, ..taxonomy_labels() }));
     let select = SelectSummary { budget_tokens: corpus_tokens / 5, corpus_tokens, leaves: 8, leaves_covered: 7, ..Default::default() };
     manifest.stages.insert(ran(0.3), StageSummary::Select(select));
-    manifest.stages.insert(ran(0.9), StageSummary::Index(IndexSummary {}));
+    manifest.stages.insert(ran(0.9), StageSummary::Index(IndexSummary::default()));
 
     ReportInputs {
         manifest: Some(manifest),

@@ -3,15 +3,18 @@
 
 Run with the Python of a venv where `pip install ./tools/strata-ray` put `strata-ray`,
 `strata` and `ray` beside it. Checks:
-  a. the demo corpus (pipeline/medicine.toml), 4 shards;
+  a. the demo corpus (pipeline/medicine.toml), 4 shards, the index built by the shards and
+     merged (the same BM25 hits as the single-node index);
   b. the first 400 MedQuAD documents, a copy of pipeline/medquad.toml with model "static";
   c. a crash (STRATA_FAULT=embed:2, --max-retries 1) fails naming embed shard 2; the rerun
-     skips every other task, leaves their part manifests untouched, and matches (a).
+     skips every other map task, leaves their records in the part manifests untouched, and
+     matches (a).
 Every process it starts is ended by its id (the ray nodes by their process group).
 """
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import shutil
@@ -49,6 +52,20 @@ def compare(ours: Path, theirs: Path, label: str) -> None:
     check(not differ, f"{label}: {len(files) - len(differ)}/{len(files)} contract files byte-identical ({', '.join(map(str, files))}){' DIFFER: ' + ', '.join(differ) if differ else ''}")
 
 
+QUERIES = ("heart failure symptoms", "insulin resistance", "treatment of asthma in children")
+
+
+def compare_index(ours: Path, theirs: Path, label: str) -> None:
+    """The sharded run's index is the shards' indexes merged: the same hits as the index the
+    single-node run built whole (BM25, the top 10 of a few queries, scores included)."""
+    manifest = json.loads((ours / "manifest.json").read_text())
+    merged = manifest["stages"]["index"].get("merged_parts")
+    check(merged == SHARDS, f"{label}: the index merged the {SHARDS} shards' indexes (merged_parts = {merged})")
+    search = lambda run_dir, q: run([BIN / "strata", "search", "--run", run_dir, "--mode", "bm25", "--json", "-k", 10, q], timeout=60, show=False).output
+    differ = [q for q in QUERIES if search(ours, q) != search(theirs, q)]
+    check(not differ, f"{label}: BM25 hits equal the single-node index's for {len(QUERIES)} queries{' DIFFER: ' + '; '.join(differ) if differ else ''}")
+
+
 def strata_ray(recipe: Path, out: Path | None, address: str, extra: list[str] = (), env: dict | None = None) -> subprocess.CompletedProcess:
     """`strata-ray run` into `out`, or without --out into the recipe's own run directory."""
     into = ["--out", out] if out is not None else []
@@ -68,6 +85,7 @@ def scenario(name: str, recipe: Path, tmp: Path, address: str, recipe_out: Path 
     done = single(recipe, tmp / f"{name}-single")
     check(done.returncode == 0, f"{name}: single-node strata run exits 0")
     compare(ray_out, tmp / f"{name}-single", name)
+    compare_index(ray_out, tmp / f"{name}-single", name)
 
 
 def medquad_recipe(tmp: Path) -> Path:
@@ -106,7 +124,12 @@ def fault(tmp: Path, address: str) -> None:
     check(re.search(r"embed shard 2/4: FAILED", done.output) is not None and "failed: embed shard 2/4" in done.output, "fault: the failure names embed shard 2/4")
     check(not re.search(r"(chunk shard \d|embed shard [013])/4: (FAILED|not run)", done.output), "fault: no other task failed")
     parts = {i: out / "shards" / f"part-{i:05d}-of-{SHARDS:05d}" / "manifest.json" for i in (0, 1, 3)}
-    before = {i: p.read_bytes() if p.is_file() else None for i, p in parts.items()}
+
+    def map_records(manifest: Path):
+        """The part's chunk and embed records (timings included): what a skipped task leaves as it was."""
+        return {s: json.loads(manifest.read_text())["stages"].get(s) for s in ("chunk", "embed")} if manifest.is_file() else None
+
+    before = {i: map_records(p) for i, p in parts.items()}
     check(all(before.values()), "fault: parts 0, 1, 3 have manifests after the failed run")
 
     done = strata_ray(recipe, out, address, ["--max-retries", "1"], env=env)
@@ -115,7 +138,7 @@ def fault(tmp: Path, address: str) -> None:
     missing = [e for e in expected if e not in done.output]
     check(not missing, f"fault: rerun reports chunk 0-3 and embed 0, 1, 3 skipped{' MISSING: ' + '; '.join(missing) if missing else ''}")
     check(re.search(r"embed shard 2/4: ran in", done.output) is not None, "fault: rerun reports embed shard 2/4 ran")
-    check(all(parts[i].is_file() and parts[i].read_bytes() == before[i] for i in parts), "fault: part manifests of shards 0, 1, 3 byte-identical before and after the rerun")
+    check(all(map_records(parts[i]) == before[i] for i in parts), "fault: the chunk and embed records of shards 0, 1, 3 unchanged by the rerun (then their index tasks ran)")
     compare(out, tmp / "demo-single", "fault")
 
 

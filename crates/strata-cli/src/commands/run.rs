@@ -20,10 +20,12 @@ use strata_core::{Progress, RunDir, Shard, Stage, StageName};
 /// Runs every stage of the recipe, or only `only`. A bad recipe or corpus fails before the run
 /// directory is touched; a failed stage leaves only the complete outputs of earlier stages.
 pub fn run(args: &RunArgs, only: Option<StageName>, quiet: bool) -> Result<()> {
-    if args.shard.is_some() && only.is_some_and(|o| !MAP_STAGES.contains(&o)) {
-        return Err(
-            UsageError("--shard splits the map stages (chunk, embed) only; the later stages run once, with --shards N".into()).into()
-        );
+    if args.shard.is_some() && only.is_some_and(|o| !MAP_STAGES.contains(&o) && o != StageName::Index) {
+        return Err(UsageError(
+            "--shard splits the map stages (chunk, embed) and, once the reduce has published the chunks, the index; the other stages run once, with --shards N"
+                .into(),
+        )
+        .into());
     }
     let recipe = Recipe::load(args)?;
     if args.threads > 0 {
@@ -117,7 +119,10 @@ fn run_stages(run: &RunDir, recipe: &Recipe, corpus: Corpus, args: &RunArgs, onl
     manifest.skipped = scan.skipped.iter().map(|(p, r)| json!({"path": p, "reason": r})).collect();
 
     let stages = pipeline(recipe, corpus, args, only)?;
-    let stages: Vec<_> = stages.into_iter().filter(|s| only.is_none_or(|o| o == s.name())).collect();
+    let mut stages: Vec<_> = stages.into_iter().filter(|s| only.is_none_or(|o| o == s.name())).collect();
+    if let Some(last) = args.until.and_then(|until| stages.iter().position(|s| s.name() == until)) {
+        stages.truncate(last + 1);
+    }
     let bars = Bars::new(quiet);
     let fault = fault(args)?;
     let mut summary = Vec::new();
@@ -142,16 +147,20 @@ const MAP_STAGES: [StageName; 2] = [StageName::Chunk, StageName::Embed];
 /// Every stage in order, configured from the recipe: on a shard (`--shard`) its map stages;
 /// after shards (`--shards N`) merges of their parts in place of the map stages, then the rest.
 fn pipeline(recipe: &Recipe, corpus: Corpus, args: &RunArgs, only: Option<StageName>) -> Result<Vec<Box<dyn Stage>>> {
+    let root = RunDir::new(recipe.out_dir());
+    if let (Some(shard), Some(StageName::Index)) = (args.shard, only) {
+        return Ok(vec![Box::new(part_index(&root, shard)?)]);
+    }
     let map = MapStages::new(recipe, corpus, args)?;
-    let mut stages: Vec<Box<dyn Stage>> = match args.shards {
+    let parts = args.shards.map(|count| Parts::load(&root, count)).transpose()?;
+    let mut stages: Vec<Box<dyn Stage>> = match &parts {
         None => vec![Box::new(map.chunk(args.shard)), Box::new(map.embed())],
-        Some(count) => {
-            let parts = Parts::load(&RunDir::new(recipe.out_dir()), count)?;
-            map.check_parts(&parts, args, only)?;
+        Some(parts) => {
+            map.check_parts(parts, args, only)?;
             let (corpus, files) = (map.scan.root.clone(), map.scan.files.len() as u64);
             vec![
                 Box::new(strata_chunk::MergeChunks { parts: parts.clone(), corpus, files }),
-                Box::new(strata_embed::MergeEmbeddings { parts }),
+                Box::new(strata_embed::MergeEmbeddings { parts: parts.clone() }),
             ]
         }
     };
@@ -187,11 +196,19 @@ fn pipeline(recipe: &Recipe, corpus: Corpus, args: &RunArgs, only: Option<StageN
         }),
         Box::new(strata_select::SelectStage { config: recipe.select.clone(), seed: recipe.seed }),
         Box::new(emit),
-        Box::new(strata_index::IndexStage),
+        Box::new(strata_index::IndexStage { parts }),
         Box::new(strata_cost::CostStage { config: recipe.cost.clone(), ssft_qa, llm_model: recipe.llm.as_ref().map(|l| l.model.clone()) }),
         Box::new(strata_report::ReportStage),
     ]);
     Ok(stages)
+}
+
+/// Shard `shard`'s part of the index of the run in `root`, whose reduce has published the
+/// chunks (`--until emit`).
+fn part_index(root: &RunDir, shard: Shard) -> Result<strata_index::PartIndexStage> {
+    let parts = Parts::load(root, shard.count)?;
+    let manifest = Manifest::load(&root.path(MANIFEST))?.unwrap_or_else(|| Manifest::new(json!(null)));
+    strata_index::PartIndexStage::of(root, &manifest, &parts, shard.index as usize).map_err(anyhow::Error::from_boxed)
 }
 
 /// The map stages' configuration, for the whole corpus or any of its shards.

@@ -1,11 +1,19 @@
-"""strata-ray: run strata's map stages on a Ray cluster, one task per shard, then the reduce.
+"""strata-ray: run strata's per-shard stages on a Ray cluster, one task per shard, and the reduce.
 
     strata-ray run --recipe pipeline/medicine.toml --shards 4 --address auto [-- --no-vector-cache ...]
 
 strata decides what each shard holds and skips a shard whose inputs are unchanged; this
-driver only schedules. For each shard I of N it submits a `chunk` task and an `embed` task
-that takes the chunk task's result as an argument, so Ray starts embed I once chunk I is
-done while other shards are still chunking. A task runs
+driver only schedules, in four steps:
+
+  1. the map stages: for each shard I of N a `chunk` task and an `embed` task that takes the
+     chunk task's result as an argument, so Ray starts embed I once chunk I is done while
+     other shards are still chunking;
+  2. `strata run --recipe R --shards N --until emit` on the driver's node: the merges,
+     taxonomy, select and emit, which publishes chunks.parquet;
+  3. an `index` task per shard: the shard's chunks indexed from the published file;
+  4. `strata run --recipe R --shards N`: the shards' indexes merged, then cost and report.
+
+A task runs
 
     strata <stage> --recipe R --shard I/N --out OUT [--corpus C] --quiet --threads C
 
@@ -13,9 +21,8 @@ as a subprocess (the `strata` installed with this package on the node, or `--str
 STRATA_CACHE, STRATA_LOG, STRATA_FAULT and HOME taken from the driver's environment (Ray
 workers inherit the environment of the node's raylet, not the driver's). Whether strata ran
 the stage or skipped it is read from the shard's `manifest.json`: an unchanged
-`stages.<stage>` record means skipped. A failing task is retried `--max-retries` times;
-when the map stages are all done the driver runs `strata run --recipe R --shards N` on its
-own node to merge the parts and run the remaining stages, and exits with its status.
+`stages.<stage>` record means skipped. A failing task is retried `--max-retries` times; a
+step with a failed task ends the run, and the driver exits with the first failing status.
 
 Every path handed to strata is absolute: tasks run in other working directories, and the
 run directory must be on a filesystem that every node sees.
@@ -38,6 +45,9 @@ from pathlib import Path
 import ray
 
 MAP_STAGES = ("chunk", "embed")
+INDEX_STAGES = ("index",)
+# The reduce stops after this stage for the index tasks, which read the chunks it published.
+PUBLISHED_BY = "emit"
 FORWARDED_ENV = ("STRATA_CACHE", "STRATA_LOG", "STRATA_FAULT", "HOME")
 STDERR_TAIL = 2000  # characters of strata's stderr kept in a task's error
 
@@ -108,32 +118,23 @@ def map_stage(stage: str, index: int, shards: int, strata: str | None, args: lis
     return {"stage": stage, "shard": index, "ran": ran, "seconds": seconds}
 
 
-def run(opts: argparse.Namespace) -> int:
-    recipe = opts.recipe.resolve()
-    strata = str(Path(opts.strata).resolve()) if opts.strata else None
-    out = run_dir(strata or installed_strata(), recipe, opts.out)
-    common = ["--recipe", str(recipe), "--out", str(out)]
-    if opts.corpus is not None:
-        common += ["--corpus", str(opts.corpus.resolve())]
-    common += opts.strata_args
-    env = {k: os.environ[k] for k in FORWARDED_ENV if k in os.environ}
-
-    ray.init(address=opts.address, logging_level="WARNING")
+def run_round(stages: tuple[str, ...], opts: argparse.Namespace, out: Path, strata: str | None, args: list[str], env: dict) -> bool:
+    """One task per shard per stage of `stages` (a shard's stages chained, shards in
+    parallel), each finished task printed; whether every task succeeded."""
     task = ray.remote(map_stage)
-    args = common + ["--quiet", "--threads", str(opts.cpus_per_task)]
     pending = {}  # ObjectRef -> (stage, shard)
     for i in range(opts.shards):
         manifest = str(out / "shards" / f"part-{i:05d}-of-{opts.shards:05d}" / "manifest.json")
         after = ()
-        for stage in MAP_STAGES:
+        for stage in stages:
             options = dict(name=f"strata {stage} {i}/{opts.shards}", num_cpus=opts.cpus_per_task, max_retries=opts.max_retries, retry_exceptions=True)
             ref = task.options(**options).remote(stage, i, opts.shards, strata, args, env, manifest, *after)
             pending[ref] = (stage, i)
             after = (ref,)
-    print(f"strata-ray: {len(pending)} tasks ({', '.join(MAP_STAGES)} x {opts.shards} shards) on {sum(n['Alive'] for n in ray.nodes())} nodes; run directory {out}", flush=True)
+    print(f"strata-ray: {len(pending)} tasks ({', '.join(stages)} x {opts.shards} shards) on {sum(n['Alive'] for n in ray.nodes())} nodes; run directory {out}", flush=True)
 
     started = time.monotonic()
-    counts = {stage: {"ran": 0, "skipped": 0} for stage in MAP_STAGES}
+    counts = {stage: {"ran": 0, "skipped": 0} for stage in stages}
     failed = []  # (stage, shard)
     total, finished = len(pending), 0
     while pending:
@@ -144,8 +145,9 @@ def run(opts: argparse.Namespace) -> int:
             result = ray.get(ref)
         except ray.exceptions.RayError as err:
             failed.append((stage, i))
-            if stage != MAP_STAGES[0] and (MAP_STAGES[0], i) in failed:
-                print(f"{stage} shard {i}/{opts.shards}: not run, {MAP_STAGES[0]} failed  [{finished}/{total}]", flush=True)
+            earlier = [s for s in stages[: stages.index(stage)] if (s, i) in failed]
+            if earlier:
+                print(f"{stage} shard {i}/{opts.shards}: not run, {earlier[0]} failed  [{finished}/{total}]", flush=True)
             else:
                 cause = str(getattr(err, "cause", None) or err).strip().replace("\n", "\n  ")
                 print(f"{stage} shard {i}/{opts.shards}: FAILED after {opts.max_retries + 1} attempts  [{finished}/{total}]\n  {cause}", flush=True)
@@ -156,25 +158,52 @@ def run(opts: argparse.Namespace) -> int:
         print(f"{stage} shard {i}/{opts.shards}: {state}{timing}  [{finished}/{total}]", flush=True)
 
     summary = "; ".join(f"{s} {c['ran']} ran, {c['skipped']} skipped" for s, c in counts.items())
-    print(f"map stages: {summary}; {len(failed)} failed; {time.monotonic() - started:.1f} s", flush=True)
-    ray.shutdown()
+    print(f"{' and '.join(stages)} tasks: {summary}; {len(failed)} failed; {time.monotonic() - started:.1f} s", flush=True)
     if failed:
-        names = ", ".join(f"{s} shard {i}/{opts.shards}" for s, i in sorted(failed, key=lambda f: (MAP_STAGES.index(f[0]), f[1])))
-        print(f"strata-ray: failed: {names}; not merging", file=sys.stderr, flush=True)
-        return 1
+        names = ", ".join(f"{s} shard {i}/{opts.shards}" for s, i in sorted(failed, key=lambda f: (stages.index(f[0]), f[1])))
+        print(f"strata-ray: failed: {names}; not going on", file=sys.stderr, flush=True)
+    return not failed
 
+
+def reduce_step(command: list[str]) -> int:
+    """A reduce step on the driver's node; its exit status (128+N when killed by signal N)."""
+    print(f"reduce: {' '.join(command)}", flush=True)
+    status = subprocess.run(command, stdin=subprocess.DEVNULL).returncode
+    return status if status >= 0 else 128 - status
+
+
+def run(opts: argparse.Namespace) -> int:
+    recipe = opts.recipe.resolve()
+    strata = str(Path(opts.strata).resolve()) if opts.strata else None
+    out = run_dir(strata or installed_strata(), recipe, opts.out)
+    common = ["--recipe", str(recipe), "--out", str(out)]
+    if opts.corpus is not None:
+        common += ["--corpus", str(opts.corpus.resolve())]
+    common += opts.strata_args
+    env = {k: os.environ[k] for k in FORWARDED_ENV if k in os.environ}
+    task_args = common + ["--quiet", "--threads", str(opts.cpus_per_task)]
     reduce = [strata or installed_strata(), "run", *common, "--shards", str(opts.shards)]
-    print(f"reduce: {' '.join(reduce)}", flush=True)
-    status = subprocess.run(reduce, stdin=subprocess.DEVNULL).returncode
-    return status if status >= 0 else 128 - status  # killed by a signal: the shell's 128+N
+
+    ray.init(address=opts.address, logging_level="WARNING")
+    try:
+        if not run_round(MAP_STAGES, opts, out, strata, task_args, env):
+            return 1
+        status = reduce_step(reduce + ["--until", PUBLISHED_BY])
+        if status != 0:
+            return status
+        if not run_round(INDEX_STAGES, opts, out, strata, task_args, env):
+            return 1
+    finally:
+        ray.shutdown()
+    return reduce_step(reduce)
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="strata-ray", description=__doc__.split("\n\n")[0])
     sub = parser.add_subparsers(dest="command", required=True)
-    p = sub.add_parser("run", help="map stages per shard as Ray tasks, then `strata run --shards N`")
+    p = sub.add_parser("run", help="per-shard stages as Ray tasks, and the reduce steps (`strata run --shards N`)")
     p.add_argument("--recipe", type=Path, required=True, help="the recipe (e.g. pipeline/medicine.toml)")
-    p.add_argument("--shards", type=int, required=True, help="number of shards N (one task per shard per map stage)")
+    p.add_argument("--shards", type=int, required=True, help="number of shards N (one task per shard per per-shard stage)")
     p.add_argument("--out", type=Path, help="run directory instead of the recipe's (on a filesystem every node sees)")
     p.add_argument("--corpus", type=Path, help="corpus to read instead of the recipe's")
     p.add_argument("--address", default=None, help="Ray cluster: auto, HOST:PORT, or none given: RAY_ADDRESS, else a local `ray start`, else a new local instance")
