@@ -191,6 +191,10 @@ fn beyond_the_sample_and_per_subtree_shards_equal_a_single_node_run() {
     assert!(stages["select"]["subtrees"].as_u64() >= Some(2), "one subtree only: {}", stages["select"]);
     assert_eq!(stages["select"]["subtrees"], stages["taxonomy"]["level1_nodes"]);
     assert!(stages["select"]["selected_passages"].as_u64() > Some(0), "{}", stages["select"]);
+    // No shard indexed its chunks (no `strata index --shard`): the reduce indexed them all itself.
+    let sharded_manifest: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(sharded.join("manifest.json")).expect("manifest")).expect("json");
+    assert!(sharded_manifest["stages"]["index"].get("merged_parts").is_none(), "{}", sharded_manifest["stages"]["index"]);
 }
 
 /// The demo corpus as one Parquet file (`id`, `text`) in row groups of 3 rows.
