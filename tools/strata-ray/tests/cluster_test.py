@@ -8,7 +8,8 @@ Run with the Python of a venv where `pip install ./tools/strata-ray` put `strata
   b. the first 400 MedQuAD documents, a copy of pipeline/medquad.toml with model "static";
   c. a crash (STRATA_FAULT=embed:2, --max-retries 1) fails naming embed shard 2; the rerun
      skips every other map task, leaves their records in the part manifests untouched, and
-     matches (a).
+     matches (a); likewise a crash of index shard 1 (STRATA_FAULT=index:1), whose rerun
+     indexes that shard only.
 Every process it starts is ended by its id (the ray nodes by their process group).
 """
 
@@ -140,6 +141,15 @@ def fault(tmp: Path, address: str) -> None:
     check(re.search(r"embed shard 2/4: ran in", done.output) is not None, "fault: rerun reports embed shard 2/4 ran")
     check(all(map_records(parts[i]) == before[i] for i in parts), "fault: the chunk and embed records of shards 0, 1, 3 unchanged by the rerun (then their index tasks ran)")
     compare(out, tmp / "demo-single", "fault")
+
+    # The same in the index round: shard 1's index gone, its task crashing, then redone alone.
+    shutil.rmtree(out / "shards" / f"part-00001-of-{SHARDS:05d}" / "index")
+    done = strata_ray(recipe, out, address, ["--max-retries", "1"], env=env | {"STRATA_FAULT": "index:1"})
+    check(done.returncode != 0 and "failed: index shard 1/4" in done.output, "fault: strata-ray fails naming index shard 1/4 with STRATA_FAULT=index:1")
+    done = strata_ray(recipe, out, address, ["--max-retries", "1"], env=env)
+    skipped = [f"index shard {i}/4: skipped" for i in (0, 2, 3)]
+    check(done.returncode == 0 and all(s in done.output for s in skipped) and "index shard 1/4: ran in" in done.output, "fault: the rerun indexes shard 1 only")
+    compare_index(out, tmp / "demo-single", "fault")
 
 
 def main() -> int:
