@@ -195,6 +195,33 @@ pub fn batches<T: DeserializeOwned>(path: &Path, columns: &[&str]) -> Result<Bat
     Ok(Batches { path: path.to_path_buf(), reader, rows: std::marker::PhantomData })
 }
 
+/// The rows of `path` one at a time, decoded a batch at a time (as [`batches`] reads them).
+pub fn rows<T: DeserializeOwned>(path: &Path, columns: &[&str]) -> Result<Rows<T>, ParquetIoError> {
+    Ok(Rows { batches: batches(path, columns)?, batch: Vec::new().into_iter() })
+}
+
+/// The rows of a file in order: [`rows`].
+pub struct Rows<T> {
+    batches: Batches<T>,
+    batch: std::vec::IntoIter<T>,
+}
+
+impl<T: DeserializeOwned> Iterator for Rows<T> {
+    type Item = Result<T, ParquetIoError>;
+
+    fn next(&mut self) -> Option<Self::Item> {
+        loop {
+            if let Some(row) = self.batch.next() {
+                return Some(Ok(row));
+            }
+            match self.batches.next()? {
+                Ok(batch) => self.batch = batch.into_iter(),
+                Err(e) => return Some(Err(e)),
+            }
+        }
+    }
+}
+
 /// The rows `rows` of `path` (counted from 0), as [`batches`] reads them: row groups outside
 /// the range are not read, and only the range's rows of the others are decoded.
 pub fn batches_in<T: DeserializeOwned>(path: &Path, columns: &[&str], rows: std::ops::Range<u64>) -> Result<Batches<T>, ParquetIoError> {

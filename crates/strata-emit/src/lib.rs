@@ -229,20 +229,15 @@ struct KeptPassages {
 /// chunk order). Keeps only the selected and randomly drawn passages, for the training sets.
 fn publish(ctx: &StageContext, tree: &TaxonomyTree) -> Result<KeptPassages, EmitError> {
     let output = |rel: &str| ctx.output(rel).map_err(|source| EmitError::Write { path: ctx.run.path(rel), source });
-    let passages = parquet_io::batches::<PassageRecord>(&ctx.run.path(WORK_PASSAGES), &[])?.flat_map(|b| match b {
-        Ok(rows) => rows.into_iter().map(Ok).collect::<Vec<_>>(),
-        Err(e) => vec![Err(e)],
-    });
     let mut out = Publisher {
         ctx,
         tree,
-        placed: parquet_io::read_rows(&ctx.run.path(WORK_PASSAGE_ASSIGNMENTS))?,
-        chosen: parquet_io::read_rows(&ctx.run.path(WORK_SELECTION))?,
-        passages: Box::new(passages),
+        placed: parquet_io::rows(&ctx.run.path(WORK_PASSAGE_ASSIGNMENTS), &[])?,
+        chosen: parquet_io::rows(&ctx.run.path(WORK_SELECTION), &[])?,
+        passages: parquet_io::rows(&ctx.run.path(WORK_PASSAGES), &[])?,
         chunks: RowWriter::create(&output(CHUNKS)?, &PublishedChunk::fields(), &[])?,
         passages_out: RowWriter::create(&output(PASSAGES)?, &PublishedPassage::fields(), &[])?,
         current: None,
-        opened: 0,
         kept: KeptPassages { selected: Vec::new(), random: Vec::new(), documents: Default::default(), n_chunks: 0 },
     };
     let mut assignments = parquet_io::batches::<AssignmentRecord>(&ctx.run.path(WORK_ASSIGNMENTS), &[])?;
@@ -258,8 +253,14 @@ fn publish(ctx: &StageContext, tree: &TaxonomyTree) -> Result<KeptPassages, Emit
     }
     assignments.end_in_step()?;
     out.close_passage()?;
-    if out.passages.next().is_some() || out.opened != out.placed.len() || out.opened != out.chosen.len() {
-        return Err(out.out_of_step(WORK_PASSAGES));
+    for (rel, more) in [
+        (WORK_PASSAGES, out.passages.next().is_some()),
+        (WORK_PASSAGE_ASSIGNMENTS, out.placed.next().is_some()),
+        (WORK_SELECTION, out.chosen.next().is_some()),
+    ] {
+        if more {
+            return Err(out.out_of_step(rel));
+        }
     }
     let mut kept = out.kept;
     kept.n_chunks = out.chunks.rows();
@@ -272,14 +273,14 @@ fn publish(ctx: &StageContext, tree: &TaxonomyTree) -> Result<KeptPassages, Emit
 struct Publisher<'a> {
     ctx: &'a StageContext<'a>,
     tree: &'a TaxonomyTree,
-    placed: Vec<PassageAssignment>,
-    chosen: Vec<SelectionRecord>,
-    passages: Box<dyn Iterator<Item = Result<PassageRecord, parquet_io::ParquetIoError>> + 'a>,
+    /// Per passage, in order: its place, its selection and its record, read as the chunks reach it.
+    placed: parquet_io::Rows<PassageAssignment>,
+    chosen: parquet_io::Rows<SelectionRecord>,
+    passages: parquet_io::Rows<PassageRecord>,
     chunks: RowWriter<PublishedChunk>,
     passages_out: RowWriter<PublishedPassage>,
-    /// The open passage (its position) with its chunks so far; passages opened.
-    current: Option<(usize, Kept)>,
-    opened: usize,
+    /// The open passage with its chunks so far, and whether the random draw took it.
+    current: Option<(Kept, bool)>,
     kept: KeptPassages,
 }
 
@@ -290,11 +291,11 @@ impl Publisher<'_> {
 
     /// Publishes chunk `c`, placed by `a`, opening its passage when it is the passage's first.
     fn push(&mut self, c: ChunkRecord, a: AssignmentRecord) -> Result<(), EmitError> {
-        if self.current.as_ref().is_none_or(|(_, k)| k.passage.passage_id != c.passage_id) {
+        if self.current.as_ref().is_none_or(|(k, _)| k.passage.passage_id != c.passage_id) {
             self.close_passage()?;
             self.open_passage(&c)?;
         }
-        let Some((_, k)) = self.current.as_mut() else { unreachable!("a passage is open") };
+        let Some((k, _)) = self.current.as_mut() else { unreachable!("a passage is open") };
         if a.node_id != k.passage.node_id {
             return Err(EmitError::UnknownNode { path: self.ctx.run.path(WORK_ASSIGNMENTS), id: c.chunk_id, node_id: a.node_id });
         }
@@ -324,12 +325,20 @@ impl Publisher<'_> {
 
     /// Opens the next passage, which must be chunk `c`'s, with its assignment and selection.
     fn open_passage(&mut self, c: &ChunkRecord) -> Result<(), EmitError> {
-        let p = self.opened;
         let record =
             self.passages.next().transpose()?.filter(|r| r.passage_id == c.passage_id).ok_or_else(|| self.out_of_step(WORK_PASSAGES))?;
-        let a =
-            self.placed.get(p).filter(|a| a.passage_id == record.passage_id).ok_or_else(|| self.out_of_step(WORK_PASSAGE_ASSIGNMENTS))?;
-        let s = self.chosen.get(p).filter(|s| s.passage_id == record.passage_id).ok_or_else(|| self.out_of_step(WORK_SELECTION))?;
+        let a = self
+            .placed
+            .next()
+            .transpose()?
+            .filter(|a| a.passage_id == record.passage_id)
+            .ok_or_else(|| self.out_of_step(WORK_PASSAGE_ASSIGNMENTS))?;
+        let s = self
+            .chosen
+            .next()
+            .transpose()?
+            .filter(|s| s.passage_id == record.passage_id)
+            .ok_or_else(|| self.out_of_step(WORK_SELECTION))?;
         let leaf = self.tree.get(a.node_id).map_err(|_| EmitError::UnknownNode {
             path: self.ctx.run.path(WORK_PASSAGE_ASSIGNMENTS),
             id: a.passage_id.clone(),
@@ -344,25 +353,24 @@ impl Publisher<'_> {
             node_id: a.node_id,
             taxonomy_path: leaf.path.clone(),
             heading_path: c.heading_path.clone(),
-            duplicate_of: a.duplicate_of.clone(),
+            duplicate_of: a.duplicate_of,
             selected: s.selected,
         };
-        self.current = Some((p, Kept { passage, sections: Vec::new() }));
-        self.opened += 1;
+        self.current = Some((Kept { passage, sections: Vec::new() }, s.random));
         Ok(())
     }
 
     /// Writes the open passage, keeping it when selected or drawn.
     fn close_passage(&mut self) -> Result<(), EmitError> {
-        let Some((p, k)) = self.current.take() else { return Ok(()) };
+        let Some((k, random)) = self.current.take() else { return Ok(()) };
         self.passages_out.push(k.passage.clone())?;
         if !self.kept.documents.contains(&k.passage.doc_id) {
             self.kept.documents.insert(k.passage.doc_id.clone());
         }
-        if self.chosen[p].random {
+        if random {
             self.kept.random.push(k.clone());
         }
-        if self.chosen[p].selected {
+        if k.passage.selected {
             self.kept.selected.push(k);
         }
         Ok(())

@@ -80,17 +80,14 @@ impl Stage for PartIndexStage {
         }
         let dir = ctx.output(INDEX_DIR)?;
         std::fs::create_dir_all(&dir)?;
-        let mut own = parquet_io::batches::<Id>(&ctx.run.path(WORK_CHUNKS), &["chunk_id"])?.flat_map(|batch| match batch {
-            Ok(ids) => ids.into_iter().map(|id| Ok(id.chunk_id)).collect::<Vec<_>>(),
-            Err(e) => vec![Err(e)],
-        });
+        let mut own = parquet_io::rows::<Id>(&ctx.run.path(WORK_CHUNKS), &["chunk_id"])?;
         let out_of_step = || ParquetIoError::OutOfStep { path: self.published.clone() };
         let published = parquet_io::batches_in::<IndexedChunk>(&self.published, &INDEXED_COLUMNS, self.rows.clone())?;
         let checked = published.map(|batch| {
             let batch = batch?;
             for chunk in &batch {
                 match own.next() {
-                    Some(Ok(id)) if id == chunk.chunk_id => {}
+                    Some(Ok(id)) if id.chunk_id == chunk.chunk_id => {}
                     Some(Err(e)) => return Err(e),
                     _ => return Err(out_of_step()),
                 }
