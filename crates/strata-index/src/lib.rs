@@ -168,14 +168,13 @@ fn index_chunks(
     dir: &Path,
     chunks: impl Iterator<Item = Result<Vec<IndexedChunk>, parquet_io::ParquetIoError>>,
     progress: &dyn strata_core::Progress,
-) -> Result<u64, StageError> {
+) -> Result<(), StageError> {
     let schema = schema();
     let index = Index::create_in_dir(dir, schema.clone())?;
     let f = |name| schema.get_field(name);
     let (chunk_id, doc_id, text, headings, taxonomy, taxonomy_path, node_id) =
         (f("chunk_id")?, f("doc_id")?, f("text")?, f("headings")?, f("taxonomy")?, f("taxonomy_path")?, f("node_id")?);
     let mut writer = index.writer_with_num_threads(1, WRITER_BYTES)?;
-    let mut added = 0;
     for batch in chunks {
         for c in batch? {
             let facet = Facet::from_path(&c.taxonomy_path);
@@ -188,13 +187,12 @@ fn index_chunks(
                 taxonomy => facet,
                 node_id => c.node_id as u64,
             ))?;
-            added += 1;
             progress.advance(1);
         }
     }
     writer.commit()?;
     writer.wait_merging_threads()?;
-    Ok(added)
+    Ok(())
 }
 
 /// `dense/`: every chunk's vector and leaf, in `chunks` order, the vectors read in step.

@@ -144,8 +144,9 @@ fn run_stages(run: &RunDir, recipe: &Recipe, corpus: Corpus, args: &RunArgs, onl
 /// The stages that run per shard; the rest run once, on the merged parts.
 const MAP_STAGES: [StageName; 2] = [StageName::Chunk, StageName::Embed];
 
-/// Every stage in order, configured from the recipe: on a shard (`--shard`) its map stages;
-/// after shards (`--shards N`) merges of their parts in place of the map stages, then the rest.
+/// Every stage in order, configured from the recipe: on a shard (`--shard`) its map stages, or
+/// its part of the index (`strata index --shard`); after shards (`--shards N`) merges of their
+/// parts in place of the map stages, then the rest.
 fn pipeline(recipe: &Recipe, corpus: Corpus, args: &RunArgs, only: Option<StageName>) -> Result<Vec<Box<dyn Stage>>> {
     let root = RunDir::new(recipe.out_dir());
     if let (Some(shard), Some(StageName::Index)) = (args.shard, only) {
