@@ -154,7 +154,7 @@ pub fn blend(v: &[f32], towards: &[f32], weight: f32) -> Vec<f32> {
 }
 
 /// `v` scaled to length 1 (a zero vector stays zero).
-fn unit(mut v: Vec<f32>) -> Vec<f32> {
+pub fn unit(mut v: Vec<f32>) -> Vec<f32> {
     let norm = dot(&v, &v).sqrt();
     if norm > 0.0 {
         v.iter_mut().for_each(|x| *x /= norm);

@@ -325,20 +325,10 @@ impl Publisher<'_> {
 
     /// Opens the next passage, which must be chunk `c`'s, with its assignment and selection.
     fn open_passage(&mut self, c: &ChunkRecord) -> Result<(), EmitError> {
-        let record =
-            self.passages.next().transpose()?.filter(|r| r.passage_id == c.passage_id).ok_or_else(|| self.out_of_step(WORK_PASSAGES))?;
-        let a = self
-            .placed
-            .next()
-            .transpose()?
-            .filter(|a| a.passage_id == record.passage_id)
-            .ok_or_else(|| self.out_of_step(WORK_PASSAGE_ASSIGNMENTS))?;
-        let s = self
-            .chosen
-            .next()
-            .transpose()?
-            .filter(|s| s.passage_id == record.passage_id)
-            .ok_or_else(|| self.out_of_step(WORK_SELECTION))?;
+        let id = c.passage_id.as_str();
+        let record = next_of(&mut self.passages, id, |r| &r.passage_id)?.ok_or_else(|| self.out_of_step(WORK_PASSAGES))?;
+        let a = next_of(&mut self.placed, id, |a| &a.passage_id)?.ok_or_else(|| self.out_of_step(WORK_PASSAGE_ASSIGNMENTS))?;
+        let s = next_of(&mut self.chosen, id, |s| &s.passage_id)?.ok_or_else(|| self.out_of_step(WORK_SELECTION))?;
         let leaf = self.tree.get(a.node_id).map_err(|_| EmitError::UnknownNode {
             path: self.ctx.run.path(WORK_PASSAGE_ASSIGNMENTS),
             id: a.passage_id.clone(),
@@ -375,6 +365,16 @@ impl Publisher<'_> {
         }
         Ok(())
     }
+}
+
+/// The next row of `rows` when it is passage `id`'s; `None` when it is another's or there is
+/// none (the files are out of step).
+fn next_of<T: serde::de::DeserializeOwned>(
+    rows: &mut parquet_io::Rows<T>,
+    id: &str,
+    passage_id: impl Fn(&T) -> &String,
+) -> Result<Option<T>, parquet_io::ParquetIoError> {
+    Ok(rows.next().transpose()?.filter(|row| passage_id(row) == id))
 }
 
 /// LLaMA-Factory's registry of the sets written (`sets`: their run paths). Structured sets

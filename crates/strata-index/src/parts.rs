@@ -32,9 +32,9 @@ pub struct PartIndexStage {
 }
 
 impl PartIndexStage {
-    /// Shard `index`'s part of the index of `run`, whose `manifest` records the published
-    /// chunks; the shard's rows follow from the chunks of the shards before it.
-    pub fn of(run: &RunDir, manifest: &Manifest, parts: &Parts, index: usize) -> Result<Self, StageError> {
+    /// Each shard's part of the index of `run`, whose `manifest` records the published chunks,
+    /// in shard order: a shard's rows follow the chunks of the shards before it.
+    pub fn all(run: &RunDir, manifest: &Manifest, parts: &Parts) -> Result<Vec<Self>, StageError> {
         let published = run.path(CHUNKS);
         let Some(published_sha256) = manifest.stages.run(StageName::Emit).and_then(|r| r.outputs.get(CHUNKS)).cloned() else {
             return Err(format!(
@@ -44,10 +44,14 @@ impl PartIndexStage {
             )
             .into());
         };
-        let chunks_of = |dir: &RunDir| parquet_io::num_rows(&dir.path(WORK_CHUNKS));
-        let first = parts.dirs[..index].iter().map(chunks_of).sum::<Result<u64, _>>()?;
-        let own = chunks_of(&parts.dirs[index])?;
-        Ok(Self { published, published_sha256, rows: first..first + own })
+        let mut first = 0;
+        let mut all = Vec::with_capacity(parts.dirs.len());
+        for dir in &parts.dirs {
+            let own = parquet_io::num_rows(&dir.path(WORK_CHUNKS))?;
+            all.push(Self { published: published.clone(), published_sha256: published_sha256.clone(), rows: first..first + own });
+            first += own;
+        }
+        Ok(all)
     }
 }
 
@@ -109,8 +113,7 @@ impl Stage for PartIndexStage {
 /// chunks this run published and its index still holds what it wrote; `None` when one has not
 /// (the index stage then indexes every chunk itself).
 pub(crate) fn current_indexes(ctx: &StageContext, parts: &Parts) -> Result<Option<Vec<PathBuf>>, StageError> {
-    for (i, (shard, dir, manifest)) in parts.each().enumerate() {
-        let stage = PartIndexStage::of(ctx.run, ctx.manifest, parts, i)?;
+    for ((shard, dir, manifest), stage) in parts.each().zip(PartIndexStage::all(ctx.run, ctx.manifest, parts)?) {
         if !manifest.is_some_and(|m| is_recorded(dir, m, &stage).unwrap_or(false)) {
             tracing::info!("shard {shard} has not indexed its chunks (`strata index --shard {shard}`): indexing every chunk here");
             return Ok(None);

@@ -2,7 +2,7 @@
 //! threshold) within a leaf, where near-duplicates land in practice; comparing within leaves
 //! keeps the work far below all pairs.
 
-use ndarray::ArrayView2;
+use ndarray::{ArrayView1, ArrayView2};
 use rayon::prelude::*;
 use std::collections::HashMap;
 
@@ -22,7 +22,8 @@ pub fn exact_duplicates<H: Eq + std::hash::Hash>(content_hashes: &[H]) -> Vec<Op
 }
 
 /// For each chunk, the earlier chunk it duplicates, if any. The earlier chunk is always one
-/// that is not itself a duplicate, so every group points at one kept chunk.
+/// that is not itself a duplicate, so every group points at one kept chunk: the search of
+/// [`NearDuplicates`] over each leaf's rows, in the order given.
 pub fn mark_duplicates<H: Eq + std::hash::Hash>(
     content_hashes: &[H],
     vectors: ArrayView2<'_, f32>,
@@ -30,27 +31,67 @@ pub fn mark_duplicates<H: Eq + std::hash::Hash>(
     threshold: f32,
 ) -> Vec<Option<usize>> {
     let mut duplicate_of = exact_duplicates(content_hashes);
-    let near: Vec<(usize, usize)> = leaves
-        .par_iter()
-        .flat_map_iter(|members| {
-            let mut kept: Vec<usize> = Vec::new();
-            let mut found = Vec::new();
-            for &m in members.iter() {
-                if duplicate_of[m].is_some() {
-                    continue;
-                }
-                let row = vectors.row(m);
-                let hit = kept.iter().copied().find(|&k| row.dot(&vectors.row(k)) >= threshold);
-                match hit {
-                    Some(k) => found.push((m, k)),
-                    None => kept.push(m),
-                }
-            }
-            found
-        })
+    let rows: Vec<LeafRow> = leaves
+        .iter()
+        .zip(0u32..)
+        .flat_map(|(members, leaf)| members.iter().filter(|&&m| duplicate_of[m].is_none()).map(move |&m| (m, leaf)))
+        .map(|(m, leaf)| (m, leaf, vectors.row(m).to_vec()))
         .collect();
-    for (m, k) in near {
+    let keys: Vec<u32> = (0..leaves.len() as u32).collect();
+    let mut search = NearDuplicates::new(&keys, keys.len(), threshold);
+    search.add(&rows);
+    for (m, k) in search.found {
         duplicate_of[m] = Some(k);
     }
     duplicate_of
+}
+
+/// A row's index, leaf and vector, as the near-duplicate search takes them.
+pub(crate) type LeafRow = (usize, u32, Vec<f32>);
+
+/// The near-duplicate search within the leaves of one group: per leaf, in row order, a row is
+/// compared with the rows kept before it, and is either a duplicate of the first it is close
+/// to or kept.
+pub(crate) struct NearDuplicates {
+    /// Per leaf key, its place in `kept` when it is a leaf of the group.
+    slot: Vec<Option<usize>>,
+    kept: Vec<Vec<(usize, Vec<f32>)>>,
+    threshold: f32,
+    pub(crate) found: Vec<(usize, usize)>,
+}
+
+impl NearDuplicates {
+    pub(crate) fn new(leaves: &[u32], keys: usize, threshold: f32) -> Self {
+        let mut slot = vec![None; keys];
+        leaves.iter().enumerate().for_each(|(i, &leaf)| slot[leaf as usize] = Some(i));
+        Self { slot, kept: vec![Vec::new(); leaves.len()], threshold, found: Vec::new() }
+    }
+
+    /// The next rows, in row order; rows of other leaves are passed over. Leaves in parallel.
+    pub(crate) fn add(&mut self, rows: &[LeafRow]) {
+        let mut by_leaf: Vec<Vec<&LeafRow>> = vec![Vec::new(); self.kept.len()];
+        for row in rows {
+            if let Some(i) = self.slot[row.1 as usize] {
+                by_leaf[i].push(row);
+            }
+        }
+        let threshold = self.threshold;
+        let found: Vec<(usize, usize)> = self
+            .kept
+            .par_iter_mut()
+            .zip(by_leaf)
+            .flat_map_iter(|(kept, members)| {
+                let mut found = Vec::new();
+                for (m, _, v) in members {
+                    let row = ArrayView1::from(v.as_slice());
+                    match kept.iter().find(|(_, k)| row.dot(&ArrayView1::from(k.as_slice())) >= threshold) {
+                        Some(&(k, _)) => found.push((*m, k)),
+                        None => kept.push((*m, v.clone())),
+                    }
+                }
+                found
+            })
+            .collect();
+        self.found.extend(found);
+    }
 }

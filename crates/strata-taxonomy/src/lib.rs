@@ -40,7 +40,7 @@ use strata_core::parquet_io::RowWriter;
 use strata_core::records::{AssignmentRecord, PassageAssignment, TaxonomyNode};
 use strata_core::rundir::{EMBEDDINGS, TAXONOMY, TAXONOMY_JSON, WORK_ASSIGNMENTS, WORK_CHUNKS, WORK_PASSAGES, WORK_PASSAGE_ASSIGNMENTS};
 use strata_core::summary::TaxonomySummary;
-use strata_core::vectors::dot;
+use strata_core::vectors::unit;
 use strata_core::{
     parquet_io, Matrix, PassageIndex, Shape, Stage, StageContext, StageError, StageName, StageStats, StageSummary, TaxonomyTree,
     TextEmbedder,
@@ -235,7 +235,9 @@ impl Stage for TaxonomyStage {
         // The medoid is the nearest; the LLM titles a node from the passages of the nearest few.
         let wanted = if self.titler.is_some() { TITLE_EXCERPTS * 4 } else { 1 };
         let nearest = passes::nearest(&files, tree_of_chunks, &sums, wanted)?;
-        let mut named = naming::name_nodes(ctx, &flat, &chunks, &centroids(sums), keywords, self)?;
+        // Each node's centroid: its summed vector, of unit length.
+        let centroids: Vec<Vec<f32>> = sums.into_iter().map(unit).collect();
+        let mut named = naming::name_nodes(ctx, &flat, &chunks, &centroids, keywords, self)?;
         let nodes = describe(&flat, &chunks, &nearest, &mut named);
         let mut tree = TaxonomyTree::new(nodes)?;
         let passage_leaf: Vec<u32> = (0..passages.len()).map(|p| flat.leaf_of[passages.first_chunk[p] as usize]).collect();
@@ -534,17 +536,6 @@ fn nearest_passages(ctx: &StageContext, nearest: &[Vec<usize>], passages: &Passa
         }
     }
     Ok(wanted.iter().map(|ps| ps.iter().filter_map(|p| texts.get(p).cloned()).collect()).collect())
-}
-
-/// Each node's centroid: its summed vector, of unit length.
-fn centroids(sums: Vec<Vec<f32>>) -> Vec<Vec<f32>> {
-    sums.into_iter()
-        .map(|mut mean| {
-            let norm = dot(&mean, &mean).sqrt().max(f32::MIN_POSITIVE);
-            mean.iter_mut().for_each(|x| *x /= norm);
-            mean
-        })
-        .collect()
 }
 
 /// The tree nested, for people and the report (`taxonomy.json`), with where each label came

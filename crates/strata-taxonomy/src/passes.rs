@@ -10,10 +10,8 @@
 //! file, and each group is searched from its file in turn (a leaf larger than that is a group
 //! of its own and holds its own vectors).
 
-use crate::dedup::exact_duplicates;
+use crate::dedup::{exact_duplicates, LeafRow, NearDuplicates};
 use crate::TaxonomyError;
-use ndarray::ArrayView1;
-use rayon::prelude::*;
 use std::io::{BufReader, BufWriter, Read, Seek, Write};
 use std::path::PathBuf;
 use strata_core::parquet_io::{for_each_vector_batch, ParquetIoError};
@@ -32,7 +30,7 @@ pub struct ChunkVectors {
 }
 
 /// Per node, the sum of its member chunks' vectors; per chunk, the chunk it near- or exactly
-/// duplicates (`dedup::mark_duplicates` within each leaf).
+/// duplicates (`dedup::mark_duplicates` within each leaf, as `dedup::NearDuplicates` searches).
 pub struct Sums {
     pub sums: Vec<Vec<f32>>,
     pub duplicate_of: Vec<Option<usize>>,
@@ -74,10 +72,7 @@ fn add_to_sums(sums: &mut Vec<Vec<f32>>, rows: &VectorRows, lineages: &[Vec<usiz
     }
 }
 
-/// A row's index, leaf and vector, as the duplicate search takes them.
-type LeafRow = (usize, u32, Vec<f32>);
-
-/// Near-duplicates within leaves (`dedup::mark_duplicates`' near part), of rows added in row
+/// Near-duplicates within leaves (`dedup::NearDuplicates`, as `dedup::mark_duplicates` uses it), of rows added in row
 /// order with their leaf (any key below the `keys` given), none an exact duplicate. Leaves of up
 /// to `DUPLICATE_ROWS_PER_GROUP` rows in all are searched as the rows come; more are cut into
 /// groups of that size, written to a scratch file each and searched from it in turn.
@@ -193,53 +188,6 @@ impl Spill {
         }
         f(&batch);
         Ok(())
-    }
-}
-
-/// The near-duplicate search within the leaves of one group: per leaf, in row order, a row is
-/// compared with the rows kept before it, and is either a duplicate of the first it is close
-/// to or kept.
-struct NearDuplicates {
-    /// Per leaf key, its place in `kept` when it is a leaf of the group.
-    slot: Vec<Option<usize>>,
-    kept: Vec<Vec<(usize, Vec<f32>)>>,
-    threshold: f32,
-    found: Vec<(usize, usize)>,
-}
-
-impl NearDuplicates {
-    fn new(leaves: &[u32], keys: usize, threshold: f32) -> Self {
-        let mut slot = vec![None; keys];
-        leaves.iter().enumerate().for_each(|(i, &leaf)| slot[leaf as usize] = Some(i));
-        Self { slot, kept: vec![Vec::new(); leaves.len()], threshold, found: Vec::new() }
-    }
-
-    /// The next rows, in row order; rows of other leaves are passed over. Leaves in parallel.
-    fn add(&mut self, rows: &[LeafRow]) {
-        let mut by_leaf: Vec<Vec<&LeafRow>> = vec![Vec::new(); self.kept.len()];
-        for row in rows {
-            if let Some(i) = self.slot[row.1 as usize] {
-                by_leaf[i].push(row);
-            }
-        }
-        let threshold = self.threshold;
-        let found: Vec<(usize, usize)> = self
-            .kept
-            .par_iter_mut()
-            .zip(by_leaf)
-            .flat_map_iter(|(kept, members)| {
-                let mut found = Vec::new();
-                for (m, _, v) in members {
-                    let row = ArrayView1::from(v.as_slice());
-                    match kept.iter().find(|(_, k)| row.dot(&ArrayView1::from(k.as_slice())) >= threshold) {
-                        Some(&(k, _)) => found.push((*m, k)),
-                        None => kept.push((*m, v.clone())),
-                    }
-                }
-                found
-            })
-            .collect();
-        self.found.extend(found);
     }
 }
 

@@ -209,7 +209,8 @@ fn pipeline(recipe: &Recipe, corpus: Corpus, args: &RunArgs, only: Option<StageN
 fn part_index(root: &RunDir, shard: Shard) -> Result<strata_index::PartIndexStage> {
     let parts = Parts::load(root, shard.count)?;
     let manifest = Manifest::load(&root.path(MANIFEST))?.unwrap_or_else(|| Manifest::new(json!(null)));
-    strata_index::PartIndexStage::of(root, &manifest, &parts, shard.index as usize).map_err(anyhow::Error::from_boxed)
+    let mut all = strata_index::PartIndexStage::all(root, &manifest, &parts).map_err(anyhow::Error::from_boxed)?;
+    Ok(all.swap_remove(shard.index as usize))
 }
 
 /// The map stages' configuration, for the whole corpus or any of its shards.
