@@ -1,9 +1,10 @@
 #!/usr/bin/env bash
-# Submits a sharded strata run to Slurm as four jobs, each starting once the one before has
-# succeeded: an array job of SHARDS map tasks (chunk, embed), a reduce job up to emit (which
-# publishes the chunks), an array job of SHARDS index tasks, and the last reduce job (the
-# indexes merged, cost, report). A failed array task can be resubmitted alone
-# (sbatch --array=I ...): shards already done are skipped by strata itself.
+# Submits a sharded strata run to Slurm as six jobs, each starting once the one before has
+# succeeded: an array job of SHARDS map tasks (chunk, embed), a reduce job up to the fit (the
+# tree fitted on a sample), an array job of SHARDS taxonomy tasks (each shard's passages placed
+# in it), a reduce job up to emit (which publishes the chunks), an array job of SHARDS index
+# tasks, and the last reduce job (the indexes merged, cost, report). A failed array task can be
+# resubmitted alone (sbatch --array=I ...): shards already done are skipped by strata itself.
 #   usage: tools/slurm/submit.sh RECIPE SHARDS [sbatch options for every job...]
 set -euo pipefail
 [ $# -ge 2 ] || { echo "usage: $0 RECIPE SHARDS [sbatch options]" >&2; exit 2; }
@@ -14,7 +15,9 @@ here=$(dirname "$(realpath "$0")")
 export RECIPE=$recipe SHARDS=$shards
 array="0-$((shards - 1))"
 map=$(sbatch --parsable --export=ALL --array="$array" "$@" "$here/map.sbatch")
-publish=$(UNTIL=emit sbatch --parsable --export=ALL --dependency="afterok:${map%%;*}" "$@" "$here/reduce.sbatch")
-index=$(sbatch --parsable --export=ALL --array="$array" --dependency="afterok:${publish%%;*}" "$@" "$here/index.sbatch")
+fit=$(UNTIL=fit sbatch --parsable --export=ALL --dependency="afterok:${map%%;*}" "$@" "$here/reduce.sbatch")
+place=$(STAGE=taxonomy sbatch --parsable --export=ALL --array="$array" --dependency="afterok:${fit%%;*}" "$@" "$here/round.sbatch")
+publish=$(UNTIL=emit sbatch --parsable --export=ALL --dependency="afterok:${place%%;*}" "$@" "$here/reduce.sbatch")
+index=$(STAGE=index sbatch --parsable --export=ALL --array="$array" --dependency="afterok:${publish%%;*}" "$@" "$here/round.sbatch")
 reduce=$(sbatch --parsable --export=ALL --dependency="afterok:${index%%;*}" "$@" "$here/reduce.sbatch")
-echo "map array job $map, reduce up to emit $publish, index array job $index, reduce $reduce ($shards shards)"
+echo "map array job $map, reduce up to fit $fit, taxonomy array job $place, reduce up to emit $publish, index array job $index, reduce $reduce ($shards shards)"

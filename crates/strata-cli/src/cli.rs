@@ -28,7 +28,9 @@ pub enum Command {
     Chunk(RunArgs),
     /// Only the embed stage.
     Embed(RunArgs),
-    /// Only the taxonomy stage.
+    /// Only the fit stage (the tree fitted on a sample, when the passages outnumber it).
+    Fit(RunArgs),
+    /// Only the taxonomy stage (with --shard I/N: the shard's passages placed in the fitted tree).
     Taxonomy(RunArgs),
     /// Only the select stage.
     Select(RunArgs),

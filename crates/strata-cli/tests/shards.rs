@@ -103,15 +103,23 @@ fn four_shards_by_the_slurm_scripts_equal_a_single_node_run() {
     for i in 0..SHARDS {
         succeeded(slurm("map.sbatch", &env(Some(i))));
     }
-    // The index tasks read the chunks the first reduce job publishes: not before it.
-    let early = slurm("index.sbatch", &env(Some(0)));
+    // Each round's tasks read what a reduce job wrote (the fitted tree, the published chunks):
+    // not before it.
+    let round = |stage: &str, i: u32| slurm("round.sbatch", &[env(Some(i)), vec![("STAGE", stage.to_string())]].concat());
+    let early = round("taxonomy", 0);
+    assert!(!early.status.success() && stderr(&early).contains("--until fit"), "{}", stderr(&early));
+    let early = round("index", 0);
     assert!(!early.status.success() && stderr(&early).contains("--until emit"), "{}", stderr(&early));
-    let until_emit = || [env(None), vec![("UNTIL", "emit".to_string())]].concat();
-    succeeded(slurm("reduce.sbatch", &until_emit()));
-    assert!(!sharded.join("index").exists() && sharded.join(CHUNKS_FILE).is_file(), "the first reduce job went past emit");
-    for i in 0..SHARDS {
-        succeeded(slurm("index.sbatch", &env(Some(i))));
-    }
+    let until = |stage: &str| [env(None), vec![("UNTIL", stage.to_string())]].concat();
+    succeeded(slurm("reduce.sbatch", &until("fit")));
+    assert!(
+        sharded.join("work/taxonomy_fit.json").is_file() && !sharded.join("taxonomy.json").exists(),
+        "the first reduce job went past the fit"
+    );
+    (0..SHARDS).for_each(|i| drop(succeeded(round("taxonomy", i))));
+    succeeded(slurm("reduce.sbatch", &until("emit")));
+    assert!(!sharded.join("index").exists() && sharded.join(CHUNKS_FILE).is_file(), "the second reduce job went past emit");
+    (0..SHARDS).for_each(|i| drop(succeeded(round("index", i))));
     succeeded(slurm("reduce.sbatch", &env(None)));
     // The first shard planned for all (file hashes, where each starts reading); the rest read it.
     assert!(sharded.join("shards/plan-of-00004.json").is_file(), "no shard plan");
@@ -129,6 +137,8 @@ fn four_shards_by_the_slurm_scripts_equal_a_single_node_run() {
     for figure in ["documents", "passages", "corpus_tokens", "embedding_tokens"] {
         assert_eq!(manifest["stages"]["chunk"][figure], single_manifest["stages"]["chunk"][figure], "{figure}");
     }
+    // Below the sample size no tree was fitted: the shards had nothing to place.
+    assert!(manifest["stages"]["fit"].get("fitted_on_sample").is_none() && manifest["stages"]["taxonomy"].get("placed_parts").is_none());
     // The index is the shards' indexes merged, with the hits of the index built whole.
     assert_eq!(manifest["stages"]["index"]["merged_parts"], SHARDS, "{}", manifest["stages"]["index"]);
     assert!(single_manifest["stages"]["index"].get("merged_parts").is_none());
@@ -179,6 +189,12 @@ fn beyond_the_sample_and_per_subtree_shards_equal_a_single_node_run() {
     for shard in ["0/2", "1/2"] {
         run(&sharded, &["--shard", shard]);
     }
+    // The tree fitted on the sample, each shard's passages placed in it, then the rest.
+    run(&sharded, &["--shards", "2", "--until", "fit"]);
+    for shard in ["0/2", "1/2"] {
+        let (recipe, corpus, out) = (path(&recipe), path(&corpus), path(&sharded));
+        succeeded(strata(&["taxonomy", "--quiet", "--recipe", &recipe, "--corpus", &corpus, "--out", &out, "--shard", shard]));
+    }
     run(&sharded, &["--shards", "2"]);
     for rel in deterministic_files(&single) {
         let same = std::fs::read(single.join(&rel)).ok() == std::fs::read(sharded.join(&rel)).ok();
@@ -191,9 +207,12 @@ fn beyond_the_sample_and_per_subtree_shards_equal_a_single_node_run() {
     assert!(stages["select"]["subtrees"].as_u64() >= Some(2), "one subtree only: {}", stages["select"]);
     assert_eq!(stages["select"]["subtrees"], stages["taxonomy"]["level1_nodes"]);
     assert!(stages["select"]["selected_passages"].as_u64() > Some(0), "{}", stages["select"]);
-    // No shard indexed its chunks (no `strata index --shard`): the reduce indexed them all itself.
+    assert_eq!(stages["fit"]["fitted_on_sample"], 20);
+    // The taxonomy took the shards' placements and term counts; no shard indexed its chunks (no
+    // `strata index --shard`), so the reduce indexed them all itself.
     let sharded_manifest: serde_json::Value =
         serde_json::from_slice(&std::fs::read(sharded.join("manifest.json")).expect("manifest")).expect("json");
+    assert_eq!(sharded_manifest["stages"]["taxonomy"]["placed_parts"], 2, "{}", sharded_manifest["stages"]["taxonomy"]);
     assert!(sharded_manifest["stages"]["index"].get("merged_parts").is_none(), "{}", sharded_manifest["stages"]["index"]);
 }
 
@@ -274,7 +293,7 @@ fn shard_flags_are_checked_before_anything_runs() {
     let recipe = repo().join("pipeline/medicine.toml");
     let recipe = recipe.to_str().expect("utf-8");
     for (args, needle) in [
-        (vec!["taxonomy", "--recipe", recipe, "--shard", "0/2"], "map stages"),
+        (vec!["select", "--recipe", recipe, "--shard", "0/2"], "map stages"),
         (vec!["run", "--recipe", recipe, "--shard", "2/2"], "below the count"),
         (vec!["run", "--recipe", recipe, "--shard", "1-2"], "I/N"),
         (vec!["run", "--recipe", recipe, "--shard", "0/2", "--shards", "2"], "cannot be used with"),

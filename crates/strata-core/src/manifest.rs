@@ -77,6 +77,8 @@ pub struct Stages {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub embed: Option<StageRecord<EmbedSummary>>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub fit: Option<StageRecord<FitSummary>>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub taxonomy: Option<StageRecord<TaxonomySummary>>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub select: Option<StageRecord<SelectSummary>>,
@@ -96,6 +98,7 @@ impl Stages {
         match stage {
             StageName::Chunk => self.chunk.as_ref().map(|r| &r.run),
             StageName::Embed => self.embed.as_ref().map(|r| &r.run),
+            StageName::Fit => self.fit.as_ref().map(|r| &r.run),
             StageName::Taxonomy => self.taxonomy.as_ref().map(|r| &r.run),
             StageName::Select => self.select.as_ref().map(|r| &r.run),
             StageName::Emit => self.emit.as_ref().map(|r| &r.run),
@@ -110,6 +113,7 @@ impl Stages {
         match stage {
             StageName::Chunk => self.chunk.as_ref().map(|r| StageSummary::Chunk(r.summary.clone())),
             StageName::Embed => self.embed.as_ref().map(|r| StageSummary::Embed(r.summary.clone())),
+            StageName::Fit => self.fit.as_ref().map(|r| StageSummary::Fit(r.summary.clone())),
             StageName::Taxonomy => self.taxonomy.as_ref().map(|r| StageSummary::Taxonomy(r.summary.clone())),
             StageName::Select => self.select.as_ref().map(|r| StageSummary::Select(r.summary.clone())),
             StageName::Emit => self.emit.as_ref().map(|r| StageSummary::Emit(r.summary.clone())),
@@ -124,6 +128,7 @@ impl Stages {
         match summary {
             StageSummary::Chunk(summary) => self.chunk = Some(StageRecord { run, summary }),
             StageSummary::Embed(summary) => self.embed = Some(StageRecord { run, summary }),
+            StageSummary::Fit(summary) => self.fit = Some(StageRecord { run, summary }),
             StageSummary::Taxonomy(summary) => self.taxonomy = Some(StageRecord { run, summary }),
             StageSummary::Select(summary) => self.select = Some(StageRecord { run, summary }),
             StageSummary::Emit(summary) => self.emit = Some(StageRecord { run, summary }),

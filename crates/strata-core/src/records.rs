@@ -160,6 +160,50 @@ impl PassageAssignment {
     }
 }
 
+/// Where a shard put a passage (`work/placements.parquet` of its part, `strata taxonomy --shard
+/// I/N`): the leaf of the fitted tree its topic vector descends to, by the leaf's position among
+/// the fitted tree's leaves (depth-first), in passage order.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct PlacementRecord {
+    pub passage_id: String,
+    pub leaf: u32,
+}
+
+impl PlacementRecord {
+    pub fn fields() -> Vec<FieldRef> {
+        vec![field("passage_id", DataType::Utf8, false), field("leaf", DataType::UInt32, false)]
+    }
+}
+
+/// A label term of a shard's chunks (`work/terms.parquet` of its part), sorted by term, with
+/// the number of chunks holding it; its position is its id in `work/leaf_terms.parquet`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct TermRecord {
+    pub term: String,
+    pub chunks: u32,
+}
+
+impl TermRecord {
+    pub fn fields() -> Vec<FieldRef> {
+        vec![field("term", DataType::Utf8, false), field("chunks", DataType::UInt32, false)]
+    }
+}
+
+/// How often a term occurs in a shard's chunks placed in one leaf of the fitted tree
+/// (`work/leaf_terms.parquet` of its part), by leaf, then term.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct LeafTermRecord {
+    pub leaf: u32,
+    pub term: u32,
+    pub count: u32,
+}
+
+impl LeafTermRecord {
+    pub fn fields() -> Vec<FieldRef> {
+        vec![field("leaf", DataType::UInt32, false), field("term", DataType::UInt32, false), field("count", DataType::UInt32, false)]
+    }
+}
+
 /// Whether selection took a passage (`work/selection.parquet`), in passage order; `random`:
 /// whether the seeded uniform-random draw at the same budget took it (the ablation sets).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]

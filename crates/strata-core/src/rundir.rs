@@ -31,6 +31,13 @@ pub const WORK_PASSAGES: &str = "work/passages.parquet";
 pub const WORK_PASSAGE_ASSIGNMENTS: &str = "work/passage_assignments.parquet";
 pub const WORK_ASSIGNMENTS: &str = "work/assignments.parquet";
 pub const WORK_SELECTION: &str = "work/selection.parquet";
+/// The tree fitted on a sample of the passages (the fit stage), for placing every passage.
+pub const WORK_FIT: &str = "work/taxonomy_fit.json";
+/// A shard's passages placed in the fitted tree, and its chunks' term counts per fitted leaf
+/// (`strata taxonomy --shard I/N`).
+pub const WORK_PLACEMENTS: &str = "work/placements.parquet";
+pub const WORK_TERMS: &str = "work/terms.parquet";
+pub const WORK_LEAF_TERMS: &str = "work/leaf_terms.parquet";
 
 /// The shards' run directories, one `part-IIIII-of-NNNNN` folder each (`RunDir::part`).
 pub const SHARDS_DIR: &str = "shards";

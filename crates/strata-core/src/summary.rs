@@ -12,6 +12,7 @@ use std::fmt;
 pub enum StageName {
     Chunk,
     Embed,
+    Fit,
     Taxonomy,
     Select,
     Emit,
@@ -21,9 +22,10 @@ pub enum StageName {
 }
 
 impl StageName {
-    pub const ALL: [StageName; 8] = [
+    pub const ALL: [StageName; 9] = [
         StageName::Chunk,
         StageName::Embed,
+        StageName::Fit,
         StageName::Taxonomy,
         StageName::Select,
         StageName::Emit,
@@ -36,6 +38,7 @@ impl StageName {
         match self {
             StageName::Chunk => "chunk",
             StageName::Embed => "embed",
+            StageName::Fit => "fit",
             StageName::Taxonomy => "taxonomy",
             StageName::Select => "select",
             StageName::Emit => "emit",
@@ -132,9 +135,25 @@ pub struct TaxonomySummary {
     /// `taxonomy.sample_size`; the rest were placed by descending the tree); absent otherwise.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub fitted_on_sample: Option<u64>,
+    /// In a sharded run fitted on a sample, the shards whose own placements and term counts
+    /// were merged (`strata taxonomy --shard I/N`); absent when the stage placed and counted
+    /// every passage itself.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub placed_parts: Option<u64>,
     /// The LLM's titles (`[llm] titles`), absent without an `[llm]` section.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub llm_titles: Option<crate::llm::LlmCalls>,
+}
+
+/// `fit`: the passages the tree is for, and the sample it was fitted on when they outnumber
+/// `taxonomy.sample_size` (absent: the taxonomy stage clusters every passage itself).
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct FitSummary {
+    pub passages: u64,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub fitted_on_sample: Option<u64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub leaves: Option<u64>,
 }
 
 /// `select`: the budget and what it bought.
@@ -223,6 +242,7 @@ pub enum StageSummary {
     Select(SelectSummary),
     Emit(EmitSummary),
     Index(IndexSummary),
+    Fit(FitSummary),
     Cost(CostSummary),
     Report(ReportSummary),
 }
@@ -237,6 +257,7 @@ impl StageSummary {
             StageSummary::Select(_) => StageName::Select,
             StageSummary::Emit(_) => StageName::Emit,
             StageSummary::Index(_) => StageName::Index,
+            StageSummary::Fit(_) => StageName::Fit,
             StageSummary::Cost(_) => StageName::Cost,
             StageSummary::Report(_) => StageName::Report,
         }
@@ -262,6 +283,7 @@ impl StageSummary {
             StageSummary::Select(s) => serde_json::to_value(s),
             StageSummary::Emit(s) => serde_json::to_value(s),
             StageSummary::Index(s) => serde_json::to_value(s),
+            StageSummary::Fit(s) => serde_json::to_value(s),
             StageSummary::Cost(s) => serde_json::to_value(s),
             StageSummary::Report(s) => serde_json::to_value(s),
         };

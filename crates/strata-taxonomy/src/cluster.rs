@@ -16,12 +16,26 @@ use rayon::prelude::*;
 use strata_core::vectors::{sample_indices, squared_distance};
 
 /// A node of the tree before labelling: its member rows (ascending), children, and the
-/// centroid its parent's split gave it (empty for the root).
-#[derive(Debug, Clone)]
+/// centroid its parent's split gave it (empty for the root). Saved (the fit stage's file) with
+/// each centroid's values as their bits, so that it reads back exactly.
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
 pub struct Cluster {
     pub members: Vec<usize>,
     pub children: Vec<Cluster>,
+    #[serde(with = "f32_bits")]
     pub centroid: Vec<f32>,
+}
+
+mod f32_bits {
+    use serde::{Deserialize, Deserializer, Serialize, Serializer};
+
+    pub fn serialize<S: Serializer>(values: &[f32], s: S) -> Result<S::Ok, S::Error> {
+        values.iter().map(|v| v.to_bits()).collect::<Vec<u32>>().serialize(s)
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Vec<f32>, D::Error> {
+        Ok(Vec::<u32>::deserialize(d)?.into_iter().map(f32::from_bits).collect())
+    }
 }
 
 impl Cluster {

@@ -14,9 +14,11 @@
 
 mod cluster;
 mod dedup;
+mod fit;
 mod kmeans;
 mod labels;
 mod naming;
+mod parts;
 mod passes;
 mod phrases;
 mod sampled;
@@ -24,6 +26,8 @@ mod titles;
 
 pub use cluster::{build_tree, build_tree_on_sample, Cluster};
 pub use dedup::mark_duplicates;
+pub use fit::FitStage;
+pub use parts::PartPlaceStage;
 
 use labels::LabelSource;
 use passes::{ChunkVectors, Sums};
@@ -38,7 +42,10 @@ use strata_core::labels::LabelQuality;
 use strata_core::llm::{JsonModel, LlmTally};
 use strata_core::parquet_io::RowWriter;
 use strata_core::records::{AssignmentRecord, PassageAssignment, TaxonomyNode};
-use strata_core::rundir::{EMBEDDINGS, TAXONOMY, TAXONOMY_JSON, WORK_ASSIGNMENTS, WORK_CHUNKS, WORK_PASSAGES, WORK_PASSAGE_ASSIGNMENTS};
+use strata_core::rundir::{
+    EMBEDDINGS, TAXONOMY, TAXONOMY_JSON, WORK_ASSIGNMENTS, WORK_CHUNKS, WORK_FIT, WORK_PASSAGES, WORK_PASSAGE_ASSIGNMENTS,
+};
+use strata_core::shard::Parts;
 use strata_core::summary::TaxonomySummary;
 use strata_core::vectors::unit;
 use strata_core::{
@@ -162,6 +169,12 @@ pub enum TaxonomyError {
     Embed(#[source] strata_core::EmbedFailure),
     #[error("the embedder gave {got} vectors of dimension {dim} for {asked} phrases; the embeddings have dimension {expected}")]
     EmbedShape { asked: usize, got: usize, dim: usize, expected: usize },
+    #[error("failed to read `{path}`; run the fit stage again")]
+    Read {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
     #[error("failed to write `{path}`")]
     Write {
         path: PathBuf,
@@ -184,6 +197,9 @@ pub struct TaxonomyStage {
     pub embedder: Arc<dyn TextEmbedder>,
     /// The recipe's LLM, when it titles the nodes (`[llm] titles`).
     pub titler: Option<Arc<dyn JsonModel>>,
+    /// In a sharded run's reduce, the shards, which may have placed their passages in the
+    /// fitted tree and counted their terms (`parts`).
+    pub parts: Option<Parts>,
 }
 
 impl Stage for TaxonomyStage {
@@ -192,7 +208,7 @@ impl Stage for TaxonomyStage {
     }
 
     fn reads(&self) -> Vec<&'static str> {
-        vec![WORK_CHUNKS, WORK_PASSAGES, EMBEDDINGS]
+        vec![WORK_CHUNKS, WORK_PASSAGES, EMBEDDINGS, WORK_FIT]
     }
 
     fn writes(&self) -> Vec<&'static str> {
@@ -215,14 +231,18 @@ impl Stage for TaxonomyStage {
         let files = ChunkVectors { chunks: ctx.run.path(WORK_CHUNKS), embeddings: ctx.run.path(EMBEDDINGS) };
         let passages = PassageIndex::read(&ctx.run.path(WORK_PASSAGES), chunks.ids.len())?;
         chunks.drop_generic_headings(&passages, self.config.generic_heading_share);
+        let (fitted, placed) = self.fitted_and_placed(ctx, &passages)?;
         ctx.progress.start("taxonomy", None);
         // The chunks' vectors are read in passes, a batch at a time: none holds them all.
         let PassageTree { tree: passage_tree, duplicate_of: passage_duplicate_of, fitted_on_sample } =
-            self.cluster_passages(ctx, &files, &passages)?;
+            self.cluster_passages(ctx, &files, &passages, fitted.as_ref(), placed.as_deref())?;
         let clusters = passage_tree.expand(&|p| passages.chunks_of(p));
         drop(passage_tree);
         let flat = Flat::of(&clusters)?;
-        let terms = count_terms(ctx, &flat)?;
+        let terms = match (&self.parts, &placed) {
+            (Some(parts), Some(placed)) => merged_terms(parts, &flat, placed, &passages)?,
+            _ => count_terms(ctx, &flat)?,
+        };
         let keywords = naming::keywords(&flat, &terms, self.config.keywords);
         let vocabulary_terms = terms.vocabulary.size() as u64;
         // The term counts are done with: freed before the phrases are counted.
@@ -276,6 +296,7 @@ impl Stage for TaxonomyStage {
             phrases_embedded: named.phrases_embedded as u64,
             labels: LabelQuality::measure(&tree, |id| named.verbatim(&tree, id)),
             fitted_on_sample,
+            placed_parts: placed.map(|_| self.parts.as_ref().map_or(0, |p| p.dirs.len() as u64)),
             llm_titles,
         };
         Ok(StageStats { rows_in: chunks.ids.len() as u64, rows_out: summary.nodes, summary: StageSummary::Taxonomy(summary) })
@@ -283,12 +304,34 @@ impl Stage for TaxonomyStage {
 }
 
 impl TaxonomyStage {
+    /// The tree the fit stage fitted on a sample (none: every passage is clustered here) and,
+    /// when the shards have placed their passages in it, each passage's leaf.
+    fn fitted_and_placed(&self, ctx: &StageContext, passages: &PassageIndex) -> Result<(Option<Cluster>, Option<Vec<u32>>), StageError> {
+        let path = ctx.run.path(WORK_FIT);
+        let fit = fit::Fit::read(&path)?;
+        if fit.passages != passages.len() as u64 {
+            return Err(TaxonomyError::Read { path, source: std::io::Error::other("the fit is of other passages") }.into());
+        }
+        let placed = match (&fit.tree, &self.parts) {
+            (Some(_), Some(parts)) => parts::placed_leaves(ctx, parts, self.config.document_weight, passages)?,
+            _ => None,
+        };
+        Ok((fit.tree, placed))
+    }
+
     /// The tree over the passages. Up to `sample_size` passages, all are clustered with their
-    /// vectors in memory; beyond, the tree is fitted on a sample and the rest placed as the
-    /// vectors stream by (`sampled`).
-    fn cluster_passages(&self, ctx: &StageContext, files: &ChunkVectors, passages: &PassageIndex) -> Result<PassageTree, TaxonomyError> {
-        if passages.len() > self.config.sample_size {
-            return sampled::cluster(ctx, files, passages, &self.config, self.seed);
+    /// vectors in memory; beyond, the fit stage has fitted the tree on a sample (`fitted`), and
+    /// every passage is placed in it as the vectors stream by, or was by the shards (`placed`).
+    fn cluster_passages(
+        &self,
+        ctx: &StageContext,
+        files: &ChunkVectors,
+        passages: &PassageIndex,
+        fitted: Option<&Cluster>,
+        placed: Option<&[u32]>,
+    ) -> Result<PassageTree, TaxonomyError> {
+        if let Some(fitted) = fitted {
+            return sampled::place(ctx, files, passages, &self.config, fitted, placed);
         }
         let (vectors, documents) = passages.read_vectors_and_documents(&files.chunks, &files.embeddings)?;
         let units = topic_vectors(passages, &vectors, documents, self.config.document_weight)?;
@@ -454,6 +497,11 @@ impl<'a> Flat<'a> {
         Ok(Self { clusters, shape, leaf_of, lineages })
     }
 
+    /// Each node's parent (none: the root).
+    fn parents(&self) -> Vec<Option<usize>> {
+        (0..self.shape.len() as u32).map(|id| self.shape.parent(id).map(|p| p as usize)).collect()
+    }
+
     /// The nodes chunk `row` belongs to: its leaf and the leaf's ancestors, root first.
     fn chunk_lineage(&self, row: usize) -> &[usize] {
         &self.lineages[self.leaf_of[row] as usize]
@@ -463,8 +511,7 @@ impl<'a> Flat<'a> {
 /// The chunk texts (read again, one column, a batch at a time) counted into the term counts
 /// of every node they belong to: their leaf and its ancestors.
 fn count_terms(ctx: &StageContext, flat: &Flat) -> Result<labels::Corpus, TaxonomyError> {
-    let parents = (0..flat.shape.len() as u32).map(|id| flat.shape.parent(id).map(|p| p as usize)).collect();
-    let mut corpus = labels::Corpus::new(parents);
+    let mut corpus = labels::Corpus::new(flat.parents());
     let mut row = 0;
     for batch in parquet_io::batches::<ChunkText>(&ctx.run.path(WORK_CHUNKS), &["text"])? {
         let batch = batch?;
@@ -472,6 +519,17 @@ fn count_terms(ctx: &StageContext, flat: &Flat) -> Result<labels::Corpus, Taxono
         corpus.add(&texts, |i| flat.leaf_of[row + i] as usize);
         row += batch.len();
     }
+    Ok(corpus.finish())
+}
+
+/// The term counts the shards made of their chunks (`parts`), each fitted leaf's counted into
+/// the node its passages (`placed`) went to, then summed up the tree: what [`count_terms`]
+/// gives.
+fn merged_terms(parts: &Parts, flat: &Flat, placed: &[u32], passages: &PassageIndex) -> Result<labels::Corpus, StageError> {
+    let mut corpus = labels::Corpus::new(flat.parents());
+    let mut node_of_leaf = vec![None; placed.iter().max().map_or(0, |&l| l as usize + 1)];
+    placed.iter().enumerate().for_each(|(p, &leaf)| node_of_leaf[leaf as usize] = Some(flat.leaf_of[passages.first_chunk[p] as usize]));
+    parts::add_terms(parts, &mut corpus, &node_of_leaf)?;
     Ok(corpus.finish())
 }
 

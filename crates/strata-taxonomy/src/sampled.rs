@@ -1,11 +1,13 @@
-//! The tree for more passages than `sample_size`: fitted on a seeded sample of the passages,
-//! then every passage placed by descending the fitted tree (the nearest centroid at each
-//! split) as the chunks' vectors stream by, with the passages' near-duplicates searched in the
-//! same pass. It holds the sample's vectors, one document's passages and the duplicate
-//! search's bounded buffers, never every passage's vector; up to `sample_size` passages the
-//! stage clusters all of them in memory instead (`TaxonomyStage::cluster_passages`).
+//! The tree for more passages than `sample_size`: fitted on a seeded sample of the passages
+//! (the fit stage, [`fit`]), then every passage placed by descending the fitted tree (the
+//! nearest centroid at each split) as the chunks' vectors stream by, with the passages'
+//! near-duplicates searched in the same pass ([`place`]). In a sharded run the shards may
+//! have descended already (`parts`): the pass then only searches the duplicates. It holds the
+//! sample's vectors, one document's passages and the duplicate search's bounded buffers, never
+//! every passage's vector; up to `sample_size` passages the taxonomy stage clusters all of
+//! them in memory instead (`TaxonomyStage::cluster_passages`).
 
-use crate::cluster::build_tree_on_sample;
+use crate::cluster::{build_tree_on_sample, Cluster};
 use crate::dedup::exact_duplicates;
 use crate::passes::{ChunkVectors, DuplicateSearch};
 use crate::{PassageTree, TaxonomyConfig, TaxonomyError};
@@ -17,14 +19,9 @@ use strata_core::{PassageIndex, StageContext};
 /// Mixed into the run's seed for the sample, so that it is not any k-means draw.
 const SAMPLE_SEED: u64 = 0x5A3B_1E5F_0C2D_7781;
 
-/// The tree over the passages, per passage the passage it duplicates, and the sample's size.
-pub(crate) fn cluster(
-    ctx: &StageContext,
-    files: &ChunkVectors,
-    passages: &PassageIndex,
-    config: &TaxonomyConfig,
-    seed: u64,
-) -> Result<PassageTree, TaxonomyError> {
+/// The tree fitted on a seeded sample of `sample_size` passages (their topic vectors), its
+/// node sizes judged scaled to every passage.
+pub(crate) fn fit(files: &ChunkVectors, passages: &PassageIndex, config: &TaxonomyConfig, seed: u64) -> Result<Cluster, TaxonomyError> {
     let n = passages.len();
     let sample = sample_indices(n, config.sample_size, seed ^ SAMPLE_SEED);
     let mut in_sample = vec![false; n];
@@ -37,32 +34,59 @@ pub(crate) fn cluster(
         }
         Ok(())
     })?;
-    let fitted = build_tree_on_sample(&Array2::from_shape_vec((sample.len(), dim), units)?, config, seed, n);
-    tracing::info!(passages = n, sample = sample.len(), "tree fitted on a sample; every passage placed in a second pass");
+    tracing::info!(passages = n, sample = sample.len(), "tree fitted on a sample; every passage is placed by the taxonomy");
+    Ok(build_tree_on_sample(&Array2::from_shape_vec((sample.len(), dim), units)?, config, seed, n))
+}
 
-    let scale = n as f64 / sample.len().max(1) as f64;
-    let leaves = fitted.leaves();
+/// Every passage placed in `fitted` (or, given `placed`, each passage's leaf as the shards
+/// found it by the same descent), with per passage the passage it duplicates.
+pub(crate) fn place(
+    ctx: &StageContext,
+    files: &ChunkVectors,
+    passages: &PassageIndex,
+    config: &TaxonomyConfig,
+    fitted: &Cluster,
+    placed: Option<&[u32]>,
+) -> Result<PassageTree, TaxonomyError> {
+    let n = passages.len();
+    let sample = fitted.members.len();
+    let scale = n as f64 / sample.max(1) as f64;
     let leaf_sizes: Vec<(u32, usize)> =
-        leaves.iter().enumerate().map(|(i, leaf)| (i as u32, (leaf.members.len() as f64 * scale).round() as usize)).collect();
-    // The duplicate search keys a passage by its leaf's place among the leaves.
-    let leaf_of_path: HashMap<Vec<u8>, u32> = fitted.leaf_paths().into_iter().zip(0..).collect();
+        fitted.leaves().iter().enumerate().map(|(i, leaf)| (i as u32, (leaf.members.len() as f64 * scale).round() as usize)).collect();
     let exact = exact_duplicates(&passages.content_hashes);
-    let mut search = DuplicateSearch::new(ctx, &leaf_sizes, leaves.len(), config.near_duplicate_threshold)?;
-    let mut paths = Vec::with_capacity(n);
-    each_passage(passages, files, config.document_weight, |p, own, topic| {
-        let path = fitted.descend(topic);
-        let leaf = leaf_of_path[&path];
-        paths.push(path);
+    let mut search = DuplicateSearch::new(ctx, &leaf_sizes, leaf_sizes.len(), config.near_duplicate_threshold)?;
+    let mut leaf_of = Vec::with_capacity(n);
+    let mut visit = |p: usize, own: &[f32], leaf: u32| {
+        leaf_of.push(leaf);
         match exact[p] {
             None => search.add(p, leaf, own),
             Some(_) => Ok(()),
         }
-    })?;
+    };
+    match placed {
+        Some(leaves) => passages.for_each_vector(&files.chunks, &files.embeddings, |p, own| visit(p, own, leaves[p]))?,
+        None => each_placed(passages, files, config.document_weight, fitted, &mut visit)?,
+    }
     let mut duplicate_of = exact;
     for (p, kept) in search.finish()? {
         duplicate_of[p] = Some(kept);
     }
-    Ok(PassageTree { tree: fitted.place(&paths), duplicate_of, fitted_on_sample: Some(sample.len() as u64) })
+    let leaf_paths = fitted.leaf_paths();
+    let paths: Vec<Vec<u8>> = leaf_of.iter().map(|&leaf| leaf_paths[leaf as usize].clone()).collect();
+    Ok(PassageTree { tree: fitted.place(&paths), duplicate_of, fitted_on_sample: Some(sample as u64) })
+}
+
+/// Every passage, in order, with its own vector and the leaf its topic vector descends to in
+/// `fitted` (by the leaf's position among `fitted.leaves()`).
+pub(crate) fn each_placed(
+    passages: &PassageIndex,
+    files: &ChunkVectors,
+    weight: f32,
+    fitted: &Cluster,
+    mut f: impl FnMut(usize, &[f32], u32) -> Result<(), TaxonomyError>,
+) -> Result<(), TaxonomyError> {
+    let leaf_of_path: HashMap<Vec<u8>, u32> = fitted.leaf_paths().into_iter().zip(0..).collect();
+    each_passage(passages, files, weight, |p, own, topic| f(p, own, leaf_of_path[&fitted.descend(topic)]))
 }
 
 /// Every passage, in order, with its own vector (its chunks' normalised mean) and its topic

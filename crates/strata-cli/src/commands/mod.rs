@@ -16,6 +16,7 @@ pub fn dispatch(cli: Cli) -> Result<()> {
         Command::Run(args) => run::run(&args, None, quiet),
         Command::Chunk(args) => run::run(&args, Some(StageName::Chunk), quiet),
         Command::Embed(args) => run::run(&args, Some(StageName::Embed), quiet),
+        Command::Fit(args) => run::run(&args, Some(StageName::Fit), quiet),
         Command::Taxonomy(args) => run::run(&args, Some(StageName::Taxonomy), quiet),
         Command::Select(args) => run::run(&args, Some(StageName::Select), quiet),
         Command::Emit(args) => run::run(&args, Some(StageName::Emit), quiet),

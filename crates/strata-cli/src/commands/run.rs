@@ -20,9 +20,9 @@ use strata_core::{Progress, RunDir, Shard, Stage, StageName};
 /// Runs every stage of the recipe, or only `only`. A bad recipe or corpus fails before the run
 /// directory is touched; a failed stage leaves only the complete outputs of earlier stages.
 pub fn run(args: &RunArgs, only: Option<StageName>, quiet: bool) -> Result<()> {
-    if args.shard.is_some() && only.is_some_and(|o| !MAP_STAGES.contains(&o) && o != StageName::Index) {
+    if args.shard.is_some() && only.is_some_and(|o| !MAP_STAGES.contains(&o) && !ROUND_STAGES.contains(&o)) {
         return Err(UsageError(
-            "--shard splits the map stages (chunk, embed) and, once the reduce has published the chunks, the index; the other stages run once, with --shards N"
+            "--shard splits the map stages (chunk, embed), the taxonomy's placement once the reduce has fitted the tree, and the index once it has published the chunks; the other stages run once, with --shards N"
                 .into(),
         )
         .into());
@@ -120,7 +120,9 @@ fn run_stages(run: &RunDir, recipe: &Recipe, corpus: Corpus, args: &RunArgs, onl
 
     let stages = pipeline(recipe, corpus, args, only)?;
     let mut stages: Vec<_> = stages.into_iter().filter(|s| only.is_none_or(|o| o == s.name())).collect();
-    if let Some(last) = args.until.and_then(|until| stages.iter().position(|s| s.name() == until)) {
+    if let Some(until) = args.until {
+        let last = stages.iter().position(|s| s.name() == until);
+        let last = last.ok_or_else(|| UsageError(format!("--until {until}: no such stage runs here")))?;
         stages.truncate(last + 1);
     }
     let bars = Bars::new(quiet);
@@ -143,14 +145,18 @@ fn run_stages(run: &RunDir, recipe: &Recipe, corpus: Corpus, args: &RunArgs, onl
 
 /// The stages that run per shard; the rest run once, on the merged parts.
 const MAP_STAGES: [StageName; 2] = [StageName::Chunk, StageName::Embed];
+/// The stages a shard runs a part of between steps of the reduce: the taxonomy's placement,
+/// once the tree is fitted (`--until fit`), and the index, once the chunks are published
+/// (`--until emit`).
+const ROUND_STAGES: [StageName; 2] = [StageName::Taxonomy, StageName::Index];
 
 /// Every stage in order, configured from the recipe: on a shard (`--shard`) its map stages, or
 /// its part of the index (`strata index --shard`); after shards (`--shards N`) merges of their
 /// parts in place of the map stages, then the rest.
 fn pipeline(recipe: &Recipe, corpus: Corpus, args: &RunArgs, only: Option<StageName>) -> Result<Vec<Box<dyn Stage>>> {
     let root = RunDir::new(recipe.out_dir());
-    if let (Some(shard), Some(StageName::Index)) = (args.shard, only) {
-        return Ok(vec![Box::new(part_index(&root, shard)?)]);
+    if let (Some(shard), Some(stage)) = (args.shard, only.filter(|o| ROUND_STAGES.contains(o))) {
+        return Ok(vec![round_stage(recipe, &root, shard, stage)?]);
     }
     let map = MapStages::new(recipe, corpus, args)?;
     let parts = args.shards.map(|count| Parts::load(&root, count)).transpose()?;
@@ -187,13 +193,15 @@ fn pipeline(recipe: &Recipe, corpus: Corpus, args: &RunArgs, only: Option<StageN
     };
     // The ledger counts ssft_qa when the emit stage writes it.
     let ssft_qa = emit.writes().contains(&SSFT_QA);
-    stages.extend::<[Box<dyn Stage>; 6]>([
+    stages.extend::<[Box<dyn Stage>; 7]>([
+        Box::new(strata_taxonomy::FitStage { config: recipe.taxonomy.clone(), seed: recipe.seed }),
         Box::new(strata_taxonomy::TaxonomyStage {
             config: recipe.taxonomy.clone(),
             domain: recipe.domain.clone(),
             seed: recipe.seed,
             embedder,
             titler: llm.as_ref().filter(|(c, _)| c.titles).map(|(_, client)| client.clone() as Arc<dyn JsonModel>),
+            parts: parts.clone(),
         }),
         Box::new(strata_select::SelectStage { config: recipe.select.clone(), seed: recipe.seed }),
         Box::new(emit),
@@ -204,13 +212,22 @@ fn pipeline(recipe: &Recipe, corpus: Corpus, args: &RunArgs, only: Option<StageN
     Ok(stages)
 }
 
-/// Shard `shard`'s part of the index of the run in `root`, whose reduce has published the
-/// chunks (`--until emit`).
-fn part_index(root: &RunDir, shard: Shard) -> Result<strata_index::PartIndexStage> {
+/// Shard `shard`'s part of `stage` in the run in `root`: of the taxonomy, once the reduce has
+/// fitted the tree (`--until fit`); of the index, once it has published the chunks (`--until
+/// emit`).
+fn round_stage(recipe: &Recipe, root: &RunDir, shard: Shard, stage: StageName) -> Result<Box<dyn Stage>> {
     let parts = Parts::load(root, shard.count)?;
     let manifest = Manifest::load(&root.path(MANIFEST))?.unwrap_or_else(|| Manifest::new(json!(null)));
-    let mut all = strata_index::PartIndexStage::all(root, &manifest, &parts).map_err(anyhow::Error::from_boxed)?;
-    Ok(all.swap_remove(shard.index as usize))
+    Ok(match stage {
+        StageName::Taxonomy => {
+            let weight = recipe.taxonomy.document_weight;
+            Box::new(strata_taxonomy::PartPlaceStage::new(root, &manifest, weight, parts.dirs.len()).map_err(anyhow::Error::from_boxed)?)
+        }
+        _ => {
+            let mut all = strata_index::PartIndexStage::all(root, &manifest, &parts).map_err(anyhow::Error::from_boxed)?;
+            Box::new(all.swap_remove(shard.index as usize))
+        }
+    })
 }
 
 /// The map stages' configuration, for the whole corpus or any of its shards.

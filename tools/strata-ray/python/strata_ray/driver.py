@@ -3,15 +3,19 @@
     strata-ray run --recipe pipeline/medicine.toml --shards 4 --address auto [-- --no-vector-cache ...]
 
 strata decides what each shard holds and skips a shard whose inputs are unchanged; this
-driver only schedules, in four steps:
+driver only schedules, in six steps:
 
   1. the map stages: for each shard I of N a `chunk` task and an `embed` task that takes the
      chunk task's result as an argument, so Ray starts embed I once chunk I is done while
      other shards are still chunking;
-  2. `strata run --recipe R --shards N --until emit` on the driver's node: the merges,
-     taxonomy, select and emit, which publishes chunks.parquet;
-  3. an `index` task per shard: the shard's chunks indexed from the published file;
-  4. `strata run --recipe R --shards N`: the shards' indexes merged, then cost and report.
+  2. `strata run --recipe R --shards N --until fit` on the driver's node: the merges and the
+     tree fitted on a sample of the passages (none below `taxonomy.sample_size`);
+  3. a `taxonomy` task per shard: the shard's passages placed in the fitted tree and its
+     chunks' label terms counted (nothing to do when no tree was fitted);
+  4. `strata run --recipe R --shards N --until emit`: taxonomy (from the shards' placements
+     and counts), select and emit, which publishes chunks.parquet;
+  5. an `index` task per shard: the shard's chunks indexed from the published file;
+  6. `strata run --recipe R --shards N`: the shards' indexes merged, then cost and report.
 
 A task runs
 
@@ -45,9 +49,9 @@ from pathlib import Path
 import ray
 
 MAP_STAGES = ("chunk", "embed")
-INDEX_STAGES = ("index",)
-# The reduce stops after this stage for the index tasks, which read the chunks it published.
-PUBLISHED_BY = "emit"
+# The rounds of shard tasks between the reduce's steps: each reduce step stops after the stage
+# whose file the round's tasks read (the fitted tree; the published chunks).
+ROUNDS = (("fit", ("taxonomy",)), ("emit", ("index",)))
 FORWARDED_ENV = ("STRATA_CACHE", "STRATA_LOG", "STRATA_FAULT", "HOME")
 STDERR_TAIL = 2000  # characters of strata's stderr kept in a task's error
 
@@ -188,11 +192,12 @@ def run(opts: argparse.Namespace) -> int:
     try:
         if not run_round(MAP_STAGES, opts, out, strata, task_args, env):
             return 1
-        status = reduce_step(reduce + ["--until", PUBLISHED_BY])
-        if status != 0:
-            return status
-        if not run_round(INDEX_STAGES, opts, out, strata, task_args, env):
-            return 1
+        for until, stages in ROUNDS:
+            status = reduce_step(reduce + ["--until", until])
+            if status != 0:
+                return status
+            if not run_round(stages, opts, out, strata, task_args, env):
+                return 1
     finally:
         ray.shutdown()
     return reduce_step(reduce)
