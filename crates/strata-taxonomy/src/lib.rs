@@ -36,7 +36,7 @@ use ndarray::Array2;
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
 use std::collections::{HashMap, HashSet};
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use strata_core::labels::LabelQuality;
 use strata_core::llm::{JsonModel, LlmTally};
@@ -296,7 +296,7 @@ impl Stage for TaxonomyStage {
             phrases_embedded: named.phrases_embedded as u64,
             labels: LabelQuality::measure(&tree, |id| named.verbatim(&tree, id)),
             fitted_on_sample,
-            placed_parts: placed.map(|_| self.parts.as_ref().map_or(0, |p| p.dirs.len() as u64)),
+            placed_parts: self.parts.as_ref().filter(|_| placed.is_some()).map(|parts| parts.dirs.len() as u64),
             llm_titles,
         };
         Ok(StageStats { rows_in: chunks.ids.len() as u64, rows_out: summary.nodes, summary: StageSummary::Taxonomy(summary) })
@@ -512,14 +512,20 @@ impl<'a> Flat<'a> {
 /// of every node they belong to: their leaf and its ancestors.
 fn count_terms(ctx: &StageContext, flat: &Flat) -> Result<labels::Corpus, TaxonomyError> {
     let mut corpus = labels::Corpus::new(flat.parents());
+    add_chunk_texts(&ctx.run.path(WORK_CHUNKS), &mut corpus, |row| flat.leaf_of[row] as usize)?;
+    Ok(corpus.finish())
+}
+
+/// The texts of the chunks in `chunks` added to `corpus`, chunk `row` into class `class_of(row)`.
+fn add_chunk_texts(chunks: &Path, corpus: &mut labels::Corpus, class_of: impl Fn(usize) -> usize) -> Result<(), TaxonomyError> {
     let mut row = 0;
-    for batch in parquet_io::batches::<ChunkText>(&ctx.run.path(WORK_CHUNKS), &["text"])? {
+    for batch in parquet_io::batches::<ChunkText>(chunks, &["text"])? {
         let batch = batch?;
         let texts: Vec<&str> = batch.iter().map(|c| c.text.as_str()).collect();
-        corpus.add(&texts, |i| flat.leaf_of[row + i] as usize);
+        corpus.add(&texts, |i| class_of(row + i));
         row += batch.len();
     }
-    Ok(corpus.finish())
+    Ok(())
 }
 
 /// The term counts the shards made of their chunks (`parts`), each fitted leaf's counted into

@@ -9,7 +9,7 @@
 
 use crate::fit::Fit;
 use crate::passes::ChunkVectors;
-use crate::{labels, sampled, ChunkText};
+use crate::{add_chunk_texts, labels, sampled};
 use serde_json::{json, Value};
 use std::path::PathBuf;
 use strata_core::manifest::Manifest;
@@ -91,13 +91,7 @@ impl Stage for PartPlaceStage {
         let leaves = fitted.leaves().len();
         let passage_of = passages.passage_of_chunks();
         let mut corpus = labels::Corpus::new(vec![None; leaves]);
-        let mut row = 0;
-        for batch in parquet_io::batches::<ChunkText>(&ctx.run.path(WORK_CHUNKS), &["text"])? {
-            let batch = batch?;
-            let texts: Vec<&str> = batch.iter().map(|c| c.text.as_str()).collect();
-            corpus.add(&texts, |i| leaf_of[passage_of[row + i]] as usize);
-            row += batch.len();
-        }
+        add_chunk_texts(&ctx.run.path(WORK_CHUNKS), &mut corpus, |row| leaf_of[passage_of[row]] as usize)?;
         let (terms, counts) = corpus.sorted_counts();
         let terms = terms.into_iter().map(|(term, chunks)| TermRecord { term: term.to_string(), chunks });
         parquet_io::write_rows(&ctx.output(WORK_TERMS)?, &TermRecord::fields(), &terms.collect::<Vec<_>>(), &[])?;

@@ -107,8 +107,9 @@ BOUNDED = 4000
 def reduce_growth() -> dict:
     """The static recipe's reduce on MedQuAD x4 and x16 (the corpus 4 and 16 times over), its
     map stages run as shards by the CLI first, with the taxonomy's sample and select's subtrees
-    at `BOUNDED` passages, then the reduce up to emit, the shards' index tasks, and the rest of
-    the reduce: the reduce's seconds per stage and its peak memory at two sizes, both
+    at `BOUNDED` passages, then the reduce in three steps (up to the fit, up to emit, the rest)
+    with the shards' taxonomy tasks and index tasks between them: the reduce's seconds per
+    stage and its peak memory at two sizes, both
     past the bounds and past the row groups' size (16,384 rows, which the reduce's buffers fill
     at x4), so the line through them is how the reduce grows beyond."""
     recipe = DIR / "recipe-static-bounded.toml"
@@ -124,16 +125,19 @@ def reduce_growth() -> dict:
         common = ["--recipe", recipe, "--corpus", corpus, "--out", out, "--no-vector-cache", "--quiet"]
         for s in range(SHARDS):
             timed([BIN / "strata", "run", *common, "--shard", f"{s}/{SHARDS}"])
-        # The reduce in its two steps, with the shards' index tasks between them.
-        first_s, first_mib = timed([BIN / "strata", "run", *common, "--shards", SHARDS, "--until", "emit"])
-        index_s = [timed([BIN / "strata", "index", *common, "--shard", f"{s}/{SHARDS}"])[0] for s in range(SHARDS)]
-        last_s, last_mib = timed([BIN / "strata", "run", *common, "--shards", SHARDS])
-        seconds, mib = first_s + last_s, max(first_mib, last_mib)
+        # The reduce in its three steps, with the shards' taxonomy and index tasks between them.
+        steps, tasks = [], {}
+        for until, stage in (("fit", "taxonomy"), ("emit", "index"), (None, None)):
+            steps.append(timed([BIN / "strata", "run", *common, "--shards", SHARDS, *(["--until", until] if until else [])]))
+            if stage:
+                tasks[stage] = [timed([BIN / "strata", stage, *common, "--shard", f"{s}/{SHARDS}"])[0] for s in range(SHARDS)]
+        seconds, mib = sum(s for s, _ in steps), max(m for _, m in steps)
         manifest = json.loads((out / "manifest.json").read_text())
         growth[name] = {
             "chunks": manifest["stages"]["chunk"]["rows_out"], "reduce_seconds": seconds, "reduce_peak_mib": mib,
-            "reduce_step_seconds": [first_s, last_s], "index_task_seconds": index_s,
-            "merged_parts": manifest["stages"]["index"].get("merged_parts"),
+            "reduce_step_seconds": [s for s, _ in steps], "reduce_step_peak_mib": [m for _, m in steps],
+            "taxonomy_task_seconds": tasks["taxonomy"], "index_task_seconds": tasks["index"],
+            "placed_parts": manifest["stages"]["taxonomy"].get("placed_parts"), "merged_parts": manifest["stages"]["index"].get("merged_parts"),
             "stage_seconds": seconds_of(out / "manifest.json"),
             "fitted_on_sample": manifest["stages"]["taxonomy"].get("fitted_on_sample"), "subtrees": manifest["stages"]["select"].get("subtrees"),
         }
@@ -197,7 +201,7 @@ def project(results: list[dict]) -> None:
         return small[key] + scale * slope * (at - small["chunks"])
 
     bytes_per_chunk, rate = copied_corpus(GROWTH_COPIES[0]).stat().st_size / small["chunks"], plan_rate()
-    print(f"\nscaling model (on paper): nodes of {NODE_CORES} cores, one shard per core; map rates (chunk, embed, index) from the shards above "
+    print(f"\nscaling model (on paper): nodes of {NODE_CORES} cores, one shard per core; map rates (chunk, embed, index) from the shards above, the taxonomy tasks' from the reduce's growth at x{GROWTH_COPIES[1]} "
           f"(one thread each), plus the shard plan's one pass over the corpus ({rate / 1e9:.2f} GB/s, measured; {bytes_per_chunk:.0f} bytes a chunk), "
           f"the reduce (taxonomy sample and select subtrees past {BOUNDED} passages) a line through MedQuAD x{GROWTH_COPIES[0]} ({small['chunks']} chunks: {small['reduce_seconds']:.1f} s, {small['reduce_peak_mib']} MiB) "
           f"and x{GROWTH_COPIES[1]} ({large['chunks']}: {large['reduce_seconds']:.1f} s, {large['reduce_peak_mib']} MiB), on one node")
@@ -205,8 +209,11 @@ def project(results: list[dict]) -> None:
     for model in MODELS:
         rs = [r for r in results if r.get("model") == model]
         per_shard = rs[0]["chunks"] / rs[0]["shards"]
-        # A core's seconds a chunk in the shards' tasks: chunk, embed and (once published) index.
-        core_s = statistics.median(statistics.mean(p["chunk"] + p["embed"] + p.get("index", 0) for p in r["shard_stage_seconds"]) for r in rs) / per_shard
+        # A core's seconds a chunk in the shards' tasks: chunk, embed, (past the sample) the
+        # taxonomy's placement and counts, measured in the reduce's growth above, and (once
+        # published) index.
+        place_s = statistics.mean(large["taxonomy_task_seconds"]) / (large["chunks"] / SHARDS)
+        core_s = statistics.median(statistics.mean(p["chunk"] + p["embed"] + p.get("index", 0) for p in r["shard_stage_seconds"]) for r in rs) / per_shard + place_s
         task_mib = statistics.median(r["shard_peak_mib"] for r in rs)
         for chunks in SCALES:
             for nodes in NODES:

@@ -11,7 +11,8 @@ driver only schedules, in six steps:
   2. `strata run --recipe R --shards N --until fit` on the driver's node: the merges and the
      tree fitted on a sample of the passages (none below `taxonomy.sample_size`);
   3. a `taxonomy` task per shard: the shard's passages placed in the fitted tree and its
-     chunks' label terms counted (nothing to do when no tree was fitted);
+     chunks' label terms counted (skipped when the fit saved no tree: the passages are few
+     enough for the taxonomy to cluster them all in memory);
   4. `strata run --recipe R --shards N --until emit`: taxonomy (from the shards' placements
      and counts), select and emit, which publishes chunks.parquet;
   5. an `index` task per shard: the shard's chunks indexed from the published file;
@@ -196,6 +197,9 @@ def run(opts: argparse.Namespace) -> int:
             status = reduce_step(reduce + ["--until", until])
             if status != 0:
                 return status
+            if until == "fit" and not (stage_record(out / "manifest.json", "fit") or {}).get("fitted_on_sample"):
+                print("taxonomy tasks: none (no tree fitted on a sample; the taxonomy clusters every passage)", flush=True)
+                continue
             if not run_round(stages, opts, out, strata, task_args, env):
                 return 1
     finally:
