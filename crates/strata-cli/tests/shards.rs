@@ -214,6 +214,17 @@ fn beyond_the_sample_and_per_subtree_shards_equal_a_single_node_run() {
         serde_json::from_slice(&std::fs::read(sharded.join("manifest.json")).expect("manifest")).expect("json");
     assert_eq!(sharded_manifest["stages"]["taxonomy"]["placed_parts"], 2, "{}", sharded_manifest["stages"]["taxonomy"]);
     assert!(sharded_manifest["stages"]["index"].get("merged_parts").is_none(), "{}", sharded_manifest["stages"]["index"]);
+
+    // Another seed fits another tree: the shards' placements are of the old one, so the reduce
+    // places every passage itself, and the tree is the single-node run's with that seed.
+    run(&single, &["--seed", "7"]);
+    run(&sharded, &["--shards", "2", "--seed", "7"]);
+    let sharded_manifest: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(sharded.join("manifest.json")).expect("manifest")).expect("json");
+    assert!(sharded_manifest["stages"]["taxonomy"].get("placed_parts").is_none(), "{}", sharded_manifest["stages"]["taxonomy"]);
+    for rel in ["taxonomy.parquet", "taxonomy.json", "work/passage_assignments.parquet"] {
+        assert_eq!(std::fs::read(single.join(rel)).ok(), std::fs::read(sharded.join(rel)).ok(), "{rel} with seed 7");
+    }
 }
 
 /// The demo corpus as one Parquet file (`id`, `text`) in row groups of 3 rows.

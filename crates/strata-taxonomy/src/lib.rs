@@ -169,7 +169,9 @@ pub enum TaxonomyError {
     Embed(#[source] strata_core::EmbedFailure),
     #[error("the embedder gave {got} vectors of dimension {dim} for {asked} phrases; the embeddings have dimension {expected}")]
     EmbedShape { asked: usize, got: usize, dim: usize, expected: usize },
-    #[error("failed to read `{path}`; run the fit stage again")]
+    #[error("`{path}` is the fit of {fitted} passages, the run has {passages}; run the fit stage again (`strata fit`)")]
+    StaleFit { path: PathBuf, fitted: u64, passages: usize },
+    #[error("failed to read `{path}`; run the fit stage again (`strata fit`)")]
     Read {
         path: PathBuf,
         #[source]
@@ -310,7 +312,7 @@ impl TaxonomyStage {
         let path = ctx.run.path(WORK_FIT);
         let fit = fit::Fit::read(&path)?;
         if fit.passages != passages.len() as u64 {
-            return Err(TaxonomyError::Read { path, source: std::io::Error::other("the fit is of other passages") }.into());
+            return Err(TaxonomyError::StaleFit { path, fitted: fit.passages, passages: passages.len() }.into());
         }
         let placed = match (&fit.tree, &self.parts) {
             (Some(_), Some(parts)) => parts::placed_leaves(ctx, parts, self.config.document_weight, passages)?,
