@@ -60,27 +60,29 @@ impl Stage for FitStage {
 
     fn run(&self, ctx: &StageContext) -> Result<StageStats, StageError> {
         self.config.validate().map_err(TaxonomyError::Config)?;
-        let chunk_rows = parquet_io::num_rows(&ctx.run.path(WORK_CHUNKS))? as usize;
-        let passages = PassageIndex::read(&ctx.run.path(WORK_PASSAGES), chunk_rows)?;
-        let tree = match passages.len() > self.config.sample_size {
+        // Below the bound the passages are only counted (the file's footer), not read.
+        let passages = parquet_io::num_rows(&ctx.run.path(WORK_PASSAGES))?;
+        let tree = match passages > self.config.sample_size as u64 {
             true => {
                 ctx.progress.start("fit", None);
+                let chunk_rows = parquet_io::num_rows(&ctx.run.path(WORK_CHUNKS))? as usize;
+                let index = PassageIndex::read(&ctx.run.path(WORK_PASSAGES), chunk_rows)?;
                 let files = ChunkVectors { chunks: ctx.run.path(WORK_CHUNKS), embeddings: ctx.run.path(EMBEDDINGS) };
-                let tree = sampled::fit(&files, &passages, &self.config, self.seed)?;
+                let tree = sampled::fit(&files, &index, &self.config, self.seed)?;
                 ctx.progress.finish();
                 Some(tree)
             }
             false => None,
         };
         let summary = FitSummary {
-            passages: passages.len() as u64,
+            passages,
             fitted_on_sample: tree.as_ref().map(|t| t.members.len() as u64),
             leaves: tree.as_ref().map(|t| t.leaves().len() as u64),
         };
         let path = ctx.output(WORK_FIT)?;
-        let fit = Fit { passages: passages.len() as u64, tree };
-        let text = serde_json::to_string(&fit).map_err(|e| TaxonomyError::Write { path: path.clone(), source: e.into() })?;
+        let text =
+            serde_json::to_string(&Fit { passages, tree }).map_err(|e| TaxonomyError::Write { path: path.clone(), source: e.into() })?;
         std::fs::write(&path, text).map_err(|source| TaxonomyError::Write { path, source })?;
-        Ok(StageStats { rows_in: passages.len() as u64, rows_out: summary.leaves.unwrap_or(0), summary: StageSummary::Fit(summary) })
+        Ok(StageStats { rows_in: passages, rows_out: summary.leaves.unwrap_or(0), summary: StageSummary::Fit(summary) })
     }
 }

@@ -216,14 +216,16 @@ fn pipeline(recipe: &Recipe, corpus: Corpus, args: &RunArgs, only: Option<StageN
 /// fitted the tree (`--until fit`); of the index, once it has published the chunks (`--until
 /// emit`).
 fn round_stage(recipe: &Recipe, root: &RunDir, shard: Shard, stage: StageName) -> Result<Box<dyn Stage>> {
-    let parts = Parts::load(root, shard.count)?;
     let manifest = Manifest::load(&root.path(MANIFEST))?.unwrap_or_else(|| Manifest::new(json!(null)));
     Ok(match stage {
         StageName::Taxonomy => {
             let weight = recipe.taxonomy.document_weight;
-            Box::new(strata_taxonomy::PartPlaceStage::new(root, &manifest, weight, parts.dirs.len()).map_err(anyhow::Error::from_boxed)?)
+            let count = shard.count as usize;
+            Box::new(strata_taxonomy::PartPlaceStage::new(root, &manifest, weight, count).map_err(anyhow::Error::from_boxed)?)
         }
         _ => {
+            // A shard's rows of the published chunks follow the rows of the shards before it.
+            let parts = Parts::load(root, shard.count)?;
             let mut all = strata_index::PartIndexStage::all(root, &manifest, &parts).map_err(anyhow::Error::from_boxed)?;
             Box::new(all.swap_remove(shard.index as usize))
         }
