@@ -148,7 +148,7 @@ def table(results, ceilings=None, tokenizer_ceilings=None, reference_file=None):
     print(f"{'configuration':<22} {'stage':<9} {'rows':>9} {'seconds':>9} {'rows/s':>10} {'peak RSS':>10}  runs")
     embed_lines = []
     for label, runs in by_label.items():
-        order = ["chunk", "embed", "fit", "taxonomy", "select", "emit", "index", "cost", "report"]
+        order = ["chunk", "embed", "fit", "taxonomy", "subtrees", "select", "emit", "index", "cost", "report"]
         stages = sorted(runs[0]["stages"], key=lambda st: (order.index(st) if st in order else len(order), st))
         for st in stages:
             secs = _median([r["stages"][st]["seconds"] for r in runs if st in r["stages"]])

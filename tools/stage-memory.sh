@@ -7,7 +7,7 @@ set -euo pipefail
 [[ $# -ge 3 ]] || { sed -n 2,5p "$0"; exit 2; }
 RECIPE=$1 CORPUS=$2 OUT=$3 LABEL=${4:-$(basename "$CORPUS")}
 STRATA=${STRATA:-${CARGO_TARGET_DIR:-$HOME/.cache/strata-target}/release/strata}
-for stage in chunk embed fit taxonomy select emit index report; do
+for stage in chunk embed fit taxonomy subtrees select emit index report; do
   /usr/bin/time -f "${LABEL//%/%%} $stage %e s %M KB" "$STRATA" "$stage" --recipe "$RECIPE" --corpus "$CORPUS" --out "$OUT" \
     --force -q 2>&1 >/dev/null | tail -1
 done

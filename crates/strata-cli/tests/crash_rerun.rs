@@ -12,7 +12,7 @@ use std::time::Duration;
 use strata_core::parquet_io::for_each_batch;
 use strata_core::rundir::*;
 
-const STAGES: [&str; 9] = ["chunk", "embed", "fit", "taxonomy", "select", "emit", "index", "cost", "report"];
+const STAGES: [&str; 10] = ["chunk", "embed", "fit", "taxonomy", "subtrees", "select", "emit", "index", "cost", "report"];
 const PARQUET: [&str; 9] = [WORK_CHUNKS, WORK_DOCUMENTS, EMBEDDINGS, TAXONOMY, WORK_ASSIGNMENTS, WORK_SELECTION, CHUNKS, SCPT, SSFT];
 const JSON: [&str; 4] = [MANIFEST, TAXONOMY_JSON, DATASET_INFO, COST];
 /// Files a rerun must reproduce byte for byte (cost.json, report.html and the index record

@@ -136,13 +136,19 @@ fn demo_run_honours_the_contract_and_is_deterministic() {
     // A rerun with nothing changed skips every stage but the report; a new budget reruns
     // selection and what follows, not chunking, embedding or the taxonomy.
     let again = run_demo(&a, &[]);
-    for stage in ["chunk", "embed", "fit", "taxonomy", "select", "emit", "index", "cost"] {
+    for stage in ["chunk", "embed", "fit", "taxonomy", "subtrees", "select", "emit", "index", "cost"] {
         assert!(again.lines().any(|l| l.starts_with(stage) && l.contains("skipped")), "{stage} not skipped:\n{again}");
     }
     let rebudget = run_demo(&a, &["--budget", "0.05"]);
-    for (stage, status) in
-        [("chunk", "skipped"), ("embed", "skipped"), ("fit", "skipped"), ("taxonomy", "skipped"), ("select", "ran"), ("emit", "ran")]
-    {
+    for (stage, status) in [
+        ("chunk", "skipped"),
+        ("embed", "skipped"),
+        ("fit", "skipped"),
+        ("taxonomy", "skipped"),
+        ("subtrees", "ran"),
+        ("select", "ran"),
+        ("emit", "ran"),
+    ] {
         assert!(rebudget.lines().any(|l| l.starts_with(stage) && l.contains(status)), "{stage} not {status}:\n{rebudget}");
     }
 }

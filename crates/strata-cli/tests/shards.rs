@@ -2,7 +2,8 @@
 //! so shards cut files and lines) run as four shards by the Slurm scripts of `tools/slurm/`,
 //! each array task's command run in a shell with its index, the reduce jobs between and after
 //! them, gives the contract files of `strata run` byte for byte, and an index (the shards'
-//! merged) with the same hits; so does a Parquet corpus in small row groups,
+//! merged) with the same hits; so does the demo with a tree fitted on a sample and the subset
+//! chosen per subtree by the shards; so does a Parquet corpus in small row groups,
 //! as three shards. A done shard is skipped on rerun, and the reduce refuses parts that are
 //! missing or damaged.
 
@@ -108,6 +109,8 @@ fn four_shards_by_the_slurm_scripts_equal_a_single_node_run() {
     let round = |stage: &str, i: u32| slurm("round.sbatch", &[env(Some(i)), vec![("STAGE", stage.to_string())]].concat());
     let early = round("taxonomy", 0);
     assert!(!early.status.success() && stderr(&early).contains("--until fit"), "{}", stderr(&early));
+    let early = round("select", 0);
+    assert!(!early.status.success() && stderr(&early).contains("--until subtrees"), "{}", stderr(&early));
     let early = round("index", 0);
     assert!(!early.status.success() && stderr(&early).contains("--until emit"), "{}", stderr(&early));
     let until = |stage: &str| [env(None), vec![("UNTIL", stage.to_string())]].concat();
@@ -118,6 +121,11 @@ fn four_shards_by_the_slurm_scripts_equal_a_single_node_run() {
     );
     for i in 0..SHARDS {
         succeeded(round("taxonomy", i));
+    }
+    succeeded(slurm("reduce.sbatch", &until("subtrees")));
+    assert!(sharded.join("work/subtrees.json").is_file() && !sharded.join("work/selection.parquet").exists());
+    for i in 0..SHARDS {
+        succeeded(round("select", i));
     }
     succeeded(slurm("reduce.sbatch", &until("emit")));
     assert!(!sharded.join("index").exists() && sharded.join(CHUNKS_FILE).is_file(), "the second reduce job went past emit");
@@ -143,6 +151,10 @@ fn four_shards_by_the_slurm_scripts_equal_a_single_node_run() {
     }
     // Below the sample size no tree was fitted: the shards had nothing to place.
     assert!(manifest["stages"]["fit"].get("fitted_on_sample").is_none() && manifest["stages"]["taxonomy"].get("placed_parts").is_none());
+    // At most `subtree_above` passages are one group, chosen in by one shard (the others have
+    // none): the reduce took every shard's picks.
+    assert!(manifest["stages"]["select"].get("subtrees").is_none(), "{}", manifest["stages"]["select"]);
+    assert_eq!(manifest["stages"]["select"]["picked_parts"], SHARDS, "{}", manifest["stages"]["select"]);
     // The index is the shards' indexes merged, with the hits of the index built whole.
     assert_eq!(manifest["stages"]["index"]["merged_parts"], SHARDS, "{}", manifest["stages"]["index"]);
     assert!(single_manifest["stages"]["index"].get("merged_parts").is_none());
@@ -199,6 +211,12 @@ fn beyond_the_sample_and_per_subtree_shards_equal_a_single_node_run() {
         let (recipe, corpus, out) = (path(&recipe), path(&corpus), path(&sharded));
         succeeded(strata(&["taxonomy", "--quiet", "--recipe", &recipe, "--corpus", &corpus, "--out", &out, "--shard", shard]));
     }
+    // The passages grouped by level-1 subtree, each shard choosing in its share of the groups.
+    run(&sharded, &["--shards", "2", "--until", "subtrees"]);
+    for shard in ["0/2", "1/2"] {
+        let (recipe, corpus, out) = (path(&recipe), path(&corpus), path(&sharded));
+        succeeded(strata(&["select", "--quiet", "--recipe", &recipe, "--corpus", &corpus, "--out", &out, "--shard", shard]));
+    }
     run(&sharded, &["--shards", "2"]);
     for rel in deterministic_files(&single) {
         let same = std::fs::read(single.join(&rel)).ok() == std::fs::read(sharded.join(&rel)).ok();
@@ -217,16 +235,18 @@ fn beyond_the_sample_and_per_subtree_shards_equal_a_single_node_run() {
     let sharded_manifest: serde_json::Value =
         serde_json::from_slice(&std::fs::read(sharded.join("manifest.json")).expect("manifest")).expect("json");
     assert_eq!(sharded_manifest["stages"]["taxonomy"]["placed_parts"], 2, "{}", sharded_manifest["stages"]["taxonomy"]);
+    assert_eq!(sharded_manifest["stages"]["select"]["picked_parts"], 2, "{}", sharded_manifest["stages"]["select"]);
     assert!(sharded_manifest["stages"]["index"].get("merged_parts").is_none(), "{}", sharded_manifest["stages"]["index"]);
 
-    // Another seed fits another tree: the shards' placements are of the old one, so the reduce
-    // places every passage itself, and the tree is the single-node run's with that seed.
+    // Another seed fits another tree: the shards' placements and picks are of the old one, so
+    // the reduce places and chooses itself, and the files are the single-node run's with that seed.
     run(&single, &["--seed", "7"]);
     run(&sharded, &["--shards", "2", "--seed", "7"]);
     let sharded_manifest: serde_json::Value =
         serde_json::from_slice(&std::fs::read(sharded.join("manifest.json")).expect("manifest")).expect("json");
     assert!(sharded_manifest["stages"]["taxonomy"].get("placed_parts").is_none(), "{}", sharded_manifest["stages"]["taxonomy"]);
-    for rel in ["taxonomy.parquet", "taxonomy.json", "work/passage_assignments.parquet"] {
+    assert!(sharded_manifest["stages"]["select"].get("picked_parts").is_none(), "{}", sharded_manifest["stages"]["select"]);
+    for rel in ["taxonomy.parquet", "taxonomy.json", "work/passage_assignments.parquet", "work/selection.parquet"] {
         assert_eq!(std::fs::read(single.join(rel)).ok(), std::fs::read(sharded.join(rel)).ok(), "{rel} with seed 7");
     }
 }
@@ -308,7 +328,7 @@ fn shard_flags_are_checked_before_anything_runs() {
     let recipe = repo().join("pipeline/medicine.toml");
     let recipe = recipe.to_str().expect("utf-8");
     for (args, needle) in [
-        (vec!["select", "--recipe", recipe, "--shard", "0/2"], "map stages"),
+        (vec!["emit", "--recipe", recipe, "--shard", "0/2"], "map stages"),
         (vec!["run", "--recipe", recipe, "--shard", "2/2"], "below the count"),
         (vec!["run", "--recipe", recipe, "--shard", "1-2"], "I/N"),
         (vec!["run", "--recipe", recipe, "--shard", "0/2", "--shards", "2"], "cannot be used with"),

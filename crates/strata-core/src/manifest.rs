@@ -81,6 +81,8 @@ pub struct Stages {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub taxonomy: Option<StageRecord<TaxonomySummary>>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub subtrees: Option<StageRecord<SubtreesSummary>>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub select: Option<StageRecord<SelectSummary>>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub emit: Option<StageRecord<EmitSummary>>,
@@ -100,6 +102,7 @@ impl Stages {
             StageName::Embed => self.embed.as_ref().map(|r| &r.run),
             StageName::Fit => self.fit.as_ref().map(|r| &r.run),
             StageName::Taxonomy => self.taxonomy.as_ref().map(|r| &r.run),
+            StageName::Subtrees => self.subtrees.as_ref().map(|r| &r.run),
             StageName::Select => self.select.as_ref().map(|r| &r.run),
             StageName::Emit => self.emit.as_ref().map(|r| &r.run),
             StageName::Index => self.index.as_ref().map(|r| &r.run),
@@ -115,6 +118,7 @@ impl Stages {
             StageName::Embed => self.embed.as_ref().map(|r| StageSummary::Embed(r.summary.clone())),
             StageName::Fit => self.fit.as_ref().map(|r| StageSummary::Fit(r.summary.clone())),
             StageName::Taxonomy => self.taxonomy.as_ref().map(|r| StageSummary::Taxonomy(r.summary.clone())),
+            StageName::Subtrees => self.subtrees.as_ref().map(|r| StageSummary::Subtrees(r.summary.clone())),
             StageName::Select => self.select.as_ref().map(|r| StageSummary::Select(r.summary.clone())),
             StageName::Emit => self.emit.as_ref().map(|r| StageSummary::Emit(r.summary.clone())),
             StageName::Index => self.index.as_ref().map(|r| StageSummary::Index(r.summary.clone())),
@@ -130,6 +134,7 @@ impl Stages {
             StageSummary::Embed(summary) => self.embed = Some(StageRecord { run, summary }),
             StageSummary::Fit(summary) => self.fit = Some(StageRecord { run, summary }),
             StageSummary::Taxonomy(summary) => self.taxonomy = Some(StageRecord { run, summary }),
+            StageSummary::Subtrees(summary) => self.subtrees = Some(StageRecord { run, summary }),
             StageSummary::Select(summary) => self.select = Some(StageRecord { run, summary }),
             StageSummary::Emit(summary) => self.emit = Some(StageRecord { run, summary }),
             StageSummary::Index(summary) => self.index = Some(StageRecord { run, summary }),

@@ -204,6 +204,44 @@ impl LeafTermRecord {
     }
 }
 
+/// A passage as selection sees it (`work/subtree_passages.parquet`), grouped by the level-1
+/// subtree it is chosen in, in passage order within each: its position among the run's
+/// passages, its leaf, size, eligibility and vector.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct SubtreePassage {
+    pub passage: u64,
+    pub leaf: u32,
+    pub n_tokens: u32,
+    pub eligible: bool,
+    pub vector: Vec<f32>,
+}
+
+impl SubtreePassage {
+    pub fn fields(dim: usize) -> Vec<FieldRef> {
+        vec![
+            field("passage", DataType::UInt64, false),
+            field("leaf", DataType::UInt32, false),
+            field("n_tokens", DataType::UInt32, false),
+            field("eligible", DataType::Boolean, false),
+            field("vector", DataType::FixedSizeList(Arc::new(Field::new("item", DataType::Float32, false)), dim as i32), false),
+        ]
+    }
+}
+
+/// Whether a shard's choice in its subtrees took a passage (`work/picks.parquet` of its part,
+/// `strata select --shard I/N`), in the order of `work/subtree_passages.parquet`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct PickRecord {
+    pub passage: u64,
+    pub selected: bool,
+}
+
+impl PickRecord {
+    pub fn fields() -> Vec<FieldRef> {
+        vec![field("passage", DataType::UInt64, false), field("selected", DataType::Boolean, false)]
+    }
+}
+
 /// Whether selection took a passage (`work/selection.parquet`), in passage order; `random`:
 /// whether the seeded uniform-random draw at the same budget took it (the ablation sets).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]

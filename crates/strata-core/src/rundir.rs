@@ -38,6 +38,12 @@ pub const WORK_FIT: &str = "work/taxonomy_fit.json";
 pub const WORK_PLACEMENTS: &str = "work/placements.parquet";
 pub const WORK_TERMS: &str = "work/terms.parquet";
 pub const WORK_LEAF_TERMS: &str = "work/leaf_terms.parquet";
+/// The subtrees the selection chooses in, with its budget and cost floor (the subtrees stage),
+/// and their passages' vectors, grouped by subtree.
+pub const WORK_SUBTREES: &str = "work/subtrees.json";
+pub const WORK_SUBTREE_PASSAGES: &str = "work/subtree_passages.parquet";
+/// A shard's choice in its subtrees (`strata select --shard I/N`).
+pub const WORK_PICKS: &str = "work/picks.parquet";
 
 /// The shards' run directories, one `part-IIIII-of-NNNNN` folder each (`RunDir::part`).
 pub const SHARDS_DIR: &str = "shards";

@@ -14,6 +14,7 @@ pub enum StageName {
     Embed,
     Fit,
     Taxonomy,
+    Subtrees,
     Select,
     Emit,
     Index,
@@ -22,11 +23,12 @@ pub enum StageName {
 }
 
 impl StageName {
-    pub const ALL: [StageName; 9] = [
+    pub const ALL: [StageName; 10] = [
         StageName::Chunk,
         StageName::Embed,
         StageName::Fit,
         StageName::Taxonomy,
+        StageName::Subtrees,
         StageName::Select,
         StageName::Emit,
         StageName::Index,
@@ -40,6 +42,7 @@ impl StageName {
             StageName::Embed => "embed",
             StageName::Fit => "fit",
             StageName::Taxonomy => "taxonomy",
+            StageName::Subtrees => "subtrees",
             StageName::Select => "select",
             StageName::Emit => "emit",
             StageName::Index => "index",
@@ -156,6 +159,17 @@ pub struct FitSummary {
     pub leaves: Option<u64>,
 }
 
+/// `subtrees`: the budget and cost floor the selection obeys, and, when the passages outnumber
+/// `select.subtree_above`, the level-1 subtrees it chooses in (absent: over all passages at once).
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct SubtreesSummary {
+    pub passages: u64,
+    pub budget_tokens: u64,
+    pub cost_floor_tokens: u64,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub subtrees: Option<u64>,
+}
+
 /// `select`: the budget and what it bought.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct SelectSummary {
@@ -177,6 +191,10 @@ pub struct SelectSummary {
     /// outnumber `select.subtree_above`; absent when chosen over all passages at once.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub subtrees: Option<u64>,
+    /// Shards whose picks in their subtrees were used (`strata select --shard I/N`); absent when
+    /// the stage chose in every subtree itself.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub picked_parts: Option<u64>,
 }
 
 /// `emit`: the training sets' sizes.
@@ -243,6 +261,7 @@ pub enum StageSummary {
     Emit(EmitSummary),
     Index(IndexSummary),
     Fit(FitSummary),
+    Subtrees(SubtreesSummary),
     Cost(CostSummary),
     Report(ReportSummary),
 }
@@ -258,6 +277,7 @@ impl StageSummary {
             StageSummary::Emit(_) => StageName::Emit,
             StageSummary::Index(_) => StageName::Index,
             StageSummary::Fit(_) => StageName::Fit,
+            StageSummary::Subtrees(_) => StageName::Subtrees,
             StageSummary::Cost(_) => StageName::Cost,
             StageSummary::Report(_) => StageName::Report,
         }
@@ -284,6 +304,7 @@ impl StageSummary {
             StageSummary::Emit(s) => serde_json::to_value(s),
             StageSummary::Index(s) => serde_json::to_value(s),
             StageSummary::Fit(s) => serde_json::to_value(s),
+            StageSummary::Subtrees(s) => serde_json::to_value(s),
             StageSummary::Cost(s) => serde_json::to_value(s),
             StageSummary::Report(s) => serde_json::to_value(s),
         };

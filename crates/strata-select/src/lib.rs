@@ -5,20 +5,28 @@
 //! eligibility (no near-duplicate, no passage under the minimum size), and the choice itself:
 //! one passage for every leaf first while the budget allows, then greedy facility location
 //! over each leaf's passages by gain per token, which shares the rest out by node size; and
-//! the seeded uniform-random draw at the same budget that the ablation sets train on. It
-//! writes `work/selection.parquet` and nothing else.
+//! the seeded uniform-random draw at the same budget that the ablation sets train on. Two
+//! stages: `subtrees` fixes the budget and groups the passages' vectors by level-1 subtree
+//! (`subtrees`), and `select` chooses in each group and writes `work/selection.parquet`; in a
+//! sharded run the shards can choose in the groups between the two (`parts`).
 
 mod facility;
+mod parts;
 mod subtrees;
 
 pub use facility::{cost_floor, random_draw, select, Budget, Candidate};
+pub use parts::PartSelectStage;
+pub use subtrees::{Group, Subtrees, SubtreesStage};
 
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
 use std::collections::BTreeSet;
 use strata_core::parquet_io::{ParquetIoError, RowWriter};
 use strata_core::records::{PassageAssignment, SelectionRecord};
-use strata_core::rundir::{EMBEDDINGS, MANIFEST, TAXONOMY, WORK_CHUNKS, WORK_PASSAGES, WORK_PASSAGE_ASSIGNMENTS, WORK_SELECTION};
+use strata_core::rundir::{
+    MANIFEST, WORK_CHUNKS, WORK_PASSAGES, WORK_PASSAGE_ASSIGNMENTS, WORK_SELECTION, WORK_SUBTREES, WORK_SUBTREE_PASSAGES,
+};
+use strata_core::shard::Parts;
 use strata_core::summary::SelectSummary;
 use strata_core::{parquet_io, PassageIndex, Stage, StageContext, StageError, StageName, StageStats, StageSummary};
 
@@ -55,9 +63,10 @@ pub struct SelectConfig {
     pub max_clients: usize,
     /// No two selected chunks have a cosine at or above this (near-duplicates teach nothing twice).
     pub max_similarity: f32,
-    /// Above this many passages, the subset is chosen per level-1 subtree, one after another,
-    /// each with the budget times its share of the passages' tokens, so that the stage holds
-    /// one subtree's passage vectors, never all. At or below, over all passages at once.
+    /// Above this many passages, the subset is chosen per level-1 subtree, each with the budget
+    /// times its share of the passages' tokens, so that a choice holds one subtree's passage
+    /// vectors, never all (and a sharded run's shards can make the choices). At or below, over
+    /// all passages at once.
     pub subtree_above: usize,
 }
 
@@ -102,10 +111,13 @@ impl SelectConfig {
     }
 }
 
-/// The selection stage.
+/// The selection stage: the choice in each group of `work/subtrees.json` (in a sharded run, the
+/// shards' picks where they are current) and the random draw, into `work/selection.parquet`.
 pub struct SelectStage {
     pub config: SelectConfig,
     pub seed: u64,
+    /// A sharded run's parts, whose picks are used when current.
+    pub parts: Option<Parts>,
 }
 
 impl Stage for SelectStage {
@@ -114,7 +126,7 @@ impl Stage for SelectStage {
     }
 
     fn reads(&self) -> Vec<&'static str> {
-        vec![WORK_CHUNKS, WORK_PASSAGES, EMBEDDINGS, WORK_PASSAGE_ASSIGNMENTS, TAXONOMY]
+        vec![WORK_CHUNKS, WORK_PASSAGES, WORK_PASSAGE_ASSIGNMENTS, WORK_SUBTREES, WORK_SUBTREE_PASSAGES]
     }
 
     fn writes(&self) -> Vec<&'static str> {
@@ -130,20 +142,13 @@ impl Stage for SelectStage {
         let corpus_tokens =
             ctx.manifest.stages.chunk.as_ref().ok_or(SelectError::NoChunkSummary { path: ctx.run.path(MANIFEST) })?.summary.corpus_tokens;
         let units = read_passages(ctx, self.config.min_passage_tokens)?;
-        let budget = Budget { tokens: self.config.budget_tokens(corpus_tokens) };
-        // Sizes and eligibility alone: what the floor, the random draw and the figures need.
+        let listing = Subtrees::read(&ctx.run.path(WORK_SUBTREES))?;
+        let budget = Budget { tokens: listing.budget_tokens };
+        // Sizes and eligibility alone: what the random draw and the figures need.
         let candidates: Vec<Candidate> = (0..units.passages.len()).map(|p| units.candidate(p, &[])).collect();
         ctx.progress.start("select", None);
-        let floor = cost_floor(&candidates, self.config.cost_floor);
-        let (chosen, subtrees) = if units.passages.len() > self.config.subtree_above {
-            let (chosen, subtrees) = subtrees::select_by_subtree(ctx, &units, budget, floor, &self.config, self.seed)?;
-            (chosen, Some(subtrees))
-        } else {
-            // One pass over the chunks' vectors, holding one batch: only the passages' are kept.
-            let vectors = units.passages.read_vectors(&ctx.run.path(WORK_CHUNKS), &ctx.run.path(EMBEDDINGS))?;
-            let with_vectors: Vec<Candidate> = (0..units.passages.len()).map(|p| units.candidate(p, vectors.row(p))).collect();
-            (select(&with_vectors, budget, floor, self.config.max_clients, self.config.max_similarity, self.seed), None)
-        };
+        let mut chosen = vec![false; units.passages.len()];
+        let picked = parts::choose_by_group(ctx, &listing, self.parts.as_ref(), &self.config, self.seed, &mut chosen)?;
         let random = random_draw(&candidates, budget, self.seed);
         ctx.progress.finish();
 
@@ -153,8 +158,13 @@ impl Stage for SelectStage {
         }
         let n_rows = rows.rows();
         rows.close()?;
-        let summary =
-            SelectSummary { subtrees, ..summarise(&units.passages, &candidates, [&chosen, &random], budget, corpus_tokens, floor) };
+        let floor = listing.cost_floor_tokens;
+        let by_subtree = listing.groups.iter().any(|g| g.node_id.is_some()).then_some(listing.groups.len() as u64);
+        let summary = SelectSummary {
+            subtrees: by_subtree,
+            picked_parts: (picked > 0).then_some(picked),
+            ..summarise(&units.passages, &candidates, [&chosen, &random], budget, corpus_tokens, floor)
+        };
         Ok(StageStats { rows_in: candidates.len() as u64, rows_out: n_rows, summary: StageSummary::Select(summary) })
     }
 }
@@ -186,24 +196,25 @@ fn summarise(
         leaves: leaves(&mut (0..candidates.len())),
         leaves_covered: leaves(&mut selected.iter().copied()),
         subtrees: None,
+        picked_parts: None,
     }
 }
 
 /// Every passage with its leaf and eligibility.
-struct Passages {
-    passages: PassageIndex,
-    leaf: Vec<u32>,
+pub(crate) struct Passages {
+    pub(crate) passages: PassageIndex,
+    pub(crate) leaf: Vec<u32>,
     eligible: Vec<bool>,
 }
 
 impl Passages {
     /// Passage `p` as selection sees it, with its `vector`.
-    fn candidate<'a>(&self, p: usize, vector: &'a [f32]) -> Candidate<'a> {
+    pub(crate) fn candidate<'a>(&self, p: usize, vector: &'a [f32]) -> Candidate<'a> {
         Candidate { leaf: self.leaf[p], n_tokens: self.passages.n_tokens[p], eligible: self.eligible[p], vector }
     }
 }
 
-fn read_passages(ctx: &StageContext, min_tokens: u32) -> Result<Passages, ParquetIoError> {
+pub(crate) fn read_passages(ctx: &StageContext, min_tokens: u32) -> Result<Passages, ParquetIoError> {
     let chunk_rows = parquet_io::num_rows(&ctx.run.path(WORK_CHUNKS))? as usize;
     let passages = PassageIndex::read(&ctx.run.path(WORK_PASSAGES), chunk_rows)?;
     let placed: Vec<PassageAssignment> = parquet_io::read_rows(&ctx.run.path(WORK_PASSAGE_ASSIGNMENTS))?;

@@ -1,71 +1,182 @@
-//! The subset of a corpus of more than `subtree_above` passages, chosen per level-1 subtree
-//! of the taxonomy, one subtree after another, each with the budget times its share of the
-//! passages' tokens: the stage holds one subtree's passage vectors, never all. One pass over
-//! the chunks' vectors writes each passage's vector to its subtree's scratch file; each
-//! subtree's file is then read back whole and its passages selected as a whole corpus's are.
+//! The subtrees stage: what the selection needs, grouped so that it can choose in parts. It
+//! fixes the budget and the cost floor over the whole corpus, then groups the passages by the
+//! level-1 subtree of the taxonomy they are in (one group of every passage when there are at
+//! most `subtree_above`), each group with the budget times its share of the passages' tokens:
+//! `work/subtrees.json` lists the groups, `work/subtree_passages.parquet` holds their
+//! passages' vectors, a group's rows one after another. The select stage chooses in each group
+//! as in a whole corpus, holding one group's vectors; in a sharded run each shard can choose in
+//! its share of the groups first (`strata select --shard I/N`, `parts`).
 
-use crate::facility::{select, Budget, Candidate};
-use crate::{Passages, SelectConfig};
+use crate::facility::{cost_floor, select, Budget, Candidate};
+use crate::{read_passages, SelectConfig, SelectError};
+use serde::{Deserialize, Serialize};
+use serde_json::{json, Value};
 use std::collections::{BTreeMap, HashMap};
-use std::io::{BufWriter, Read, Seek, Write};
+use std::io::{BufReader, BufWriter, Read, Seek, Write};
 use std::path::Path;
-use strata_core::parquet_io;
-use strata_core::records::TaxonomyNode;
-use strata_core::rundir::{EMBEDDINGS, TAXONOMY, WORK_CHUNKS};
-use strata_core::{Matrix, StageContext, StageError, TaxonomyTree};
+use strata_core::parquet_io::{self, RowWriter};
+use strata_core::records::{SubtreePassage, TaxonomyNode};
+use strata_core::rundir::{
+    EMBEDDINGS, MANIFEST, TAXONOMY, WORK_CHUNKS, WORK_PASSAGES, WORK_PASSAGE_ASSIGNMENTS, WORK_SUBTREES, WORK_SUBTREE_PASSAGES,
+};
+use strata_core::summary::SubtreesSummary;
+use strata_core::{Stage, StageContext, StageError, StageName, StageStats, StageSummary, TaxonomyTree};
 
-/// Per passage, whether it is selected; and the number of subtrees.
-pub fn select_by_subtree(
-    ctx: &StageContext,
-    units: &Passages,
-    budget: Budget,
-    floor: u32,
-    config: &SelectConfig,
-    seed: u64,
-) -> Result<(Vec<bool>, u64), StageError> {
-    let level1 = level1_of(&ctx.run.path(TAXONOMY))?;
-    let subtree_of = |p: usize| level1.get(&units.leaf[p]).copied().unwrap_or(units.leaf[p]);
-    let mut members: BTreeMap<u32, Vec<usize>> = BTreeMap::new();
-    (0..units.passages.len()).for_each(|p| members.entry(subtree_of(p)).or_default().push(p));
-    let mut files: HashMap<u32, BufWriter<std::fs::File>> = HashMap::new();
-    for &subtree in members.keys() {
-        files.insert(subtree, BufWriter::new(ctx.scratch_file()?));
-    }
-    let mut dim = 0;
-    units.passages.for_each_vector(&ctx.run.path(WORK_CHUNKS), &ctx.run.path(EMBEDDINGS), |p, v| -> Result<(), StageError> {
-        dim = v.len();
-        let file = files.get_mut(&subtree_of(p)).ok_or("a passage of no subtree")?;
-        v.iter().try_for_each(|x| file.write_all(&x.to_le_bytes()))?;
-        Ok(())
-    })?;
-
-    let total: u64 = units.passages.n_tokens.iter().map(|&n| n as u64).sum();
-    let mut chosen = vec![false; units.passages.len()];
-    let subtrees = members.len() as u64;
-    for (subtree, passages) in members {
-        let file = files.remove(&subtree).ok_or("a subtree without its file")?;
-        let vectors = read_back(file, dim)?;
-        let candidates: Vec<Candidate> = passages.iter().enumerate().map(|(i, &p)| units.candidate(p, vectors.row(i))).collect();
-        let tokens: u64 = passages.iter().map(|&p| units.passages.n_tokens[p] as u64).sum();
-        let share = Budget { tokens: (budget.tokens as u128 * tokens as u128 / total.max(1) as u128) as u64 };
-        let picked = select(&candidates, share, floor, config.max_clients, config.max_similarity, seed);
-        passages.iter().zip(picked).for_each(|(&p, taken)| chosen[p] = taken);
-    }
-    Ok((chosen, subtrees))
+/// The subtrees stage.
+pub struct SubtreesStage {
+    pub config: SelectConfig,
 }
 
-/// The vectors a subtree's scratch file holds, in its passages' order.
-fn read_back(file: BufWriter<std::fs::File>, dim: usize) -> Result<Matrix, StageError> {
+/// What `work/subtrees.json` holds: the budget and cost floor of the whole corpus, and the
+/// groups the selection chooses in, in the order of their rows.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Subtrees {
+    pub budget_tokens: u64,
+    pub cost_floor_tokens: u32,
+    pub groups: Vec<Group>,
+}
+
+/// A group of passages chosen in together: a level-1 subtree (by its node), or every passage
+/// (no node).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Group {
+    pub node_id: Option<u32>,
+    /// Its rows of `work/subtree_passages.parquet`: `first_row .. first_row + passages`.
+    pub first_row: u64,
+    pub passages: u64,
+    /// The budget times the group's share of the passages' tokens (rounded down).
+    pub budget_tokens: u64,
+}
+
+impl Subtrees {
+    pub fn read(path: &Path) -> Result<Self, StageError> {
+        let text = std::fs::read_to_string(path).map_err(|e| format!("failed to read `{}`: {e}", path.display()))?;
+        Ok(serde_json::from_str(&text).map_err(|e| format!("`{}` is not a subtrees file: {e}", path.display()))?)
+    }
+}
+
+impl Stage for SubtreesStage {
+    fn name(&self) -> StageName {
+        StageName::Subtrees
+    }
+
+    fn reads(&self) -> Vec<&'static str> {
+        vec![WORK_CHUNKS, WORK_PASSAGES, EMBEDDINGS, WORK_PASSAGE_ASSIGNMENTS, TAXONOMY]
+    }
+
+    fn writes(&self) -> Vec<&'static str> {
+        vec![WORK_SUBTREES, WORK_SUBTREE_PASSAGES]
+    }
+
+    fn fingerprint(&self) -> Result<Value, StageError> {
+        // How the choice runs (max_clients, max_similarity) is the select stage's.
+        let c = &self.config;
+        Ok(json!({
+            "budget": c.budget, "budget_tokens": c.budget_tokens, "min_passage_tokens": c.min_passage_tokens,
+            "cost_floor": c.cost_floor, "subtree_above": c.subtree_above,
+        }))
+    }
+
+    fn run(&self, ctx: &StageContext) -> Result<StageStats, StageError> {
+        self.config.validate().map_err(SelectError::Config)?;
+        let corpus_tokens =
+            ctx.manifest.stages.chunk.as_ref().ok_or(SelectError::NoChunkSummary { path: ctx.run.path(MANIFEST) })?.summary.corpus_tokens;
+        let units = read_passages(ctx, self.config.min_passage_tokens)?;
+        let candidates: Vec<Candidate> = (0..units.passages.len()).map(|p| units.candidate(p, &[])).collect();
+        let floor = cost_floor(&candidates, self.config.cost_floor);
+        let budget = self.config.budget_tokens(corpus_tokens);
+        let by_subtree = units.passages.len() > self.config.subtree_above;
+        let level1 = by_subtree.then(|| level1_of(&ctx.run.path(TAXONOMY))).transpose()?;
+        let group_of = |p: usize| level1.as_ref().map(|level1| level1.get(&units.leaf[p]).copied().unwrap_or(units.leaf[p]));
+        let mut members: BTreeMap<Option<u32>, Vec<usize>> = BTreeMap::new();
+        (0..units.passages.len()).for_each(|p| members.entry(group_of(p)).or_default().push(p));
+
+        ctx.progress.start("subtrees", Some(units.passages.len() as u64));
+        let mut scratch: HashMap<Option<u32>, BufWriter<std::fs::File>> = HashMap::new();
+        for &group in members.keys() {
+            scratch.insert(group, BufWriter::new(ctx.scratch_file()?));
+        }
+        let mut dim = 0;
+        let (chunks, embeddings) = (ctx.run.path(WORK_CHUNKS), ctx.run.path(EMBEDDINGS));
+        units.passages.for_each_vector(&chunks, &embeddings, |p, v| -> Result<(), StageError> {
+            dim = v.len();
+            let file = scratch.get_mut(&group_of(p)).ok_or("a passage of no group")?;
+            v.iter().try_for_each(|x| file.write_all(&x.to_le_bytes()))?;
+            ctx.progress.advance(1);
+            Ok(())
+        })?;
+
+        let total: u64 = units.passages.n_tokens.iter().map(|&n| n as u64).sum();
+        let mut rows = RowWriter::create(&ctx.output(WORK_SUBTREE_PASSAGES)?, &SubtreePassage::fields(dim), &[])?;
+        let mut groups = Vec::with_capacity(members.len());
+        for (node_id, passages) in members {
+            let tokens: u64 = passages.iter().map(|&p| units.passages.n_tokens[p] as u64).sum();
+            let share = (budget as u128 * tokens as u128 / total.max(1) as u128) as u64;
+            groups.push(Group { node_id, first_row: rows.rows(), passages: passages.len() as u64, budget_tokens: share });
+            let file = scratch.remove(&node_id).ok_or("a group without its scratch file")?;
+            let mut vectors = read_back(file)?;
+            for p in passages {
+                let mut vector = vec![0f32; dim];
+                let mut bytes = [0u8; 4];
+                for x in vector.iter_mut() {
+                    vectors.read_exact(&mut bytes)?;
+                    *x = f32::from_le_bytes(bytes);
+                }
+                let c = &candidates[p];
+                rows.push(SubtreePassage { passage: p as u64, leaf: c.leaf, n_tokens: c.n_tokens, eligible: c.eligible, vector })?;
+            }
+        }
+        rows.close()?;
+        let listing = Subtrees { budget_tokens: budget, cost_floor_tokens: floor, groups };
+        let text = serde_json::to_string_pretty(&listing).map_err(|e| e.to_string())?;
+        std::fs::write(ctx.output(WORK_SUBTREES)?, text)?;
+        ctx.progress.finish();
+
+        let summary = SubtreesSummary {
+            passages: units.passages.len() as u64,
+            budget_tokens: budget,
+            cost_floor_tokens: floor as u64,
+            subtrees: by_subtree.then_some(listing.groups.len() as u64),
+        };
+        let stats = StageStats {
+            rows_in: units.passages.len() as u64,
+            rows_out: units.passages.len() as u64,
+            summary: StageSummary::Subtrees(summary),
+        };
+        Ok(stats)
+    }
+}
+
+/// A written scratch file, to read from its start.
+fn read_back(file: BufWriter<std::fs::File>) -> Result<BufReader<std::fs::File>, StageError> {
     let mut file = file.into_inner().map_err(|e| e.into_error())?;
     file.rewind()?;
-    let mut bytes = Vec::new();
-    file.read_to_end(&mut bytes)?;
-    let values = bytes.chunks_exact(4).map(|b| f32::from_le_bytes(b.try_into().expect("4 bytes"))).collect();
-    Ok(Matrix::new(values, dim))
+    Ok(BufReader::new(file))
 }
 
 /// Per leaf, its ancestor at level 1 (itself at level 1; the root for a tree of one node).
 fn level1_of(taxonomy: &Path) -> Result<HashMap<u32, u32>, StageError> {
     let tree = TaxonomyTree::new(parquet_io::read_rows::<TaxonomyNode>(taxonomy)?)?;
     Ok(tree.leaves().map(|leaf| (leaf, *tree.shape().lineage(leaf).get(1).unwrap_or(&leaf))).collect())
+}
+
+/// The choice in `group`, from its rows of `passages` (`work/subtree_passages.parquet`): each
+/// passage (by its position in the run) with whether it is taken. Holds the group's vectors.
+pub fn choose_in(
+    passages: &Path,
+    listing: &Subtrees,
+    group: &Group,
+    config: &SelectConfig,
+    seed: u64,
+) -> Result<Vec<(u64, bool)>, StageError> {
+    let rows = group.first_row..group.first_row + group.passages;
+    let mut members: Vec<SubtreePassage> = Vec::with_capacity(group.passages as usize);
+    for batch in parquet_io::batches_in::<SubtreePassage>(passages, &[], rows)? {
+        members.append(&mut batch?);
+    }
+    let candidates: Vec<Candidate> =
+        members.iter().map(|m| Candidate { leaf: m.leaf, n_tokens: m.n_tokens, eligible: m.eligible, vector: &m.vector }).collect();
+    let budget = Budget { tokens: group.budget_tokens };
+    let taken = select(&candidates, budget, listing.cost_floor_tokens, config.max_clients, config.max_similarity, seed);
+    Ok(members.iter().zip(taken).map(|(m, t)| (m.passage, t)).collect())
 }

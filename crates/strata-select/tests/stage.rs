@@ -1,17 +1,19 @@
-//! The selection stage end to end on a small run directory written here (one chunk per
-//! passage): it reads the chunk stage's corpus total from the manifest, the passages, their
-//! assignments and the vectors, and writes one selection row per passage, within the budget,
-//! eligible passages only, every leaf covered; and the seeded random draw at the same budget.
+//! The subtrees and select stages end to end on a small run directory written here (one chunk
+//! per passage): they read the chunk stage's corpus total from the manifest, the passages,
+//! their assignments and the vectors, and write one selection row per passage, within the
+//! budget, eligible passages only, every leaf covered; and the seeded random draw at the same
+//! budget. Two shards' choices in their shares of the subtrees give the same selection.
 
 use serde_json::json;
 use strata_core::manifest::{Manifest, StageRun};
 use strata_core::parquet_io::{read_rows, write_rows};
 use strata_core::records::{ChunkRecord, EmbeddingRecord, PassageAssignment, PassageRecord, SelectionRecord, TaxonomyNode};
 use strata_core::rundir::{EMBEDDINGS, TAXONOMY, WORK_CHUNKS, WORK_PASSAGES, WORK_PASSAGE_ASSIGNMENTS, WORK_SELECTION};
-use strata_core::stage::run_stage;
+use strata_core::shard::Parts;
+use strata_core::stage::{run_stage, RunError};
 use strata_core::summary::ChunkSummary;
-use strata_core::{NoProgress, RunDir, StageSummary};
-use strata_select::{SelectConfig, SelectStage};
+use strata_core::{NoProgress, RunDir, Shard, StageSummary};
+use strata_select::{PartSelectStage, SelectConfig, SelectStage, SubtreesStage};
 
 /// (leaf, tokens, duplicate, vector angle in degrees) of each chunk.
 const CHUNKS: [(u32, u32, bool, f32); 8] = [
@@ -96,13 +98,18 @@ fn write_run(dir: &std::path::Path) -> (RunDir, Manifest) {
     (run, manifest)
 }
 
+/// The subtrees stage, then the select stage (taking the picks of `parts` where current).
+fn select(run: &RunDir, manifest: &mut Manifest, config: SelectConfig, seed: u64, parts: Option<Parts>) -> Result<(), RunError> {
+    run_stage(run, manifest, &SubtreesStage { config: config.clone() }, &NoProgress, false)?;
+    run_stage(run, manifest, &SelectStage { config, seed, parts }, &NoProgress, false).map(|_| ())
+}
+
 #[test]
 fn selects_within_the_budget_one_per_leaf_and_eligible_only() {
     let dir = tempfile::tempdir().expect("tempdir");
     let (run, mut manifest) = write_run(dir.path());
     // 720 corpus tokens; 0.5 gives 360: room for three chunks of 100, one per leaf.
-    let stage = SelectStage { config: config(0.5), seed: 42 };
-    run_stage(&run, &mut manifest, &stage, &NoProgress, false).expect("select runs");
+    select(&run, &mut manifest, config(0.5), 42, None).expect("select runs");
 
     let rows: Vec<SelectionRecord> = read_rows(&run.path(WORK_SELECTION)).expect("selection");
     assert_eq!(rows.iter().map(|r| r.passage_id.as_str()).collect::<Vec<_>>(), (0..8).map(|i| format!("doc#p{i}")).collect::<Vec<_>>());
@@ -123,14 +130,48 @@ fn beyond_subtree_above_each_level1_subtree_is_selected_with_its_share_of_the_bu
     let (run, mut manifest) = write_run(dir.path());
     // 360 budget tokens: the subtree of leaves 2 and 3 holds 520 of the 720 tokens (260: a
     // passage per leaf), leaf 4's 200 (100: one passage).
-    let stage = SelectStage { config: SelectConfig { subtree_above: 4, ..config(0.5) }, seed: 42 };
-    run_stage(&run, &mut manifest, &stage, &NoProgress, false).expect("select runs");
+    let by_subtree = SelectConfig { subtree_above: 4, ..config(0.5) };
+    select(&run, &mut manifest, by_subtree.clone(), 42, None).expect("select runs");
     let rows: Vec<SelectionRecord> = read_rows(&run.path(WORK_SELECTION)).expect("selection");
     let chosen: Vec<usize> = rows.iter().enumerate().filter(|(_, r)| r.selected).map(|(i, _)| i).collect();
     assert!(!chosen.contains(&2) && !chosen.contains(&4), "a crumb or a duplicate was taken: {chosen:?}");
     assert_eq!(chosen.iter().map(|&i| CHUNKS[i].0).collect::<Vec<_>>(), vec![2, 3, 4], "a passage per leaf: {chosen:?}");
     let s = &manifest.stages.select.as_ref().expect("recorded").summary;
-    assert_eq!((s.selected_tokens, s.leaves_covered, s.subtrees), (300, 3, Some(2)));
+    assert_eq!((s.selected_tokens, s.leaves_covered, s.subtrees, s.picked_parts), (300, 3, Some(2), None));
+    let groups = &manifest.stages.subtrees.as_ref().expect("recorded").summary;
+    assert_eq!((groups.budget_tokens, groups.subtrees), (360, Some(2)));
+
+    // Two shards, each choosing in one of the two subtrees: the same selection, from their picks.
+    let before = std::fs::read(run.path(WORK_SELECTION)).expect("selection");
+    for shard in Shard::all(2) {
+        let part = run.part(shard);
+        std::fs::create_dir_all(part.root()).expect("part dir");
+        let stage = PartSelectStage::new(&run, &manifest, by_subtree.clone(), 42, shard).expect("after the subtrees stage");
+        let mut own = Manifest::new(json!({}));
+        run_stage(&part, &mut own, &stage, &NoProgress, false).expect("a shard chooses");
+        assert_eq!(own.stages.select.as_ref().expect("recorded").summary.subtrees, Some(1));
+    }
+    let parts = Parts::load(&run, 2).expect("parts");
+    let stage = SelectStage { config: by_subtree.clone(), seed: 42, parts: Some(parts) };
+    run_stage(&run, &mut manifest, &stage, &NoProgress, true).expect("select from the picks");
+    assert_eq!(manifest.stages.select.as_ref().expect("recorded").summary.picked_parts, Some(2));
+    assert_eq!(std::fs::read(run.path(WORK_SELECTION)).expect("selection"), before, "the shards' picks differ");
+
+    // Picks made with another seed are not this run's: the stage chooses itself.
+    let other = PartSelectStage::new(&run, &manifest, by_subtree.clone(), 43, Shard::new(0, 2).expect("shard")).expect("stage");
+    run_stage(&run.part(Shard::new(0, 2).expect("shard")), &mut Manifest::new(json!({})), &other, &NoProgress, false).expect("runs");
+    let stage = SelectStage { config: by_subtree, seed: 42, parts: Some(Parts::load(&run, 2).expect("parts")) };
+    run_stage(&run, &mut manifest, &stage, &NoProgress, true).expect("select");
+    assert_eq!(manifest.stages.select.as_ref().expect("recorded").summary.picked_parts, Some(1));
+    assert_eq!(std::fs::read(run.path(WORK_SELECTION)).expect("selection"), before);
+}
+
+#[test]
+fn a_shard_cannot_choose_before_the_subtrees_stage() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let (run, manifest) = write_run(dir.path());
+    let err = PartSelectStage::new(&run, &manifest, SelectConfig::default(), 1, Shard::new(1, 4).expect("shard")).err().expect("refused");
+    assert!(err.to_string().contains("--until subtrees") && err.to_string().contains("--shards 4"), "{err}");
 }
 
 /// Crumbs are passages under 32 tokens here (the default, 128, is sized for real passages).
@@ -143,7 +184,7 @@ fn the_random_draw_fills_the_same_budget_with_eligible_passages_and_follows_the_
     let draw = |budget: f64, seed: u64| -> Vec<bool> {
         let dir = tempfile::tempdir().expect("tempdir");
         let (run, mut manifest) = write_run(dir.path());
-        run_stage(&run, &mut manifest, &SelectStage { config: config(budget), seed }, &NoProgress, false).expect("select runs");
+        select(&run, &mut manifest, config(budget), seed, None).expect("select runs");
         let s = &manifest.stages.select.as_ref().expect("recorded").summary;
         let rows: Vec<SelectionRecord> = read_rows(&run.path(WORK_SELECTION)).expect("selection");
         let random: Vec<bool> = rows.iter().map(|r| r.random).collect();
@@ -168,8 +209,7 @@ fn without_the_chunk_stage_record_it_names_the_manifest() {
     let dir = tempfile::tempdir().expect("tempdir");
     let (run, _) = write_run(dir.path());
     let mut empty = Manifest::new(json!({}));
-    let stage = SelectStage { config: SelectConfig::default(), seed: 1 };
-    let err = run_stage(&run, &mut empty, &stage, &NoProgress, false).expect_err("no corpus total");
+    let err = select(&run, &mut empty, SelectConfig::default(), 1, None).expect_err("no corpus total");
     let chain: Vec<String> = std::iter::successors(Some(&err as &dyn std::error::Error), |e| e.source()).map(|e| e.to_string()).collect();
     assert!(chain.iter().any(|m| m.contains("manifest.json") && m.contains("chunk stage")), "{chain:?}");
 }

@@ -125,9 +125,9 @@ def reduce_growth() -> dict:
         common = ["--recipe", recipe, "--corpus", corpus, "--out", out, "--no-vector-cache", "--quiet"]
         for s in range(SHARDS):
             timed([BIN / "strata", "run", *common, "--shard", f"{s}/{SHARDS}"])
-        # The reduce in its three steps, with the shards' taxonomy and index tasks between them.
+        # The reduce in its four steps, with the shards' taxonomy, select and index tasks between them.
         steps, tasks = [], {}
-        for until, stage in (("fit", "taxonomy"), ("emit", "index"), (None, None)):
+        for until, stage in (("fit", "taxonomy"), ("subtrees", "select"), ("emit", "index"), (None, None)):
             steps.append(timed([BIN / "strata", "run", *common, "--shards", SHARDS, *(["--until", until] if until else [])]))
             if stage:
                 tasks[stage] = [timed([BIN / "strata", stage, *common, "--shard", f"{s}/{SHARDS}"])[0] for s in range(SHARDS)]
@@ -136,8 +136,8 @@ def reduce_growth() -> dict:
         growth[name] = {
             "chunks": manifest["stages"]["chunk"]["rows_out"], "reduce_seconds": seconds, "reduce_peak_mib": mib,
             "reduce_step_seconds": [s for s, _ in steps], "reduce_step_peak_mib": [m for _, m in steps],
-            "taxonomy_task_seconds": tasks["taxonomy"], "index_task_seconds": tasks["index"],
-            "placed_parts": manifest["stages"]["taxonomy"].get("placed_parts"), "merged_parts": manifest["stages"]["index"].get("merged_parts"),
+            "taxonomy_task_seconds": tasks["taxonomy"], "select_task_seconds": tasks["select"], "index_task_seconds": tasks["index"],
+            "placed_parts": manifest["stages"]["taxonomy"].get("placed_parts"), "picked_parts": manifest["stages"]["select"].get("picked_parts"), "merged_parts": manifest["stages"]["index"].get("merged_parts"),
             "stage_seconds": seconds_of(out / "manifest.json"),
             "fitted_on_sample": manifest["stages"]["taxonomy"].get("fitted_on_sample"), "subtrees": manifest["stages"]["select"].get("subtrees"),
         }

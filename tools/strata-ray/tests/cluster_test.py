@@ -5,9 +5,11 @@ Run with the Python of a venv where `pip install ./tools/strata-ray` put `strata
 `strata` and `ray` beside it. Checks:
   a. the demo corpus (pipeline/medicine.toml), 4 shards, the index built by the shards and
      merged (the same BM25 hits as the single-node index);
-  b. the first 400 MedQuAD documents, a copy of pipeline/medquad.toml with model "static" and
-     the tree fitted on a sample of 500 passages: the shards place their passages in it and
-     count their terms, and the taxonomy merges their placements and counts;
+  b. the first 400 MedQuAD documents, a copy of pipeline/medquad.toml with model "static",
+     the tree fitted on a sample of 500 passages and the subset chosen per level-1 subtree
+     above 200 passages: the shards place their passages in the tree and count their terms,
+     then choose in their shares of the subtrees, and the reduce takes their placements,
+     counts and picks;
   c. a crash (STRATA_FAULT=embed:2, --max-retries 1) fails naming embed shard 2; the rerun
      skips every other map task, leaves their records in the part manifests untouched, and
      matches (a); likewise a crash of index shard 1 (STRATA_FAULT=index:1), whose rerun
@@ -69,12 +71,15 @@ def compare_index(ours: Path, theirs: Path, label: str) -> None:
     check(not differ, f"{label}: BM25 hits equal the single-node index's for {len(QUERIES)} queries{' DIFFER: ' + '; '.join(differ) if differ else ''}")
 
 
-def check_placed(ours: Path, label: str, expected: int | None) -> None:
-    """The taxonomy took the passages' leaves and term counts from the shards (`placed_parts`),
-    or, with no tree fitted on a sample, placed nothing from them."""
+def check_parts(ours: Path, label: str, expected: int | None) -> None:
+    """The taxonomy took the passages' leaves and term counts from the shards (`placed_parts`)
+    and the selection their picks in the subtrees (`picked_parts`); or, with no tree fitted on
+    a sample and the passages too few to group by subtree, the reduce did both itself."""
     stages = json.loads((ours / "manifest.json").read_text())["stages"]
     placed, sample = stages["taxonomy"].get("placed_parts"), stages["fit"].get("fitted_on_sample")
     check(placed == expected, f"{label}: taxonomy placed_parts = {placed} (expected {expected}; fitted on a sample of {sample})")
+    picked, subtrees = stages["select"].get("picked_parts"), stages["select"].get("subtrees")
+    check(picked == expected, f"{label}: select picked_parts = {picked} (expected {expected}; {subtrees} subtrees)")
 
 
 def strata_ray(recipe: Path, out: Path | None, address: str, extra: list[str] = (), env: dict | None = None) -> subprocess.CompletedProcess:
@@ -87,7 +92,7 @@ def single(recipe: Path, out: Path) -> subprocess.CompletedProcess:
     return run([BIN / "strata", "run", "--recipe", recipe, "--out", out, "--quiet"], timeout=900)
 
 
-def scenario(name: str, recipe: Path, tmp: Path, address: str, placed: int | None, recipe_out: Path | None = None) -> None:
+def scenario(name: str, recipe: Path, tmp: Path, address: str, parts: int | None, recipe_out: Path | None = None) -> None:
     """Sharded against single-node; with `recipe_out`, the driver is given no --out and must
     find the recipe's run directory (through `strata recipe`) there."""
     ray_out = recipe_out or tmp / f"{name}-ray"
@@ -97,12 +102,12 @@ def scenario(name: str, recipe: Path, tmp: Path, address: str, placed: int | Non
     check(done.returncode == 0, f"{name}: single-node strata run exits 0")
     compare(ray_out, tmp / f"{name}-single", name)
     compare_index(ray_out, tmp / f"{name}-single", name)
-    check_placed(ray_out, name, placed)
+    check_parts(ray_out, name, parts)
 
 
 def medquad_recipe(tmp: Path) -> Path:
     """pipeline/medquad.toml on the first 400 documents, model "static", the tree fitted on a
-    sample of 500 passages, paths absolute."""
+    sample of 500 passages, the subset chosen per subtree above 200 passages, paths absolute."""
     corpus = tmp / "medquad-400.jsonl"
     with open(SHARED / "corpora/medquad/docs.jsonl") as src, open(corpus, "w") as dst:
         for _, line in zip(range(400), src):
@@ -113,6 +118,7 @@ def medquad_recipe(tmp: Path) -> Path:
         r'(?m)^out = ".*"$': f'out = "{tmp / "medquad-default-out"}"',
         r'(?m)^model = "minilm"$': 'model = "static"',
         r'(?m)^\[taxonomy\]$': '[taxonomy]\nsample_size = 500',
+        r'(?m)^\[select\]$': '[select]\nsubtree_above = 200',
         r'(?m)^questions = ".*"$': f'questions = "{(SHARED / "corpora/medquad/questions.jsonl").resolve()}"',
         r'(?m)^tokenizer = "~/': f'tokenizer = "{Path.home()}/',
     }
@@ -179,8 +185,8 @@ def main() -> int:
     started = time.monotonic()
     try:
         if check(cluster.start(), "a two-node loopback Ray cluster starts"):
-            scenario("demo", REPO / "pipeline/medicine.toml", tmp, cluster.address, placed=None)
-            scenario("medquad", medquad_recipe(tmp), tmp, cluster.address, placed=SHARDS, recipe_out=tmp / "medquad-default-out")
+            scenario("demo", REPO / "pipeline/medicine.toml", tmp, cluster.address, parts=None)
+            scenario("medquad", medquad_recipe(tmp), tmp, cluster.address, parts=SHARDS, recipe_out=tmp / "medquad-default-out")
             fault(tmp, cluster.address)
     finally:
         left = cluster.stop()

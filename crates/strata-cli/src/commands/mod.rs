@@ -18,6 +18,7 @@ pub fn dispatch(cli: Cli) -> Result<()> {
         Command::Embed(args) => run::run(&args, Some(StageName::Embed), quiet),
         Command::Fit(args) => run::run(&args, Some(StageName::Fit), quiet),
         Command::Taxonomy(args) => run::run(&args, Some(StageName::Taxonomy), quiet),
+        Command::Subtrees(args) => run::run(&args, Some(StageName::Subtrees), quiet),
         Command::Select(args) => run::run(&args, Some(StageName::Select), quiet),
         Command::Emit(args) => run::run(&args, Some(StageName::Emit), quiet),
         Command::Index(args) => run::run(&args, Some(StageName::Index), quiet),

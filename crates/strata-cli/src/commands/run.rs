@@ -22,7 +22,7 @@ use strata_core::{Progress, RunDir, Shard, Stage, StageName};
 pub fn run(args: &RunArgs, only: Option<StageName>, quiet: bool) -> Result<()> {
     if args.shard.is_some() && only.is_some_and(|o| !MAP_STAGES.contains(&o) && !ROUND_STAGES.contains(&o)) {
         return Err(UsageError(
-            "--shard splits the map stages (chunk, embed), the taxonomy's placement once the reduce has fitted the tree, and the index once it has published the chunks; the other stages run once, with --shards N"
+            "--shard splits the map stages (chunk, embed), the taxonomy's placement once the reduce has fitted the tree, the selection once it has grouped the passages by subtree, and the index once it has published the chunks; the other stages run once, with --shards N"
                 .into(),
         )
         .into());
@@ -146,9 +146,9 @@ fn run_stages(run: &RunDir, recipe: &Recipe, corpus: Corpus, args: &RunArgs, onl
 /// The stages that run per shard; the rest run once, on the merged parts.
 const MAP_STAGES: [StageName; 2] = [StageName::Chunk, StageName::Embed];
 /// The stages a shard runs a part of between steps of the reduce: the taxonomy's placement,
-/// once the tree is fitted (`--until fit`), and the index, once the chunks are published
-/// (`--until emit`).
-const ROUND_STAGES: [StageName; 2] = [StageName::Taxonomy, StageName::Index];
+/// once the tree is fitted (`--until fit`), the selection, once the passages are grouped by
+/// subtree (`--until subtrees`), and the index, once the chunks are published (`--until emit`).
+const ROUND_STAGES: [StageName; 3] = [StageName::Taxonomy, StageName::Select, StageName::Index];
 
 /// Every stage in order, configured from the recipe: on a shard (`--shard`) its map stages, or
 /// its part of the index (`strata index --shard`); after shards (`--shards N`) merges of their
@@ -193,7 +193,7 @@ fn pipeline(recipe: &Recipe, corpus: Corpus, args: &RunArgs, only: Option<StageN
     };
     // The ledger counts ssft_qa when the emit stage writes it.
     let ssft_qa = emit.writes().contains(&SSFT_QA);
-    stages.extend::<[Box<dyn Stage>; 7]>([
+    stages.extend::<[Box<dyn Stage>; 8]>([
         Box::new(strata_taxonomy::FitStage { config: recipe.taxonomy.clone(), seed: recipe.seed }),
         Box::new(strata_taxonomy::TaxonomyStage {
             config: recipe.taxonomy.clone(),
@@ -203,7 +203,8 @@ fn pipeline(recipe: &Recipe, corpus: Corpus, args: &RunArgs, only: Option<StageN
             titler: llm.as_ref().filter(|(c, _)| c.titles).map(|(_, client)| client.clone() as Arc<dyn JsonModel>),
             parts: parts.clone(),
         }),
-        Box::new(strata_select::SelectStage { config: recipe.select.clone(), seed: recipe.seed }),
+        Box::new(strata_select::SubtreesStage { config: recipe.select.clone() }),
+        Box::new(strata_select::SelectStage { config: recipe.select.clone(), seed: recipe.seed, parts: parts.clone() }),
         Box::new(emit),
         Box::new(strata_index::IndexStage { parts }),
         Box::new(strata_cost::CostStage { config: recipe.cost.clone(), ssft_qa, llm_model: recipe.llm.as_ref().map(|l| l.model.clone()) }),
@@ -213,8 +214,8 @@ fn pipeline(recipe: &Recipe, corpus: Corpus, args: &RunArgs, only: Option<StageN
 }
 
 /// Shard `shard`'s part of `stage` in the run in `root`: of the taxonomy, once the reduce has
-/// fitted the tree (`--until fit`); of the index, once it has published the chunks (`--until
-/// emit`).
+/// fitted the tree (`--until fit`); of the selection, once it has grouped the passages by
+/// subtree (`--until subtrees`); of the index, once it has published the chunks (`--until emit`).
 fn round_stage(recipe: &Recipe, root: &RunDir, shard: Shard, stage: StageName) -> Result<Box<dyn Stage>> {
     let manifest = Manifest::load(&root.path(MANIFEST))?.unwrap_or_else(|| Manifest::new(json!(null)));
     Ok(match stage {
@@ -222,6 +223,10 @@ fn round_stage(recipe: &Recipe, root: &RunDir, shard: Shard, stage: StageName) -
             let weight = recipe.taxonomy.document_weight;
             let count = shard.count as usize;
             Box::new(strata_taxonomy::PartPlaceStage::new(root, &manifest, weight, count).map_err(anyhow::Error::from_boxed)?)
+        }
+        StageName::Select => {
+            let (config, seed) = (recipe.select.clone(), recipe.seed);
+            Box::new(strata_select::PartSelectStage::new(root, &manifest, config, seed, shard).map_err(anyhow::Error::from_boxed)?)
         }
         _ => {
             // A shard's rows of the published chunks follow the rows of the shards before it.

@@ -3,7 +3,7 @@
     strata-ray run --recipe pipeline/medicine.toml --shards 4 --address auto [-- --no-vector-cache ...]
 
 strata decides what each shard holds and skips a shard whose inputs are unchanged; this
-driver only schedules, in six steps:
+driver only schedules, in eight steps:
 
   1. the map stages: for each shard I of N a `chunk` task and an `embed` task that takes the
      chunk task's result as an argument, so Ray starts embed I once chunk I is done while
@@ -13,10 +13,15 @@ driver only schedules, in six steps:
   3. a `taxonomy` task per shard: the shard's passages placed in the fitted tree and its
      chunks' label terms counted (skipped when the fit saved no tree: the passages are few
      enough for the taxonomy to cluster them all in memory);
-  4. `strata run --recipe R --shards N --until emit`: taxonomy (from the shards' placements
-     and counts), select and emit, which publishes chunks.parquet;
-  5. an `index` task per shard: the shard's chunks indexed from the published file;
-  6. `strata run --recipe R --shards N`: the shards' indexes merged, then cost and report.
+  4. `strata run --recipe R --shards N --until subtrees`: taxonomy (from the shards'
+     placements and counts), then the budget fixed and the passages grouped by level-1
+     subtree (one group below `select.subtree_above`);
+  5. a `select` task per shard: the subset chosen in the shard's share of the subtrees
+     (skipped below `select.subtree_above`, where the reduce chooses over all passages);
+  6. `strata run --recipe R --shards N --until emit`: select (from the shards' picks) and
+     emit, which publishes chunks.parquet;
+  7. an `index` task per shard: the shard's chunks indexed from the published file;
+  8. `strata run --recipe R --shards N`: the shards' indexes merged, then cost and report.
 
 A task runs
 
@@ -51,8 +56,10 @@ import ray
 
 MAP_STAGES = ("chunk", "embed")
 # The rounds of shard tasks between the reduce's steps: each reduce step stops after the stage
-# whose file the round's tasks read (the fitted tree; the published chunks).
-ROUNDS = (("fit", ("taxonomy",)), ("emit", ("index",)))
+# whose files the round's tasks read (the fitted tree; the passages grouped by subtree; the
+# published chunks). A round is skipped when that stage's record lacks the figure named here:
+# no tree fitted on a sample, or the passages too few to group by subtree.
+ROUNDS = (("fit", ("taxonomy",), "fitted_on_sample"), ("subtrees", ("select",), "subtrees"), ("emit", ("index",), None))
 FORWARDED_ENV = ("STRATA_CACHE", "STRATA_LOG", "STRATA_FAULT", "HOME")
 STDERR_TAIL = 2000  # characters of strata's stderr kept in a task's error
 
@@ -193,12 +200,12 @@ def run(opts: argparse.Namespace) -> int:
     try:
         if not run_round(MAP_STAGES, opts, out, strata, task_args, env):
             return 1
-        for until, stages in ROUNDS:
+        for until, stages, needs in ROUNDS:
             status = reduce_step(reduce + ["--until", until])
             if status != 0:
                 return status
-            if until == "fit" and not (stage_record(out / "manifest.json", "fit") or {}).get("fitted_on_sample"):
-                print("taxonomy tasks: none (no tree fitted on a sample; the taxonomy clusters every passage)", flush=True)
+            if needs and not (stage_record(out / "manifest.json", until) or {}).get(needs):
+                print(f"{' and '.join(stages)} tasks: none (`stages.{until}.{needs}` is absent: the reduce does this part itself)", flush=True)
                 continue
             if not run_round(stages, opts, out, strata, task_args, env):
                 return 1

@@ -1,0 +1,148 @@
+//! A sharded run's selection, chosen by the shards: once the reduce has grouped the passages by
+//! subtree (`strata run --shards N --until subtrees`), shard I chooses in its share of the
+//! groups (`strata select --shard I/N`: the groups `Shard::range` gives it, in order), each as
+//! the select stage would, into its part's `work/picks.parquet`. The reduce's select stage then
+//! takes each shard's picks when they are current, and chooses in that shard's groups itself
+//! when they are not. A task holds one group's vectors; the reduce holds none of them.
+
+use crate::subtrees::{choose_in, Subtrees};
+use crate::SelectConfig;
+use serde_json::{json, Value};
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+use strata_core::manifest::Manifest;
+use strata_core::parquet_io::{self, RowWriter};
+use strata_core::records::PickRecord;
+use strata_core::rundir::{WORK_PICKS, WORK_SUBTREES, WORK_SUBTREE_PASSAGES};
+use strata_core::shard::Parts;
+use strata_core::stage::is_recorded;
+use strata_core::summary::SelectSummary;
+use strata_core::{RunDir, Shard, Stage, StageContext, StageError, StageName, StageStats, StageSummary};
+
+/// One shard's choice in its share of the run's groups of passages, run in the shard's run
+/// directory; it reads the run's `work/subtrees.json` and `work/subtree_passages.parquet`.
+pub struct PartSelectStage {
+    pub config: SelectConfig,
+    pub seed: u64,
+    pub shard: Shard,
+    subtrees: PathBuf,
+    passages: PathBuf,
+    /// The hashes the subtrees stage recorded for both files.
+    recorded: BTreeMap<String, String>,
+}
+
+impl PartSelectStage {
+    /// Shard `shard`'s part of the selection of `run`, whose `manifest` records the subtrees stage.
+    pub fn new(run: &RunDir, manifest: &Manifest, config: SelectConfig, seed: u64, shard: Shard) -> Result<Self, StageError> {
+        let Some(record) = manifest.stages.subtrees.as_ref() else {
+            return Err(format!(
+                "`{}` is not written yet: run the reduce up to the subtrees first (`strata run --shards {} --until subtrees`)",
+                run.path(WORK_SUBTREES).display(),
+                shard.count
+            )
+            .into());
+        };
+        let (subtrees, passages) = (run.path(WORK_SUBTREES), run.path(WORK_SUBTREE_PASSAGES));
+        Ok(Self { config, seed, shard, subtrees, passages, recorded: record.run.outputs.clone() })
+    }
+}
+
+impl Stage for PartSelectStage {
+    fn name(&self) -> StageName {
+        StageName::Select
+    }
+
+    fn reads(&self) -> Vec<&'static str> {
+        // The run's files, not the part's: their hashes are in the fingerprint.
+        Vec::new()
+    }
+
+    fn writes(&self) -> Vec<&'static str> {
+        vec![WORK_PICKS]
+    }
+
+    fn fingerprint(&self) -> Result<Value, StageError> {
+        let c = &self.config;
+        Ok(json!({"subtrees": self.recorded, "max_clients": c.max_clients, "max_similarity": c.max_similarity, "seed": self.seed}))
+    }
+
+    fn run(&self, ctx: &StageContext) -> Result<StageStats, StageError> {
+        let listing = Subtrees::read(&self.subtrees)?;
+        let range = self.shard.range(listing.groups.len() as u64);
+        let groups = &listing.groups[range.start as usize..range.end as usize];
+        ctx.progress.start("select", Some(groups.len() as u64));
+        let mut picks = RowWriter::create(&ctx.output(WORK_PICKS)?, &PickRecord::fields(), &[])?;
+        let mut summary = SelectSummary { subtrees: Some(groups.len() as u64), ..Default::default() };
+        for group in groups {
+            for (passage, selected) in choose_in(&self.passages, &listing, group, &self.config, self.seed)? {
+                picks.push(PickRecord { passage, selected })?;
+                summary.selected_passages += selected as u64;
+            }
+            summary.budget_tokens += group.budget_tokens;
+            ctx.progress.advance(1);
+        }
+        let rows = picks.rows();
+        picks.close()?;
+        ctx.progress.finish();
+        Ok(StageStats { rows_in: rows, rows_out: rows, summary: StageSummary::Select(summary) })
+    }
+}
+
+/// Marks in `chosen` what each group's choice took, shard by shard: the shard's picks when it
+/// has made them from this run's groups and its file still holds what it wrote, else the
+/// choice made here. Returns how many shards' picks were used.
+pub(crate) fn choose_by_group(
+    ctx: &StageContext,
+    listing: &Subtrees,
+    parts: Option<&Parts>,
+    config: &SelectConfig,
+    seed: u64,
+    chosen: &mut [bool],
+) -> Result<u64, StageError> {
+    let passages = ctx.run.path(WORK_SUBTREE_PASSAGES);
+    let mut mark = |passage: u64, selected: bool| -> Result<(), String> {
+        let c =
+            chosen.get_mut(passage as usize).ok_or_else(|| format!("`{}`: passage {passage} is not of this run", passages.display()))?;
+        *c = selected;
+        Ok(())
+    };
+    let shards = parts.map_or(1, |p| p.dirs.len() as u32);
+    let mut picked_parts = 0;
+    for shard in Shard::all(shards) {
+        let range = shard.range(listing.groups.len() as u64);
+        let groups = &listing.groups[range.start as usize..range.end as usize];
+        if let Some(parts) = parts.filter(|parts| has_picked(ctx, parts, shard, config, seed)) {
+            parts.verify(shard.index as usize, StageName::Select)?;
+            let path = parts.dirs[shard.index as usize].path(WORK_PICKS);
+            let expected: u64 = groups.iter().map(|g| g.passages).sum();
+            if parquet_io::num_rows(&path)? != expected {
+                return Err(format!("`{}` does not hold one pick for each of its groups' {expected} passages", path.display()).into());
+            }
+            for pick in parquet_io::rows::<PickRecord>(&path, &[])? {
+                let pick = pick?;
+                mark(pick.passage, pick.selected)?;
+            }
+            picked_parts += 1;
+            continue;
+        }
+        for group in groups {
+            for (passage, selected) in choose_in(&passages, listing, group, config, seed)? {
+                mark(passage, selected)?;
+            }
+        }
+    }
+    Ok(picked_parts)
+}
+
+/// Whether shard `shard` has chosen in its groups of this run's subtrees, with this choice's settings.
+fn has_picked(ctx: &StageContext, parts: &Parts, shard: Shard, config: &SelectConfig, seed: u64) -> bool {
+    let (_, dir, manifest) = parts.each().nth(shard.index as usize).expect("a shard of the parts");
+    let current = PartSelectStage::new(ctx.run, ctx.manifest, config.clone(), seed, shard)
+        .ok()
+        .zip(manifest)
+        .is_some_and(|(stage, manifest)| is_recorded(dir, manifest, &stage).unwrap_or(false));
+    if !current {
+        tracing::info!("shard {shard} has not chosen in its subtrees (`strata select --shard {shard}`): choosing in them here");
+    }
+    current
+}
