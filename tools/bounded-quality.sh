@@ -29,6 +29,6 @@ for v in "${VARIANTS[@]:1}"; do
 done
 for v in "${VARIANTS[@]}"; do
   read -r name _ <<<"$v"
-  echo "== $name: $(grep -o '"fitted_on_sample": [0-9]*\|"subtrees": [0-9]*' "$DIR/$name/manifest.json" | tr '\n' ' ')"
+  echo "== $name: $(grep -o '"fitted_on_sample": [0-9]\+\|"subtrees": [0-9]\+' "$DIR/$name/manifest.json" | tr '\n' ' ')"
   "$STRATA" eval --run "$DIR/$name" --questions "$QUESTIONS" 2>/dev/null | grep -E '^source|^focus +3|^Topic first|strata  '
 done

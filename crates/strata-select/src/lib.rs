@@ -16,7 +16,8 @@ mod subtrees;
 
 pub use facility::{cost_floor, random_draw, select, Budget, Candidate};
 pub use parts::PartSelectStage;
-pub use subtrees::{Group, Subtrees, SubtreesStage};
+use subtrees::Subtrees;
+pub use subtrees::SubtreesStage;
 
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};

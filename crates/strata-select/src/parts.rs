@@ -1,6 +1,6 @@
 //! A sharded run's selection, chosen by the shards: once the reduce has grouped the passages by
 //! subtree (`strata run --shards N --until subtrees`), shard I chooses in its share of the
-//! groups (`strata select --shard I/N`: the groups `Shard::range` gives it, in order), each as
+//! groups (`strata select --shard I/N`: `Subtrees::of_shard`), each as
 //! the select stage would, into its part's `work/picks.parquet`. The reduce's select stage then
 //! takes each shard's picks when they are current, and chooses in that shard's groups itself
 //! when they are not. A task holds one group's vectors; the reduce holds none of them.
@@ -68,8 +68,7 @@ impl Stage for PartSelectStage {
 
     fn run(&self, ctx: &StageContext) -> Result<StageStats, StageError> {
         let listing = Subtrees::read(&self.subtrees)?;
-        let range = self.shard.range(listing.groups.len() as u64);
-        let groups = &listing.groups[range.start as usize..range.end as usize];
+        let groups = listing.of_shard(self.shard);
         ctx.progress.start("select", Some(groups.len() as u64));
         let mut picks = RowWriter::create(&ctx.output(WORK_PICKS)?, &PickRecord::fields(), &[])?;
         let mut summary = SelectSummary { subtrees: Some(groups.len() as u64), ..Default::default() };
@@ -109,8 +108,7 @@ pub(crate) fn choose_by_group(
     let shards = parts.map_or(1, |p| p.dirs.len() as u32);
     let mut picked_parts = 0;
     for shard in Shard::all(shards) {
-        let range = shard.range(listing.groups.len() as u64);
-        let groups = &listing.groups[range.start as usize..range.end as usize];
+        let groups = listing.of_shard(shard);
         if let Some(parts) = parts.filter(|parts| has_picked(ctx, parts, shard, config, seed)) {
             parts.verify(shard.index as usize, StageName::Select)?;
             let path = parts.dirs[shard.index as usize].path(WORK_PICKS);

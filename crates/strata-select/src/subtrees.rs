@@ -20,7 +20,7 @@ use strata_core::rundir::{
     EMBEDDINGS, MANIFEST, TAXONOMY, WORK_CHUNKS, WORK_PASSAGES, WORK_PASSAGE_ASSIGNMENTS, WORK_SUBTREES, WORK_SUBTREE_PASSAGES,
 };
 use strata_core::summary::SubtreesSummary;
-use strata_core::{Stage, StageContext, StageError, StageName, StageStats, StageSummary, TaxonomyTree};
+use strata_core::{Shard, Stage, StageContext, StageError, StageName, StageStats, StageSummary, TaxonomyTree};
 
 /// The subtrees stage.
 pub struct SubtreesStage {
@@ -52,6 +52,12 @@ impl Subtrees {
     pub fn read(path: &Path) -> Result<Self, StageError> {
         let text = std::fs::read_to_string(path).map_err(|e| format!("failed to read `{}`: {e}", path.display()))?;
         Ok(serde_json::from_str(&text).map_err(|e| format!("`{}` is not a subtrees file: {e}", path.display()))?)
+    }
+
+    /// The groups shard `shard` chooses in: `G*I/N .. G*(I+1)/N` of G, in order.
+    pub fn of_shard(&self, shard: Shard) -> &[Group] {
+        let range = shard.range(self.groups.len() as u64);
+        &self.groups[range.start as usize..range.end as usize]
     }
 }
 

@@ -107,9 +107,9 @@ BOUNDED = 4000
 def reduce_growth() -> dict:
     """The static recipe's reduce on MedQuAD x4 and x16 (the corpus 4 and 16 times over), its
     map stages run as shards by the CLI first, with the taxonomy's sample and select's subtrees
-    at `BOUNDED` passages, then the reduce in three steps (up to the fit, up to emit, the rest)
-    with the shards' taxonomy tasks and index tasks between them: the reduce's seconds per
-    stage and its peak memory at two sizes, both
+    at `BOUNDED` passages, then the reduce in four steps (up to the fit, up to the subtrees, up
+    to emit, the rest) with the shards' taxonomy, select and index tasks between them: the
+    reduce's seconds per stage and its peak memory at two sizes, both
     past the bounds and past the row groups' size (16,384 rows, which the reduce's buffers fill
     at x4), so the line through them is how the reduce grows beyond."""
     recipe = DIR / "recipe-static-bounded.toml"
@@ -130,13 +130,14 @@ def reduce_growth() -> dict:
         for until, stage in (("fit", "taxonomy"), ("subtrees", "select"), ("emit", "index"), (None, None)):
             steps.append(timed([BIN / "strata", "run", *common, "--shards", SHARDS, *(["--until", until] if until else [])]))
             if stage:
-                tasks[stage] = [timed([BIN / "strata", stage, *common, "--shard", f"{s}/{SHARDS}"])[0] for s in range(SHARDS)]
+                tasks[stage] = [timed([BIN / "strata", stage, *common, "--shard", f"{s}/{SHARDS}"]) for s in range(SHARDS)]
         seconds, mib = sum(s for s, _ in steps), max(m for _, m in steps)
         manifest = json.loads((out / "manifest.json").read_text())
         growth[name] = {
             "chunks": manifest["stages"]["chunk"]["rows_out"], "reduce_seconds": seconds, "reduce_peak_mib": mib,
             "reduce_step_seconds": [s for s, _ in steps], "reduce_step_peak_mib": [m for _, m in steps],
-            "taxonomy_task_seconds": tasks["taxonomy"], "select_task_seconds": tasks["select"], "index_task_seconds": tasks["index"],
+            "taxonomy_task_seconds": [t for t, _ in tasks["taxonomy"]], "select_task_seconds": [t for t, _ in tasks["select"]],
+            "select_task_peak_mib": [m for _, m in tasks["select"]], "index_task_seconds": [t for t, _ in tasks["index"]],
             "placed_parts": manifest["stages"]["taxonomy"].get("placed_parts"), "picked_parts": manifest["stages"]["select"].get("picked_parts"), "merged_parts": manifest["stages"]["index"].get("merged_parts"),
             "stage_seconds": seconds_of(out / "manifest.json"),
             "fitted_on_sample": manifest["stages"]["taxonomy"].get("fitted_on_sample"), "subtrees": manifest["stages"]["select"].get("subtrees"),
@@ -204,9 +205,10 @@ def project(results: list[dict]) -> None:
     print(f"\nscaling model (on paper): nodes of {NODE_CORES} cores, one shard per core; map rates (chunk, embed, index) from the shards above, the taxonomy tasks' from the reduce's growth at x{GROWTH_COPIES[1]} "
           f"(one thread each), plus the shard plan's one pass over the corpus ({rate / 1e9:.2f} GB/s, measured; {bytes_per_chunk:.0f} bytes a chunk), "
           f"the reduce (taxonomy sample and select subtrees past {BOUNDED} passages) a line through MedQuAD x{GROWTH_COPIES[0]} ({small['chunks']} chunks: {small['reduce_seconds']:.1f} s, {small['reduce_peak_mib']} MiB) "
-          f"and x{GROWTH_COPIES[1]} ({large['chunks']}: {large['reduce_seconds']:.1f} s, {large['reduce_peak_mib']} MiB), on one node")
+          f"and x{GROWTH_COPIES[1]} ({large['chunks']}: {large['reduce_seconds']:.1f} s, {large['reduce_peak_mib']} MiB), on one node, "
+          f"plus the select round (the slowest select task at x{GROWTH_COPIES[1]}, {max(large.get('select_task_seconds', [0])):.1f} s, scaled with the corpus)")
     print(f"{'model':<12} {'chunks':>6} {'nodes':>5} {'map wall':>9} {'of which plan':>13} {'reduce wall':>11} {'total':>8} {'map node peak':>13} {'reduce peak':>11}")
-    for model in MODELS:
+    for model in dict.fromkeys(r["model"] for r in results if "model" in r):  # the models measured, in order
         rs = [r for r in results if r.get("model") == model]
         per_shard = rs[0]["chunks"] / rs[0]["shards"]
         # A core's seconds a chunk in the shards' tasks: chunk, embed, (past the sample) the
@@ -220,16 +222,27 @@ def project(results: list[dict]) -> None:
                 shard = chunks / (nodes * NODE_CORES)
                 hashing = chunks * bytes_per_chunk / rate  # the plan, once, before the shards read
                 map_wall = shard * core_s + hashing
-                reduce_wall = line("reduce_seconds", chunks)
+                # The select round: a shard's level-1 subtrees chosen in by its task, so its wall
+                # is the slowest task's at x16, grown with the corpus (as many subtrees as there).
+                select_wall = max(large.get("select_task_seconds", [0])) * chunks / large["chunks"]
+                reduce_wall = line("reduce_seconds", chunks) + select_wall
                 # A task holds its window and its distinct vectors (4 bytes a dimension). The
                 # reduce's growth, measured static past the bounds, is per-chunk scalars and the
-                # largest level-1 subtree's passage vectors in select; scaled by 384/256 for
-                # neural vectors as if it were all vectors (an upper bound).
+                # subset's training sets in emit (the select tasks hold the subtrees' vectors);
+                # scaled by 384/256 for neural vectors as if it were all vectors (an upper bound).
                 dim = 256 if model == "static" else 384
                 node_mib = NODE_CORES * (task_mib + (shard - per_shard) * dim * 4 / 2**20)
                 reduce_mib = line("reduce_peak_mib", chunks, dim / 256)
                 print(f"{model:<12} {chunks / 1e6:>5.0f}M {nodes:>5} {map_wall / 3600:>7.1f} h {hashing / 60:>9.1f} min {reduce_wall / 3600:>9.1f} h "
                       f"{(map_wall + reduce_wall) / 3600:>6.1f} h {node_mib / 1024:>9.1f} GiB {reduce_mib / 1024:>7.0f} GiB")
+    if "select_task_peak_mib" in large:
+        # A select task holds one level-1 subtree's passages and their vectors at a time, so its
+        # peak grows with the corpus: a line through the largest task's peak at both sizes, its
+        # growth scaled by 384/256 for neural vectors.
+        base, peak = max(small["select_task_peak_mib"]), max(large["select_task_peak_mib"])
+        grown = lambda chunks, dim: (base + (peak - base) * (chunks - small["chunks"]) / (large["chunks"] - small["chunks"]) * dim / 256) / 1024
+        print(f"the largest select task: {base} MiB at x{GROWTH_COPIES[0]}, {peak} MiB at x{GROWTH_COPIES[1]}; on that line "
+              f"{grown(SCALES[1], 256):.0f} GiB static, {grown(SCALES[1], 384):.0f} GiB neural at {SCALES[1] / 1e6:.0f}M chunks")
 
 
 def main() -> int:
@@ -256,7 +269,7 @@ def main() -> int:
     out.write_text("".join(json.dumps(r) + "\n" for r in results))
     print(f"\nwhole MedQuAD, {SHARDS} shards on a one-node Ray cluster ({CPUS} CPUs), medians; results in {out}")
     print(f"{'model':<12} {'runs':>4} {'strata run':>11} {'strata-ray':>11} {'ratio':>6} {'peak run':>9} {'peak shard':>10}  files")
-    for model in MODELS:
+    for model in dict.fromkeys(r["model"] for r in results if "model" in r):  # the models measured, in order
         rs = [r for r in results if r.get("model") == model]
         med = lambda key: statistics.median(r[key] for r in rs)  # noqa: E731
         same = "identical" if not any(r["differ"] for r in rs) else "differ: " + ", ".join(sorted({f for r in rs for f in r["differ"]}))
