@@ -262,7 +262,7 @@ impl SelectionRecord {
 }
 
 /// One taxonomy node (`taxonomy.parquet`); the tree is flat, in depth-first order.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct TaxonomyNode {
     pub node_id: u32,
     pub parent_id: Option<u32>,

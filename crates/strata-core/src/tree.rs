@@ -225,18 +225,7 @@ mod tests {
     }
 
     fn node(id: u32, parent: Option<u32>, depth: u8) -> TaxonomyNode {
-        TaxonomyNode {
-            node_id: id,
-            parent_id: parent,
-            depth,
-            label: format!("n{id}"),
-            keywords: Vec::new(),
-            path: Vec::new(),
-            n_chunks: 0,
-            n_tokens: 0,
-            medoid_chunk_id: None,
-            keyword_label: None,
-        }
+        TaxonomyNode { node_id: id, parent_id: parent, depth, label: format!("n{id}"), ..Default::default() }
     }
 
     fn tree() -> TaxonomyTree {

@@ -123,18 +123,7 @@ mod tests {
     use strata_core::records::TaxonomyNode;
 
     fn node(id: u32, parent: Option<u32>, depth: u8, label: &str) -> TaxonomyNode {
-        TaxonomyNode {
-            node_id: id,
-            parent_id: parent,
-            depth,
-            label: label.into(),
-            keywords: vec![],
-            path: vec![],
-            n_chunks: 1,
-            n_tokens: 1,
-            medoid_chunk_id: None,
-            keyword_label: None,
-        }
+        TaxonomyNode { node_id: id, parent_id: parent, depth, label: label.into(), n_chunks: 1, n_tokens: 1, ..Default::default() }
     }
 
     fn sample() -> Vec<TaxonomyNode> {

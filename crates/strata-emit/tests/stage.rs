@@ -27,12 +27,10 @@ fn node(id: u32, parent: Option<u32>, depth: u8, path: &[&str]) -> TaxonomyNode 
         parent_id: parent,
         depth,
         label: path.last().copied().unwrap_or("medicine").into(),
-        keywords: vec![],
         path: path.iter().map(|s| s.to_string()).collect(),
         n_chunks: 1,
         n_tokens: 1,
-        medoid_chunk_id: None,
-        keyword_label: None,
+        ..Default::default()
     }
 }
 

@@ -174,18 +174,7 @@ pub(crate) mod tests {
     use super::*;
 
     fn node(node_id: u32, parent_id: Option<u32>, depth: u8) -> TaxonomyNode {
-        TaxonomyNode {
-            node_id,
-            parent_id,
-            depth,
-            label: format!("n{node_id}"),
-            keywords: Vec::new(),
-            path: Vec::new(),
-            n_chunks: 0,
-            n_tokens: 0,
-            medoid_chunk_id: None,
-            keyword_label: None,
-        }
+        TaxonomyNode { node_id, parent_id, depth, label: format!("n{node_id}"), ..Default::default() }
     }
 
     /// root 0 -> {1 -> {2, 3}, 4 (a leaf at depth 1)}; chunks given as (doc, leaf, tokens).

@@ -21,12 +21,10 @@ fn nodes() -> Vec<TaxonomyNode> {
         parent_id: parent,
         depth: path.len() as u8,
         label: path.last().copied().unwrap_or("medicine").into(),
-        keywords: vec![],
         path: path.iter().map(|s| s.to_string()).collect(),
         n_chunks: 1,
         n_tokens: 1,
-        medoid_chunk_id: None,
-        keyword_label: None,
+        ..Default::default()
     };
     vec![
         node(0, None, &[]),

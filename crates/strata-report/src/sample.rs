@@ -112,10 +112,7 @@ fn node(id: u32, parent: Option<u32>, depth: u8, label: &str, path: Vec<String>,
         label: label.into(),
         keywords: keywords.split(", ").filter(|k| !k.is_empty()).map(String::from).collect(),
         path,
-        n_chunks: 0,
-        n_tokens: 0,
-        medoid_chunk_id: None,
-        keyword_label: None,
+        ..Default::default()
     }
 }
 

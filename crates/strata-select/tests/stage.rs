@@ -82,12 +82,9 @@ fn write_run(dir: &std::path::Path) -> (RunDir, Manifest) {
         parent_id,
         depth,
         label: format!("node {node_id}"),
-        keywords: vec![],
-        path: vec![],
         n_chunks: 1,
         n_tokens: 1,
-        medoid_chunk_id: None,
-        keyword_label: None,
+        ..Default::default()
     };
     let nodes = [node(0, None, 0), node(1, Some(0), 1), node(2, Some(1), 2), node(3, Some(1), 2), node(4, Some(0), 1)];
     write_rows(&run.path(TAXONOMY), &TaxonomyNode::fields(false), &nodes, &[]).expect("taxonomy");

@@ -196,11 +196,9 @@ mod tests {
             depth,
             label: label.into(),
             keywords: vec![label.to_lowercase()],
-            path: Vec::new(),
             n_chunks: 1,
             n_tokens: 1,
-            medoid_chunk_id: None,
-            keyword_label: None,
+            ..Default::default()
         }
     }
 
