@@ -151,7 +151,7 @@ const MAP_STAGES: [StageName; 2] = [StageName::Chunk, StageName::Embed];
 const ROUND_STAGES: [StageName; 3] = [StageName::Taxonomy, StageName::Select, StageName::Index];
 
 /// Every stage in order, configured from the recipe: on a shard (`--shard`) its map stages, or
-/// its part of the index (`strata index --shard`); after shards (`--shards N`) merges of their
+/// its part of a round stage (`strata taxonomy|select|index --shard`); after shards (`--shards N`) merges of their
 /// parts in place of the map stages, then the rest.
 fn pipeline(recipe: &Recipe, corpus: Corpus, args: &RunArgs, only: Option<StageName>) -> Result<Vec<Box<dyn Stage>>> {
     let root = RunDir::new(recipe.out_dir());
