@@ -90,20 +90,8 @@ impl PassageIndex {
         of
     }
 
-    /// One unit vector per passage: the normalised mean of its chunks' vectors, in one pass
-    /// over the chunks' vectors that holds one batch of them.
-    pub fn read_vectors(&self, chunks: &Path, embeddings: &Path) -> Result<Matrix, ParquetIoError> {
-        let (mut values, mut dim) = (Vec::new(), 0);
-        self.for_each_vector(chunks, embeddings, |_, v| -> Result<(), ParquetIoError> {
-            dim = v.len();
-            values.extend_from_slice(v);
-            Ok(())
-        })?;
-        Ok(Matrix::new(values, dim))
-    }
-
-    /// Each passage's vector ([`Self::read_vectors`]), handed to `f` in passage order as the
-    /// chunks' vectors stream by; none is kept.
+    /// Each passage's vector (a unit vector: the normalised mean of its chunks' vectors), handed
+    /// to `f` in passage order as the chunks' vectors stream by, one batch held; none is kept.
     pub fn for_each_vector<E: From<ParquetIoError>>(
         &self,
         chunks: &Path,
@@ -147,7 +135,7 @@ impl PassageIndex {
         documents.finish(|d, mean| done(d, mean, &mut waiting))
     }
 
-    /// The passages' vectors ([`Self::read_vectors`]) and one unit vector per document (the
+    /// The passages' vectors ([`Self::for_each_vector`]) and one unit vector per document (the
     /// normalised mean of its chunks' vectors), in the same pass.
     pub fn read_vectors_and_documents(&self, chunks: &Path, embeddings: &Path) -> Result<(Matrix, Matrix), ParquetIoError> {
         let (mut passages, mut documents) = (GroupMeans::new(self.passage_groups()), GroupMeans::new(self.document_groups()));
@@ -214,7 +202,13 @@ mod tests {
         let embeddings = dir.path().join("embeddings.parquet");
         crate::parquet_io::write_rows(&embeddings, &EmbeddingRecord::fields(2), &rows, &[]).expect("write");
         let (passages, documents) = index.read_vectors_and_documents(&embeddings, &embeddings).expect("vectors");
-        assert_eq!(index.read_vectors(&embeddings, &embeddings).expect("vectors"), passages);
+        let mut streamed = Vec::new();
+        let keep = |_: usize, v: &[f32]| -> Result<(), ParquetIoError> {
+            streamed.extend_from_slice(v);
+            Ok(())
+        };
+        index.for_each_vector(&embeddings, &embeddings, keep).expect("vectors");
+        assert_eq!(streamed, passages.values());
         assert_eq!((passages.row(0), passages.rows()), (&[1.0, 0.0][..], 3));
         assert!((documents.row(0)[0] - 2.0 / 5f32.sqrt()).abs() < 1e-6 && documents.rows() == 2);
         // Fewer or more chunks than the passages cover, or a gap, is named.

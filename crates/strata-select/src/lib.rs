@@ -144,6 +144,7 @@ impl Stage for SelectStage {
             ctx.manifest.stages.chunk.as_ref().ok_or(SelectError::NoChunkSummary { path: ctx.run.path(MANIFEST) })?.summary.corpus_tokens;
         let units = read_passages(ctx, self.config.min_passage_tokens)?;
         let listing = Subtrees::read(&ctx.run.path(WORK_SUBTREES))?;
+        listing.check_settings(&self.config, &ctx.run.path(WORK_SUBTREES))?;
         let budget = Budget { tokens: listing.budget_tokens };
         // Sizes and eligibility alone: what the random draw and the figures need.
         let candidates: Vec<Candidate> = (0..units.passages.len()).map(|p| units.candidate(p, &[])).collect();
@@ -160,7 +161,7 @@ impl Stage for SelectStage {
         let n_rows = rows.rows();
         rows.close()?;
         let floor = listing.cost_floor_tokens;
-        let by_subtree = listing.groups.iter().any(|g| g.node_id.is_some()).then_some(listing.groups.len() as u64);
+        let by_subtree = listing.by_subtree().then_some(listing.groups.len() as u64);
         let summary = SelectSummary {
             subtrees: by_subtree,
             picked_parts: (picked > 0).then_some(picked),

@@ -6,9 +6,9 @@
 //! when they are not. A task holds one group's vectors; the reduce holds none of them.
 
 use crate::subtrees::{choose_in, Subtrees};
-use crate::SelectConfig;
+use crate::{SelectConfig, SelectError};
 use serde_json::{json, Value};
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::path::PathBuf;
 use strata_core::manifest::Manifest;
 use strata_core::parquet_io::{self, RowWriter};
@@ -29,6 +29,8 @@ pub struct PartSelectStage {
     passages: PathBuf,
     /// The hashes the subtrees stage recorded for both files.
     recorded: BTreeMap<String, String>,
+    /// The run's corpus tokens, for the part's figures.
+    corpus_tokens: u64,
 }
 
 impl PartSelectStage {
@@ -43,7 +45,8 @@ impl PartSelectStage {
             .into());
         };
         let (subtrees, passages) = (run.path(WORK_SUBTREES), run.path(WORK_SUBTREE_PASSAGES));
-        Ok(Self { config, seed, shard, subtrees, passages, recorded: record.run.outputs.clone() })
+        let corpus_tokens = manifest.stages.chunk.as_ref().map_or(0, |c| c.summary.corpus_tokens);
+        Ok(Self { config, seed, shard, subtrees, passages, recorded: record.run.outputs.clone(), corpus_tokens })
     }
 }
 
@@ -66,20 +69,35 @@ impl Stage for PartSelectStage {
         Ok(json!({"subtrees": self.recorded, "max_clients": c.max_clients, "max_similarity": c.max_similarity, "seed": self.seed}))
     }
 
+    /// The part's figures are of its groups: no random draw (the reduce draws it).
     fn run(&self, ctx: &StageContext) -> Result<StageStats, StageError> {
+        self.config.validate().map_err(SelectError::Config)?;
         let listing = Subtrees::read(&self.subtrees)?;
+        listing.check_settings(&self.config, &self.subtrees)?;
         let groups = listing.of_shard(self.shard);
         ctx.progress.start("select", Some(groups.len() as u64));
         let mut picks = RowWriter::create(&ctx.output(WORK_PICKS)?, &PickRecord::fields(), &[])?;
-        let mut summary = SelectSummary { subtrees: Some(groups.len() as u64), ..Default::default() };
+        let (mut leaves, mut covered) = (BTreeSet::new(), BTreeSet::new());
+        let mut summary = SelectSummary {
+            corpus_tokens: self.corpus_tokens,
+            cost_floor_tokens: listing.cost_floor_tokens as u64,
+            subtrees: listing.by_subtree().then_some(groups.len() as u64),
+            ..Default::default()
+        };
         for group in groups {
-            for (passage, selected) in choose_in(&self.passages, &listing, group, &self.config, self.seed)? {
-                picks.push(PickRecord { passage, selected })?;
-                summary.selected_passages += selected as u64;
+            for choice in choose_in(&self.passages, &listing, group, &self.config, self.seed)? {
+                picks.push(PickRecord { passage: choice.passage, selected: choice.selected })?;
+                leaves.insert(choice.leaf);
+                if choice.selected {
+                    (summary.selected_passages, summary.selected_tokens) =
+                        (summary.selected_passages + 1, summary.selected_tokens + choice.n_tokens as u64);
+                    covered.insert(choice.leaf);
+                }
             }
             summary.budget_tokens += group.budget_tokens;
             ctx.progress.advance(1);
         }
+        (summary.leaves, summary.leaves_covered) = (leaves.len() as u64, covered.len() as u64);
         let rows = picks.rows();
         picks.close()?;
         ctx.progress.finish();
@@ -88,8 +106,9 @@ impl Stage for PartSelectStage {
 }
 
 /// Marks in `chosen` what each group's choice took, shard by shard: the shard's picks when it
-/// has made them from this run's groups and its file still holds what it wrote, else the
-/// choice made here. Returns how many shards' picks were used.
+/// has made them from this run's groups (its file must still hold what it wrote: a changed or
+/// damaged one fails, naming the shard), else the choice made here. Returns how many shards'
+/// picks were used (shards without a group not counted).
 pub(crate) fn choose_by_group(
     ctx: &StageContext,
     listing: &Subtrees,
@@ -109,7 +128,14 @@ pub(crate) fn choose_by_group(
     let mut picked_parts = 0;
     for shard in Shard::all(shards) {
         let groups = listing.of_shard(shard);
-        if let Some(parts) = parts.filter(|parts| has_picked(ctx, parts, shard, config, seed)) {
+        if groups.is_empty() {
+            continue;
+        }
+        let current = parts.filter(|parts| picks_are_current(ctx, parts, shard, config, seed));
+        if parts.is_some() && current.is_none() {
+            tracing::info!("shard {shard} has not chosen in its subtrees (`strata select --shard {shard}`): choosing in them here");
+        }
+        if let Some(parts) = current {
             parts.verify(shard.index as usize, StageName::Select)?;
             let path = parts.dirs[shard.index as usize].path(WORK_PICKS);
             let expected: u64 = groups.iter().map(|g| g.passages).sum();
@@ -124,8 +150,8 @@ pub(crate) fn choose_by_group(
             continue;
         }
         for group in groups {
-            for (passage, selected) in choose_in(&passages, listing, group, config, seed)? {
-                mark(passage, selected)?;
+            for choice in choose_in(&passages, listing, group, config, seed)? {
+                mark(choice.passage, choice.selected)?;
             }
         }
     }
@@ -133,14 +159,10 @@ pub(crate) fn choose_by_group(
 }
 
 /// Whether shard `shard` has chosen in its groups of this run's subtrees, with this choice's settings.
-fn has_picked(ctx: &StageContext, parts: &Parts, shard: Shard, config: &SelectConfig, seed: u64) -> bool {
-    let (_, dir, manifest) = parts.each().nth(shard.index as usize).expect("a shard of the parts");
-    let current = PartSelectStage::new(ctx.run, ctx.manifest, config.clone(), seed, shard)
+fn picks_are_current(ctx: &StageContext, parts: &Parts, shard: Shard, config: &SelectConfig, seed: u64) -> bool {
+    let Some((_, dir, manifest)) = parts.each().nth(shard.index as usize) else { return false };
+    PartSelectStage::new(ctx.run, ctx.manifest, config.clone(), seed, shard)
         .ok()
         .zip(manifest)
-        .is_some_and(|(stage, manifest)| is_recorded(dir, manifest, &stage).unwrap_or(false));
-    if !current {
-        tracing::info!("shard {shard} has not chosen in its subtrees (`strata select --shard {shard}`): choosing in them here");
-    }
-    current
+        .is_some_and(|(stage, manifest)| is_recorded(dir, manifest, &stage).unwrap_or(false))
 }

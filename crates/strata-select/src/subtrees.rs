@@ -31,6 +31,9 @@ pub struct SubtreesStage {
 /// groups the selection chooses in, in the order of their rows.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Subtrees {
+    /// The select settings it was made with (`SubtreesStage::settings`): a stage choosing with
+    /// other ones must not use it.
+    pub settings: Value,
     pub budget_tokens: u64,
     pub cost_floor_tokens: u32,
     pub groups: Vec<Group>,
@@ -54,10 +57,39 @@ impl Subtrees {
         Ok(serde_json::from_str(&text).map_err(|e| format!("`{}` is not a subtrees file: {e}", path.display()))?)
     }
 
+    /// Whether the groups are subtrees (the passages outnumber `subtree_above`), not all in one.
+    pub fn by_subtree(&self) -> bool {
+        self.groups.iter().any(|g| g.node_id.is_some())
+    }
+
+    /// An error naming `path` (this listing's file) unless it was made with `config`'s settings.
+    pub fn check_settings(&self, config: &SelectConfig, path: &Path) -> Result<(), StageError> {
+        match self.settings == SubtreesStage::settings(config) {
+            true => Ok(()),
+            false => Err(format!(
+                "`{}` was made with other select settings ({}); run `strata subtrees` (or `strata run`) with these first",
+                path.display(),
+                self.settings
+            )
+            .into()),
+        }
+    }
+
     /// The groups shard `shard` chooses in: `G*I/N .. G*(I+1)/N` of G, in order.
     pub fn of_shard(&self, shard: Shard) -> &[Group] {
         let range = shard.range(self.groups.len() as u64);
         &self.groups[range.start as usize..range.end as usize]
+    }
+}
+
+impl SubtreesStage {
+    /// The settings the stage's files depend on; how the choice runs (max_clients,
+    /// max_similarity) is the select stage's.
+    pub fn settings(c: &SelectConfig) -> Value {
+        json!({
+            "budget": c.budget, "budget_tokens": c.budget_tokens, "min_passage_tokens": c.min_passage_tokens,
+            "cost_floor": c.cost_floor, "subtree_above": c.subtree_above,
+        })
     }
 }
 
@@ -75,12 +107,8 @@ impl Stage for SubtreesStage {
     }
 
     fn fingerprint(&self) -> Result<Value, StageError> {
-        // How the choice runs (max_clients, max_similarity) is the select stage's.
-        let c = &self.config;
-        Ok(json!({
-            "budget": c.budget, "budget_tokens": c.budget_tokens, "min_passage_tokens": c.min_passage_tokens,
-            "cost_floor": c.cost_floor, "subtree_above": c.subtree_above,
-        }))
+        // `listing` 2: `subtrees.json` records its settings (files made before are redone).
+        Ok(json!({"settings": Self::settings(&self.config), "listing": 2}))
     }
 
     fn run(&self, ctx: &StageContext) -> Result<StageStats, StageError> {
@@ -121,19 +149,16 @@ impl Stage for SubtreesStage {
             groups.push(Group { node_id, first_row: rows.rows(), passages: passages.len() as u64, budget_tokens: share });
             let file = scratch.remove(&node_id).ok_or("a group without its scratch file")?;
             let mut vectors = read_back(file)?;
+            let mut bytes = vec![0u8; dim * 4];
             for p in passages {
-                let mut vector = vec![0f32; dim];
-                let mut bytes = [0u8; 4];
-                for x in vector.iter_mut() {
-                    vectors.read_exact(&mut bytes)?;
-                    *x = f32::from_le_bytes(bytes);
-                }
+                vectors.read_exact(&mut bytes)?;
+                let vector = bytes.chunks_exact(4).map(|b| f32::from_le_bytes(b.try_into().expect("4 bytes"))).collect();
                 let c = &candidates[p];
                 rows.push(SubtreePassage { passage: p as u64, leaf: c.leaf, n_tokens: c.n_tokens, eligible: c.eligible, vector })?;
             }
         }
         rows.close()?;
-        let listing = Subtrees { budget_tokens: budget, cost_floor_tokens: floor, groups };
+        let listing = Subtrees { settings: Self::settings(&self.config), budget_tokens: budget, cost_floor_tokens: floor, groups };
         let text = serde_json::to_string_pretty(&listing).map_err(|e| e.to_string())?;
         std::fs::write(ctx.output(WORK_SUBTREES)?, text)?;
         ctx.progress.finish();
@@ -166,15 +191,18 @@ fn level1_of(taxonomy: &Path) -> Result<HashMap<u32, u32>, StageError> {
     Ok(tree.leaves().map(|leaf| (leaf, *tree.shape().lineage(leaf).get(1).unwrap_or(&leaf))).collect())
 }
 
-/// The choice in `group`, from its rows of `passages` (`work/subtree_passages.parquet`): each
-/// passage (by its position in the run) with whether it is taken. Holds the group's vectors.
-pub fn choose_in(
-    passages: &Path,
-    listing: &Subtrees,
-    group: &Group,
-    config: &SelectConfig,
-    seed: u64,
-) -> Result<Vec<(u64, bool)>, StageError> {
+/// A passage of a group with whether the group's choice took it.
+pub struct Choice {
+    /// The passage's position in the run.
+    pub passage: u64,
+    pub selected: bool,
+    pub leaf: u32,
+    pub n_tokens: u32,
+}
+
+/// The choice in `group`, from its rows of `passages` (`work/subtree_passages.parquet`), in
+/// their order. Holds the group's vectors.
+pub fn choose_in(passages: &Path, listing: &Subtrees, group: &Group, config: &SelectConfig, seed: u64) -> Result<Vec<Choice>, StageError> {
     let rows = group.first_row..group.first_row + group.passages;
     let mut members: Vec<SubtreePassage> = Vec::with_capacity(group.passages as usize);
     for batch in parquet_io::batches_in::<SubtreePassage>(passages, &[], rows)? {
@@ -184,5 +212,5 @@ pub fn choose_in(
         members.iter().map(|m| Candidate { leaf: m.leaf, n_tokens: m.n_tokens, eligible: m.eligible, vector: &m.vector }).collect();
     let budget = Budget { tokens: group.budget_tokens };
     let taken = select(&candidates, budget, listing.cost_floor_tokens, config.max_clients, config.max_similarity, seed);
-    Ok(members.iter().zip(taken).map(|(m, t)| (m.passage, t)).collect())
+    Ok(members.iter().zip(taken).map(|(m, selected)| Choice { passage: m.passage, selected, leaf: m.leaf, n_tokens: m.n_tokens }).collect())
 }

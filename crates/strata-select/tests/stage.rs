@@ -164,6 +164,18 @@ fn beyond_subtree_above_each_level1_subtree_is_selected_with_its_share_of_the_bu
 }
 
 #[test]
+fn selection_with_settings_other_than_the_subtrees_stage_had_is_refused() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let (run, mut manifest) = write_run(dir.path());
+    select(&run, &mut manifest, config(0.5), 42, None).expect("select runs");
+    // `strata select --budget 0.25` alone: the groups' budget shares are of 0.5.
+    let stage = SelectStage { config: config(0.25), seed: 42, parts: None };
+    let err = run_stage(&run, &mut manifest, &stage, &NoProgress, false).expect_err("stale subtrees");
+    let chain: Vec<String> = std::iter::successors(Some(&err as &dyn std::error::Error), |e| e.source()).map(|e| e.to_string()).collect();
+    assert!(chain.iter().any(|m| m.contains("subtrees.json") && m.contains("strata subtrees")), "{chain:?}");
+}
+
+#[test]
 fn a_shard_cannot_choose_before_the_subtrees_stage() {
     let dir = tempfile::tempdir().expect("tempdir");
     let (run, manifest) = write_run(dir.path());
