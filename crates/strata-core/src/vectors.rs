@@ -1,8 +1,59 @@
-//! Small numeric helpers the stages share: products of unit vectors and seeded sampling.
-//! Sampling is part of the determinism contract: the same seed picks the same rows anywhere.
+//! Small numeric helpers the stages share: products of unit vectors, seeded sampling, and
+//! rows of vectors spilled to a scratch file. Sampling is part of the determinism contract: the
+//! same seed picks the same rows anywhere.
 
 use rand_xoshiro::rand_core::{RngCore, SeedableRng};
 use rand_xoshiro::Xoshiro256Plus;
+use std::io::{BufReader, BufWriter, Read, Seek, Write};
+
+/// A row of a run (a chunk's or a passage's position) with its leaf and its vector.
+pub type LeafRow = (usize, u32, Vec<f32>);
+
+/// Rows written in order to a scratch file (`StageContext::scratch_file`) and read back in
+/// batches: for vectors too many to hold, grouped as a pass meets them.
+pub struct Spill {
+    file: BufWriter<std::fs::File>,
+    dim: usize,
+}
+
+impl Spill {
+    pub fn new(file: std::fs::File) -> Self {
+        Self { file: BufWriter::new(file), dim: 0 }
+    }
+
+    pub fn write(&mut self, row: usize, leaf: u32, vector: &[f32]) -> std::io::Result<()> {
+        self.dim = vector.len();
+        self.file.write_all(&(row as u64).to_le_bytes())?;
+        self.file.write_all(&leaf.to_le_bytes())?;
+        vector.iter().try_for_each(|x| self.file.write_all(&x.to_le_bytes()))
+    }
+
+    /// The rows in the order written, `batch_rows` at a time, each batch handed over (the last
+    /// may be shorter or empty).
+    pub fn read_back<E: From<std::io::Error>>(self, batch_rows: usize, mut f: impl FnMut(Vec<LeafRow>) -> Result<(), E>) -> Result<(), E> {
+        let mut file = self.file.into_inner().map_err(|e| e.into_error())?;
+        file.rewind()?;
+        let mut reader = BufReader::new(file);
+        let mut record = vec![0u8; 12 + 4 * self.dim];
+        let mut batch = Vec::with_capacity(batch_rows);
+        loop {
+            match reader.read_exact(&mut record) {
+                Ok(()) => {
+                    let row = u64::from_le_bytes(record[..8].try_into().expect("8 bytes")) as usize;
+                    let leaf = u32::from_le_bytes(record[8..12].try_into().expect("4 bytes"));
+                    let vector = record[12..].chunks_exact(4).map(|b| f32::from_le_bytes(b.try_into().expect("4 bytes"))).collect();
+                    batch.push((row, leaf, vector));
+                }
+                Err(e) if e.kind() == std::io::ErrorKind::UnexpectedEof => break,
+                Err(e) => return Err(e.into()),
+            }
+            if batch.len() == batch_rows {
+                f(std::mem::replace(&mut batch, Vec::with_capacity(batch_rows)))?;
+            }
+        }
+        f(batch)
+    }
+}
 
 /// Row-major vectors of one width, row `i` being chunk `i` of the run (what
 /// `parquet_io::VectorsInStep` gathers from `embeddings.parquet`).

@@ -140,8 +140,7 @@ impl Stage for SelectStage {
 
     fn run(&self, ctx: &StageContext) -> Result<StageStats, StageError> {
         self.config.validate().map_err(SelectError::Config)?;
-        let corpus_tokens =
-            ctx.manifest.stages.chunk.as_ref().ok_or(SelectError::NoChunkSummary { path: ctx.run.path(MANIFEST) })?.summary.corpus_tokens;
+        let corpus_tokens = corpus_tokens(ctx)?;
         let units = read_passages(ctx, self.config.min_passage_tokens)?;
         let listing = Subtrees::read(&ctx.run.path(WORK_SUBTREES))?;
         listing.check_settings(&self.config, &ctx.run.path(WORK_SUBTREES))?;
@@ -214,6 +213,12 @@ impl Passages {
     pub(crate) fn candidate<'a>(&self, p: usize, vector: &'a [f32]) -> Candidate<'a> {
         Candidate { leaf: self.leaf[p], n_tokens: self.passages.n_tokens[p], eligible: self.eligible[p], vector }
     }
+}
+
+/// The corpus's tokens, as the chunk stage recorded them.
+pub(crate) fn corpus_tokens(ctx: &StageContext) -> Result<u64, SelectError> {
+    let chunk = ctx.manifest.stages.chunk.as_ref().ok_or(SelectError::NoChunkSummary { path: ctx.run.path(MANIFEST) })?;
+    Ok(chunk.summary.corpus_tokens)
 }
 
 pub(crate) fn read_passages(ctx: &StageContext, min_tokens: u32) -> Result<Passages, ParquetIoError> {

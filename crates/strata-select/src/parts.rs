@@ -15,7 +15,7 @@ use strata_core::parquet_io::{self, RowWriter};
 use strata_core::records::PickRecord;
 use strata_core::rundir::{WORK_PICKS, WORK_SUBTREES, WORK_SUBTREE_PASSAGES};
 use strata_core::shard::Parts;
-use strata_core::stage::is_recorded;
+use strata_core::stage::{is_recorded, FingerprintedOnce};
 use strata_core::summary::SelectSummary;
 use strata_core::{RunDir, Shard, Stage, StageContext, StageError, StageName, StageStats, StageSummary};
 
@@ -124,18 +124,26 @@ pub(crate) fn choose_by_group(
         *c = selected;
         Ok(())
     };
-    let shards = parts.map_or(1, |p| p.dirs.len() as u32);
+    // Per shard, whether it has chosen in its groups of these subtrees with these settings (the
+    // part stage's fingerprint is the same for every shard); one "shard" without parts.
+    let current: Vec<bool> = match parts {
+        None => vec![false],
+        Some(parts) => {
+            let stage = PartSelectStage::new(ctx.run, ctx.manifest, config.clone(), seed, Shard::new(0, parts.dirs.len() as u32)?)?;
+            let stage = FingerprintedOnce::new(&stage)?;
+            parts.each().map(|(_, dir, manifest)| manifest.is_some_and(|m| is_recorded(dir, m, &stage).unwrap_or(false))).collect()
+        }
+    };
     let mut picked_parts = 0;
-    for shard in Shard::all(shards) {
+    for (shard, current) in Shard::all(current.len() as u32).zip(current) {
         let groups = listing.of_shard(shard);
         if groups.is_empty() {
             continue;
         }
-        let current = parts.filter(|parts| picks_are_current(ctx, parts, shard, config, seed));
-        if parts.is_some() && current.is_none() {
+        if parts.is_some() && !current {
             tracing::info!("shard {shard} has not chosen in its subtrees (`strata select --shard {shard}`): choosing in them here");
         }
-        if let Some(parts) = current {
+        if let Some(parts) = parts.filter(|_| current) {
             parts.verify(shard.index as usize, StageName::Select)?;
             let path = parts.dirs[shard.index as usize].path(WORK_PICKS);
             let expected: u64 = groups.iter().map(|g| g.passages).sum();
@@ -156,13 +164,4 @@ pub(crate) fn choose_by_group(
         }
     }
     Ok(picked_parts)
-}
-
-/// Whether shard `shard` has chosen in its groups of this run's subtrees, with this choice's settings.
-fn picks_are_current(ctx: &StageContext, parts: &Parts, shard: Shard, config: &SelectConfig, seed: u64) -> bool {
-    let Some((_, dir, manifest)) = parts.each().nth(shard.index as usize) else { return false };
-    PartSelectStage::new(ctx.run, ctx.manifest, config.clone(), seed, shard)
-        .ok()
-        .zip(manifest)
-        .is_some_and(|(stage, manifest)| is_recorded(dir, manifest, &stage).unwrap_or(false))
 }

@@ -8,19 +8,22 @@
 //! its share of the groups first (`strata select --shard I/N`, `parts`).
 
 use crate::facility::{cost_floor, select, Budget, Candidate};
-use crate::{read_passages, SelectConfig, SelectError};
+use crate::{corpus_tokens, read_passages, SelectConfig, SelectError};
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
 use std::collections::{BTreeMap, HashMap};
-use std::io::{BufReader, BufWriter, Read, Seek, Write};
 use std::path::Path;
 use strata_core::parquet_io::{self, RowWriter};
 use strata_core::records::{SubtreePassage, TaxonomyNode};
 use strata_core::rundir::{
-    EMBEDDINGS, MANIFEST, TAXONOMY, WORK_CHUNKS, WORK_PASSAGES, WORK_PASSAGE_ASSIGNMENTS, WORK_SUBTREES, WORK_SUBTREE_PASSAGES,
+    EMBEDDINGS, TAXONOMY, WORK_CHUNKS, WORK_PASSAGES, WORK_PASSAGE_ASSIGNMENTS, WORK_SUBTREES, WORK_SUBTREE_PASSAGES,
 };
 use strata_core::summary::SubtreesSummary;
+use strata_core::vectors::Spill;
 use strata_core::{Shard, Stage, StageContext, StageError, StageName, StageStats, StageSummary, TaxonomyTree};
+
+/// Passages read back from a group's scratch file at a time.
+const SPILL_BATCH: usize = 1 << 12;
 
 /// The subtrees stage.
 pub struct SubtreesStage {
@@ -113,8 +116,7 @@ impl Stage for SubtreesStage {
 
     fn run(&self, ctx: &StageContext) -> Result<StageStats, StageError> {
         self.config.validate().map_err(SelectError::Config)?;
-        let corpus_tokens =
-            ctx.manifest.stages.chunk.as_ref().ok_or(SelectError::NoChunkSummary { path: ctx.run.path(MANIFEST) })?.summary.corpus_tokens;
+        let corpus_tokens = corpus_tokens(ctx)?;
         let units = read_passages(ctx, self.config.min_passage_tokens)?;
         let candidates: Vec<Candidate> = (0..units.passages.len()).map(|p| units.candidate(p, &[])).collect();
         let floor = cost_floor(&candidates, self.config.cost_floor);
@@ -126,16 +128,15 @@ impl Stage for SubtreesStage {
         (0..units.passages.len()).for_each(|p| members.entry(group_of(p)).or_default().push(p));
 
         ctx.progress.start("subtrees", Some(units.passages.len() as u64));
-        let mut scratch: HashMap<Option<u32>, BufWriter<std::fs::File>> = HashMap::new();
+        let mut spills: HashMap<Option<u32>, Spill> = HashMap::new();
         for &group in members.keys() {
-            scratch.insert(group, BufWriter::new(ctx.scratch_file()?));
+            spills.insert(group, Spill::new(ctx.scratch_file()?));
         }
         let mut dim = 0;
         let (chunks, embeddings) = (ctx.run.path(WORK_CHUNKS), ctx.run.path(EMBEDDINGS));
         units.passages.for_each_vector(&chunks, &embeddings, |p, v| -> Result<(), StageError> {
             dim = v.len();
-            let file = scratch.get_mut(&group_of(p)).ok_or("a passage of no group")?;
-            v.iter().try_for_each(|x| file.write_all(&x.to_le_bytes()))?;
+            spills.get_mut(&group_of(p)).ok_or("a passage of no group")?.write(p, units.leaf[p], v)?;
             ctx.progress.advance(1);
             Ok(())
         })?;
@@ -147,15 +148,14 @@ impl Stage for SubtreesStage {
             let tokens: u64 = passages.iter().map(|&p| units.passages.n_tokens[p] as u64).sum();
             let share = (budget as u128 * tokens as u128 / total.max(1) as u128) as u64;
             groups.push(Group { node_id, first_row: rows.rows(), passages: passages.len() as u64, budget_tokens: share });
-            let file = scratch.remove(&node_id).ok_or("a group without its scratch file")?;
-            let mut vectors = read_back(file)?;
-            let mut bytes = vec![0u8; dim * 4];
-            for p in passages {
-                vectors.read_exact(&mut bytes)?;
-                let vector = bytes.chunks_exact(4).map(|b| f32::from_le_bytes(b.try_into().expect("4 bytes"))).collect();
-                let c = &candidates[p];
-                rows.push(SubtreePassage { passage: p as u64, leaf: c.leaf, n_tokens: c.n_tokens, eligible: c.eligible, vector })?;
-            }
+            let spill = spills.remove(&node_id).ok_or("a group without its scratch file")?;
+            spill.read_back(SPILL_BATCH, |batch| -> Result<(), StageError> {
+                for (p, leaf, vector) in batch {
+                    let c = &candidates[p];
+                    rows.push(SubtreePassage { passage: p as u64, leaf, n_tokens: c.n_tokens, eligible: c.eligible, vector })?;
+                }
+                Ok(())
+            })?;
         }
         rows.close()?;
         let listing = Subtrees { settings: Self::settings(&self.config), budget_tokens: budget, cost_floor_tokens: floor, groups };
@@ -167,7 +167,7 @@ impl Stage for SubtreesStage {
             passages: units.passages.len() as u64,
             budget_tokens: budget,
             cost_floor_tokens: floor as u64,
-            subtrees: by_subtree.then_some(listing.groups.len() as u64),
+            subtrees: listing.by_subtree().then_some(listing.groups.len() as u64),
         };
         let stats = StageStats {
             rows_in: units.passages.len() as u64,
@@ -176,13 +176,6 @@ impl Stage for SubtreesStage {
         };
         Ok(stats)
     }
-}
-
-/// A written scratch file, to read from its start.
-fn read_back(file: BufWriter<std::fs::File>) -> Result<BufReader<std::fs::File>, StageError> {
-    let mut file = file.into_inner().map_err(|e| e.into_error())?;
-    file.rewind()?;
-    Ok(BufReader::new(file))
 }
 
 /// Per leaf, its ancestor at level 1 (itself at level 1; the root for a tree of one node).

@@ -46,8 +46,8 @@ pub fn mark_duplicates<H: Eq + std::hash::Hash>(
     duplicate_of
 }
 
-/// A row's index, leaf and vector, as the near-duplicate search takes them.
-pub(crate) type LeafRow = (usize, u32, Vec<f32>);
+// A row's index, leaf and vector, as the near-duplicate search takes them.
+pub(crate) use strata_core::vectors::LeafRow;
 
 /// The near-duplicate search within the leaves of one group: per leaf, in row order, a row is
 /// compared with the rows kept before it, and is either a duplicate of the first it is close

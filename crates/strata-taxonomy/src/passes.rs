@@ -12,10 +12,9 @@
 
 use crate::dedup::{exact_duplicates, LeafRow, NearDuplicates};
 use crate::TaxonomyError;
-use std::io::{BufReader, BufWriter, Read, Seek, Write};
 use std::path::PathBuf;
 use strata_core::parquet_io::{for_each_vector_batch, ParquetIoError};
-use strata_core::vectors::{dot, VectorRows};
+use strata_core::vectors::{dot, Spill, VectorRows};
 use strata_core::StageContext;
 
 /// Chunk rows whose vectors one group of leaves may hold: about 400 MB at 384 dimensions.
@@ -95,7 +94,7 @@ impl DuplicateSearch {
         groups.iter().enumerate().for_each(|(g, leaves)| leaves.iter().for_each(|&leaf| group_of[leaf as usize] = g));
         let (now, spills) = match groups.len() {
             1 => (Some((NearDuplicates::new(&groups[0], keys, threshold), Vec::new())), Vec::new()),
-            _ => (None, groups.iter().map(|_| Spill::new(ctx)).collect::<Result<_, _>>()?),
+            _ => (None, groups.iter().map(|_| spill(ctx)).collect::<Result<_, _>>()?),
         };
         Ok(Self { group_of, groups, keys, threshold, now, spills })
     }
@@ -110,7 +109,7 @@ impl DuplicateSearch {
                 }
                 Ok(())
             }
-            None => self.spills[self.group_of[leaf as usize]].write(row, leaf, vector),
+            None => self.spills[self.group_of[leaf as usize]].write(row, leaf, vector).map_err(TaxonomyError::Scratch),
         }
     }
 
@@ -123,7 +122,12 @@ impl DuplicateSearch {
         let mut found = Vec::new();
         for (leaves, spill) in self.groups.iter().zip(self.spills) {
             let mut search = NearDuplicates::new(leaves, self.keys, self.threshold);
-            spill.read_back(|batch| search.add(batch))?;
+            spill
+                .read_back(SCRATCH_BATCH, |batch| -> std::io::Result<()> {
+                    search.add(&batch);
+                    Ok(())
+                })
+                .map_err(TaxonomyError::Scratch)?;
             found.extend(search.found);
         }
         Ok(found)
@@ -145,50 +149,9 @@ fn leaf_groups(leaf_sizes: &[(u32, usize)], bound: usize) -> Vec<Vec<u32>> {
     groups.into_iter().map(|(leaves, _)| leaves).collect()
 }
 
-/// A group's rows written in row order to a scratch file, and read back in batches.
-struct Spill {
-    file: BufWriter<std::fs::File>,
-    dim: usize,
-}
-
-impl Spill {
-    fn new(ctx: &StageContext) -> Result<Self, TaxonomyError> {
-        Ok(Self { file: BufWriter::new(ctx.scratch_file().map_err(TaxonomyError::Scratch)?), dim: 0 })
-    }
-
-    fn write(&mut self, row: usize, leaf: u32, vector: &[f32]) -> Result<(), TaxonomyError> {
-        self.dim = vector.len();
-        let mut write = |bytes: &[u8]| self.file.write_all(bytes).map_err(TaxonomyError::Scratch);
-        write(&(row as u64).to_le_bytes())?;
-        write(&leaf.to_le_bytes())?;
-        vector.iter().try_for_each(|x| write(&x.to_le_bytes()))
-    }
-
-    fn read_back(self, mut f: impl FnMut(&[LeafRow])) -> Result<(), TaxonomyError> {
-        let mut file = self.file.into_inner().map_err(|e| TaxonomyError::Scratch(e.into_error()))?;
-        file.rewind().map_err(TaxonomyError::Scratch)?;
-        let mut reader = BufReader::new(file);
-        let mut record = vec![0u8; 12 + 4 * self.dim];
-        let mut batch = Vec::with_capacity(SCRATCH_BATCH);
-        loop {
-            match reader.read_exact(&mut record) {
-                Ok(()) => {
-                    let row = u64::from_le_bytes(record[..8].try_into().expect("8 bytes")) as usize;
-                    let leaf = u32::from_le_bytes(record[8..12].try_into().expect("4 bytes"));
-                    let vector = record[12..].chunks_exact(4).map(|b| f32::from_le_bytes(b.try_into().expect("4 bytes"))).collect();
-                    batch.push((row, leaf, vector));
-                }
-                Err(e) if e.kind() == std::io::ErrorKind::UnexpectedEof => break,
-                Err(e) => return Err(TaxonomyError::Scratch(e)),
-            }
-            if batch.len() == SCRATCH_BATCH {
-                f(&batch);
-                batch.clear();
-            }
-        }
-        f(&batch);
-        Ok(())
-    }
+/// A spill to a scratch file of the stage's.
+fn spill(ctx: &StageContext) -> Result<Spill, TaxonomyError> {
+    Ok(Spill::new(ctx.scratch_file().map_err(TaxonomyError::Scratch)?))
 }
 
 /// Per node, its `n` member chunks nearest (cosine) its summed vector, nearest first (the lower
@@ -253,7 +216,7 @@ mod tests {
         search.now = None;
         search.groups = vec![vec![1], vec![2]];
         search.group_of = vec![0, 0, 1];
-        search.spills = (0..2).map(|_| Spill::new(&ctx).expect("scratch")).collect();
+        search.spills = (0..2).map(|_| spill(&ctx).expect("scratch")).collect();
         for (r, v) in vectors.iter().enumerate().filter(|&(r, _)| r != 5) {
             search.add(r, leaf_of[r], v).expect("write");
         }

@@ -80,6 +80,7 @@ def check_parts(ours: Path, label: str, expected: int | None) -> None:
     placed, sample = stages["taxonomy"].get("placed_parts"), stages["fit"].get("fitted_on_sample")
     check(placed == expected, f"{label}: taxonomy placed_parts = {placed} (expected {expected}; fitted on a sample of {sample})")
     picked, subtrees = stages["select"].get("picked_parts"), stages["select"].get("subtrees")
+    check(bool(subtrees) == bool(expected), f"{label}: the subset chosen per subtree ({subtrees} subtrees) exactly when the shards placed passages")
     with_groups = expected and subtrees and min(subtrees, expected)
     check(picked == with_groups, f"{label}: select picked_parts = {picked} (expected {with_groups}; {subtrees} subtrees)")
 
