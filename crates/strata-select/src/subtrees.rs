@@ -78,10 +78,16 @@ impl Subtrees {
         }
     }
 
-    /// The groups shard `shard` chooses in: `G*I/N .. G*(I+1)/N` of G, in order.
+    /// The groups shard `shard` chooses in, in order: those whose middle row falls in the
+    /// shard's share of the rows (`Shard::range`), so that shards get about equal numbers of
+    /// passages rather than of groups (a group's middle rows increase with the group).
     pub fn of_shard(&self, shard: Shard) -> &[Group] {
-        let range = shard.range(self.groups.len() as u64);
-        &self.groups[range.start as usize..range.end as usize]
+        let total = self.groups.last().map_or(0, |g| g.first_row + g.passages);
+        let rows = shard.range(total);
+        let middle = |g: &Group| g.first_row + g.passages / 2;
+        let start = self.groups.partition_point(|g| middle(g) < rows.start);
+        let end = self.groups.partition_point(|g| middle(g) < rows.end);
+        &self.groups[start..end]
     }
 }
 
@@ -206,4 +212,44 @@ pub fn choose_in(passages: &Path, listing: &Subtrees, group: &Group, config: &Se
     let budget = Budget { tokens: group.budget_tokens };
     let taken = select(&candidates, budget, listing.cost_floor_tokens, config.max_clients, config.max_similarity, seed);
     Ok(members.iter().zip(taken).map(|(m, selected)| Choice { passage: m.passage, selected, leaf: m.leaf, n_tokens: m.n_tokens }).collect())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn listing(sizes: &[u64]) -> Subtrees {
+        let mut first_row = 0;
+        let groups = sizes
+            .iter()
+            .enumerate()
+            .map(|(i, &passages)| {
+                let group = Group { node_id: Some(i as u32), first_row, passages, budget_tokens: 0 };
+                first_row += passages;
+                group
+            })
+            .collect();
+        Subtrees { settings: Value::Null, budget_tokens: 0, cost_floor_tokens: 0, groups }
+    }
+
+    fn nodes_by_shard(listing: &Subtrees, count: u32) -> Vec<Vec<u32>> {
+        (0..count)
+            .map(|i| listing.of_shard(Shard::new(i, count).expect("a shard below the count")).iter().filter_map(|g| g.node_id).collect())
+            .collect()
+    }
+
+    #[test]
+    fn shards_share_the_groups_by_passages_each_group_once() {
+        // Two subtrees over four shards: each where its middle row falls.
+        assert_eq!(nodes_by_shard(&listing(&[60, 40]), 4), [vec![], vec![0], vec![], vec![1]]);
+        // Two over two: one each, however unequal.
+        assert_eq!(nodes_by_shard(&listing(&[10, 90]), 2), [vec![0], vec![1]]);
+        // One large subtree and many small: the large one alone, the small ones shared.
+        let many = listing(&[50, 5, 5, 5, 5, 5, 5, 5, 5, 5, 5]);
+        assert_eq!(nodes_by_shard(&many, 4), [vec![], vec![0], vec![1, 2, 3, 4, 5], vec![6, 7, 8, 9, 10]]);
+        for count in 1..=12 {
+            let all: Vec<u32> = nodes_by_shard(&many, count).concat();
+            assert_eq!(all, (0..11).collect::<Vec<_>>(), "{count} shards");
+        }
+    }
 }

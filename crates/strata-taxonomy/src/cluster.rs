@@ -43,15 +43,6 @@ impl Cluster {
         Cluster { members, children: Vec::new(), centroid: Vec::new() }
     }
 
-    /// The same tree over other rows: each member `m` becomes the rows `rows(m)`, in order.
-    pub fn expand(&self, rows: &dyn Fn(usize) -> std::ops::Range<usize>) -> Cluster {
-        Cluster {
-            members: self.members.iter().flat_map(|&m| rows(m)).collect(),
-            children: self.children.iter().map(|c| c.expand(rows)).collect(),
-            centroid: self.centroid.clone(),
-        }
-    }
-
     /// The leaves in depth-first order.
     pub fn leaves(&self) -> Vec<&Cluster> {
         match self.children.is_empty() {

@@ -231,16 +231,15 @@ impl Stage for TaxonomyStage {
         self.config.validate().map_err(TaxonomyError::Config)?;
         let mut chunks = read_chunks(ctx)?;
         let files = ChunkVectors { chunks: ctx.run.path(WORK_CHUNKS), embeddings: ctx.run.path(EMBEDDINGS) };
-        let passages = PassageIndex::read(&ctx.run.path(WORK_PASSAGES), chunks.ids.len())?;
+        let passages = PassageIndex::read(&ctx.run.path(WORK_PASSAGES), chunks.len())?;
         chunks.drop_generic_headings(&passages, self.config.generic_heading_share);
         let (fitted, placed) = self.fitted_and_placed(ctx, &passages)?;
         ctx.progress.start("taxonomy", None);
         // The chunks' vectors are read in passes, a batch at a time: none holds them all.
         let PassageTree { tree: passage_tree, duplicate_of: passage_duplicate_of, fitted_on_sample } =
             self.cluster_passages(ctx, &files, &passages, fitted.as_ref(), placed.as_deref())?;
-        let clusters = passage_tree.expand(&|p| passages.chunks_of(p));
+        let flat = Flat::of(&passage_tree, &passages)?;
         drop(passage_tree);
-        let flat = Flat::of(&clusters)?;
         let terms = match (&self.parts, &placed) {
             (Some(parts), Some(placed)) => merged_terms(parts, &flat, placed, &passages)?,
             _ => count_terms(ctx, &flat)?,
@@ -249,7 +248,7 @@ impl Stage for TaxonomyStage {
         let vocabulary_terms = terms.vocabulary.size() as u64;
         // The term counts are done with: freed before the phrases are counted.
         drop(terms);
-        let leaf_sizes: Vec<(u32, usize)> = flat.shape.leaves().map(|id| (id, flat.clusters[id as usize].members.len())).collect();
+        let leaf_sizes: Vec<(u32, usize)> = flat.shape.leaves().map(|id| (id, flat.sizes[id as usize])).collect();
         let threshold = self.config.near_duplicate_threshold;
         let tree_of_chunks = (flat.lineages.as_slice(), flat.leaf_of.as_slice());
         let Sums { sums, duplicate_of } =
@@ -260,7 +259,10 @@ impl Stage for TaxonomyStage {
         // Each node's centroid: its summed vector, of unit length.
         let centroids: Vec<Vec<f32>> = sums.into_iter().map(unit).collect();
         let mut named = naming::name_nodes(ctx, &flat, &chunks, &centroids, keywords, self)?;
-        let nodes = describe(&flat, &chunks, &nearest, &mut named);
+        // The ids of the medoids and of the chunks others duplicate: the only chunk ids held.
+        let wanted_ids = nearest.iter().filter_map(|rows| rows.first()).chain(duplicate_of.iter().flatten());
+        let chunk_ids = chunk_ids_at(&ctx.run.path(WORK_CHUNKS), wanted_ids.copied().collect())?;
+        let nodes = describe(&flat, &chunks, &nearest, &chunk_ids, &mut named);
         let mut tree = TaxonomyTree::new(nodes)?;
         let passage_leaf: Vec<u32> = (0..passages.len()).map(|p| flat.leaf_of[passages.first_chunk[p] as usize]).collect();
         ctx.progress.finish();
@@ -276,7 +278,8 @@ impl Stage for TaxonomyStage {
             llm_titles = Some(tally.finish());
         }
 
-        write_assignments(ctx, (&chunks.ids, &flat.leaf_of, &duplicate_of), (&passages.ids, &passage_leaf, &passage_duplicate_of))?;
+        write_chunk_assignments(ctx, &flat.leaf_of, &duplicate_of, &chunk_ids)?;
+        write_passage_assignments(ctx, &passages.ids, &passage_leaf, &passage_duplicate_of)?;
         parquet_io::write_rows(&ctx.output(TAXONOMY)?, &TaxonomyNode::fields(llm_titles.is_some()), tree.nodes(), &[])?;
         let json_path = ctx.output(TAXONOMY_JSON)?;
         let nested = serde_json::to_string_pretty(&json!({"domain": self.domain, "root": nest(&tree, &named, 0)}))
@@ -301,7 +304,7 @@ impl Stage for TaxonomyStage {
             placed_parts: self.parts.as_ref().filter(|_| placed.is_some()).map(|parts| parts.dirs.len() as u64),
             llm_titles,
         };
-        Ok(StageStats { rows_in: chunks.ids.len() as u64, rows_out: summary.nodes, summary: StageSummary::Taxonomy(summary) })
+        Ok(StageStats { rows_in: chunks.len() as u64, rows_out: summary.nodes, summary: StageSummary::Taxonomy(summary) })
     }
 }
 
@@ -354,21 +357,42 @@ struct PassageTree {
     fitted_on_sample: Option<u64>,
 }
 
-/// Ids, leaves and duplicates (by row), of the chunks or of the passages.
-type Placed<'a> = (&'a [String], &'a [u32], &'a [Option<usize>]);
+#[derive(serde::Deserialize)]
+struct ChunkId {
+    chunk_id: String,
+}
 
-/// `work/assignments.parquet` and `work/passage_assignments.parquet`: where each chunk and
-/// each passage went, and what it duplicates.
-fn write_assignments(ctx: &StageContext, chunks: Placed, passages: Placed) -> Result<(), StageError> {
-    let mut assignments = RowWriter::create(&ctx.output(WORK_ASSIGNMENTS)?, &AssignmentRecord::fields(), &[])?;
-    let (ids, leaf, duplicate_of) = chunks;
-    for (i, chunk_id) in ids.iter().enumerate() {
-        let duplicate_of = duplicate_of[i].map(|d| ids[d].clone());
-        assignments.push(AssignmentRecord { chunk_id: chunk_id.clone(), node_id: leaf[i], duplicate_of })?;
+/// The ids of the chunks at `rows`, read in one pass over the `chunk_id` column: the stage
+/// holds no other chunk id.
+fn chunk_ids_at(chunks: &Path, rows: HashSet<usize>) -> Result<HashMap<usize, String>, TaxonomyError> {
+    let mut ids = HashMap::with_capacity(rows.len());
+    for (row, chunk) in parquet_io::rows::<ChunkId>(chunks, &["chunk_id"])?.enumerate() {
+        if rows.contains(&row) {
+            ids.insert(row, chunk?.chunk_id);
+        }
     }
-    assignments.close()?;
+    Ok(ids)
+}
+
+/// `work/assignments.parquet`: each chunk's leaf and the chunk it duplicates, the chunks' ids
+/// read again in step (`ids` holds those of the duplicated chunks).
+fn write_chunk_assignments(
+    ctx: &StageContext,
+    leaf: &[u32],
+    duplicate_of: &[Option<usize>],
+    ids: &HashMap<usize, String>,
+) -> Result<(), StageError> {
+    let mut assignments = RowWriter::create(&ctx.output(WORK_ASSIGNMENTS)?, &AssignmentRecord::fields(), &[])?;
+    for (row, chunk) in parquet_io::rows::<ChunkId>(&ctx.run.path(WORK_CHUNKS), &["chunk_id"])?.enumerate() {
+        let duplicate_of = duplicate_of[row].map(|d| ids[&d].clone());
+        assignments.push(AssignmentRecord { chunk_id: chunk?.chunk_id, node_id: leaf[row], duplicate_of })?;
+    }
+    Ok(assignments.close()?)
+}
+
+/// `work/passage_assignments.parquet`: each passage's leaf and the passage it duplicates.
+fn write_passage_assignments(ctx: &StageContext, ids: &[String], leaf: &[u32], duplicate_of: &[Option<usize>]) -> Result<(), StageError> {
     let mut placed = RowWriter::create(&ctx.output(WORK_PASSAGE_ASSIGNMENTS)?, &PassageAssignment::fields(), &[])?;
-    let (ids, leaf, duplicate_of) = passages;
     for (p, id) in ids.iter().enumerate() {
         let duplicate_of = duplicate_of[p].map(|d| ids[d].clone());
         placed.push(PassageAssignment { passage_id: id.clone(), node_id: leaf[p], duplicate_of })?;
@@ -376,10 +400,9 @@ fn write_assignments(ctx: &StageContext, chunks: Placed, passages: Placed) -> Re
     Ok(placed.close()?)
 }
 
-/// What the stage keeps of the chunks, in chunk order: no text, and each chunk's first and
-/// last heading as ids of `headings`.
+/// What the stage keeps of the chunks, in chunk order: no text, no id, and each chunk's first
+/// and last heading as ids of `headings`.
 struct Chunks {
-    ids: Vec<String>,
     headings: labels::Vocabulary,
     heading_ids: Vec<[Option<u32>; 2]>,
     n_tokens: Vec<u32>,
@@ -390,6 +413,10 @@ struct Chunks {
 }
 
 impl Chunks {
+    fn len(&self) -> usize {
+        self.n_tokens.len()
+    }
+
     /// Finds the headings that occur in more than `share` of the documents (and at least 3)
     /// and forgets them as the chunks' headings.
     fn drop_generic_headings(&mut self, passages: &PassageIndex, share: f64) {
@@ -412,16 +439,14 @@ impl Chunks {
 
 #[derive(serde::Deserialize)]
 struct ChunkRow {
-    chunk_id: String,
     heading_path: Vec<String>,
     n_tokens: u32,
     content_hash: String,
 }
 
-/// The chunks: four columns, no text and no vector.
+/// The chunks: three columns, no id, text or vector.
 fn read_chunks(ctx: &StageContext) -> Result<Chunks, TaxonomyError> {
     let mut chunks = Chunks {
-        ids: Vec::new(),
         headings: Default::default(),
         heading_ids: Vec::new(),
         n_tokens: Vec::new(),
@@ -429,7 +454,7 @@ fn read_chunks(ctx: &StageContext) -> Result<Chunks, TaxonomyError> {
         generic_headings: HashSet::new(),
     };
     let path = ctx.run.path(WORK_CHUNKS);
-    for batch in parquet_io::batches::<ChunkRow>(&path, &["chunk_id", "heading_path", "n_tokens", "content_hash"])? {
+    for batch in parquet_io::batches::<ChunkRow>(&path, &["heading_path", "n_tokens", "content_hash"])? {
         for c in batch? {
             let hash = u64::from_str_radix(&c.content_hash, 16)
                 .map_err(|_| TaxonomyError::ContentHash { path: path.clone(), value: c.content_hash.clone() })?;
@@ -437,7 +462,6 @@ fn read_chunks(ctx: &StageContext) -> Result<Chunks, TaxonomyError> {
             let [first, last] = [c.heading_path.first(), c.heading_path.last()].map(|h| h.map(|h| chunks.headings.intern(h.clone())));
             chunks.heading_ids.push([first, last]);
             chunks.n_tokens.push(c.n_tokens);
-            chunks.ids.push(c.chunk_id);
         }
     }
     Ok(chunks)
@@ -469,34 +493,36 @@ fn passage_duplicates(
     Ok(mark_duplicates(&passages.content_hashes, view, &groups, threshold))
 }
 
-/// The clusters in depth-first preorder, so a cluster's position is its node id, with the
-/// tree's shape, each chunk's leaf and each node's lineage: the one place node ids are given.
-struct Flat<'a> {
-    clusters: Vec<&'a Cluster>,
+/// The tree's nodes in depth-first preorder, so a node's position is its id, with the tree's
+/// shape, each chunk's leaf, each node's size and lineage: the one place node ids are given.
+/// Nothing here lists a node's chunks: a chunk's nodes are its leaf's lineage.
+struct Flat {
     shape: Shape,
     leaf_of: Vec<u32>,
+    /// Per node, its chunks (those of its passages).
+    sizes: Vec<usize>,
     /// Per node, the ids from the root down to it (what a chunk's texts are counted into).
     lineages: Vec<Vec<usize>>,
 }
 
-impl<'a> Flat<'a> {
-    fn of(root: &'a Cluster) -> Result<Self, TaxonomyError> {
-        let mut clusters = Vec::new();
-        let mut parents = Vec::new();
-        let mut leaf_of = vec![0u32; root.members.len()];
+impl Flat {
+    /// From the tree over the passages (`root`): each chunk takes its passage's leaf.
+    fn of(root: &Cluster, passages: &PassageIndex) -> Result<Self, TaxonomyError> {
+        let (mut parents, mut sizes) = (Vec::new(), Vec::new());
+        let mut leaf_of = vec![0u32; passages.chunk_rows() as usize];
         let mut stack: Vec<(&Cluster, Option<u32>)> = vec![(root, None)];
         while let Some((cluster, parent)) = stack.pop() {
-            let id = clusters.len() as u32;
-            clusters.push(cluster);
+            let id = parents.len() as u32;
             parents.push(parent);
+            sizes.push(cluster.members.iter().map(|&p| passages.n_chunks[p] as usize).sum());
             if cluster.children.is_empty() {
-                cluster.members.iter().for_each(|&m| leaf_of[m] = id);
+                cluster.members.iter().for_each(|&p| leaf_of[passages.chunks_of(p)].fill(id));
             }
             stack.extend(cluster.children.iter().rev().map(|c| (c, Some(id))));
         }
         let shape = Shape::from_parents(parents)?;
         let lineages = (0..shape.len() as u32).map(|id| shape.lineage(id).into_iter().map(|i| i as usize).collect()).collect();
-        Ok(Self { clusters, shape, leaf_of, lineages })
+        Ok(Self { shape, leaf_of, sizes, lineages })
     }
 
     /// Each node's parent (none: the root).
@@ -548,11 +574,20 @@ struct ChunkText {
 
 /// Every node with its label (taken from `named`), keywords, sizes and medoid (the first of
 /// its `nearest` members), in id order.
-fn describe(flat: &Flat, chunks: &Chunks, nearest: &[Vec<usize>], named: &mut naming::Named) -> Vec<TaxonomyNode> {
+fn describe(
+    flat: &Flat,
+    chunks: &Chunks,
+    nearest: &[Vec<usize>],
+    chunk_ids: &HashMap<usize, String>,
+    named: &mut naming::Named,
+) -> Vec<TaxonomyNode> {
+    let mut tokens = vec![0u64; flat.shape.len()];
+    for (row, &n) in chunks.n_tokens.iter().enumerate() {
+        flat.chunk_lineage(row).iter().for_each(|&id| tokens[id] += n as u64);
+    }
     (0..flat.shape.len())
         .map(|id| {
             let lineage = &flat.lineages[id];
-            let members = &flat.clusters[id].members;
             TaxonomyNode {
                 node_id: id as u32,
                 parent_id: flat.shape.parent(id as u32),
@@ -560,9 +595,9 @@ fn describe(flat: &Flat, chunks: &Chunks, nearest: &[Vec<usize>], named: &mut na
                 label: named.labels[id].clone(),
                 keywords: std::mem::take(&mut named.keywords[id]),
                 path: lineage[1..].iter().map(|&a| named.labels[a].clone()).collect(),
-                n_chunks: members.len() as u32,
-                n_tokens: members.iter().map(|&m| chunks.n_tokens[m] as u64).sum(),
-                medoid_chunk_id: nearest[id].first().map(|&m| chunks.ids[m].clone()),
+                n_chunks: flat.sizes[id] as u32,
+                n_tokens: tokens[id],
+                medoid_chunk_id: nearest[id].first().map(|m| chunk_ids[m].clone()),
                 keyword_label: None,
             }
         })

@@ -97,7 +97,7 @@ pub fn name_nodes(
                     Candidate { relevance: dot(&vector, &centroids[id]) as f64 + prior, label, vector }
                 };
                 Choices {
-                    size: flat.clusters[id].members.len(),
+                    size: flat.sizes[id],
                     heading: headings[id].as_ref().map(|h| candidate(h.heading.clone(), &normalise(&h.heading), 0.0)),
                     phrases: shortlist[id].iter().map(|(key, label, prior)| candidate(label.clone(), key, *prior)).collect(),
                     keywords: named.keywords[id].clone(),
@@ -146,7 +146,7 @@ type Shortlisted = (String, String, f64);
 fn shortlist(flat: &Flat, tallies: &NodePhrases, scored: &[Vec<(String, f64)>], keep: usize) -> Vec<Vec<Shortlisted>> {
     let mut shortlist = vec![Vec::new(); flat.shape.len()];
     for (id, list) in shortlist.iter_mut().enumerate().skip(1) {
-        let size = flat.clusters[id].members.len();
+        let size = flat.sizes[id];
         let top = scored[id].first().map_or(1.0, |(_, s)| s.max(f64::MIN_POSITIVE));
         let mut ranked: Vec<Shortlisted> = tallies.tallies[id]
             .iter()
@@ -224,13 +224,15 @@ fn covering_headings(flat: &Flat, chunks: &Chunks, share: f64) -> Vec<Option<Cov
     for m in 0..chunks.heading_ids.len() {
         heading_ids(m).for_each(|h| *in_corpus.entry(h).or_default() += 1);
     }
-    let mut out = vec![None; flat.shape.len()];
-    for (id, cluster) in flat.clusters.iter().enumerate().skip(1) {
-        let mut in_node: HashMap<u32, usize> = HashMap::new();
-        for &m in &cluster.members {
-            heading_ids(m).for_each(|h| *in_node.entry(h).or_default() += 1);
+    let mut in_nodes: Vec<HashMap<u32, usize>> = vec![HashMap::new(); flat.shape.len()];
+    for m in 0..chunks.heading_ids.len() {
+        for &id in &flat.chunk_lineage(m)[1..] {
+            heading_ids(m).for_each(|h| *in_nodes[id].entry(h).or_default() += 1);
         }
-        let size = cluster.members.len();
+    }
+    let mut out = vec![None; flat.shape.len()];
+    for (id, in_node) in in_nodes.into_iter().enumerate().skip(1) {
+        let size = flat.sizes[id];
         out[id] = in_node
             .into_iter()
             .filter(|&(h, k)| labels::heading_covers(k, size, in_corpus[&h], share))
