@@ -33,6 +33,14 @@ pub enum ParquetIoError {
     },
     #[error("`{path}` does not line up with the chunks (its rows differ); rerun the stage that wrote it")]
     OutOfStep { path: PathBuf },
+    #[error("`{path}`: content_hash `{value}` is not hexadecimal; rerun the chunk stage")]
+    ContentHash { path: PathBuf, value: String },
+}
+
+/// A `content_hash` value of `path` (16 hexadecimal digits, `hash::text_hash`) as a number:
+/// 8 bytes held instead of a string.
+pub fn content_hash(path: &Path, value: &str) -> Result<u64, ParquetIoError> {
+    u64::from_str_radix(value, 16).map_err(|_| ParquetIoError::ContentHash { path: path.to_path_buf(), value: value.to_string() })
 }
 
 /// Writes `rows` with the schema `fields` and key-value `metadata` to `path`.

@@ -16,7 +16,7 @@ pub struct PassageIndex {
     pub first_chunk: Vec<u64>,
     pub n_chunks: Vec<u32>,
     pub n_tokens: Vec<u32>,
-    pub content_hashes: Vec<String>,
+    pub content_hashes: Vec<u64>,
     /// Per passage, its document's position among the run's documents that have passages.
     pub document: Vec<usize>,
 }
@@ -55,7 +55,7 @@ impl PassageIndex {
                 index.first_chunk.push(r.first_chunk);
                 index.n_chunks.push(r.n_chunks);
                 index.n_tokens.push(r.n_tokens);
-                index.content_hashes.push(r.content_hash);
+                index.content_hashes.push(parquet_io::content_hash(path, &r.content_hash)?);
             }
         }
         if index.chunk_rows() != chunk_rows as u64 {
@@ -188,7 +188,7 @@ mod tests {
             n_chunks,
             text: String::new(),
             n_tokens: 10,
-            content_hash: id.into(),
+            content_hash: crate::hash::text_hash(id),
         };
         let rows = [passage("a#p0", "a", 0, 2), passage("a#p1", "a", 2, 1), passage("b#p0", "b", 3, 1)];
         crate::parquet_io::write_rows(&path, &PassageRecord::fields(), &rows, &[]).expect("write");
@@ -216,5 +216,10 @@ mod tests {
         let gap = [passage("a#p0", "a", 0, 2), passage("b#p0", "b", 3, 1)];
         crate::parquet_io::write_rows(&path, &PassageRecord::fields(), &gap, &[]).expect("write");
         assert!(matches!(PassageIndex::read(&path, 4), Err(ParquetIoError::OutOfStep { .. })));
+        // A content hash that is not one (the hashes are held as numbers) is named with the file.
+        let garbled = [PassageRecord { content_hash: "not-a-hash".into(), ..passage("a#p0", "a", 0, 4) }];
+        crate::parquet_io::write_rows(&path, &PassageRecord::fields(), &garbled, &[]).expect("write");
+        let err = PassageIndex::read(&path, 4).expect_err("a garbled hash");
+        assert!(err.to_string().contains("passages.parquet") && err.to_string().contains("not-a-hash"), "{err}");
     }
 }

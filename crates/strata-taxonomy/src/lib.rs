@@ -159,8 +159,6 @@ pub enum TaxonomyError {
     Config(String),
     #[error(transparent)]
     Io(#[from] strata_core::parquet_io::ParquetIoError),
-    #[error("`{path}`: content_hash `{value}` is not hexadecimal; rerun the chunk stage")]
-    ContentHash { path: PathBuf, value: String },
     #[error("the embeddings do not form a matrix")]
     Matrix(#[from] ndarray::ShapeError),
     #[error(transparent)]
@@ -456,9 +454,7 @@ fn read_chunks(ctx: &StageContext) -> Result<Chunks, TaxonomyError> {
     let path = ctx.run.path(WORK_CHUNKS);
     for batch in parquet_io::batches::<ChunkRow>(&path, &["heading_path", "n_tokens", "content_hash"])? {
         for c in batch? {
-            let hash = u64::from_str_radix(&c.content_hash, 16)
-                .map_err(|_| TaxonomyError::ContentHash { path: path.clone(), value: c.content_hash.clone() })?;
-            chunks.content_hashes.push(hash);
+            chunks.content_hashes.push(parquet_io::content_hash(&path, &c.content_hash)?);
             let [first, last] = [c.heading_path.first(), c.heading_path.last()].map(|h| h.map(|h| chunks.headings.intern(h.clone())));
             chunks.heading_ids.push([first, last]);
             chunks.n_tokens.push(c.n_tokens);

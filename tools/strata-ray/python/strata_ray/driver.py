@@ -21,7 +21,8 @@ driver only schedules, in eight steps:
   6. `strata run --recipe R --shards N --until emit`: select (from the shards' picks) and
      emit, which publishes chunks.parquet;
   7. an `index` task per shard: the shard's chunks indexed from the published file;
-  8. `strata run --recipe R --shards N`: the shards' indexes merged, then cost and report.
+  8. `strata run --recipe R --shards N`: the shards' indexes merged, then cost and report
+     (started before the driver leaves the cluster, which it needs no longer).
 
 A task runs
 
