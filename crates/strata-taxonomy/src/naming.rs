@@ -4,7 +4,7 @@
 //! the node's centroid, then each set of siblings labelled together (`labels::label_siblings`).
 
 use crate::labels::{self, capitalise, Candidate, Choices, LabelSource};
-use crate::phrases::{phrases, NodePhrases};
+use crate::phrases::NodePhrases;
 use crate::{Chunks, Flat, TaxonomyError, TaxonomyStage};
 use rayon::prelude::*;
 use std::collections::{BTreeSet, HashMap};
@@ -201,9 +201,9 @@ fn count_phrases(ctx: &StageContext, flat: &Flat, chunks: &Chunks, seeds: &[Vec<
                 .par_iter()
                 .enumerate()
                 .map(|(i, c)| {
-                    let mut all = phrases(&c.text);
-                    c.heading_path.iter().filter(|h| !chunks.generic_headings.contains(*h)).for_each(|h| all.extend(phrases(h)));
-                    nodes.matching(all, &flat.chunk_lineage(first + i)[1..])
+                    let headings = c.heading_path.iter().filter(|h| !chunks.generic_headings.contains(*h));
+                    let texts: Vec<&str> = std::iter::once(&c.text).chain(headings).map(String::as_str).collect();
+                    nodes.matching(&texts, &flat.chunk_lineage(first + i)[1..])
                 })
                 .collect();
             found.into_iter().for_each(|m| nodes.record(m));

@@ -17,19 +17,23 @@ pub struct Phrase {
     pub surface: String,
 }
 
-/// The phrases of `text`, in order of their first word, shorter first.
-pub fn phrases(text: &str) -> Vec<Phrase> {
-    let mut out = Vec::new();
+impl Phrase {
+    fn of(words: &[Word]) -> Self {
+        let key = words.iter().map(|w| w.lower.as_str()).collect::<Vec<_>>().join(" ");
+        Phrase { key, surface: words.iter().map(|w| w.surface).collect::<Vec<_>>().join(" ") }
+    }
+}
+
+/// Each phrase of `text` as its words, in order of their first word, shorter first; none is
+/// built into a string here.
+fn each_phrase(text: &str, mut f: impl FnMut(&[Word])) {
     for run in runs(text) {
         for start in (0..run.len()).filter(|&i| run[i].starts) {
             for end in (start..(start + MAX_WORDS).min(run.len())).filter(|&j| run[j].ends) {
-                let words = &run[start..=end];
-                let key = words.iter().map(|w| w.lower.as_str()).collect::<Vec<_>>().join(" ");
-                out.push(Phrase { key, surface: words.iter().map(|w| w.surface).collect::<Vec<_>>().join(" ") });
+                f(&run[start..=end]);
             }
         }
     }
-    out
 }
 
 /// A content word of a run: as written, lowercase, and whether a phrase may start or end on it
@@ -140,17 +144,20 @@ impl NodePhrases {
         Self { tallies: vec![HashMap::new(); seeds.len()], seeds }
     }
 
-    /// The phrases of one text that hold a seed of each node of `nodes`, by node: only these
-    /// are kept (a text has hundreds of phrases), and texts can be matched in parallel.
-    pub fn matching(&self, text_phrases: Vec<Phrase>, nodes: &[usize]) -> Vec<(usize, Phrase)> {
+    /// The phrases of one chunk's `texts` (its text and headings, in order) that hold a seed
+    /// of each node of `nodes`, by node: only these are built (a text has hundreds of phrases),
+    /// and chunks can be matched in parallel.
+    pub fn matching(&self, texts: &[&str], nodes: &[usize]) -> Vec<(usize, Phrase)> {
         let mut out = Vec::new();
-        for p in text_phrases {
-            let words: Vec<&str> = p.key.split(' ').collect();
-            for &node in nodes {
-                if self.seeds[node].iter().any(|seed| seed.iter().all(|w| words.contains(&w.as_str()))) {
-                    out.push((node, p.clone()));
+        for text in texts {
+            each_phrase(text, |words| {
+                let mut phrase = None;
+                for &node in nodes {
+                    if self.seeds[node].iter().any(|seed| seed.iter().all(|s| words.iter().any(|w| w.lower == *s))) {
+                        out.push((node, phrase.get_or_insert_with(|| Phrase::of(words)).clone()));
+                    }
                 }
-            }
+            });
         }
         out
     }
@@ -179,6 +186,12 @@ impl NodePhrases {
 mod tests {
     use super::*;
 
+    fn phrases(text: &str) -> Vec<Phrase> {
+        let mut out = Vec::new();
+        each_phrase(text, |words| out.push(Phrase::of(words)));
+        out
+    }
+
     #[test]
     fn phrases_are_runs_of_content_words_as_written() {
         let keys: Vec<String> = phrases("Kidney stones, in HIV patients.").into_iter().map(|p| p.surface).collect();
@@ -199,8 +212,7 @@ mod tests {
     #[test]
     fn nodes_count_only_phrases_holding_a_seed() {
         let mut nodes = NodePhrases::new(&[vec!["kidney stones".into()], vec!["hiv".into()]]);
-        let text = phrases("Kidney stones form. kidney stones pass. HIV and kidney stones.");
-        let matches = nodes.matching(text, &[0, 1]);
+        let matches = nodes.matching(&["Kidney stones form. kidney stones pass.", "HIV and kidney stones."], &[0, 1]);
         nodes.record(matches);
         let stones = &nodes.tallies[0]["kidney stones"];
         assert_eq!((stones.chunks, stones.surface()), (1, "kidney stones"));
