@@ -365,8 +365,9 @@ struct ChunkId {
 fn chunk_ids_at(chunks: &Path, rows: HashSet<usize>) -> Result<HashMap<usize, String>, TaxonomyError> {
     let mut ids = HashMap::with_capacity(rows.len());
     for (row, chunk) in parquet_io::rows::<ChunkId>(chunks, &["chunk_id"])?.enumerate() {
+        let chunk = chunk?;
         if rows.contains(&row) {
-            ids.insert(row, chunk?.chunk_id);
+            ids.insert(row, chunk.chunk_id);
         }
     }
     Ok(ids)

@@ -224,24 +224,30 @@ fn covering_headings(flat: &Flat, chunks: &Chunks, share: f64) -> Vec<Option<Cov
     for m in 0..chunks.heading_ids.len() {
         heading_ids(m).for_each(|h| *in_corpus.entry(h).or_default() += 1);
     }
-    let mut in_nodes: Vec<HashMap<u32, usize>> = vec![HashMap::new(); flat.shape.len()];
-    for m in 0..chunks.heading_ids.len() {
-        for &id in &flat.chunk_lineage(m)[1..] {
-            heading_ids(m).for_each(|h| *in_nodes[id].entry(h).or_default() += 1);
-        }
-    }
     let mut out = vec![None; flat.shape.len()];
-    for (id, in_node) in in_nodes.into_iter().enumerate().skip(1) {
-        let size = flat.sizes[id];
-        out[id] = in_node
-            .into_iter()
-            .filter(|&(h, k)| labels::heading_covers(k, size, in_corpus[&h], share))
-            .max_by(|a, b| (a.1 * a.1 * in_corpus[&b.0]).cmp(&(b.1 * b.1 * in_corpus[&a.0])).then(b.0.cmp(&a.0)))
-            .map(|(h, k)| Covering {
-                heading: chunks.headings.name(h).to_string(),
-                of_node: k as f64 / size as f64,
-                in_node: k as f64 / in_corpus[&h] as f64,
-            });
+    // A level at a time: each chunk is in one node of a level, so the counts held at once are
+    // about those of the corpus, not of every level.
+    let levels = flat.lineages.iter().map(Vec::len).max().unwrap_or(1);
+    for level in 1..levels {
+        let mut in_nodes: HashMap<usize, HashMap<u32, usize>> = HashMap::new();
+        for m in 0..chunks.heading_ids.len() {
+            if let Some(&id) = flat.chunk_lineage(m).get(level) {
+                let in_node = in_nodes.entry(id).or_default();
+                heading_ids(m).for_each(|h| *in_node.entry(h).or_default() += 1);
+            }
+        }
+        for (id, in_node) in in_nodes {
+            let size = flat.sizes[id];
+            out[id] = in_node
+                .into_iter()
+                .filter(|&(h, k)| labels::heading_covers(k, size, in_corpus[&h], share))
+                .max_by(|a, b| (a.1 * a.1 * in_corpus[&b.0]).cmp(&(b.1 * b.1 * in_corpus[&a.0])).then(b.0.cmp(&a.0)))
+                .map(|(h, k)| Covering {
+                    heading: chunks.headings.name(h).to_string(),
+                    of_node: k as f64 / size as f64,
+                    in_node: k as f64 / in_corpus[&h] as f64,
+                });
+        }
     }
     out
 }
