@@ -17,6 +17,11 @@ use std::sync::Arc;
 /// Rows per row group: bounds the memory a reader needs per batch.
 const ROW_GROUP_ROWS: usize = 16 * 1024;
 
+/// Rows turned into Arrow arrays at a time while writing: the writer's own batch size, so the
+/// bytes are those of handing it a whole row group at once, while only this many rows are
+/// held as arrays (a row group of long texts is hundreds of MB as arrays).
+const WRITE_BATCH_ROWS: usize = 1024;
+
 #[derive(Debug, thiserror::Error)]
 pub enum ParquetIoError {
     #[error("failed to write `{path}`")]
@@ -46,8 +51,8 @@ pub fn content_hash(path: &Path, value: &str) -> Result<u64, ParquetIoError> {
 /// Writes `rows` with the schema `fields` and key-value `metadata` to `path`.
 pub fn write_rows<T: Serialize>(path: &Path, fields: &[FieldRef], rows: &[T], metadata: &[(&str, String)]) -> Result<(), ParquetIoError> {
     let mut file = GroupWriter::create(path, fields, metadata)?;
-    for group in rows.chunks(ROW_GROUP_ROWS) {
-        file.write(&group)?;
+    for batch in rows.chunks(WRITE_BATCH_ROWS) {
+        file.write(&batch)?;
     }
     file.close()
 }
@@ -72,6 +77,7 @@ impl GroupWriter {
         let props = WriterProperties::builder()
             .set_compression(Compression::SNAPPY)
             .set_max_row_group_row_count(Some(ROW_GROUP_ROWS))
+            .set_write_batch_size(WRITE_BATCH_ROWS)
             .set_created_by(format!("strata {}", crate::TOOL_VERSION))
             .build();
         let writer = ArrowWriter::try_new(file, schema.clone(), Some(props)).map_err(|e| wrap(e.into()))?;
@@ -110,13 +116,13 @@ pub struct RowWriter<T: Serialize> {
 
 impl<T: Serialize> RowWriter<T> {
     pub fn create(path: &Path, fields: &[FieldRef], metadata: &[(&str, String)]) -> Result<Self, ParquetIoError> {
-        Ok(Self { file: GroupWriter::create(path, fields, metadata)?, pending: Vec::with_capacity(ROW_GROUP_ROWS), rows: 0 })
+        Ok(Self { file: GroupWriter::create(path, fields, metadata)?, pending: Vec::with_capacity(WRITE_BATCH_ROWS), rows: 0 })
     }
 
     pub fn push(&mut self, row: T) -> Result<(), ParquetIoError> {
         self.pending.push(row);
         self.rows += 1;
-        if self.pending.len() == ROW_GROUP_ROWS {
+        if self.pending.len() == WRITE_BATCH_ROWS {
             self.file.write(&self.pending)?;
             self.pending.clear();
         }
