@@ -143,9 +143,9 @@ impl<T: Serialize> RowWriter<T> {
     }
 }
 
-/// Record batches of any sizes written a row group at a time, for files joined without
-/// decoding their rows (the merges of a sharded run). The bytes are those `write_rows` writes
-/// for the same rows.
+/// Record batches of any sizes written on `WRITE_BATCH_ROWS` rows at a time, for files joined
+/// without decoding their rows (the merges of a sharded run). The bytes are those `write_rows`
+/// writes for the same rows.
 pub struct BatchWriter {
     file: GroupWriter,
     pending: Vec<RecordBatch>,
@@ -158,16 +158,21 @@ impl BatchWriter {
         Ok(Self { file: GroupWriter::create(path, fields, metadata)?, pending: Vec::new(), pending_rows: 0, rows: 0 })
     }
 
-    pub fn push(&mut self, batch: RecordBatch) -> Result<(), ParquetIoError> {
+    /// Writes `batch` on in slices of `WRITE_BATCH_ROWS` from the start of the file (slices
+    /// share the batch's memory; only a slice's worth is ever copied, to join its pieces).
+    pub fn push(&mut self, mut batch: RecordBatch) -> Result<(), ParquetIoError> {
         self.rows += batch.num_rows() as u64;
-        self.pending_rows += batch.num_rows();
-        self.pending.push(batch);
-        while self.pending_rows >= ROW_GROUP_ROWS {
+        while self.pending_rows + batch.num_rows() >= WRITE_BATCH_ROWS {
+            let take = WRITE_BATCH_ROWS - self.pending_rows;
+            self.pending.push(batch.slice(0, take));
+            batch = batch.slice(take, batch.num_rows() - take);
             let joined = self.joined()?;
-            self.file.write_batch(&joined.slice(0, ROW_GROUP_ROWS))?;
-            let rest = joined.slice(ROW_GROUP_ROWS, joined.num_rows() - ROW_GROUP_ROWS);
-            self.pending_rows = rest.num_rows();
-            self.pending = vec![rest];
+            self.file.write_batch(&joined)?;
+            (self.pending, self.pending_rows) = (Vec::new(), 0);
+        }
+        if batch.num_rows() > 0 {
+            self.pending_rows += batch.num_rows();
+            self.pending.push(batch);
         }
         Ok(())
     }
