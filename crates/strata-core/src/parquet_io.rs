@@ -14,13 +14,13 @@ use std::fs::File;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-/// Rows per row group: bounds the memory a reader needs per batch.
+/// Rows per row group (what a reader skips or selects by; it reads `BATCH_ROWS` at a time).
 const ROW_GROUP_ROWS: usize = 16 * 1024;
 
-/// Rows turned into Arrow arrays at a time while writing: the writer's own batch size, so the
-/// bytes are those of handing it a whole row group at once, while only this many rows are
-/// held as arrays (a row group of long texts is hundreds of MB as arrays).
-const WRITE_BATCH_ROWS: usize = 1024;
+/// Rows held as Arrow arrays at a time, reading or writing: a row group of long texts (the
+/// passages) is hundreds of MB as arrays. Writing, it is the writer's own batch size, so the
+/// bytes are those of handing it a whole row group at once.
+const BATCH_ROWS: usize = 1024;
 
 #[derive(Debug, thiserror::Error)]
 pub enum ParquetIoError {
@@ -51,7 +51,7 @@ pub fn content_hash(path: &Path, value: &str) -> Result<u64, ParquetIoError> {
 /// Writes `rows` with the schema `fields` and key-value `metadata` to `path`.
 pub fn write_rows<T: Serialize>(path: &Path, fields: &[FieldRef], rows: &[T], metadata: &[(&str, String)]) -> Result<(), ParquetIoError> {
     let mut file = GroupWriter::create(path, fields, metadata)?;
-    for batch in rows.chunks(WRITE_BATCH_ROWS) {
+    for batch in rows.chunks(BATCH_ROWS) {
         file.write(&batch)?;
     }
     file.close()
@@ -77,7 +77,7 @@ impl GroupWriter {
         let props = WriterProperties::builder()
             .set_compression(Compression::SNAPPY)
             .set_max_row_group_row_count(Some(ROW_GROUP_ROWS))
-            .set_write_batch_size(WRITE_BATCH_ROWS)
+            .set_write_batch_size(BATCH_ROWS)
             .set_created_by(format!("strata {}", crate::TOOL_VERSION))
             .build();
         let writer = ArrowWriter::try_new(file, schema.clone(), Some(props)).map_err(|e| wrap(e.into()))?;
@@ -116,13 +116,13 @@ pub struct RowWriter<T: Serialize> {
 
 impl<T: Serialize> RowWriter<T> {
     pub fn create(path: &Path, fields: &[FieldRef], metadata: &[(&str, String)]) -> Result<Self, ParquetIoError> {
-        Ok(Self { file: GroupWriter::create(path, fields, metadata)?, pending: Vec::with_capacity(WRITE_BATCH_ROWS), rows: 0 })
+        Ok(Self { file: GroupWriter::create(path, fields, metadata)?, pending: Vec::with_capacity(BATCH_ROWS), rows: 0 })
     }
 
     pub fn push(&mut self, row: T) -> Result<(), ParquetIoError> {
         self.pending.push(row);
         self.rows += 1;
-        if self.pending.len() == WRITE_BATCH_ROWS {
+        if self.pending.len() == BATCH_ROWS {
             self.file.write(&self.pending)?;
             self.pending.clear();
         }
@@ -143,7 +143,7 @@ impl<T: Serialize> RowWriter<T> {
     }
 }
 
-/// Record batches of any sizes written on `WRITE_BATCH_ROWS` rows at a time, for files joined
+/// Record batches of any sizes written on `BATCH_ROWS` rows at a time, for files joined
 /// without decoding their rows (the merges of a sharded run). The bytes are those `write_rows`
 /// writes for the same rows.
 pub struct BatchWriter {
@@ -158,12 +158,12 @@ impl BatchWriter {
         Ok(Self { file: GroupWriter::create(path, fields, metadata)?, pending: Vec::new(), pending_rows: 0, rows: 0 })
     }
 
-    /// Writes `batch` on in slices of `WRITE_BATCH_ROWS` from the start of the file (slices
+    /// Writes `batch` on in slices of `BATCH_ROWS` from the start of the file (slices
     /// share the batch's memory; only a slice's worth is ever copied, to join its pieces).
     pub fn push(&mut self, mut batch: RecordBatch) -> Result<(), ParquetIoError> {
         self.rows += batch.num_rows() as u64;
-        while self.pending_rows + batch.num_rows() >= WRITE_BATCH_ROWS {
-            let take = WRITE_BATCH_ROWS - self.pending_rows;
+        while self.pending_rows + batch.num_rows() >= BATCH_ROWS {
+            let take = BATCH_ROWS - self.pending_rows;
             self.pending.push(batch.slice(0, take));
             batch = batch.slice(take, batch.num_rows() - take);
             let joined = self.joined()?;
@@ -419,10 +419,10 @@ fn batch_reader(path: &Path, columns: &[&str]) -> Result<ParquetRecordBatchReade
     projected(path, columns)?.build().map_err(|e| read_error(path)(e.into()))
 }
 
-/// A reader of `path` in batches of a row group's size, decoding only `columns` (all when empty).
+/// A reader of `path` in batches of `BATCH_ROWS`, decoding only `columns` (all when empty).
 fn projected(path: &Path, columns: &[&str]) -> Result<ParquetRecordBatchReaderBuilder<File>, ParquetIoError> {
     let wrap = read_error(path);
-    let mut builder = open(path)?.with_batch_size(ROW_GROUP_ROWS);
+    let mut builder = open(path)?.with_batch_size(BATCH_ROWS);
     if !columns.is_empty() {
         let roots =
             columns.iter().map(|name| builder.schema().index_of(name).map_err(|e| wrap(e.into()))).collect::<Result<Vec<_>, _>>()?;
