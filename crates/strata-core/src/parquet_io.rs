@@ -106,7 +106,7 @@ impl GroupWriter {
     }
 }
 
-/// Rows pushed one at a time and written a row group at a time, for a stage that makes its
+/// Rows pushed one at a time and written `BATCH_ROWS` at a time, for a stage that makes its
 /// rows as it streams its input. The bytes are those `write_rows` writes for the same rows.
 pub struct RowWriter<T: Serialize> {
     file: GroupWriter,

@@ -215,8 +215,7 @@ def run(opts: argparse.Namespace) -> int:
                 continue
             if not run_round(stages, opts, out, strata, task_args, env):
                 return 1
-        # The last step needs no Ray: it runs while the driver leaves the cluster (a quarter
-        # of a second on one node).
+        # The last step needs no Ray: it runs while the driver leaves the cluster.
         last = start_reduce(reduce)
     finally:
         ray.shutdown()
