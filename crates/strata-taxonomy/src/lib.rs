@@ -257,9 +257,8 @@ impl Stage for TaxonomyStage {
         // Each node's centroid: its summed vector, of unit length.
         let centroids: Vec<Vec<f32>> = sums.into_iter().map(unit).collect();
         let mut named = naming::name_nodes(ctx, &flat, &chunks, &centroids, keywords, self)?;
-        // The ids of the medoids and of the chunks others duplicate: the only chunk ids held.
-        let wanted_ids = nearest.iter().filter_map(|rows| rows.first()).chain(duplicate_of.iter().flatten());
-        let chunk_ids = chunk_ids_at(&ctx.run.path(WORK_CHUNKS), wanted_ids.copied().collect())?;
+        let medoids = nearest.iter().filter_map(|rows| rows.first()).copied().collect();
+        let chunk_ids = write_chunk_assignments(ctx, &flat.leaf_of, &duplicate_of, medoids)?;
         let nodes = describe(&flat, &chunks, &nearest, &chunk_ids, &mut named);
         let mut tree = TaxonomyTree::new(nodes)?;
         let passage_leaf: Vec<u32> = (0..passages.len()).map(|p| flat.leaf_of[passages.first_chunk[p] as usize]).collect();
@@ -276,7 +275,6 @@ impl Stage for TaxonomyStage {
             llm_titles = Some(tally.finish());
         }
 
-        write_chunk_assignments(ctx, &flat.leaf_of, &duplicate_of, &chunk_ids)?;
         write_passage_assignments(ctx, &passages.ids, &passage_leaf, &passage_duplicate_of)?;
         parquet_io::write_rows(&ctx.output(TAXONOMY)?, &TaxonomyNode::fields(llm_titles.is_some()), tree.nodes(), &[])?;
         let json_path = ctx.output(TAXONOMY_JSON)?;
@@ -360,33 +358,29 @@ struct ChunkId {
     chunk_id: String,
 }
 
-/// The ids of the chunks at `rows`, read in one pass over the `chunk_id` column: the stage
-/// holds no other chunk id.
-fn chunk_ids_at(chunks: &Path, rows: HashSet<usize>) -> Result<HashMap<usize, String>, TaxonomyError> {
-    let mut ids = HashMap::with_capacity(rows.len());
-    for (row, chunk) in parquet_io::rows::<ChunkId>(chunks, &["chunk_id"])?.enumerate() {
-        let chunk = chunk?;
-        if rows.contains(&row) {
-            ids.insert(row, chunk.chunk_id);
-        }
-    }
-    Ok(ids)
-}
-
-/// `work/assignments.parquet`: each chunk's leaf and the chunk it duplicates, the chunks' ids
-/// read again in step (`ids` holds those of the duplicated chunks).
+/// `work/assignments.parquet`: each chunk's leaf and the chunk it duplicates, with the chunks'
+/// ids read in one pass over the `chunk_id` column. Returns the ids of the `medoids`: with the
+/// duplicated chunks' (each before its duplicates), the only chunk ids the stage holds.
 fn write_chunk_assignments(
     ctx: &StageContext,
     leaf: &[u32],
     duplicate_of: &[Option<usize>],
-    ids: &HashMap<usize, String>,
-) -> Result<(), StageError> {
+    medoids: HashSet<usize>,
+) -> Result<HashMap<usize, String>, StageError> {
+    let duplicated: HashSet<usize> = duplicate_of.iter().flatten().copied().collect();
+    let mut ids = HashMap::with_capacity(medoids.len() + duplicated.len());
     let mut assignments = RowWriter::create(&ctx.output(WORK_ASSIGNMENTS)?, &AssignmentRecord::fields(), &[])?;
     for (row, chunk) in parquet_io::rows::<ChunkId>(&ctx.run.path(WORK_CHUNKS), &["chunk_id"])?.enumerate() {
-        let duplicate_of = duplicate_of[row].map(|d| ids[&d].clone());
-        assignments.push(AssignmentRecord { chunk_id: chunk?.chunk_id, node_id: leaf[row], duplicate_of })?;
+        let chunk_id = chunk?.chunk_id;
+        if medoids.contains(&row) || duplicated.contains(&row) {
+            ids.insert(row, chunk_id.clone());
+        }
+        // A chunk duplicates an earlier one (`dedup`), whose id was kept above.
+        let duplicate_of = duplicate_of[row].map(|d| ids.get(&d).cloned().ok_or(format!("chunk row {row} duplicates a later row {d}")));
+        assignments.push(AssignmentRecord { chunk_id, node_id: leaf[row], duplicate_of: duplicate_of.transpose()? })?;
     }
-    Ok(assignments.close()?)
+    assignments.close()?;
+    Ok(ids)
 }
 
 /// `work/passage_assignments.parquet`: each passage's leaf and the passage it duplicates.
