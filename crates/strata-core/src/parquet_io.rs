@@ -48,6 +48,17 @@ pub fn content_hash(path: &Path, value: &str) -> Result<u64, ParquetIoError> {
     u64::from_str_radix(value, 16).map_err(|_| ParquetIoError::ContentHash { path: path.to_path_buf(), value: value.to_string() })
 }
 
+#[derive(serde::Deserialize)]
+struct ContentHashCell {
+    content_hash: String,
+}
+
+/// The `content_hash` column of `path`, each as a number ([`content_hash`]), row by row.
+pub fn content_hashes(path: &Path) -> Result<impl Iterator<Item = Result<u64, ParquetIoError>>, ParquetIoError> {
+    let file = path.to_path_buf();
+    Ok(rows::<ContentHashCell>(path, &["content_hash"])?.map(move |cell| cell.and_then(|c| content_hash(&file, &c.content_hash))))
+}
+
 /// Writes `rows` with the schema `fields` and key-value `metadata` to `path`.
 pub fn write_rows<T: Serialize>(path: &Path, fields: &[FieldRef], rows: &[T], metadata: &[(&str, String)]) -> Result<(), ParquetIoError> {
     let mut file = GroupWriter::create(path, fields, metadata)?;

@@ -1,6 +1,7 @@
-//! The passages as the stages after chunking need them (no text): ids, which chunk rows each
-//! holds, target-token sizes, content hashes and documents, with their vectors made from the
-//! chunk vectors. Passages hold consecutive chunks and are stored in chunk order, so passage
+//! The passages as the stages after chunking need them (no text, no id): which chunk rows each
+//! holds, target-token sizes and documents, with their vectors made from the chunk vectors.
+//! The ids are read from the file as they are written out ([`PassageIndex::ids`]), so that no
+//! stage holds a string per passage. Passages hold consecutive chunks and are stored in chunk order, so passage
 //! `p` is the chunk rows `first_chunk[p] .. first_chunk[p] + n_chunks[p]`.
 
 use crate::parquet_io::{self, ParquetIoError};
@@ -9,35 +10,37 @@ use crate::Matrix;
 use serde::Deserialize;
 use std::path::Path;
 
-/// Every passage of a run, in passage order (`work/passages.parquet` without its text).
+/// Every passage of a run, in passage order (`work/passages.parquet` without its text, ids
+/// and content hashes).
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct PassageIndex {
-    pub ids: Vec<String>,
     pub first_chunk: Vec<u64>,
     pub n_chunks: Vec<u32>,
     pub n_tokens: Vec<u32>,
-    pub content_hashes: Vec<u64>,
     /// Per passage, its document's position among the run's documents that have passages.
     pub document: Vec<usize>,
 }
 
 #[derive(Deserialize)]
 struct Row {
-    passage_id: String,
     doc_id: String,
     first_chunk: u64,
     n_chunks: u32,
     n_tokens: u32,
-    content_hash: String,
+}
+
+#[derive(Deserialize)]
+struct Id {
+    passage_id: String,
 }
 
 impl PassageIndex {
-    /// Reads `work/passages.parquet` (every column but the text), checking that the passages
+    /// Reads `work/passages.parquet` (its chunk rows, sizes and documents), checking that the passages
     /// cover the run's `chunk_rows` chunk rows in order, without gaps, each exactly once.
     pub fn read(path: &Path, chunk_rows: usize) -> Result<Self, ParquetIoError> {
         let mut index = Self::default();
         let mut last_doc: Option<String> = None;
-        let columns = ["passage_id", "doc_id", "first_chunk", "n_chunks", "n_tokens", "content_hash"];
+        let columns = ["doc_id", "first_chunk", "n_chunks", "n_tokens"];
         for batch in parquet_io::batches::<Row>(path, &columns)? {
             for r in batch? {
                 let expected = index.chunk_rows();
@@ -51,11 +54,9 @@ impl PassageIndex {
                 } else {
                     index.document.push(*index.document.last().unwrap_or(&0));
                 }
-                index.ids.push(r.passage_id);
                 index.first_chunk.push(r.first_chunk);
                 index.n_chunks.push(r.n_chunks);
                 index.n_tokens.push(r.n_tokens);
-                index.content_hashes.push(parquet_io::content_hash(path, &r.content_hash)?);
             }
         }
         if index.chunk_rows() != chunk_rows as u64 {
@@ -65,11 +66,17 @@ impl PassageIndex {
     }
 
     pub fn len(&self) -> usize {
-        self.ids.len()
+        self.first_chunk.len()
     }
 
     pub fn is_empty(&self) -> bool {
-        self.ids.is_empty()
+        self.first_chunk.is_empty()
+    }
+
+    /// The passage ids of `path` (`work/passages.parquet`), in passage order, read a batch at
+    /// a time.
+    pub fn ids(path: &Path) -> Result<impl Iterator<Item = Result<String, ParquetIoError>>, ParquetIoError> {
+        Ok(parquet_io::rows::<Id>(path, &["passage_id"])?.map(|id| id.map(|i| i.passage_id)))
     }
 
     /// Chunk rows the passages cover (all of them, once read).
@@ -81,6 +88,11 @@ impl PassageIndex {
     pub fn chunks_of(&self, p: usize) -> std::ops::Range<usize> {
         let start = self.first_chunk[p] as usize;
         start..start + self.n_chunks[p] as usize
+    }
+
+    /// The passage holding chunk row `row` (one of [`Self::chunk_rows`]).
+    pub fn passage_of(&self, row: usize) -> usize {
+        self.first_chunk.partition_point(|&first| first <= row as u64) - 1
     }
 
     /// Per chunk row, its passage.
@@ -190,10 +202,11 @@ mod tests {
             n_tokens: 10,
             content_hash: crate::hash::text_hash(id),
         };
-        let rows = [passage("a#p0", "a", 0, 2), passage("a#p1", "a", 2, 1), passage("b#p0", "b", 3, 1)];
-        crate::parquet_io::write_rows(&path, &PassageRecord::fields(), &rows, &[]).expect("write");
+        let written = [passage("a#p0", "a", 0, 2), passage("a#p1", "a", 2, 1), passage("b#p0", "b", 3, 1)];
+        crate::parquet_io::write_rows(&path, &PassageRecord::fields(), &written, &[]).expect("write");
         let index = PassageIndex::read(&path, 4).expect("read");
         assert_eq!((index.document.as_slice(), index.chunks_of(0), index.passage_of_chunks()), (&[0, 0, 1][..], 0..2, vec![0, 0, 1, 2]));
+        assert_eq!((0..4).map(|row| index.passage_of(row)).collect::<Vec<_>>(), [0, 0, 1, 2]);
         // Chunks 0 and 1 point one way, 2 another, 3 a third: passage 0 is their mean, document
         // a the mean of its three chunks.
         let vectors = [[1.0, 0.0], [1.0, 0.0], [0.0, 1.0], [0.6, 0.8]];
@@ -216,10 +229,16 @@ mod tests {
         let gap = [passage("a#p0", "a", 0, 2), passage("b#p0", "b", 3, 1)];
         crate::parquet_io::write_rows(&path, &PassageRecord::fields(), &gap, &[]).expect("write");
         assert!(matches!(PassageIndex::read(&path, 4), Err(ParquetIoError::OutOfStep { .. })));
-        // A content hash that is not one (the hashes are held as numbers) is named with the file.
+        // The ids and hashes are read apart; a content hash that is not one (the hashes are
+        // read as numbers) is named with the file.
+        crate::parquet_io::write_rows(&path, &PassageRecord::fields(), &written, &[]).expect("write");
+        let ids: Vec<String> = PassageIndex::ids(&path).expect("ids").collect::<Result<_, _>>().expect("ids");
+        assert_eq!(ids, ["a#p0", "a#p1", "b#p0"]);
+        let hashes: Vec<u64> = parquet_io::content_hashes(&path).expect("hashes").collect::<Result<_, _>>().expect("hashes");
+        assert_eq!(hashes[2], u64::from_str_radix(&crate::hash::text_hash("b#p0"), 16).expect("hex"));
         let garbled = [PassageRecord { content_hash: "not-a-hash".into(), ..passage("a#p0", "a", 0, 4) }];
         crate::parquet_io::write_rows(&path, &PassageRecord::fields(), &garbled, &[]).expect("write");
-        let err = PassageIndex::read(&path, 4).expect_err("a garbled hash");
+        let err = parquet_io::content_hashes(&path).expect("hashes").next().expect("a row").expect_err("a garbled hash");
         assert!(err.to_string().contains("passages.parquet") && err.to_string().contains("not-a-hash"), "{err}");
     }
 }

@@ -78,7 +78,8 @@ impl VectorCache {
 
     /// Writes the cache (a temporary file of a name no other process has, on any machine
     /// sharing the folder, then a rename), unless it lives in memory only. Processes saving at
-    /// once (shards) each replace the file whole: the last one's vectors are kept.
+    /// once (shards) each replace the file whole: the last one's vectors are kept. The folder
+    /// is made when missing (a fresh machine's first run).
     pub fn save(&self, dim: usize) -> Result<(), parquet_io::ParquetIoError> {
         let Some(path) = &self.path else {
             return Ok(());
@@ -87,6 +88,7 @@ impl VectorCache {
         let mut rows: Vec<CachedVector> = self.vectors.iter().map(|(k, v)| CachedVector { key: k.clone(), embedding: v.clone() }).collect();
         rows.sort_by(|a, b| a.key.cmp(&b.key));
         let dir = path.parent().unwrap_or(Path::new("."));
+        std::fs::create_dir_all(dir).map_err(failed)?;
         let tmp = tempfile::Builder::new().prefix(".vectors-").tempfile_in(dir).map_err(failed)?;
         parquet_io::write_rows(tmp.path(), &fields(dim), &rows, &[])?;
         tmp.persist(path).map(drop).map_err(|e| failed(e.error))
@@ -99,15 +101,17 @@ mod tests {
 
     #[test]
     fn saved_vectors_are_found_by_the_next_run_and_no_temporary_file_stays() {
-        let dir = tempfile::tempdir().expect("tempdir");
-        let mut cache = VectorCache::open(dir.path(), "0123456789abcdef0123", FULL_INPUT);
+        let root = tempfile::tempdir().expect("tempdir");
+        // The cache's folder does not exist yet, as on a fresh machine.
+        let dir = &root.path().join("vectors");
+        let mut cache = VectorCache::open(dir, "0123456789abcdef0123", FULL_INPUT);
         cache.insert(key("a text"), vec![0.6, 0.8]);
         cache.save(2).expect("save");
-        let again = VectorCache::open(dir.path(), "0123456789abcdef0123", FULL_INPUT);
+        let again = VectorCache::open(dir, "0123456789abcdef0123", FULL_INPUT);
         assert_eq!(again.get(&key("a text")), Some(&vec![0.6, 0.8]));
-        let names: Vec<_> = std::fs::read_dir(dir.path()).expect("ls").map(|e| e.expect("entry").file_name()).collect();
+        let names: Vec<_> = std::fs::read_dir(dir).expect("ls").map(|e| e.expect("entry").file_name()).collect();
         assert_eq!(names, ["vectors-0123456789abcdef.parquet"]);
         // Another input length keeps its own file.
-        assert!(VectorCache::open(dir.path(), "0123456789abcdef0123", 128).get(&key("a text")).is_none());
+        assert!(VectorCache::open(dir, "0123456789abcdef0123", 128).get(&key("a text")).is_none());
     }
 }

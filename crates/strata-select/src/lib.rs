@@ -154,8 +154,8 @@ impl Stage for SelectStage {
         ctx.progress.finish();
 
         let mut rows = RowWriter::create(&ctx.output(WORK_SELECTION)?, &SelectionRecord::fields(), &[])?;
-        for (p, id) in units.passages.ids.iter().enumerate() {
-            rows.push(SelectionRecord { passage_id: id.clone(), selected: chosen[p], random: random[p] })?;
+        for (p, id) in PassageIndex::ids(&ctx.run.path(WORK_PASSAGES))?.enumerate() {
+            rows.push(SelectionRecord { passage_id: id?, selected: chosen[p], random: random[p] })?;
         }
         let n_rows = rows.rows();
         rows.close()?;
@@ -224,11 +224,20 @@ pub(crate) fn corpus_tokens(ctx: &StageContext) -> Result<u64, SelectError> {
 pub(crate) fn read_passages(ctx: &StageContext, min_tokens: u32) -> Result<Passages, ParquetIoError> {
     let chunk_rows = parquet_io::num_rows(&ctx.run.path(WORK_CHUNKS))? as usize;
     let passages = PassageIndex::read(&ctx.run.path(WORK_PASSAGES), chunk_rows)?;
-    let placed: Vec<PassageAssignment> = parquet_io::read_rows(&ctx.run.path(WORK_PASSAGE_ASSIGNMENTS))?;
-    if placed.len() != passages.len() || placed.iter().zip(&passages.ids).any(|(a, id)| &a.passage_id != id) {
-        return Err(ParquetIoError::OutOfStep { path: ctx.run.path(WORK_PASSAGE_ASSIGNMENTS) });
+    // Each passage's leaf and whether it duplicates another, read with the ids in step.
+    let path = ctx.run.path(WORK_PASSAGE_ASSIGNMENTS);
+    let mut ids = PassageIndex::ids(&ctx.run.path(WORK_PASSAGES))?;
+    let (mut leaf, mut eligible) = (Vec::with_capacity(passages.len()), Vec::with_capacity(passages.len()));
+    for placed in parquet_io::rows::<PassageAssignment>(&path, &["passage_id", "node_id", "duplicate_of"])? {
+        let (placed, p) = (placed?, leaf.len());
+        if p == passages.len() || ids.next().transpose()?.as_ref() != Some(&placed.passage_id) {
+            return Err(ParquetIoError::OutOfStep { path });
+        }
+        eligible.push(strata_core::eligible(passages.n_tokens[p], placed.duplicate_of.is_some(), min_tokens));
+        leaf.push(placed.node_id);
     }
-    let eligible =
-        (0..passages.len()).map(|p| strata_core::eligible(passages.n_tokens[p], placed[p].duplicate_of.is_some(), min_tokens)).collect();
-    Ok(Passages { leaf: placed.iter().map(|a| a.node_id).collect(), eligible, passages })
+    if leaf.len() != passages.len() {
+        return Err(ParquetIoError::OutOfStep { path });
+    }
+    Ok(Passages { leaf, eligible, passages })
 }

@@ -73,26 +73,6 @@ impl Cluster {
             self.children.iter().enumerate().flat_map(|(i, c)| c.leaf_paths().into_iter().map(move |p| [vec![i as u8], p].concat()));
         below.collect()
     }
-
-    /// The fitted tree over every row, each row `r` taking the positions `paths[r]` from
-    /// [`Self::descend`]: children that no row reaches are left out, and children are ordered
-    /// as `build_tree` orders them.
-    pub fn place(&self, paths: &[Vec<u8>]) -> Cluster {
-        self.place_rows((0..paths.len()).collect(), paths, 0)
-    }
-
-    fn place_rows(&self, rows: Vec<usize>, paths: &[Vec<u8>], depth: usize) -> Cluster {
-        let mut groups = vec![Vec::new(); self.children.len()];
-        if !self.children.is_empty() {
-            rows.iter().for_each(|&r| groups[paths[r][depth] as usize].push(r));
-        }
-        let mut children: Vec<Cluster> = (self.children.iter().zip(groups))
-            .filter(|(_, g)| !g.is_empty())
-            .map(|(child, g)| child.place_rows(g, paths, depth + 1))
-            .collect();
-        children.sort_by_key(|c| (std::cmp::Reverse(c.members.len()), c.members[0]));
-        Cluster { members: rows, children, centroid: self.centroid.clone() }
-    }
 }
 
 /// Points each candidate k is fitted and scored on: about 500 per cluster at the largest k,

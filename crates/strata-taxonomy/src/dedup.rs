@@ -4,46 +4,77 @@
 
 use ndarray::{ArrayView1, ArrayView2};
 use rayon::prelude::*;
-use std::collections::HashMap;
+use std::collections::{hash_map::Entry, HashMap, HashSet};
 
-/// For each item, the first with the same content hash, if that is an earlier one.
-pub fn exact_duplicates<H: Eq + std::hash::Hash>(content_hashes: &[H]) -> Vec<Option<usize>> {
-    let mut duplicate_of = vec![None; content_hashes.len()];
-    let mut first_with_text: HashMap<&H, usize> = HashMap::new();
-    for (i, hash) in content_hashes.iter().enumerate() {
-        match first_with_text.get(hash) {
-            Some(&first) => duplicate_of[i] = Some(first),
-            None => {
-                first_with_text.insert(hash, i);
+/// The rows that duplicate an earlier row, each with the row it duplicates (always a kept one,
+/// so every group points at one kept row), in row order. Few rows of a corpus are duplicates,
+/// so only those are held, not an entry per row.
+#[derive(Debug, Default, Clone, PartialEq)]
+pub struct Duplicates(Vec<(usize, usize)>);
+
+impl Duplicates {
+    /// How many rows are duplicates.
+    pub fn count(&self) -> usize {
+        self.0.len()
+    }
+
+    /// The row `row` duplicates, if it is a duplicate.
+    pub fn of(&self, row: usize) -> Option<usize> {
+        self.0.binary_search_by_key(&row, |&(r, _)| r).ok().map(|i| self.0[i].1)
+    }
+
+    /// The rows some row duplicates.
+    pub fn kept(&self) -> HashSet<usize> {
+        self.0.iter().map(|&(_, kept)| kept).collect()
+    }
+
+    /// Adds duplicates of rows not yet in, in any order.
+    pub fn extend(&mut self, found: impl IntoIterator<Item = (usize, usize)>) {
+        self.0.extend(found);
+        self.0.sort_unstable();
+    }
+}
+
+/// The exact duplicates among the rows of the content hashes `read` gives (in row order; it is
+/// called twice): each row with the first row of the same hash. The hashes are held once, as
+/// 8 bytes a row, to find the ones that repeat; the second read looks those up alone, so the
+/// table of first rows holds only repeated hashes.
+pub fn exact_duplicates<E, I: Iterator<Item = Result<u64, E>>>(mut read: impl FnMut() -> Result<I, E>) -> Result<Duplicates, E> {
+    let mut sorted: Vec<u64> = read()?.collect::<Result<_, E>>()?;
+    sorted.sort_unstable();
+    let repeated: HashSet<u64> = sorted.windows(2).filter(|pair| pair[0] == pair[1]).map(|pair| pair[0]).collect();
+    drop(sorted);
+    let mut first_with_text: HashMap<u64, usize> = HashMap::with_capacity(repeated.len());
+    let mut found = Vec::new();
+    for (row, hash) in read()?.enumerate() {
+        let hash = hash?;
+        if !repeated.contains(&hash) {
+            continue;
+        }
+        match first_with_text.entry(hash) {
+            Entry::Occupied(first) => found.push((row, *first.get())),
+            Entry::Vacant(slot) => {
+                slot.insert(row);
             }
         }
     }
-    duplicate_of
+    Ok(Duplicates(found))
 }
 
-/// For each chunk, the earlier chunk it duplicates, if any. The earlier chunk is always one
-/// that is not itself a duplicate, so every group points at one kept chunk: the search of
-/// [`NearDuplicates`] over each leaf's rows, in the order given.
-pub fn mark_duplicates<H: Eq + std::hash::Hash>(
-    content_hashes: &[H],
-    vectors: ArrayView2<'_, f32>,
-    leaves: &[&[usize]],
-    threshold: f32,
-) -> Vec<Option<usize>> {
-    let mut duplicate_of = exact_duplicates(content_hashes);
+/// The `exact` duplicates with the near ones: the search of [`NearDuplicates`] over each
+/// leaf's rows (`leaves`, each in the order given), exact duplicates left out of it.
+pub fn mark_duplicates(mut exact: Duplicates, vectors: ArrayView2<'_, f32>, leaves: &[&[usize]], threshold: f32) -> Duplicates {
     let rows: Vec<LeafRow> = leaves
         .iter()
         .zip(0u32..)
-        .flat_map(|(members, leaf)| members.iter().filter(|&&m| duplicate_of[m].is_none()).map(move |&m| (m, leaf)))
+        .flat_map(|(members, leaf)| members.iter().filter(|&&m| exact.of(m).is_none()).map(move |&m| (m, leaf)))
         .map(|(m, leaf)| (m, leaf, vectors.row(m).to_vec()))
         .collect();
     let keys: Vec<u32> = (0..leaves.len() as u32).collect();
     let mut search = NearDuplicates::new(&keys, keys.len(), threshold);
     search.add(&rows);
-    for (m, k) in search.found {
-        duplicate_of[m] = Some(k);
-    }
-    duplicate_of
+    exact.extend(search.found);
+    exact
 }
 
 // A row's index, leaf and vector, as the near-duplicate search takes them.

@@ -25,7 +25,7 @@ mod sampled;
 mod titles;
 
 pub use cluster::{build_tree, build_tree_on_sample, Cluster};
-pub use dedup::mark_duplicates;
+pub use dedup::{exact_duplicates, mark_duplicates, Duplicates};
 pub use fit::FitStage;
 pub use parts::PartPlaceStage;
 
@@ -234,10 +234,8 @@ impl Stage for TaxonomyStage {
         let (fitted, placed) = self.fitted_and_placed(ctx, &passages)?;
         ctx.progress.start("taxonomy", None);
         // The chunks' vectors are read in passes, a batch at a time: none holds them all.
-        let PassageTree { tree: passage_tree, duplicate_of: passage_duplicate_of, fitted_on_sample } =
+        let PassageTree { flat, duplicate_of: passage_duplicate_of, fitted_on_sample } =
             self.cluster_passages(ctx, &files, &passages, fitted.as_ref(), placed.as_deref())?;
-        let flat = Flat::of(&passage_tree, &passages)?;
-        drop(passage_tree);
         let terms = match (&self.parts, &placed) {
             (Some(parts), Some(placed)) => merged_terms(parts, &flat, placed, &passages)?,
             _ => count_terms(ctx, &flat)?,
@@ -249,8 +247,8 @@ impl Stage for TaxonomyStage {
         let leaf_sizes: Vec<(u32, usize)> = flat.shape.leaves().map(|id| (id, flat.sizes[id as usize])).collect();
         let threshold = self.config.near_duplicate_threshold;
         let tree_of_chunks = (flat.lineages.as_slice(), flat.leaf_of.as_slice());
-        let Sums { sums, duplicate_of } =
-            passes::sums_and_duplicates(ctx, &files, tree_of_chunks, &leaf_sizes, &chunks.content_hashes, threshold)?;
+        let exact = exact_duplicates(|| parquet_io::content_hashes(&files.chunks))?;
+        let Sums { sums, duplicate_of } = passes::sums_and_duplicates(ctx, &files, tree_of_chunks, &leaf_sizes, exact, threshold)?;
         // The medoid is the nearest; the LLM titles a node from the passages of the nearest few.
         let wanted = if self.titler.is_some() { TITLE_EXCERPTS * 4 } else { 1 };
         let nearest = passes::nearest(&files, tree_of_chunks, &sums, wanted)?;
@@ -259,7 +257,8 @@ impl Stage for TaxonomyStage {
         let mut named = naming::name_nodes(ctx, &flat, &chunks, &centroids, keywords, self)?;
         let medoids = nearest.iter().filter_map(|rows| rows.first()).copied().collect();
         let chunk_ids = write_chunk_assignments(ctx, &flat.leaf_of, &duplicate_of, medoids)?;
-        let nodes = describe(&flat, &chunks, &nearest, &chunk_ids, &mut named);
+        let tokens = node_tokens(ctx, &flat)?;
+        let nodes = describe(&flat, &tokens, &nearest, &chunk_ids, &mut named);
         let mut tree = TaxonomyTree::new(nodes)?;
         let passage_leaf: Vec<u32> = (0..passages.len()).map(|p| flat.leaf_of[passages.first_chunk[p] as usize]).collect();
         ctx.progress.finish();
@@ -275,7 +274,7 @@ impl Stage for TaxonomyStage {
             llm_titles = Some(tally.finish());
         }
 
-        write_passage_assignments(ctx, &passages.ids, &passage_leaf, &passage_duplicate_of)?;
+        write_passage_assignments(ctx, &passage_leaf, &passage_duplicate_of)?;
         parquet_io::write_rows(&ctx.output(TAXONOMY)?, &TaxonomyNode::fields(llm_titles.is_some()), tree.nodes(), &[])?;
         let json_path = ctx.output(TAXONOMY_JSON)?;
         let nested = serde_json::to_string_pretty(&json!({"domain": self.domain, "root": nest(&tree, &named, 0)}))
@@ -286,9 +285,9 @@ impl Stage for TaxonomyStage {
             nodes: tree.nodes().len() as u64,
             leaves: leaf_sizes.len() as u64,
             level1_nodes: tree.children(0).len() as u64,
-            near_duplicates: duplicate_of.iter().filter(|d| d.is_some()).count() as u64,
+            near_duplicates: duplicate_of.count() as u64,
             passages: passages.len() as u64,
-            duplicate_passages: passage_duplicate_of.iter().filter(|d| d.is_some()).count() as u64,
+            duplicate_passages: passage_duplicate_of.count() as u64,
             generic_headings: chunks.generic_headings.len() as u64,
             vocabulary_terms,
             heading_labels: named.count(LabelSource::Heading),
@@ -340,16 +339,16 @@ impl TaxonomyStage {
         drop(units);
         let mut leaf = vec![0u32; passages.len()];
         tree.leaves().iter().enumerate().for_each(|(i, l)| l.members.iter().for_each(|&p| leaf[p] = i as u32));
-        let duplicate_of = passage_duplicates(passages, &vectors, &leaf, self.config.near_duplicate_threshold)?;
-        Ok(PassageTree { tree, duplicate_of, fitted_on_sample: None })
+        let duplicate_of = passage_duplicates(&ctx.run.path(WORK_PASSAGES), &vectors, &leaf, self.config.near_duplicate_threshold)?;
+        Ok(PassageTree { flat: Flat::of(&tree, &leaf, passages)?, duplicate_of, fitted_on_sample: None })
     }
 }
 
-/// The tree over the passages, each passage's duplicate, and the sample the tree was fitted
+/// The tree over the passages, the passages' duplicates, and the sample the tree was fitted
 /// on, when it was one.
 struct PassageTree {
-    tree: Cluster,
-    duplicate_of: Vec<Option<usize>>,
+    flat: Flat,
+    duplicate_of: Duplicates,
     fitted_on_sample: Option<u64>,
 }
 
@@ -364,10 +363,10 @@ struct ChunkId {
 fn write_chunk_assignments(
     ctx: &StageContext,
     leaf: &[u32],
-    duplicate_of: &[Option<usize>],
+    duplicate_of: &Duplicates,
     medoids: HashSet<usize>,
 ) -> Result<HashMap<usize, String>, StageError> {
-    let duplicated: HashSet<usize> = duplicate_of.iter().flatten().copied().collect();
+    let duplicated = duplicate_of.kept();
     let mut ids = HashMap::with_capacity(medoids.len() + duplicated.len());
     let mut assignments = RowWriter::create(&ctx.output(WORK_ASSIGNMENTS)?, &AssignmentRecord::fields(), &[])?;
     for (row, chunk) in parquet_io::rows::<ChunkId>(&ctx.run.path(WORK_CHUNKS), &["chunk_id"])?.enumerate() {
@@ -376,30 +375,36 @@ fn write_chunk_assignments(
             ids.insert(row, chunk_id.clone());
         }
         // A chunk duplicates an earlier one (`dedup`), whose id was kept above.
-        let duplicate_of = duplicate_of[row].map(|d| ids.get(&d).cloned().ok_or(format!("chunk row {row} duplicates a later row {d}")));
+        let duplicate_of = duplicate_of.of(row).map(|d| ids.get(&d).cloned().ok_or(format!("chunk row {row} duplicates a later row {d}")));
         assignments.push(AssignmentRecord { chunk_id, node_id: leaf[row], duplicate_of: duplicate_of.transpose()? })?;
     }
     assignments.close()?;
     Ok(ids)
 }
 
-/// `work/passage_assignments.parquet`: each passage's leaf and the passage it duplicates.
-fn write_passage_assignments(ctx: &StageContext, ids: &[String], leaf: &[u32], duplicate_of: &[Option<usize>]) -> Result<(), StageError> {
+/// `work/passage_assignments.parquet`: each passage's leaf and the passage it duplicates, with
+/// the passages' ids read in step; only the duplicated passages' ids are kept (each comes
+/// before its duplicates).
+fn write_passage_assignments(ctx: &StageContext, leaf: &[u32], duplicate_of: &Duplicates) -> Result<(), StageError> {
+    let duplicated = duplicate_of.kept();
+    let mut kept_ids: HashMap<usize, String> = HashMap::with_capacity(duplicated.len());
     let mut placed = RowWriter::create(&ctx.output(WORK_PASSAGE_ASSIGNMENTS)?, &PassageAssignment::fields(), &[])?;
-    for (p, id) in ids.iter().enumerate() {
-        let duplicate_of = duplicate_of[p].map(|d| ids[d].clone());
-        placed.push(PassageAssignment { passage_id: id.clone(), node_id: leaf[p], duplicate_of })?;
+    for (p, id) in PassageIndex::ids(&ctx.run.path(WORK_PASSAGES))?.enumerate() {
+        let passage_id = id?;
+        if duplicated.contains(&p) {
+            kept_ids.insert(p, passage_id.clone());
+        }
+        let duplicate_of = duplicate_of.of(p).map(|d| kept_ids.get(&d).cloned().ok_or(format!("passage {p} duplicates a later one, {d}")));
+        placed.push(PassageAssignment { passage_id, node_id: leaf[p], duplicate_of: duplicate_of.transpose()? })?;
     }
     Ok(placed.close()?)
 }
 
-/// What the stage keeps of the chunks, in chunk order: no text, no id, and each chunk's first
-/// and last heading as ids of `headings`.
+/// What the stage keeps of the chunks, in chunk order: each chunk's first and last heading as
+/// ids of `headings`, and nothing else (no text, id, size or hash: those are read in passes).
 struct Chunks {
     headings: labels::Vocabulary,
-    heading_ids: Vec<[Option<u32>; 2]>,
-    n_tokens: Vec<u32>,
-    content_hashes: Vec<u64>,
+    heading_ids: Vec<HeadingIds>,
     /// Headings of many documents (aspects such as Symptoms, not topics), by name: never a
     /// label, and left out of `heading_ids`.
     generic_headings: HashSet<String>,
@@ -407,52 +412,70 @@ struct Chunks {
 
 impl Chunks {
     fn len(&self) -> usize {
-        self.n_tokens.len()
+        self.heading_ids.len()
     }
 
     /// Finds the headings that occur in more than `share` of the documents (and at least 3)
     /// and forgets them as the chunks' headings.
     fn drop_generic_headings(&mut self, passages: &PassageIndex, share: f64) {
-        let passage_of = passages.passage_of_chunks();
-        let mut documents: HashMap<u32, HashSet<usize>> = HashMap::new();
-        for (row, ids) in self.heading_ids.iter().enumerate() {
-            for h in ids.iter().flatten() {
-                documents.entry(*h).or_default().insert(passages.document[passage_of[row]]);
+        // Per heading, the last document it was seen in and its documents so far: the chunks
+        // come in document order, so a heading's documents are counted without a set of them.
+        let mut documents: HashMap<u32, (usize, usize)> = HashMap::new();
+        for p in 0..passages.len() {
+            let document = passages.document[p];
+            for row in passages.chunks_of(p) {
+                for h in self.heading_ids[row].distinct() {
+                    let (last, count) = documents.entry(h).or_insert((usize::MAX, 0));
+                    if *last != document {
+                        (*last, *count) = (document, *count + 1);
+                    }
+                }
             }
         }
         let n_documents = passages.document.last().map_or(0, |d| d + 1);
         let limit = (share * n_documents as f64).max(3.0);
-        let generic: HashSet<u32> = documents.into_iter().filter(|(_, d)| d.len() as f64 > limit).map(|(h, _)| h).collect();
-        for ids in &mut self.heading_ids {
-            ids.iter_mut().for_each(|h| *h = h.filter(|h| !generic.contains(h)));
-        }
+        let generic: HashSet<u32> = documents.into_iter().filter(|&(_, (_, d))| d as f64 > limit).map(|(h, _)| h).collect();
+        self.heading_ids.iter_mut().for_each(|ids| ids.forget(&generic));
         self.generic_headings = generic.into_iter().map(|h| self.headings.name(h).to_string()).collect();
     }
 }
 
-#[derive(serde::Deserialize)]
-struct ChunkRow {
-    heading_path: Vec<String>,
-    n_tokens: u32,
-    content_hash: String,
+/// A chunk's first and last heading, as ids of `Chunks::headings` (`NO_HEADING`: none): 8 bytes
+/// a chunk, where two `Option<u32>` take 16.
+#[derive(Debug, Clone, Copy)]
+struct HeadingIds([u32; 2]);
+
+const NO_HEADING: u32 = u32::MAX;
+
+impl HeadingIds {
+    fn new(first: Option<u32>, last: Option<u32>) -> Self {
+        Self([first.unwrap_or(NO_HEADING), last.unwrap_or(NO_HEADING)])
+    }
+
+    /// The first heading, then the last when it is another.
+    fn distinct(self) -> impl Iterator<Item = u32> {
+        let [first, last] = self.0;
+        std::iter::once(first).chain((last != first).then_some(last)).filter(|&h| h != NO_HEADING)
+    }
+
+    /// Forgets the headings among `headings`.
+    fn forget(&mut self, headings: &HashSet<u32>) {
+        self.0.iter_mut().filter(|h| headings.contains(h)).for_each(|h| *h = NO_HEADING);
+    }
 }
 
-/// The chunks: three columns, no id, text or vector.
+#[derive(serde::Deserialize)]
+struct ChunkHeadings {
+    heading_path: Vec<String>,
+}
+
+/// The chunks' first and last headings.
 fn read_chunks(ctx: &StageContext) -> Result<Chunks, TaxonomyError> {
-    let mut chunks = Chunks {
-        headings: Default::default(),
-        heading_ids: Vec::new(),
-        n_tokens: Vec::new(),
-        content_hashes: Vec::new(),
-        generic_headings: HashSet::new(),
-    };
-    let path = ctx.run.path(WORK_CHUNKS);
-    for batch in parquet_io::batches::<ChunkRow>(&path, &["heading_path", "n_tokens", "content_hash"])? {
+    let mut chunks = Chunks { headings: Default::default(), heading_ids: Vec::new(), generic_headings: HashSet::new() };
+    for batch in parquet_io::batches::<ChunkHeadings>(&ctx.run.path(WORK_CHUNKS), &["heading_path"])? {
         for c in batch? {
-            chunks.content_hashes.push(parquet_io::content_hash(&path, &c.content_hash)?);
             let [first, last] = [c.heading_path.first(), c.heading_path.last()].map(|h| h.map(|h| chunks.headings.intern(h.clone())));
-            chunks.heading_ids.push([first, last]);
-            chunks.n_tokens.push(c.n_tokens);
+            chunks.heading_ids.push(HeadingIds::new(first, last));
         }
     }
     Ok(chunks)
@@ -470,18 +493,15 @@ fn topic_vectors(passages: &PassageIndex, passage_vectors: &Matrix, documents: M
     matrix(blended)
 }
 
-/// Exact (same text) and near-duplicate passages (cosine of their own vectors, within a leaf).
-fn passage_duplicates(
-    passages: &PassageIndex,
-    vectors: &Matrix,
-    leaf: &[u32],
-    threshold: f32,
-) -> Result<Vec<Option<usize>>, TaxonomyError> {
+/// Exact (same text, the hashes read from `passages_path`) and near-duplicate passages (cosine
+/// of their own vectors, within a leaf).
+fn passage_duplicates(passages_path: &Path, vectors: &Matrix, leaf: &[u32], threshold: f32) -> Result<Duplicates, TaxonomyError> {
     let mut by_leaf: std::collections::BTreeMap<u32, Vec<usize>> = Default::default();
     leaf.iter().enumerate().for_each(|(p, &l)| by_leaf.entry(l).or_default().push(p));
     let groups: Vec<&[usize]> = by_leaf.values().map(Vec::as_slice).collect();
     let view = ndarray::ArrayView2::from_shape((vectors.rows(), vectors.dim()), vectors.values())?;
-    Ok(mark_duplicates(&passages.content_hashes, view, &groups, threshold))
+    let exact = exact_duplicates(|| parquet_io::content_hashes(passages_path))?;
+    Ok(mark_duplicates(exact, view, &groups, threshold))
 }
 
 /// The tree's nodes in depth-first preorder, so a node's position is its id, with the tree's
@@ -497,23 +517,30 @@ struct Flat {
 }
 
 impl Flat {
-    /// From the tree over the passages (`root`): each chunk takes its passage's leaf.
-    fn of(root: &Cluster, passages: &PassageIndex) -> Result<Self, TaxonomyError> {
-        let (mut parents, mut sizes) = (Vec::new(), Vec::new());
-        let mut leaf_of = vec![0u32; passages.chunk_rows() as usize];
-        let mut stack: Vec<(&Cluster, Option<u32>)> = vec![(root, None)];
-        while let Some((cluster, parent)) = stack.pop() {
+    /// The tree `tree` makes of the passages, passage `p` in its leaf `leaf_of[p]` (by position
+    /// among `tree.leaves()`): children no passage reaches are left out and siblings are
+    /// ordered as `build_tree` orders them (more passages first, then the earlier first
+    /// passage). Each chunk takes its passage's leaf. No node's passages are listed.
+    fn of(tree: &Cluster, leaf_of: &[u32], passages: &PassageIndex) -> Result<Self, TaxonomyError> {
+        let mut reached = vec![Reached::default(); tree.leaves().len()];
+        for (p, &leaf) in leaf_of.iter().enumerate() {
+            reached[leaf as usize].add(1, p, passages.n_chunks[p] as usize);
+        }
+        let root = Reached::of(tree, &reached, &mut 0).unwrap_or_default();
+        let (mut parents, mut sizes, mut node_of_leaf) = (Vec::new(), Vec::new(), vec![0u32; reached.len()]);
+        let mut stack: Vec<(&Reached, Option<u32>)> = vec![(&root, None)];
+        while let Some((node, parent)) = stack.pop() {
             let id = parents.len() as u32;
             parents.push(parent);
-            sizes.push(cluster.members.iter().map(|&p| passages.n_chunks[p] as usize).sum());
-            if cluster.children.is_empty() {
-                cluster.members.iter().for_each(|&p| leaf_of[passages.chunks_of(p)].fill(id));
-            }
-            stack.extend(cluster.children.iter().rev().map(|c| (c, Some(id))));
+            sizes.push(node.chunks);
+            node.leaf.iter().for_each(|&leaf| node_of_leaf[leaf] = id);
+            stack.extend(node.children.iter().rev().map(|c| (c, Some(id))));
         }
+        let mut chunk_leaf = vec![0u32; passages.chunk_rows() as usize];
+        leaf_of.iter().enumerate().for_each(|(p, &leaf)| chunk_leaf[passages.chunks_of(p)].fill(node_of_leaf[leaf as usize]));
         let shape = Shape::from_parents(parents)?;
         let lineages = (0..shape.len() as u32).map(|id| shape.lineage(id).into_iter().map(|i| i as usize).collect()).collect();
-        Ok(Self { shape, leaf_of, sizes, lineages })
+        Ok(Self { shape, leaf_of: chunk_leaf, sizes, lineages })
     }
 
     /// Each node's parent (none: the root).
@@ -524,6 +551,45 @@ impl Flat {
     /// The nodes chunk `row` belongs to: its leaf and the leaf's ancestors, root first.
     fn chunk_lineage(&self, row: usize) -> &[usize] {
         &self.lineages[self.leaf_of[row] as usize]
+    }
+}
+
+/// A node of a tree as the passages reach it: how many, the first, their chunks, and the
+/// reached children in order; for a leaf, its position among the tree's leaves.
+#[derive(Debug, Clone)]
+struct Reached {
+    passages: usize,
+    first: usize,
+    chunks: usize,
+    leaf: Option<usize>,
+    children: Vec<Reached>,
+}
+
+impl Default for Reached {
+    fn default() -> Self {
+        Self { passages: 0, first: usize::MAX, chunks: 0, leaf: None, children: Vec::new() }
+    }
+}
+
+impl Reached {
+    /// Counts in `passages` more passages, the first of them `first`, holding `chunks` chunks.
+    fn add(&mut self, passages: usize, first: usize, chunks: usize) {
+        (self.passages, self.first, self.chunks) = (self.passages + passages, self.first.min(first), self.chunks + chunks);
+    }
+
+    /// `node` as the passages reach it, given what reached each leaf (`leaves`, from
+    /// `next_leaf` on in `Cluster::leaves` order): none when no passage does.
+    fn of(node: &Cluster, leaves: &[Reached], next_leaf: &mut usize) -> Option<Reached> {
+        if node.children.is_empty() {
+            let leaf = *next_leaf;
+            *next_leaf += 1;
+            return (leaves[leaf].passages > 0).then(|| Reached { leaf: Some(leaf), ..leaves[leaf].clone() });
+        }
+        let mut children: Vec<Reached> = node.children.iter().filter_map(|c| Reached::of(c, leaves, next_leaf)).collect();
+        children.sort_by_key(|c| (std::cmp::Reverse(c.passages), c.first));
+        let mut reached = Reached::default();
+        children.iter().for_each(|c| reached.add(c.passages, c.first, c.chunks));
+        Some(Reached { children, ..reached }).filter(|r| r.passages > 0)
     }
 }
 
@@ -563,19 +629,30 @@ struct ChunkText {
     text: String,
 }
 
-/// Every node with its label (taken from `named`), keywords, sizes and medoid (the first of
-/// its `nearest` members), in id order.
+#[derive(serde::Deserialize)]
+struct ChunkTokens {
+    n_tokens: u32,
+}
+
+/// Per node, the tokens of its chunks (the `n_tokens` column read again).
+fn node_tokens(ctx: &StageContext, flat: &Flat) -> Result<Vec<u64>, TaxonomyError> {
+    let mut tokens = vec![0u64; flat.shape.len()];
+    for (row, chunk) in parquet_io::rows::<ChunkTokens>(&ctx.run.path(WORK_CHUNKS), &["n_tokens"])?.enumerate() {
+        let n = chunk?.n_tokens as u64;
+        flat.chunk_lineage(row).iter().for_each(|&id| tokens[id] += n);
+    }
+    Ok(tokens)
+}
+
+/// Every node with its label (taken from `named`), keywords, sizes (`tokens`) and medoid (the
+/// first of its `nearest` members), in id order.
 fn describe(
     flat: &Flat,
-    chunks: &Chunks,
+    tokens: &[u64],
     nearest: &[Vec<usize>],
     chunk_ids: &HashMap<usize, String>,
     named: &mut naming::Named,
 ) -> Vec<TaxonomyNode> {
-    let mut tokens = vec![0u64; flat.shape.len()];
-    for (row, &n) in chunks.n_tokens.iter().enumerate() {
-        flat.chunk_lineage(row).iter().for_each(|&id| tokens[id] += n as u64);
-    }
     (0..flat.shape.len())
         .map(|id| {
             let lineage = &flat.lineages[id];
@@ -601,14 +678,13 @@ const TITLE_EXCERPTS: usize = 2;
 /// Per node (the root's list empty), the texts of the passages holding its `nearest` chunks
 /// (`TITLE_EXCERPTS` at most): what the LLM titles the node from.
 fn nearest_passages(ctx: &StageContext, nearest: &[Vec<usize>], passages: &PassageIndex) -> Result<Vec<Vec<String>>, TaxonomyError> {
-    let passage_of = passages.passage_of_chunks();
     let wanted: Vec<Vec<usize>> = nearest
         .iter()
         .enumerate()
         .map(|(id, rows)| if id == 0 { &[][..] } else { rows.as_slice() })
         .map(|rows| {
             let mut seen = Vec::new();
-            rows.iter().map(|&r| passage_of[r]).for_each(|p| {
+            rows.iter().map(|&r| passages.passage_of(r)).for_each(|p| {
                 if !seen.contains(&p) && seen.len() < TITLE_EXCERPTS {
                     seen.push(p)
                 }
@@ -660,4 +736,26 @@ fn nest(tree: &TaxonomyTree, named: &naming::Named, id: u32) -> Value {
         node["heading_covers"] = json!({"share_of_node": share(c.of_node), "share_of_heading": share(c.in_node)});
     }
     node
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_tree_keeps_the_nodes_passages_reach_the_largest_first() {
+        // Root → a (leaves 0 and 1), b (leaf 2), c (leaf 3).
+        let leaf = || Cluster { members: Vec::new(), children: Vec::new(), centroid: Vec::new() };
+        let node = |children: Vec<Cluster>| Cluster { members: Vec::new(), children, centroid: Vec::new() };
+        let tree = node(vec![node(vec![leaf(), leaf()]), leaf(), leaf()]);
+        // Passages 0 and 2 in b, 1 (two chunks) and 3 in a's second leaf; a's first leaf and c
+        // are reached by none, so they are left out.
+        let passages =
+            PassageIndex { first_chunk: vec![0, 1, 3, 4], n_chunks: vec![1, 2, 1, 1], n_tokens: vec![0; 4], document: vec![0, 1, 2, 3] };
+        let flat = Flat::of(&tree, &[2, 1, 2, 1], &passages).expect("flat");
+        // a and b both hold two passages; b's first comes earlier, so b is the first child.
+        assert_eq!(flat.parents(), [None, Some(0), Some(0), Some(2)]);
+        assert_eq!(flat.sizes, [5, 2, 3, 3]);
+        assert_eq!(flat.leaf_of, [1, 3, 3, 1, 3]);
+    }
 }

@@ -216,10 +216,7 @@ fn count_phrases(ctx: &StageContext, flat: &Flat, chunks: &Chunks, seeds: &[Vec<
 /// For each node below the root, the heading (first or last of a chunk's heading path) that
 /// covers it both ways (`labels::heading_covers`), the best covering one when several do.
 fn covering_headings(flat: &Flat, chunks: &Chunks, share: f64) -> Vec<Option<Covering>> {
-    let heading_ids = |m: usize| {
-        let [first, last] = chunks.heading_ids[m];
-        first.into_iter().chain(last.filter(|&l| Some(l) != first))
-    };
+    let heading_ids = |m: usize| chunks.heading_ids[m].distinct();
     let mut in_corpus: HashMap<u32, usize> = HashMap::new();
     for m in 0..chunks.heading_ids.len() {
         heading_ids(m).for_each(|h| *in_corpus.entry(h).or_default() += 1);

@@ -81,10 +81,13 @@ impl Stage for PartPlaceStage {
         let files = ChunkVectors { chunks: ctx.run.path(WORK_CHUNKS), embeddings: ctx.run.path(EMBEDDINGS) };
         let mut placements = RowWriter::create(&ctx.output(WORK_PLACEMENTS)?, &PlacementRecord::fields(), &[])?;
         let mut leaf_of = Vec::with_capacity(passages.len());
-        sampled::each_placed(&passages, &files, self.document_weight, &fitted, |p, _, leaf| {
+        let passages_path = ctx.run.path(WORK_PASSAGES);
+        let mut ids = PassageIndex::ids(&passages_path)?;
+        sampled::each_placed(&passages, &files, self.document_weight, &fitted, |_, _, leaf| {
             leaf_of.push(leaf);
             ctx.progress.advance(1);
-            Ok(placements.push(PlacementRecord { passage_id: passages.ids[p].clone(), leaf })?)
+            let passage_id = ids.next().transpose()?.ok_or(ParquetIoError::OutOfStep { path: passages_path.clone() })?;
+            Ok(placements.push(PlacementRecord { passage_id, leaf })?)
         })?;
         placements.close()?;
 
@@ -120,12 +123,13 @@ pub(crate) fn placed_leaves(
         }
     }
     let mut leaves = Vec::with_capacity(passages.len());
+    let mut ids = PassageIndex::ids(&ctx.run.path(WORK_PASSAGES))?;
     for (i, dir) in parts.dirs.iter().enumerate() {
         parts.verify(i, StageName::Taxonomy)?;
         let path = dir.path(WORK_PLACEMENTS);
         for placed in parquet_io::rows::<PlacementRecord>(&path, &["passage_id", "leaf"])? {
             let placed = placed?;
-            if passages.ids.get(leaves.len()) != Some(&placed.passage_id) {
+            if ids.next().transpose()?.as_ref() != Some(&placed.passage_id) {
                 return Err(ParquetIoError::OutOfStep { path }.into());
             }
             leaves.push(placed.leaf);

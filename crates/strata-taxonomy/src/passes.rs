@@ -10,7 +10,7 @@
 //! file, and each group is searched from its file in turn (a leaf larger than that is a group
 //! of its own and holds its own vectors).
 
-use crate::dedup::{exact_duplicates, LeafRow, NearDuplicates};
+use crate::dedup::{Duplicates, LeafRow, NearDuplicates};
 use crate::TaxonomyError;
 use std::path::PathBuf;
 use strata_core::parquet_io::{for_each_vector_batch, ParquetIoError};
@@ -28,35 +28,32 @@ pub struct ChunkVectors {
     pub embeddings: PathBuf,
 }
 
-/// Per node, the sum of its member chunks' vectors; per chunk, the chunk it near- or exactly
-/// duplicates (`dedup::mark_duplicates` within each leaf, as `dedup::NearDuplicates` searches).
+/// Per node, the sum of its member chunks' vectors; the chunks that near- or exactly duplicate
+/// another (`dedup::mark_duplicates` within each leaf, as `dedup::NearDuplicates` searches).
 pub struct Sums {
     pub sums: Vec<Vec<f32>>,
-    pub duplicate_of: Vec<Option<usize>>,
+    pub duplicate_of: Duplicates,
 }
 
-/// Each node's vector sum and the chunks' duplicates. `lineages[leaf]` are the nodes a chunk
-/// of `leaf` belongs to; `leaf_of[row]` is chunk `row`'s leaf; `leaf_sizes` the leaves with
-/// their chunk counts.
+/// Each node's vector sum and the chunks' duplicates: the `exact` ones and those near them.
+/// `lineages[leaf]` are the nodes a chunk of `leaf` belongs to; `leaf_of[row]` is chunk `row`'s
+/// leaf; `leaf_sizes` the leaves with their chunk counts.
 pub fn sums_and_duplicates(
     ctx: &StageContext,
     files: &ChunkVectors,
     (lineages, leaf_of): (&[Vec<usize>], &[u32]),
     leaf_sizes: &[(u32, usize)],
-    content_hashes: &[u64],
+    exact: Duplicates,
     threshold: f32,
 ) -> Result<Sums, TaxonomyError> {
-    let exact = exact_duplicates(content_hashes);
     let mut search = DuplicateSearch::new(ctx, leaf_sizes, lineages.len(), threshold)?;
     let mut sums: Vec<Vec<f32>> = Vec::new();
     for_each_vector_batch(&files.chunks, &files.embeddings, |rows| -> Result<(), TaxonomyError> {
         add_to_sums(&mut sums, rows, lineages, leaf_of);
-        rows.range().filter(|&r| exact[r].is_none()).try_for_each(|r| search.add(r, leaf_of[r], rows.row(r)))
+        rows.range().filter(|&r| exact.of(r).is_none()).try_for_each(|r| search.add(r, leaf_of[r], rows.row(r)))
     })?;
     let mut duplicate_of = exact;
-    for (row, kept) in search.finish()? {
-        duplicate_of[row] = Some(kept);
-    }
+    duplicate_of.extend(search.finish()?);
     Ok(Sums { sums, duplicate_of })
 }
 
@@ -199,12 +196,13 @@ mod tests {
         write_rows(&path, &EmbeddingRecord::fields(2), &rows, &[]).expect("write");
         let files = ChunkVectors { chunks: path.clone(), embeddings: path };
         let (lineages, leaf_of) = (vec![vec![0], vec![0, 1], vec![0, 2]], [1, 2, 1, 2, 2, 2]);
-        let hashes = [1, 2, 3, 4, 5, 4];
+        let exact = crate::exact_duplicates(|| Ok::<_, ()>([1, 2, 3, 4, 5, 4].into_iter().map(Ok))).expect("hashes");
         let run = strata_core::RunDir::new(dir.path());
         let manifest = strata_core::manifest::Manifest::new(serde_json::Value::Null);
         let ctx = StageContext::new(&run, dir.path().to_path_buf(), &strata_core::NoProgress, &manifest);
-        let found = sums_and_duplicates(&ctx, &files, (&lineages, &leaf_of), &[(1, 2), (2, 4)], &hashes, 0.99).expect("pass");
-        assert_eq!(found.duplicate_of, [None, None, Some(0), None, None, Some(3)]);
+        let found = sums_and_duplicates(&ctx, &files, (&lineages, &leaf_of), &[(1, 2), (2, 4)], exact, 0.99).expect("pass");
+        let duplicates: Vec<Option<usize>> = (0..6).map(|row| found.duplicate_of.of(row)).collect();
+        assert_eq!(duplicates, [None, None, Some(0), None, None, Some(3)]);
         let leaf1: Vec<f32> = (0..2).map(|d| vectors[0][d] + vectors[2][d]).collect();
         assert_eq!(found.sums[1], leaf1);
         let nearest = nearest(&files, (&lineages, &leaf_of), &found.sums, 2).expect("pass");

@@ -10,11 +10,12 @@
 use crate::cluster::{build_tree_on_sample, Cluster};
 use crate::dedup::exact_duplicates;
 use crate::passes::{ChunkVectors, DuplicateSearch};
-use crate::{PassageTree, TaxonomyConfig, TaxonomyError};
+use crate::{Flat, PassageTree, TaxonomyConfig, TaxonomyError};
 use ndarray::Array2;
 use std::collections::HashMap;
+use strata_core::rundir::WORK_PASSAGES;
 use strata_core::vectors::{blend, sample_indices};
-use strata_core::{PassageIndex, StageContext};
+use strata_core::{parquet_io, PassageIndex, StageContext};
 
 /// Mixed into the run's seed for the sample, so that it is not any k-means draw.
 const SAMPLE_SEED: u64 = 0x5A3B_1E5F_0C2D_7781;
@@ -53,12 +54,12 @@ pub(crate) fn place(
     let scale = n as f64 / sample.max(1) as f64;
     let leaf_sizes: Vec<(u32, usize)> =
         fitted.leaves().iter().enumerate().map(|(i, leaf)| (i as u32, (leaf.members.len() as f64 * scale).round() as usize)).collect();
-    let exact = exact_duplicates(&passages.content_hashes);
+    let exact = exact_duplicates(|| parquet_io::content_hashes(&ctx.run.path(WORK_PASSAGES)))?;
     let mut search = DuplicateSearch::new(ctx, &leaf_sizes, leaf_sizes.len(), config.near_duplicate_threshold)?;
     let mut leaf_of = Vec::with_capacity(n);
     let mut visit = |p: usize, own: &[f32], leaf: u32| {
         leaf_of.push(leaf);
-        match exact[p] {
+        match exact.of(p) {
             None => search.add(p, leaf, own),
             Some(_) => Ok(()),
         }
@@ -68,12 +69,8 @@ pub(crate) fn place(
         None => each_placed(passages, files, config.document_weight, fitted, &mut visit)?,
     }
     let mut duplicate_of = exact;
-    for (p, kept) in search.finish()? {
-        duplicate_of[p] = Some(kept);
-    }
-    let leaf_paths = fitted.leaf_paths();
-    let paths: Vec<Vec<u8>> = leaf_of.iter().map(|&leaf| leaf_paths[leaf as usize].clone()).collect();
-    Ok(PassageTree { tree: fitted.place(&paths), duplicate_of, fitted_on_sample: Some(sample as u64) })
+    duplicate_of.extend(search.finish()?);
+    Ok(PassageTree { flat: Flat::of(fitted, &leaf_of, passages)?, duplicate_of, fitted_on_sample: Some(sample as u64) })
 }
 
 /// Every passage, in order, with its own vector and the leaf its topic vector descends to in

@@ -2,7 +2,7 @@
 //! tightly around three orthogonal directions, and hand-placed duplicates.
 
 use ndarray::Array2;
-use strata_taxonomy::{build_tree, build_tree_on_sample, mark_duplicates, Cluster, TaxonomyConfig};
+use strata_taxonomy::{build_tree, build_tree_on_sample, exact_duplicates, mark_duplicates, Cluster, TaxonomyConfig};
 
 /// `per_group` unit vectors near each of the first three axes of 8 dimensions, interleaved
 /// (row i belongs to group i % 3), each nudged by a small seeded offset.
@@ -80,12 +80,12 @@ fn a_tree_fitted_on_a_sample_places_every_row_where_its_group_is() {
     // minimum of 40, which 20 rows alone would not reach.
     assert_eq!(fitted.children.len(), 3);
     let paths: Vec<Vec<u8>> = vectors.rows().into_iter().map(|v| fitted.descend(v.as_slice().expect("row"))).collect();
-    let placed = fitted.place(&paths);
-    assert_eq!(placed.members, (0..300).collect::<Vec<_>>());
-    for child in &placed.children {
-        assert_eq!(child.members.len(), 100);
-        let group = child.members[0] % 3;
-        assert!(child.members.iter().all(|m| m % 3 == group), "a child mixes groups");
+    let mut placed = vec![Vec::new(); fitted.children.len()];
+    paths.iter().enumerate().for_each(|(row, path)| placed[path[0] as usize].push(row));
+    for members in &placed {
+        assert_eq!(members.len(), 100);
+        let group = members[0] % 3;
+        assert!(members.iter().all(|m| m % 3 == group), "a child mixes groups");
     }
     // The leaves' paths, in the leaves' order, are where their own centroids descend.
     let paths = fitted.leaf_paths();
@@ -113,10 +113,13 @@ fn duplicates_point_at_the_earliest_kept_chunk() {
     let vectors = Array2::from_shape_vec((6, 3), rows.iter().flatten().copied().collect()).expect("shape");
     let hashes = [10u64, 11, 12, 13, 13, 14];
     let (a, b): (&[usize], &[usize]) = (&[0, 1, 2], &[3, 4, 5]);
-    let marked = mark_duplicates(&hashes, vectors.view(), &[a, b], 0.95);
+    let exact = exact_duplicates(|| Ok::<_, ()>(hashes.into_iter().map(Ok))).expect("hashes");
+    let each = |marked: strata_taxonomy::Duplicates| (0..6).map(|row| marked.of(row)).collect::<Vec<_>>();
+    let marked = mark_duplicates(exact.clone(), vectors.view(), &[a, b], 0.95);
     // Near within a leaf (1 and 2 after 0), exact text anywhere (4 after 3); row 5 is near
     // row 0 but in another leaf, so it stays.
-    assert_eq!(marked, vec![None, Some(0), Some(0), None, Some(3), None]);
-    let strict = mark_duplicates(&hashes, vectors.view(), &[a, b], 0.999);
-    assert_eq!(strict, vec![None, None, Some(0), None, Some(3), None]);
+    assert_eq!(marked.count(), 3);
+    assert_eq!(each(marked), [None, Some(0), Some(0), None, Some(3), None]);
+    let strict = mark_duplicates(exact, vectors.view(), &[a, b], 0.999);
+    assert_eq!(each(strict), [None, None, Some(0), None, Some(3), None]);
 }
