@@ -19,7 +19,7 @@ pub use mindmap::{chunk_map, full_map, passage_map};
 
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, HashMap, HashSet};
 use std::path::PathBuf;
 use strata_core::llm::{complete_all, JsonRequest, LlmCalls, LlmTally};
 use strata_core::parquet_io::RowWriter;
@@ -151,7 +151,8 @@ impl Stage for EmitStage {
         let counter = TokenCounter::from_file(&self.tokenizer_path)?;
         let tree = TaxonomyTree::new(nodes).map_err(|source| EmitError::Tree { path: ctx.run.path(TAXONOMY), source })?;
         let questions = self.config.questions.as_deref().map(read_questions).transpose()?;
-        let kept = publish(ctx, &tree)?;
+        let asked: HashSet<&str> = questions.iter().flatten().map(|q| q.doc_id.as_str()).collect();
+        let kept = publish(ctx, &tree, &asked)?;
 
         let writer = SampleWriter { tree: &tree, domain: &self.domain, seed: self.seed, counter: &counter };
         let mut sets: Vec<(&str, Vec<Sample>)> = Vec::new();
@@ -218,20 +219,22 @@ struct Kept {
 struct KeptPassages {
     selected: Vec<Kept>,
     random: Vec<Kept>,
-    /// Every document with a passage (to tell a question about an unselected document from
-    /// one about a document the corpus lacks).
-    documents: std::collections::HashSet<String>,
+    /// The documents the questions ask about that have a passage (to tell a question about an
+    /// unselected document from one about a document the corpus lacks): not every document.
+    documents: HashSet<String>,
     n_chunks: u64,
 }
 
 /// Writes `chunks.parquet` and `passages.parquet`, streaming the chunks with their assignments
 /// a batch at a time; passages are read alongside, as the chunks reach them (both are in
-/// chunk order). Keeps only the selected and randomly drawn passages, for the training sets.
-fn publish(ctx: &StageContext, tree: &TaxonomyTree) -> Result<KeptPassages, EmitError> {
+/// chunk order). Keeps only the selected and randomly drawn passages, for the training sets,
+/// and which of the documents `asked` about have a passage.
+fn publish(ctx: &StageContext, tree: &TaxonomyTree, asked: &HashSet<&str>) -> Result<KeptPassages, EmitError> {
     let output = |rel: &str| ctx.output(rel).map_err(|source| EmitError::Write { path: ctx.run.path(rel), source });
     let mut out = Publisher {
         ctx,
         tree,
+        asked,
         placed: parquet_io::rows(&ctx.run.path(WORK_PASSAGE_ASSIGNMENTS), &[])?,
         chosen: parquet_io::rows(&ctx.run.path(WORK_SELECTION), &[])?,
         passages: parquet_io::rows(&ctx.run.path(WORK_PASSAGES), &[])?,
@@ -273,6 +276,7 @@ fn publish(ctx: &StageContext, tree: &TaxonomyTree) -> Result<KeptPassages, Emit
 struct Publisher<'a> {
     ctx: &'a StageContext<'a>,
     tree: &'a TaxonomyTree,
+    asked: &'a HashSet<&'a str>,
     /// Per passage, in order: its place, its selection and its record, read as the chunks reach it.
     placed: parquet_io::Rows<PassageAssignment>,
     chosen: parquet_io::Rows<SelectionRecord>,
@@ -354,7 +358,7 @@ impl Publisher<'_> {
     fn close_passage(&mut self) -> Result<(), EmitError> {
         let Some((k, random)) = self.current.take() else { return Ok(()) };
         self.passages_out.push(k.passage.clone())?;
-        if !self.kept.documents.contains(&k.passage.doc_id) {
+        if self.asked.contains(k.passage.doc_id.as_str()) && !self.kept.documents.contains(&k.passage.doc_id) {
             self.kept.documents.insert(k.passage.doc_id.clone());
         }
         if random {
