@@ -122,8 +122,14 @@ fn split(vectors: &Array2<f32>, members: Vec<usize>, depth: usize, config: &Taxo
         .map(|(g, centroid)| Cluster { centroid, ..split(vectors, g, depth + 1, config, seed, scale) })
         .collect();
     // Largest first; ties by first member, so the order is a function of the input alone.
-    children.sort_by_key(|c| (std::cmp::Reverse(c.members.len()), c.members[0]));
+    children.sort_by_key(|c| sibling_order(c.members.len(), c.members[0]));
     Cluster { members, children, centroid: Vec::new() }
+}
+
+/// How siblings are ordered (by `build_tree`, and by `Flat::of` for a tree the passages were
+/// placed in): more members first, then the one whose first member comes first.
+pub(crate) fn sibling_order(members: usize, first: usize) -> (std::cmp::Reverse<usize>, usize) {
+    (std::cmp::Reverse(members), first)
 }
 
 /// The rows `members[p]` for each `p` of `picks` (ascending), as a matrix to fit on: a copy,

@@ -256,8 +256,7 @@ impl Stage for TaxonomyStage {
         let centroids: Vec<Vec<f32>> = sums.into_iter().map(unit).collect();
         let mut named = naming::name_nodes(ctx, &flat, &chunks, &centroids, keywords, self)?;
         let medoids = nearest.iter().filter_map(|rows| rows.first()).copied().collect();
-        let chunk_ids = write_chunk_assignments(ctx, &flat.leaf_of, &duplicate_of, medoids)?;
-        let tokens = node_tokens(ctx, &flat)?;
+        let (chunk_ids, tokens) = write_chunk_assignments(ctx, &flat, &duplicate_of, medoids)?;
         let nodes = describe(&flat, &tokens, &nearest, &chunk_ids, &mut named);
         let mut tree = TaxonomyTree::new(nodes)?;
         let passage_leaf: Vec<u32> = (0..passages.len()).map(|p| flat.leaf_of[passages.first_chunk[p] as usize]).collect();
@@ -353,51 +352,73 @@ struct PassageTree {
 }
 
 #[derive(serde::Deserialize)]
-struct ChunkId {
+struct ChunkIdAndTokens {
     chunk_id: String,
+    n_tokens: u32,
 }
 
-/// `work/assignments.parquet`: each chunk's leaf and the chunk it duplicates, with the chunks'
-/// ids read in one pass over the `chunk_id` column. Returns the ids of the `medoids`: with the
-/// duplicated chunks' (each before its duplicates), the only chunk ids the stage holds.
+/// The pass over the chunks' ids and sizes once the tree is known: writes
+/// `work/assignments.parquet` (each chunk's leaf and the chunk it duplicates) and sums each
+/// node's tokens. Returns the ids of the `medoids` (with the duplicated chunks', the only chunk
+/// ids the stage holds) and the token sums.
 fn write_chunk_assignments(
     ctx: &StageContext,
-    leaf: &[u32],
+    flat: &Flat,
     duplicate_of: &Duplicates,
     medoids: HashSet<usize>,
-) -> Result<HashMap<usize, String>, StageError> {
-    let duplicated = duplicate_of.kept();
-    let mut ids = HashMap::with_capacity(medoids.len() + duplicated.len());
+) -> Result<(HashMap<usize, String>, Vec<u64>), StageError> {
+    let mut ids = KeptIds::new("chunk row", duplicate_of, medoids);
+    let mut tokens = vec![0u64; flat.shape.len()];
     let mut assignments = RowWriter::create(&ctx.output(WORK_ASSIGNMENTS)?, &AssignmentRecord::fields(), &[])?;
-    for (row, chunk) in parquet_io::rows::<ChunkId>(&ctx.run.path(WORK_CHUNKS), &["chunk_id"])?.enumerate() {
-        let chunk_id = chunk?.chunk_id;
-        if medoids.contains(&row) || duplicated.contains(&row) {
-            ids.insert(row, chunk_id.clone());
-        }
-        // A chunk duplicates an earlier one (`dedup`), whose id was kept above.
-        let duplicate_of = duplicate_of.of(row).map(|d| ids.get(&d).cloned().ok_or(format!("chunk row {row} duplicates a later row {d}")));
-        assignments.push(AssignmentRecord { chunk_id, node_id: leaf[row], duplicate_of: duplicate_of.transpose()? })?;
+    for (row, chunk) in parquet_io::rows::<ChunkIdAndTokens>(&ctx.run.path(WORK_CHUNKS), &["chunk_id", "n_tokens"])?.enumerate() {
+        let ChunkIdAndTokens { chunk_id, n_tokens } = chunk?;
+        flat.chunk_lineage(row).iter().for_each(|&id| tokens[id] += n_tokens as u64);
+        let duplicate_of = ids.see(row, &chunk_id)?;
+        assignments.push(AssignmentRecord { chunk_id, node_id: flat.leaf_of[row], duplicate_of })?;
     }
     assignments.close()?;
-    Ok(ids)
+    Ok((ids.kept, tokens))
 }
 
 /// `work/passage_assignments.parquet`: each passage's leaf and the passage it duplicates, with
-/// the passages' ids read in step; only the duplicated passages' ids are kept (each comes
-/// before its duplicates).
+/// the passages' ids read in step.
 fn write_passage_assignments(ctx: &StageContext, leaf: &[u32], duplicate_of: &Duplicates) -> Result<(), StageError> {
-    let duplicated = duplicate_of.kept();
-    let mut kept_ids: HashMap<usize, String> = HashMap::with_capacity(duplicated.len());
+    let mut ids = KeptIds::new("passage", duplicate_of, HashSet::new());
     let mut placed = RowWriter::create(&ctx.output(WORK_PASSAGE_ASSIGNMENTS)?, &PassageAssignment::fields(), &[])?;
     for (p, id) in PassageIndex::ids(&ctx.run.path(WORK_PASSAGES))?.enumerate() {
         let passage_id = id?;
-        if duplicated.contains(&p) {
-            kept_ids.insert(p, passage_id.clone());
-        }
-        let duplicate_of = duplicate_of.of(p).map(|d| kept_ids.get(&d).cloned().ok_or(format!("passage {p} duplicates a later one, {d}")));
-        placed.push(PassageAssignment { passage_id, node_id: leaf[p], duplicate_of: duplicate_of.transpose()? })?;
+        let duplicate_of = ids.see(p, &passage_id)?;
+        placed.push(PassageAssignment { passage_id, node_id: leaf[p], duplicate_of })?;
     }
     Ok(placed.close()?)
+}
+
+/// Ids seen in row order, keeping those of the rows `wanted` and of every row a duplicate
+/// points at (always an earlier row, `dedup`), so that a duplicate's target id is known when
+/// the duplicate comes: the only ids held.
+struct KeptIds<'a> {
+    /// What a row is, for the error.
+    what: &'static str,
+    duplicate_of: &'a Duplicates,
+    wanted: HashSet<usize>,
+    kept: HashMap<usize, String>,
+}
+
+impl<'a> KeptIds<'a> {
+    fn new(what: &'static str, duplicate_of: &'a Duplicates, mut wanted: HashSet<usize>) -> Self {
+        wanted.extend(duplicate_of.kept());
+        Self { what, duplicate_of, kept: HashMap::with_capacity(wanted.len()), wanted }
+    }
+
+    /// Row `row`, of id `id`: keeps the id when wanted; the id of the row it duplicates.
+    fn see(&mut self, row: usize, id: &str) -> Result<Option<String>, String> {
+        if self.wanted.contains(&row) {
+            self.kept.insert(row, id.to_string());
+        }
+        let what = self.what;
+        let target = |d: usize| self.kept.get(&d).cloned().ok_or(format!("{what} {row} duplicates a later one, {d}"));
+        self.duplicate_of.of(row).map(target).transpose()
+    }
 }
 
 /// What the stage keeps of the chunks, in chunk order: each chunk's first and last heading as
@@ -586,7 +607,7 @@ impl Reached {
             return (leaves[leaf].passages > 0).then(|| Reached { leaf: Some(leaf), ..leaves[leaf].clone() });
         }
         let mut children: Vec<Reached> = node.children.iter().filter_map(|c| Reached::of(c, leaves, next_leaf)).collect();
-        children.sort_by_key(|c| (std::cmp::Reverse(c.passages), c.first));
+        children.sort_by_key(|c| cluster::sibling_order(c.passages, c.first));
         let mut reached = Reached::default();
         children.iter().for_each(|c| reached.add(c.passages, c.first, c.chunks));
         Some(Reached { children, ..reached }).filter(|r| r.passages > 0)
@@ -627,21 +648,6 @@ fn merged_terms(parts: &Parts, flat: &Flat, placed: &[u32], passages: &PassageIn
 #[derive(serde::Deserialize)]
 struct ChunkText {
     text: String,
-}
-
-#[derive(serde::Deserialize)]
-struct ChunkTokens {
-    n_tokens: u32,
-}
-
-/// Per node, the tokens of its chunks (the `n_tokens` column read again).
-fn node_tokens(ctx: &StageContext, flat: &Flat) -> Result<Vec<u64>, TaxonomyError> {
-    let mut tokens = vec![0u64; flat.shape.len()];
-    for (row, chunk) in parquet_io::rows::<ChunkTokens>(&ctx.run.path(WORK_CHUNKS), &["n_tokens"])?.enumerate() {
-        let n = chunk?.n_tokens as u64;
-        flat.chunk_lineage(row).iter().for_each(|&id| tokens[id] += n);
-    }
-    Ok(tokens)
 }
 
 /// Every node with its label (taken from `named`), keywords, sizes (`tokens`) and medoid (the
