@@ -30,6 +30,9 @@ pub enum Command {
     Embed(RunArgs),
     /// Only the fit stage (the tree fitted on a sample, when the passages outnumber it).
     Fit(RunArgs),
+    /// Only the keywords stage (a sharded run's reduce: the tree the shards' placements make and
+    /// its keywords); with --shard I/N: the shard's label phrases counted in that tree.
+    Keywords(RunArgs),
     /// Only the taxonomy stage (with --shard I/N: the shard's passages placed in the fitted tree).
     Taxonomy(RunArgs),
     /// Only the subtrees stage (the budget fixed, the passages grouped by level-1 subtree).
@@ -90,17 +93,17 @@ pub struct RunArgs {
     pub no_vector_cache: bool,
     /// Run one shard of the map stages (chunk, embed), e.g. 2/4 (numbered from 0), into
     /// `<out>/shards/part-IIIII-of-NNNNN/`; a shard already done on the same inputs is skipped.
-    /// With `strata taxonomy`, `select` or `index`: the shard's part of that stage between steps
-    /// of the reduce (see `--until`).
+    /// With `strata taxonomy`, `keywords`, `select` or `index`: the shard's part of that stage
+    /// between steps of the reduce (see `--until`).
     #[arg(long, value_name = "I/N", conflicts_with = "shards")]
     pub shard: Option<strata_core::Shard>,
     /// Merge the N shards' parts of the map stages (each run with --shard I/N) instead of
     /// chunking and embedding here, then run the stages after them.
     #[arg(long, value_name = "N", value_parser = clap::value_parser!(u32).range(1..))]
     pub shards: Option<u32>,
-    /// Stop after this stage. A sharded run's reduce stops after fit, subtrees and emit for the
-    /// shards' rounds (`strata taxonomy|select|index --shard I/N`), then `strata run --shards N`
-    /// goes on.
+    /// Stop after this stage. A sharded run's reduce stops after fit, keywords, subtrees and
+    /// emit for the shards' rounds (`strata taxonomy|keywords|select|index --shard I/N`), then
+    /// `strata run --shards N` goes on.
     #[arg(long, value_name = "STAGE", value_parser = stage_name)]
     pub until: Option<strata_core::StageName>,
 }

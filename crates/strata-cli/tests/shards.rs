@@ -109,6 +109,8 @@ fn four_shards_by_the_slurm_scripts_equal_a_single_node_run() {
     let round = |stage: &str, i: u32| slurm("round.sbatch", &[env(Some(i)), vec![("STAGE", stage.to_string())]].concat());
     let early = round("taxonomy", 0);
     assert!(!early.status.success() && stderr(&early).contains("--until fit"), "{}", stderr(&early));
+    let early = round("keywords", 0);
+    assert!(!early.status.success() && stderr(&early).contains("--until keywords"), "{}", stderr(&early));
     let early = round("select", 0);
     assert!(!early.status.success() && stderr(&early).contains("--until subtrees"), "{}", stderr(&early));
     let early = round("index", 0);
@@ -121,6 +123,11 @@ fn four_shards_by_the_slurm_scripts_equal_a_single_node_run() {
     );
     for i in 0..SHARDS {
         succeeded(round("taxonomy", i));
+    }
+    succeeded(slurm("reduce.sbatch", &until("keywords")));
+    assert!(sharded.join("work/keywords.json").is_file() && !sharded.join("taxonomy.json").exists());
+    for i in 0..SHARDS {
+        succeeded(round("keywords", i));
     }
     succeeded(slurm("reduce.sbatch", &until("subtrees")));
     assert!(sharded.join("work/subtrees.json").is_file() && !sharded.join("work/selection.parquet").exists());
@@ -151,6 +158,7 @@ fn four_shards_by_the_slurm_scripts_equal_a_single_node_run() {
     }
     // Below the sample size no tree was fitted: the shards had nothing to place.
     assert!(manifest["stages"]["fit"].get("fitted_on_sample").is_none() && manifest["stages"]["taxonomy"].get("placed_parts").is_none());
+    assert!(manifest["stages"]["keywords"].get("nodes").is_none() && manifest["stages"]["taxonomy"].get("phrase_parts").is_none());
     // At most `subtree_above` passages are one group, chosen in by one shard (the others have
     // none): the reduce took its picks.
     assert!(manifest["stages"]["select"].get("subtrees").is_none(), "{}", manifest["stages"]["select"]);
@@ -211,6 +219,13 @@ fn beyond_the_sample_and_per_subtree_shards_equal_a_single_node_run() {
         let (recipe, corpus, out) = (path(&recipe), path(&corpus), path(&sharded));
         succeeded(strata(&["taxonomy", "--quiet", "--recipe", &recipe, "--corpus", &corpus, "--out", &out, "--shard", shard]));
     }
+    // The tree the placements make and its keywords, then each shard's count of the phrases
+    // that hold them.
+    run(&sharded, &["--shards", "2", "--until", "keywords"]);
+    for shard in ["0/2", "1/2"] {
+        let (recipe, corpus, out) = (path(&recipe), path(&corpus), path(&sharded));
+        succeeded(strata(&["keywords", "--quiet", "--recipe", &recipe, "--corpus", &corpus, "--out", &out, "--shard", shard]));
+    }
     // The passages grouped by level-1 subtree, each shard choosing in its share of the groups.
     run(&sharded, &["--shards", "2", "--until", "subtrees"]);
     for shard in ["0/2", "1/2"] {
@@ -230,11 +245,13 @@ fn beyond_the_sample_and_per_subtree_shards_equal_a_single_node_run() {
     assert_eq!(stages["select"]["subtrees"], stages["taxonomy"]["level1_nodes"]);
     assert!(stages["select"]["selected_passages"].as_u64() > Some(0), "{}", stages["select"]);
     assert_eq!(stages["fit"]["fitted_on_sample"], 20);
-    // The taxonomy took the shards' placements and term counts; no shard indexed its chunks (no
-    // `strata index --shard`), so the reduce indexed them all itself.
+    // The taxonomy took the shards' placements, term and phrase counts; no shard indexed its
+    // chunks (no `strata index --shard`), so the reduce indexed them all itself.
     let sharded_manifest: serde_json::Value =
         serde_json::from_slice(&std::fs::read(sharded.join("manifest.json")).expect("manifest")).expect("json");
     assert_eq!(sharded_manifest["stages"]["taxonomy"]["placed_parts"], 2, "{}", sharded_manifest["stages"]["taxonomy"]);
+    assert_eq!(sharded_manifest["stages"]["taxonomy"]["phrase_parts"], 2, "{}", sharded_manifest["stages"]["taxonomy"]);
+    assert_eq!(sharded_manifest["stages"]["keywords"]["nodes"], stages["taxonomy"]["nodes"], "{}", sharded_manifest["stages"]["keywords"]);
     assert_eq!(sharded_manifest["stages"]["select"]["picked_parts"], 2, "{}", sharded_manifest["stages"]["select"]);
     assert!(sharded_manifest["stages"]["index"].get("merged_parts").is_none(), "{}", sharded_manifest["stages"]["index"]);
 
@@ -245,6 +262,7 @@ fn beyond_the_sample_and_per_subtree_shards_equal_a_single_node_run() {
     let sharded_manifest: serde_json::Value =
         serde_json::from_slice(&std::fs::read(sharded.join("manifest.json")).expect("manifest")).expect("json");
     assert!(sharded_manifest["stages"]["taxonomy"].get("placed_parts").is_none(), "{}", sharded_manifest["stages"]["taxonomy"]);
+    assert!(sharded_manifest["stages"]["taxonomy"].get("phrase_parts").is_none(), "{}", sharded_manifest["stages"]["taxonomy"]);
     assert!(sharded_manifest["stages"]["select"].get("picked_parts").is_none(), "{}", sharded_manifest["stages"]["select"]);
     for rel in ["taxonomy.parquet", "taxonomy.json", "work/passage_assignments.parquet", "work/selection.parquet"] {
         assert_eq!(std::fs::read(single.join(rel)).ok(), std::fs::read(sharded.join(rel)).ok(), "{rel} with seed 7");
@@ -332,6 +350,7 @@ fn shard_flags_are_checked_before_anything_runs() {
         (vec!["run", "--recipe", recipe, "--shard", "2/2"], "below the count"),
         (vec!["run", "--recipe", recipe, "--shard", "1-2"], "I/N"),
         (vec!["run", "--recipe", recipe, "--shard", "0/2", "--shards", "2"], "cannot be used with"),
+        (vec!["keywords", "--recipe", recipe], "sharded run"),
     ] {
         let o = strata(&args);
         assert_eq!(o.status.code(), Some(2), "{args:?}: {}", stderr(&o));

@@ -79,6 +79,8 @@ pub struct Stages {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub fit: Option<StageRecord<FitSummary>>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub keywords: Option<StageRecord<KeywordsSummary>>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub taxonomy: Option<StageRecord<TaxonomySummary>>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub subtrees: Option<StageRecord<SubtreesSummary>>,
@@ -101,6 +103,7 @@ impl Stages {
             StageName::Chunk => self.chunk.as_ref().map(|r| &r.run),
             StageName::Embed => self.embed.as_ref().map(|r| &r.run),
             StageName::Fit => self.fit.as_ref().map(|r| &r.run),
+            StageName::Keywords => self.keywords.as_ref().map(|r| &r.run),
             StageName::Taxonomy => self.taxonomy.as_ref().map(|r| &r.run),
             StageName::Subtrees => self.subtrees.as_ref().map(|r| &r.run),
             StageName::Select => self.select.as_ref().map(|r| &r.run),
@@ -117,6 +120,7 @@ impl Stages {
             StageName::Chunk => self.chunk.as_ref().map(|r| StageSummary::Chunk(r.summary.clone())),
             StageName::Embed => self.embed.as_ref().map(|r| StageSummary::Embed(r.summary.clone())),
             StageName::Fit => self.fit.as_ref().map(|r| StageSummary::Fit(r.summary.clone())),
+            StageName::Keywords => self.keywords.as_ref().map(|r| StageSummary::Keywords(r.summary.clone())),
             StageName::Taxonomy => self.taxonomy.as_ref().map(|r| StageSummary::Taxonomy(r.summary.clone())),
             StageName::Subtrees => self.subtrees.as_ref().map(|r| StageSummary::Subtrees(r.summary.clone())),
             StageName::Select => self.select.as_ref().map(|r| StageSummary::Select(r.summary.clone())),
@@ -133,6 +137,7 @@ impl Stages {
             StageSummary::Chunk(summary) => self.chunk = Some(StageRecord { run, summary }),
             StageSummary::Embed(summary) => self.embed = Some(StageRecord { run, summary }),
             StageSummary::Fit(summary) => self.fit = Some(StageRecord { run, summary }),
+            StageSummary::Keywords(summary) => self.keywords = Some(StageRecord { run, summary }),
             StageSummary::Taxonomy(summary) => self.taxonomy = Some(StageRecord { run, summary }),
             StageSummary::Subtrees(summary) => self.subtrees = Some(StageRecord { run, summary }),
             StageSummary::Select(summary) => self.select = Some(StageRecord { run, summary }),

@@ -204,6 +204,30 @@ impl LeafTermRecord {
     }
 }
 
+/// A label phrase of a shard's chunks counted in one node of the run's tree
+/// (`work/phrases.parquet` of its part), by node, then phrase: the chunks that hold it, and
+/// each form it is written in with its occurrences (`surfaces[i]` occurs `surface_counts[i]` times).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct PhraseRecord {
+    pub node: u32,
+    pub phrase: String,
+    pub chunks: u32,
+    pub surfaces: Vec<String>,
+    pub surface_counts: Vec<u32>,
+}
+
+impl PhraseRecord {
+    pub fn fields() -> Vec<FieldRef> {
+        vec![
+            field("node", DataType::UInt32, false),
+            field("phrase", DataType::Utf8, false),
+            field("chunks", DataType::UInt32, false),
+            field("surfaces", str_list(), false),
+            field("surface_counts", DataType::List(Arc::new(Field::new("item", DataType::UInt32, false))), false),
+        ]
+    }
+}
+
 /// A passage as selection sees it (`work/subtree_passages.parquet`), grouped by the level-1
 /// subtree it is chosen in, in passage order within each: its position among the run's
 /// passages, its leaf, size, eligibility and vector.

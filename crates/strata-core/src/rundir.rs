@@ -38,6 +38,10 @@ pub const WORK_FIT: &str = "work/taxonomy_fit.json";
 pub const WORK_PLACEMENTS: &str = "work/placements.parquet";
 pub const WORK_TERMS: &str = "work/terms.parquet";
 pub const WORK_LEAF_TERMS: &str = "work/leaf_terms.parquet";
+/// In a sharded run, the tree the shards' placements make with its keywords (the keywords
+/// stage), and a shard's counts of the label phrases that hold them (`strata keywords --shard I/N`).
+pub const WORK_KEYWORDS: &str = "work/keywords.json";
+pub const WORK_PHRASES: &str = "work/phrases.parquet";
 /// The subtrees the selection chooses in, with its budget and cost floor (the subtrees stage),
 /// and their passages' vectors, grouped by subtree.
 pub const WORK_SUBTREES: &str = "work/subtrees.json";

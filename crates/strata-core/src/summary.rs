@@ -13,6 +13,7 @@ pub enum StageName {
     Chunk,
     Embed,
     Fit,
+    Keywords,
     Taxonomy,
     Subtrees,
     Select,
@@ -23,10 +24,11 @@ pub enum StageName {
 }
 
 impl StageName {
-    pub const ALL: [StageName; 10] = [
+    pub const ALL: [StageName; 11] = [
         StageName::Chunk,
         StageName::Embed,
         StageName::Fit,
+        StageName::Keywords,
         StageName::Taxonomy,
         StageName::Subtrees,
         StageName::Select,
@@ -41,6 +43,7 @@ impl StageName {
             StageName::Chunk => "chunk",
             StageName::Embed => "embed",
             StageName::Fit => "fit",
+            StageName::Keywords => "keywords",
             StageName::Taxonomy => "taxonomy",
             StageName::Subtrees => "subtrees",
             StageName::Select => "select",
@@ -143,6 +146,10 @@ pub struct TaxonomySummary {
     /// every passage itself.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub placed_parts: Option<u64>,
+    /// In a sharded run, the shards whose counts of the label phrases were merged (`strata
+    /// keywords --shard I/N`); absent when the stage counted every chunk's phrases itself.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub phrase_parts: Option<u64>,
     /// The LLM's titles (`[llm] titles`), absent without an `[llm]` section.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub llm_titles: Option<crate::llm::LlmCalls>,
@@ -157,6 +164,19 @@ pub struct FitSummary {
     pub fitted_on_sample: Option<u64>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub leaves: Option<u64>,
+}
+
+/// `keywords` (a sharded run's reduce only): when the shards placed their passages in a tree
+/// fitted on a sample, the tree they make and its keywords, from the shards' term counts
+/// (absent: the taxonomy stage does it all itself).
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct KeywordsSummary {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub placed_parts: Option<u64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub nodes: Option<u64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub vocabulary_terms: Option<u64>,
 }
 
 /// `subtrees`: the budget and cost floor the selection obeys, and, when the passages outnumber
@@ -261,6 +281,7 @@ pub enum StageSummary {
     Emit(EmitSummary),
     Index(IndexSummary),
     Fit(FitSummary),
+    Keywords(KeywordsSummary),
     Subtrees(SubtreesSummary),
     Cost(CostSummary),
     Report(ReportSummary),
@@ -277,6 +298,7 @@ impl StageSummary {
             StageSummary::Emit(_) => StageName::Emit,
             StageSummary::Index(_) => StageName::Index,
             StageSummary::Fit(_) => StageName::Fit,
+            StageSummary::Keywords(_) => StageName::Keywords,
             StageSummary::Subtrees(_) => StageName::Subtrees,
             StageSummary::Cost(_) => StageName::Cost,
             StageSummary::Report(_) => StageName::Report,
@@ -304,6 +326,7 @@ impl StageSummary {
             StageSummary::Emit(s) => serde_json::to_value(s),
             StageSummary::Index(s) => serde_json::to_value(s),
             StageSummary::Fit(s) => serde_json::to_value(s),
+            StageSummary::Keywords(s) => serde_json::to_value(s),
             StageSummary::Subtrees(s) => serde_json::to_value(s),
             StageSummary::Cost(s) => serde_json::to_value(s),
             StageSummary::Report(s) => serde_json::to_value(s),

@@ -29,8 +29,18 @@ pub(crate) struct Fit {
 
 impl Fit {
     pub fn read(path: &Path) -> Result<Self, TaxonomyError> {
-        let text = std::fs::read_to_string(path).map_err(|source| TaxonomyError::Read { path: path.to_path_buf(), source })?;
-        serde_json::from_str(&text).map_err(|e| TaxonomyError::Read { path: path.to_path_buf(), source: e.into() })
+        let text =
+            std::fs::read_to_string(path).map_err(|source| TaxonomyError::Read { path: path.to_path_buf(), stage: "fit", source })?;
+        serde_json::from_str(&text).map_err(|e| TaxonomyError::Read { path: path.to_path_buf(), stage: "fit", source: e.into() })
+    }
+
+    /// The fit in `path`, which must be of the run's `passages` passages (else the fit is stale).
+    pub fn read_of(path: &Path, passages: usize) -> Result<Self, TaxonomyError> {
+        let fit = Self::read(path)?;
+        match fit.passages == passages as u64 {
+            true => Ok(fit),
+            false => Err(TaxonomyError::StaleFit { path: path.to_path_buf(), fitted: fit.passages, passages }),
+        }
     }
 }
 

@@ -15,6 +15,7 @@
 mod cluster;
 mod dedup;
 mod fit;
+mod keywords;
 mod kmeans;
 mod labels;
 mod naming;
@@ -27,6 +28,7 @@ mod titles;
 pub use cluster::{build_tree, build_tree_on_sample, Cluster};
 pub use dedup::{exact_duplicates, mark_duplicates, Duplicates};
 pub use fit::FitStage;
+pub use keywords::{KeywordsStage, PartPhrasesStage};
 pub use parts::PartPlaceStage;
 
 use labels::LabelSource;
@@ -43,7 +45,7 @@ use strata_core::llm::{JsonModel, LlmTally};
 use strata_core::parquet_io::RowWriter;
 use strata_core::records::{AssignmentRecord, PassageAssignment, TaxonomyNode};
 use strata_core::rundir::{
-    EMBEDDINGS, TAXONOMY, TAXONOMY_JSON, WORK_ASSIGNMENTS, WORK_CHUNKS, WORK_FIT, WORK_PASSAGES, WORK_PASSAGE_ASSIGNMENTS,
+    EMBEDDINGS, TAXONOMY, TAXONOMY_JSON, WORK_ASSIGNMENTS, WORK_CHUNKS, WORK_FIT, WORK_KEYWORDS, WORK_PASSAGES, WORK_PASSAGE_ASSIGNMENTS,
 };
 use strata_core::shard::Parts;
 use strata_core::summary::TaxonomySummary;
@@ -169,9 +171,10 @@ pub enum TaxonomyError {
     EmbedShape { asked: usize, got: usize, dim: usize, expected: usize },
     #[error("`{path}` is the fit of {fitted} passages, the run has {passages}; run the fit stage again (`strata fit`)")]
     StaleFit { path: PathBuf, fitted: u64, passages: usize },
-    #[error("failed to read `{path}`; run the fit stage again (`strata fit`)")]
+    #[error("failed to read `{path}`; run the {stage} stage again (`strata {stage}`)")]
     Read {
         path: PathBuf,
+        stage: &'static str,
         #[source]
         source: std::io::Error,
     },
@@ -181,6 +184,8 @@ pub enum TaxonomyError {
         #[source]
         source: std::io::Error,
     },
+    #[error("`{path}` is not of the tree the shards' placements make; run the keywords stage again (`strata keywords --shards N`)")]
+    StaleKeywords { path: PathBuf },
     #[error("failed to write or read a scratch file in the run directory's temporary folder")]
     Scratch(#[source] std::io::Error),
     #[error("titling the nodes with the LLM failed")]
@@ -198,7 +203,7 @@ pub struct TaxonomyStage {
     /// The recipe's LLM, when it titles the nodes (`[llm] titles`).
     pub titler: Option<Arc<dyn JsonModel>>,
     /// In a sharded run's reduce, the shards, which may have placed their passages in the
-    /// fitted tree and counted their terms (`parts`).
+    /// fitted tree and counted their terms (`parts`), then counted their phrases (`keywords`).
     pub parts: Option<Parts>,
 }
 
@@ -208,7 +213,9 @@ impl Stage for TaxonomyStage {
     }
 
     fn reads(&self) -> Vec<&'static str> {
-        vec![WORK_CHUNKS, WORK_PASSAGES, EMBEDDINGS, WORK_FIT]
+        let mut reads = vec![WORK_CHUNKS, WORK_PASSAGES, EMBEDDINGS, WORK_FIT];
+        reads.extend(self.parts.as_ref().map(|_| WORK_KEYWORDS));
+        reads
     }
 
     fn writes(&self) -> Vec<&'static str> {
@@ -236,14 +243,7 @@ impl Stage for TaxonomyStage {
         // The chunks' vectors are read in passes, a batch at a time: none holds them all.
         let PassageTree { flat, duplicate_of: passage_duplicate_of, fitted_on_sample } =
             self.cluster_passages(ctx, &files, &passages, fitted.as_ref(), placed.as_deref())?;
-        let terms = match (&self.parts, &placed) {
-            (Some(parts), Some(placed)) => merged_terms(parts, &flat, placed, &passages)?,
-            _ => count_terms(ctx, &flat)?,
-        };
-        let keywords = naming::keywords(&flat, &terms, self.config.keywords);
-        let vocabulary_terms = terms.vocabulary.size() as u64;
-        // The term counts are done with: freed before the phrases are counted.
-        drop(terms);
+        let NodeKeywords { keywords, vocabulary_terms, from_shards } = self.keywords(ctx, &flat, placed.as_deref(), &passages)?;
         let leaf_sizes: Vec<(u32, usize)> = flat.shape.leaves().map(|id| (id, flat.sizes[id as usize])).collect();
         let threshold = self.config.near_duplicate_threshold;
         let tree_of_chunks = (flat.lineages.as_slice(), flat.leaf_of.as_slice());
@@ -254,7 +254,17 @@ impl Stage for TaxonomyStage {
         let nearest = passes::nearest(&files, tree_of_chunks, &sums, wanted)?;
         // Each node's centroid: its summed vector, of unit length.
         let centroids: Vec<Vec<f32>> = sums.into_iter().map(unit).collect();
-        let mut named = naming::name_nodes(ctx, &flat, &chunks, &centroids, keywords, self)?;
+        let seeds = naming::seeds(&keywords);
+        let merged = match (&self.parts, from_shards) {
+            (Some(parts), true) => keywords::merged_phrases(ctx, parts, &seeds)?,
+            _ => None,
+        };
+        let phrase_parts = self.parts.as_ref().filter(|_| merged.is_some()).map(|parts| parts.dirs.len() as u64);
+        let tallies = match merged {
+            Some(tallies) => tallies,
+            None => naming::count_phrases(&files.chunks, &chunks.generic_headings, &seeds, |row| &flat.chunk_lineage(row)[1..])?,
+        };
+        let mut named = naming::name_nodes(&flat, &chunks, &centroids, keywords, tallies, self)?;
         let medoids = nearest.iter().filter_map(|rows| rows.first()).copied().collect();
         let (chunk_ids, tokens) = write_chunk_assignments(ctx, &flat, &duplicate_of, medoids)?;
         let nodes = describe(&flat, &tokens, &nearest, &chunk_ids, &mut named);
@@ -296,6 +306,7 @@ impl Stage for TaxonomyStage {
             labels: LabelQuality::measure(&tree, |id| named.verbatim(&tree, id)),
             fitted_on_sample,
             placed_parts: self.parts.as_ref().filter(|_| placed.is_some()).map(|parts| parts.dirs.len() as u64),
+            phrase_parts,
             llm_titles,
         };
         Ok(StageStats { rows_in: chunks.len() as u64, rows_out: summary.nodes, summary: StageSummary::Taxonomy(summary) })
@@ -306,16 +317,39 @@ impl TaxonomyStage {
     /// The tree the fit stage fitted on a sample (none: every passage is clustered here) and,
     /// when the shards have placed their passages in it, each passage's leaf.
     fn fitted_and_placed(&self, ctx: &StageContext, passages: &PassageIndex) -> Result<(Option<Cluster>, Option<Vec<u32>>), StageError> {
-        let path = ctx.run.path(WORK_FIT);
-        let fit = fit::Fit::read(&path)?;
-        if fit.passages != passages.len() as u64 {
-            return Err(TaxonomyError::StaleFit { path, fitted: fit.passages, passages: passages.len() }.into());
-        }
+        let fit = fit::Fit::read_of(&ctx.run.path(WORK_FIT), passages.len())?;
         let placed = match (&fit.tree, &self.parts) {
             (Some(_), Some(parts)) => parts::placed_leaves(ctx, parts, self.config.document_weight, passages)?,
             _ => None,
         };
         Ok((fit.tree, placed))
+    }
+
+    /// The nodes' keywords: in a sharded run whose shards placed the passages, as the keywords
+    /// stage saved them; else from the term counts, the shards' or counted here.
+    fn keywords(
+        &self,
+        ctx: &StageContext,
+        flat: &Flat,
+        placed: Option<&[u32]>,
+        passages: &PassageIndex,
+    ) -> Result<NodeKeywords, StageError> {
+        let saved = match &self.parts {
+            Some(_) => keywords::Keywords::read(&ctx.run.path(WORK_KEYWORDS))?,
+            None => None,
+        };
+        if let Some(saved) = saved {
+            if placed.is_none() || saved.parents != flat.parent_ids() {
+                return Err(TaxonomyError::StaleKeywords { path: ctx.run.path(WORK_KEYWORDS) }.into());
+            }
+            return Ok(NodeKeywords { keywords: saved.keywords, vocabulary_terms: saved.vocabulary_terms, from_shards: true });
+        }
+        let terms = match (&self.parts, placed) {
+            (Some(parts), Some(placed)) => merged_terms(parts, flat, placed, passages)?,
+            _ => count_terms(ctx, flat)?,
+        };
+        let keywords = naming::keywords(flat, &terms, self.config.keywords);
+        Ok(NodeKeywords { keywords, vocabulary_terms: terms.vocabulary.size() as u64, from_shards: false })
     }
 
     /// The tree over the passages. Up to `sample_size` passages, all are clustered with their
@@ -341,6 +375,14 @@ impl TaxonomyStage {
         let duplicate_of = passage_duplicates(&ctx.run.path(WORK_PASSAGES), &vectors, &leaf, self.config.near_duplicate_threshold)?;
         Ok(PassageTree { flat: Flat::of(&tree, &leaf, passages)?, duplicate_of, fitted_on_sample: None })
     }
+}
+
+/// Each node's keywords with their scores, the vocabulary's size, and whether they are the
+/// keywords stage's (then the shards may have counted the phrases that hold them).
+struct NodeKeywords {
+    keywords: Vec<Vec<(String, f64)>>,
+    vocabulary_terms: u64,
+    from_shards: bool,
 }
 
 /// The tree over the passages, the passages' duplicates, and the sample the tree was fitted
@@ -566,7 +608,19 @@ impl Flat {
 
     /// Each node's parent (none: the root).
     fn parents(&self) -> Vec<Option<usize>> {
-        (0..self.shape.len() as u32).map(|id| self.shape.parent(id).map(|p| p as usize)).collect()
+        self.parent_ids().into_iter().map(|p| p.map(|p| p as usize)).collect()
+    }
+
+    fn parent_ids(&self) -> Vec<Option<u32>> {
+        (0..self.shape.len() as u32).map(|id| self.shape.parent(id)).collect()
+    }
+
+    /// Per leaf of the fitted tree, the node its passages (placed in it, `placed`) make here;
+    /// none where no passage was placed.
+    fn node_of_fitted_leaf(&self, placed: &[u32], passages: &PassageIndex) -> Vec<Option<u32>> {
+        let mut node_of_leaf = vec![None; placed.iter().max().map_or(0, |&l| l as usize + 1)];
+        placed.iter().enumerate().for_each(|(p, &leaf)| node_of_leaf[leaf as usize] = Some(self.leaf_of[passages.first_chunk[p] as usize]));
+        node_of_leaf
     }
 
     /// The nodes chunk `row` belongs to: its leaf and the leaf's ancestors, root first.
@@ -639,9 +693,7 @@ fn add_chunk_texts(chunks: &Path, corpus: &mut labels::Corpus, class_of: impl Fn
 /// gives.
 fn merged_terms(parts: &Parts, flat: &Flat, placed: &[u32], passages: &PassageIndex) -> Result<labels::Corpus, StageError> {
     let mut corpus = labels::Corpus::new(flat.parents());
-    let mut node_of_leaf = vec![None; placed.iter().max().map_or(0, |&l| l as usize + 1)];
-    placed.iter().enumerate().for_each(|(p, &leaf)| node_of_leaf[leaf as usize] = Some(flat.leaf_of[passages.first_chunk[p] as usize]));
-    parts::add_terms(parts, &mut corpus, &node_of_leaf)?;
+    parts::add_terms(parts, &mut corpus, &flat.node_of_fitted_leaf(placed, passages))?;
     Ok(corpus.finish())
 }
 

@@ -1,17 +1,17 @@
 //! Naming the nodes, top-down: each node's keywords among its siblings, its candidate
 //! phrases (a second read of the chunk texts and headings, counting only phrases that hold one
-//! of the node's keywords), the phrases embedded with the run's embedder and ranked against
+//! of the node's keywords; in a sharded run, by the shards, `keywords`), the phrases embedded with the run's embedder and ranked against
 //! the node's centroid, then each set of siblings labelled together (`labels::label_siblings`).
 
 use crate::labels::{self, capitalise, Candidate, Choices, LabelSource};
 use crate::phrases::NodePhrases;
 use crate::{Chunks, Flat, TaxonomyError, TaxonomyStage};
 use rayon::prelude::*;
-use std::collections::{BTreeSet, HashMap};
+use std::collections::{BTreeSet, HashMap, HashSet};
+use std::path::Path;
 use strata_core::labels::normalise;
-use strata_core::rundir::WORK_CHUNKS;
 use strata_core::vectors::dot;
-use strata_core::{parquet_io, StageContext, TaxonomyTree};
+use strata_core::{parquet_io, TaxonomyTree};
 
 /// Weights of a phrase's distinctiveness (its best keyword's c-TF-IDF score over the node's
 /// best) and support (share of the node's chunks that hold it), added to its cosine with the
@@ -49,19 +49,18 @@ impl Named {
 
 /// Names every node of `flat` (the root is the domain), ranking phrases by their closeness
 /// to each node's `centroids`.
-/// `scored` are each node's keywords with their scores ([`keywords`]).
+/// `scored` are each node's keywords with their scores ([`keywords`]), `tallies` the phrases
+/// that hold them ([`count_phrases`]).
 pub fn name_nodes(
-    ctx: &StageContext,
     flat: &Flat,
     chunks: &Chunks,
     centroids: &[Vec<f32>],
     scored: Vec<Vec<(String, f64)>>,
+    tallies: NodePhrases,
     stage: &TaxonomyStage,
 ) -> Result<Named, TaxonomyError> {
     let config = &stage.config;
     let n = flat.shape.len();
-    let seeds: Vec<Vec<String>> = scored.iter().map(|k| k.iter().map(|(t, _)| t.clone()).collect()).collect();
-    let tallies = count_phrases(ctx, flat, chunks, &seeds)?;
     let counted: usize = tallies.tallies.iter().map(|t| t.len()).sum();
     tracing::info!(phrases = counted, nodes = n, "label phrases counted");
     let headings = covering_headings(flat, chunks, config.heading_share);
@@ -187,12 +186,23 @@ struct ChunkWords {
     heading_path: Vec<String>,
 }
 
-/// The phrases of the chunk texts and headings (read again, a batch at a time), counted into
-/// every node below the root that the chunk belongs to, where they hold one of its keywords.
-fn count_phrases(ctx: &StageContext, flat: &Flat, chunks: &Chunks, seeds: &[Vec<String>]) -> Result<NodePhrases, TaxonomyError> {
+/// Each node's keywords without their scores: the seeds its label phrases must hold.
+pub fn seeds(scored: &[Vec<(String, f64)>]) -> Vec<Vec<String>> {
+    scored.iter().map(|k| k.iter().map(|(t, _)| t.clone()).collect()).collect()
+}
+
+/// The phrases of the texts and headings of the chunks in `chunks` (read again, a batch at a
+/// time; the `generic` headings left out), counted into each node `nodes_of(row)` gives chunk
+/// `row` (those below the root it belongs to) where they hold one of the node's `seeds`.
+pub fn count_phrases<'a>(
+    chunks: &Path,
+    generic: &HashSet<String>,
+    seeds: &[Vec<String>],
+    nodes_of: impl Fn(usize) -> &'a [usize] + Sync,
+) -> Result<NodePhrases, TaxonomyError> {
     let mut nodes = NodePhrases::new(seeds);
     let mut row = 0;
-    for batch in parquet_io::batches::<ChunkWords>(&ctx.run.path(WORK_CHUNKS), &["text", "heading_path"])? {
+    for batch in parquet_io::batches::<ChunkWords>(chunks, &["text", "heading_path"])? {
         let batch = batch?;
         // A step of texts at a time: their matched phrases are many times the texts' size.
         for (step, part) in batch.chunks(PHRASE_STEP).enumerate() {
@@ -201,9 +211,9 @@ fn count_phrases(ctx: &StageContext, flat: &Flat, chunks: &Chunks, seeds: &[Vec<
                 .par_iter()
                 .enumerate()
                 .map(|(i, c)| {
-                    let headings = c.heading_path.iter().filter(|h| !chunks.generic_headings.contains(*h));
+                    let headings = c.heading_path.iter().filter(|h| !generic.contains(*h));
                     let texts: Vec<&str> = std::iter::once(&c.text).chain(headings).map(String::as_str).collect();
-                    nodes.matching(&texts, &flat.chunk_lineage(first + i)[1..])
+                    nodes.matching(&texts, nodes_of(first + i))
                 })
                 .collect();
             found.into_iter().for_each(|m| nodes.record(m));

@@ -4,6 +4,7 @@
 
 use std::collections::{HashMap, HashSet};
 use strata_core::labels::{is_content_word, word_spans};
+use strata_core::records::PhraseRecord;
 
 /// Longest phrase, in words.
 pub const MAX_WORDS: usize = 4;
@@ -115,10 +116,10 @@ pub struct Tally {
 }
 
 impl Tally {
-    fn add(&mut self, surface: String) {
+    fn add(&mut self, surface: String, occurrences: u32) {
         match self.surfaces.iter_mut().find(|(s, _)| *s == surface) {
-            Some((_, n)) => *n += 1,
-            None => self.surfaces.push((surface, 1)),
+            Some((_, n)) => *n += occurrences,
+            None => self.surfaces.push((surface, occurrences)),
         }
     }
 
@@ -168,11 +169,42 @@ impl NodePhrases {
         let mut seen: HashSet<(usize, String)> = HashSet::new();
         for (node, p) in matches {
             let tally = self.tallies[node].entry(p.key.clone()).or_default();
-            tally.add(p.surface);
+            tally.add(p.surface, 1);
             if seen.insert((node, p.key)) {
                 tally.chunks += 1;
             }
         }
+    }
+
+    /// The tallies as rows, by node, then phrase, each phrase's forms in byte order: what a
+    /// shard writes (`strata keywords --shard I/N`).
+    pub fn records(&self) -> Vec<PhraseRecord> {
+        let mut rows = Vec::new();
+        for (node, tallies) in self.tallies.iter().enumerate() {
+            let mut phrases: Vec<(&String, &Tally)> = tallies.iter().collect();
+            phrases.sort_unstable_by_key(|(key, _)| *key);
+            for (key, tally) in phrases {
+                let mut surfaces = tally.surfaces.clone();
+                surfaces.sort_unstable();
+                let (surfaces, surface_counts) = surfaces.into_iter().unzip();
+                rows.push(PhraseRecord { node: node as u32, phrase: key.clone(), chunks: tally.chunks, surfaces, surface_counts });
+            }
+        }
+        rows
+    }
+
+    /// A shard's row added in: counts are integers, so the shards' sums are those of counting
+    /// every chunk in one place. A row of a node the tree lacks is an error.
+    pub fn add_record(&mut self, row: PhraseRecord) -> Result<(), String> {
+        let PhraseRecord { node, phrase, chunks, surfaces, surface_counts } = row;
+        let tallies = self.tallies.get_mut(node as usize).ok_or(format!("node {node} is not a node of the run's tree"))?;
+        if surfaces.len() != surface_counts.len() {
+            return Err(format!("phrase `{phrase}` of node {node} has {} forms and {} counts", surfaces.len(), surface_counts.len()));
+        }
+        let tally = tallies.entry(phrase).or_default();
+        tally.chunks += chunks;
+        surfaces.into_iter().zip(surface_counts).for_each(|(surface, n)| tally.add(surface, n));
+        Ok(())
     }
 
     /// The seed terms of `node` that `key` contains (all their words), as indices.
@@ -219,5 +251,29 @@ mod tests {
         assert!(!nodes.tallies[0].contains_key("kidney"), "a word of a seed is not the seed");
         assert_eq!(nodes.tallies[1].keys().collect::<Vec<_>>(), ["hiv"]);
         assert_eq!(nodes.seeds_in(0, "kidney stones pass"), [0]);
+    }
+
+    #[test]
+    fn counts_split_in_two_and_added_up_are_the_counts_of_the_whole() {
+        let seeds = [vec!["stones".to_string()], vec!["hiv".to_string()]];
+        let texts: [(&[&str], &[usize]); 3] =
+            [(&["Kidney stones hurt."], &[0]), (&["kidney stones, HIV"], &[0, 1]), (&["Kidney stones and HIV. HIV"], &[0, 1])];
+        let count = |texts: &[(&[&str], &[usize])]| {
+            let mut nodes = NodePhrases::new(&seeds);
+            texts.iter().for_each(|(t, n)| nodes.record(nodes.matching(t, n)));
+            nodes
+        };
+        let whole = count(&texts);
+        let mut merged = NodePhrases::new(&seeds);
+        for part in [count(&texts[..1]), count(&texts[1..])] {
+            part.records().into_iter().try_for_each(|r| merged.add_record(r)).expect("rows of the tree");
+        }
+        assert_eq!(merged.records(), whole.records());
+        let stones = &merged.tallies[0]["kidney stones"];
+        // "Kidney stones" twice, "kidney stones" once; three chunks; HIV three times in two chunks.
+        assert_eq!((stones.chunks, stones.surface()), (3, "Kidney stones"));
+        assert_eq!(merged.tallies[1]["hiv"].chunks, 2);
+        let stray = PhraseRecord { node: 2, phrase: "x".into(), chunks: 1, surfaces: vec![], surface_counts: vec![] };
+        assert!(merged.add_record(stray).is_err());
     }
 }

@@ -112,8 +112,9 @@ BOUNDED = 4000
 def reduce_growth() -> dict:
     """The static recipe's reduce on MedQuAD x4 and x16 (the corpus 4 and 16 times over), its
     map stages run as shards by the CLI first, with the taxonomy's sample and select's subtrees
-    at `BOUNDED` passages, then the reduce in four steps (up to the fit, up to the subtrees, up
-    to emit, the rest) with the shards' taxonomy, select and index tasks between them: the
+    at `BOUNDED` passages, then the reduce in five steps (up to the fit, up to the keywords, up
+    to the subtrees, up to emit, the rest) with the shards' taxonomy, keywords, select and index
+    tasks between them: the
     reduce's seconds per stage and its peak memory at two sizes, both
     past the bounds and past the row groups' size (16,384 rows, which the reduce's buffers fill
     at x4), so the line through them is how the reduce grows beyond."""
@@ -130,9 +131,9 @@ def reduce_growth() -> dict:
         common = ["--recipe", recipe, "--corpus", corpus, "--out", out, "--no-vector-cache", "--quiet"]
         for s in range(SHARDS):
             timed([BIN / "strata", "run", *common, "--shard", f"{s}/{SHARDS}"])
-        # The reduce in its four steps, with the shards' taxonomy, select and index tasks between them.
+        # The reduce in its five steps, with the shards' taxonomy, keywords, select and index tasks between them.
         steps, tasks = [], {}
-        for until, stage in (("fit", "taxonomy"), ("subtrees", "select"), ("emit", "index"), (None, None)):
+        for until, stage in (("fit", "taxonomy"), ("keywords", "keywords"), ("subtrees", "select"), ("emit", "index"), (None, None)):
             steps.append(timed([BIN / "strata", "run", *common, "--shards", SHARDS, *(["--until", until] if until else [])]))
             if stage:
                 tasks[stage] = [timed([BIN / "strata", stage, *common, "--shard", f"{s}/{SHARDS}"]) for s in range(SHARDS)]
@@ -141,9 +142,11 @@ def reduce_growth() -> dict:
         growth[name] = {
             "chunks": manifest["stages"]["chunk"]["rows_out"], "reduce_seconds": seconds, "reduce_peak_mib": mib,
             "reduce_step_seconds": [s for s, _ in steps], "reduce_step_peak_mib": [m for _, m in steps],
-            "taxonomy_task_seconds": [t for t, _ in tasks["taxonomy"]], "select_task_seconds": [t for t, _ in tasks["select"]],
+            "taxonomy_task_seconds": [t for t, _ in tasks["taxonomy"]], "keywords_task_seconds": [t for t, _ in tasks["keywords"]],
+            "select_task_seconds": [t for t, _ in tasks["select"]],
             "select_task_peak_mib": [m for _, m in tasks["select"]], "index_task_seconds": [t for t, _ in tasks["index"]],
-            "placed_parts": manifest["stages"]["taxonomy"].get("placed_parts"), "picked_parts": manifest["stages"]["select"].get("picked_parts"), "merged_parts": manifest["stages"]["index"].get("merged_parts"),
+            "placed_parts": manifest["stages"]["taxonomy"].get("placed_parts"), "phrase_parts": manifest["stages"]["taxonomy"].get("phrase_parts"),
+            "picked_parts": manifest["stages"]["select"].get("picked_parts"), "merged_parts": manifest["stages"]["index"].get("merged_parts"),
             "stage_seconds": seconds_of(out / "manifest.json"),
             "fitted_on_sample": manifest["stages"]["taxonomy"].get("fitted_on_sample"), "subtrees": manifest["stages"]["select"].get("subtrees"),
         }
@@ -207,7 +210,7 @@ def project(results: list[dict]) -> None:
         return small[key] + scale * slope * (at - small["chunks"])
 
     bytes_per_chunk, rate = copied_corpus(GROWTH_COPIES[0]).stat().st_size / small["chunks"], plan_rate()
-    print(f"\nscaling model (on paper): nodes of {NODE_CORES} cores, one shard per core; map rates (chunk, embed, index) from the shards above, the taxonomy tasks' from the reduce's growth at x{GROWTH_COPIES[1]} "
+    print(f"\nscaling model (on paper): nodes of {NODE_CORES} cores, one shard per core; map rates (chunk, embed, index) from the shards above, the taxonomy and keywords tasks' from the reduce's growth at x{GROWTH_COPIES[1]} "
           f"(one thread each), plus the shard plan's one pass over the corpus ({rate / 1e9:.2f} GB/s, measured; {bytes_per_chunk:.0f} bytes a chunk), "
           f"the reduce (taxonomy sample and select subtrees past {BOUNDED} passages) a line through MedQuAD x{GROWTH_COPIES[0]} ({small['chunks']} chunks: {small['reduce_seconds']:.1f} s, {small['reduce_peak_mib']} MiB) "
           f"and x{GROWTH_COPIES[1]} ({large['chunks']}: {large['reduce_seconds']:.1f} s, {large['reduce_peak_mib']} MiB), on one node, "
@@ -217,9 +220,10 @@ def project(results: list[dict]) -> None:
         rs = [r for r in results if r.get("model") == model]
         per_shard = rs[0]["chunks"] / rs[0]["shards"]
         # A core's seconds a chunk in the shards' tasks: chunk, embed, (past the sample) the
-        # taxonomy's placement and counts, measured in the reduce's growth above, and (once
-        # published) index.
-        place_s = statistics.mean(large["taxonomy_task_seconds"]) / (large["chunks"] / SHARDS)
+        # taxonomy's placement and counts and the label phrases' count, measured in the
+        # reduce's growth above, and (once published) index.
+        rounds = statistics.mean(large["taxonomy_task_seconds"]) + statistics.mean(large.get("keywords_task_seconds", [0]))
+        place_s = rounds / (large["chunks"] / SHARDS)
         core_s = statistics.median(statistics.mean(p["chunk"] + p["embed"] + p.get("index", 0) for p in r["shard_stage_seconds"]) for r in rs) / per_shard + place_s
         task_mib = statistics.median(r["shard_peak_mib"] for r in rs)
         for chunks in SCALES:

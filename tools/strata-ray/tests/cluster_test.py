@@ -72,13 +72,15 @@ def compare_index(ours: Path, theirs: Path, label: str) -> None:
 
 
 def check_parts(ours: Path, label: str, expected: int | None) -> None:
-    """The taxonomy took the passages' leaves and term counts from the shards (`placed_parts`)
-    and the selection the picks of every shard that had a subtree (`picked_parts`: the first
+    """The taxonomy took the passages' leaves, term and phrase counts from the shards
+    (`placed_parts`, `phrase_parts`) and the selection the picks of every shard that had a subtree (`picked_parts`: the first
     min(subtrees, shards) of them hold one each); or, with no tree fitted on a sample and the
     passages too few to group by subtree, the reduce did both itself."""
     stages = json.loads((ours / "manifest.json").read_text())["stages"]
     placed, sample = stages["taxonomy"].get("placed_parts"), stages["fit"].get("fitted_on_sample")
     check(placed == expected, f"{label}: taxonomy placed_parts = {placed} (expected {expected}; fitted on a sample of {sample})")
+    phrases = stages["taxonomy"].get("phrase_parts")
+    check(phrases == expected, f"{label}: taxonomy phrase_parts = {phrases} (expected {expected}: the shards counted the label phrases)")
     picked, subtrees = stages["select"].get("picked_parts"), stages["select"].get("subtrees")
     check(bool(subtrees) == bool(expected), f"{label}: the subset chosen per subtree ({subtrees} subtrees) exactly when the shards placed passages")
     with_groups = expected and subtrees and min(subtrees, expected)

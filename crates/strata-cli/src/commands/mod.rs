@@ -17,6 +17,7 @@ pub fn dispatch(cli: Cli) -> Result<()> {
         Command::Chunk(args) => run::run(&args, Some(StageName::Chunk), quiet),
         Command::Embed(args) => run::run(&args, Some(StageName::Embed), quiet),
         Command::Fit(args) => run::run(&args, Some(StageName::Fit), quiet),
+        Command::Keywords(args) => run::run(&args, Some(StageName::Keywords), quiet),
         Command::Taxonomy(args) => run::run(&args, Some(StageName::Taxonomy), quiet),
         Command::Subtrees(args) => run::run(&args, Some(StageName::Subtrees), quiet),
         Command::Select(args) => run::run(&args, Some(StageName::Select), quiet),

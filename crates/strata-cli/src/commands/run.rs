@@ -22,8 +22,14 @@ use strata_core::{Progress, RunDir, Shard, Stage, StageName};
 pub fn run(args: &RunArgs, only: Option<StageName>, quiet: bool) -> Result<()> {
     if args.shard.is_some() && only.is_some_and(|o| !MAP_STAGES.contains(&o) && !ROUND_STAGES.contains(&o)) {
         return Err(UsageError(
-            "--shard splits the map stages (chunk, embed), the taxonomy's placement once the reduce has fitted the tree, the selection once it has grouped the passages by subtree, and the index once it has published the chunks; the other stages run once, with --shards N"
+            "--shard splits the map stages (chunk, embed), the taxonomy's placement once the reduce has fitted the tree, the count of the label phrases once it has found the keywords, the selection once it has grouped the passages by subtree, and the index once it has published the chunks; the other stages run once, with --shards N"
                 .into(),
+        )
+        .into());
+    }
+    if only == Some(StageName::Keywords) && args.shard.is_none() && args.shards.is_none() {
+        return Err(UsageError(
+            "the keywords stage is a sharded run's (`strata keywords --shards N`, or --shard I/N for a shard's count of the label phrases); a single-node run's taxonomy stage finds the keywords itself".into(),
         )
         .into());
     }
@@ -146,13 +152,15 @@ fn run_stages(run: &RunDir, recipe: &Recipe, corpus: Corpus, args: &RunArgs, onl
 /// The stages that run per shard; the rest run once, on the merged parts.
 const MAP_STAGES: [StageName; 2] = [StageName::Chunk, StageName::Embed];
 /// The stages a shard runs a part of between steps of the reduce: the taxonomy's placement,
-/// once the tree is fitted (`--until fit`), the selection, once the passages are grouped by
-/// subtree (`--until subtrees`), and the index, once the chunks are published (`--until emit`).
-const ROUND_STAGES: [StageName; 3] = [StageName::Taxonomy, StageName::Select, StageName::Index];
+/// once the tree is fitted (`--until fit`), the label phrases' count, once the keywords are
+/// found (`--until keywords`), the selection, once the passages are grouped by subtree
+/// (`--until subtrees`), and the index, once the chunks are published (`--until emit`).
+const ROUND_STAGES: [StageName; 4] = [StageName::Taxonomy, StageName::Keywords, StageName::Select, StageName::Index];
 
 /// Every stage in order, configured from the recipe: on a shard (`--shard`) its map stages, or
-/// its part of a round stage (`strata taxonomy|select|index --shard`); after shards (`--shards N`) merges of their
-/// parts in place of the map stages, then the rest.
+/// its part of a round stage (`strata taxonomy|keywords|select|index --shard`); after shards
+/// (`--shards N`) merges of their parts in place of the map stages, then the rest (with the
+/// keywords stage, which only a sharded run has).
 fn pipeline(recipe: &Recipe, corpus: Corpus, args: &RunArgs, only: Option<StageName>) -> Result<Vec<Box<dyn Stage>>> {
     let root = RunDir::new(recipe.out_dir());
     if let (Some(shard), Some(stage)) = (args.shard, only.filter(|o| ROUND_STAGES.contains(o))) {
@@ -193,8 +201,11 @@ fn pipeline(recipe: &Recipe, corpus: Corpus, args: &RunArgs, only: Option<StageN
     };
     // The ledger counts ssft_qa when the emit stage writes it.
     let ssft_qa = emit.writes().contains(&SSFT_QA);
-    stages.extend::<[Box<dyn Stage>; 8]>([
-        Box::new(strata_taxonomy::FitStage { config: recipe.taxonomy.clone(), seed: recipe.seed }),
+    stages.push(Box::new(strata_taxonomy::FitStage { config: recipe.taxonomy.clone(), seed: recipe.seed }));
+    if let Some(parts) = &parts {
+        stages.push(Box::new(strata_taxonomy::KeywordsStage { config: recipe.taxonomy.clone(), parts: parts.clone() }));
+    }
+    stages.extend::<[Box<dyn Stage>; 7]>([
         Box::new(strata_taxonomy::TaxonomyStage {
             config: recipe.taxonomy.clone(),
             domain: recipe.domain.clone(),
@@ -214,7 +225,8 @@ fn pipeline(recipe: &Recipe, corpus: Corpus, args: &RunArgs, only: Option<StageN
 }
 
 /// Shard `shard`'s part of `stage` in the run in `root`: of the taxonomy, once the reduce has
-/// fitted the tree (`--until fit`); of the selection, once it has grouped the passages by
+/// fitted the tree (`--until fit`); of the keywords (the label phrases' count), once it has
+/// found them (`--until keywords`); of the selection, once it has grouped the passages by
 /// subtree (`--until subtrees`); of the index, once it has published the chunks (`--until emit`).
 fn round_stage(recipe: &Recipe, root: &RunDir, shard: Shard, stage: StageName) -> Result<Box<dyn Stage>> {
     let manifest = Manifest::load(&root.path(MANIFEST))?.unwrap_or_else(|| Manifest::new(json!(null)));
@@ -223,6 +235,10 @@ fn round_stage(recipe: &Recipe, root: &RunDir, shard: Shard, stage: StageName) -
             let weight = recipe.taxonomy.document_weight;
             let count = shard.count as usize;
             Box::new(strata_taxonomy::PartPlaceStage::new(root, &manifest, weight, count).map_err(anyhow::Error::from_boxed)?)
+        }
+        StageName::Keywords => {
+            let stage = strata_taxonomy::PartPhrasesStage::new(root, &manifest, shard.count as usize);
+            Box::new(stage.map_err(anyhow::Error::from_boxed)?)
         }
         StageName::Select => {
             let (config, seed) = (recipe.select.clone(), recipe.seed);

@@ -3,7 +3,7 @@
     strata-ray run --recipe pipeline/medicine.toml --shards 4 --address auto [-- --no-vector-cache ...]
 
 strata decides what each shard holds and skips a shard whose inputs are unchanged; this
-driver only schedules, in eight steps:
+driver only schedules, in ten steps:
 
   1. the map stages: for each shard I of N a `chunk` task and an `embed` task that takes the
      chunk task's result as an argument, so Ray starts embed I once chunk I is done while
@@ -13,15 +13,20 @@ driver only schedules, in eight steps:
   3. a `taxonomy` task per shard: the shard's passages placed in the fitted tree and its
      chunks' label terms counted (skipped when the fit saved no tree: the passages are few
      enough for the taxonomy to cluster them all in memory);
-  4. `strata run --recipe R --shards N --until subtrees`: taxonomy (from the shards'
+  4. `strata run --recipe R --shards N --until keywords`: the tree the shards' placements
+     make and its keywords, from their term counts;
+  5. a `keywords` task per shard: the shard's label phrases (those holding a node's
+     keywords) counted in that tree (skipped, with step 4, when the fit saved no tree, and
+     when a shard had not placed its passages);
+  6. `strata run --recipe R --shards N --until subtrees`: taxonomy (from the shards'
      placements and counts), then the budget fixed and the passages grouped by level-1
      subtree (one group below `select.subtree_above`);
-  5. a `select` task per shard: the subset chosen in the shard's share of the subtrees
+  7. a `select` task per shard: the subset chosen in the shard's share of the subtrees
      (skipped below `select.subtree_above`, where the reduce chooses over all passages);
-  6. `strata run --recipe R --shards N --until emit`: select (from the shards' picks) and
+  8. `strata run --recipe R --shards N --until emit`: select (from the shards' picks) and
      emit, which publishes chunks.parquet;
-  7. an `index` task per shard: the shard's chunks indexed from the published file;
-  8. `strata run --recipe R --shards N`: the shards' indexes merged, then cost and report
+  9. an `index` task per shard: the shard's chunks indexed from the published file;
+ 10. `strata run --recipe R --shards N`: the shards' indexes merged, then cost and report
      (started before the driver leaves the cluster, which it needs no longer).
 
 A task runs
@@ -57,10 +62,18 @@ import ray
 
 MAP_STAGES = ("chunk", "embed")
 # The rounds of shard tasks between the reduce's steps: each reduce step stops after the stage
-# whose files the round's tasks read (the fitted tree; the passages grouped by subtree; the
-# published chunks). A round is skipped when that stage's record lacks the figure named here:
-# no tree fitted on a sample, or the passages too few to group by subtree.
-ROUNDS = (("fit", ("taxonomy",), "fitted_on_sample"), ("subtrees", ("select",), "subtrees"), ("emit", ("index",), None))
+# whose files the round's tasks read (the fitted tree; the keywords; the passages grouped by
+# subtree; the published chunks). A round's tasks are skipped when that stage's record lacks
+# the figure named third: no tree fitted on a sample, no placements to find the keywords of,
+# or the passages too few to group by subtree. The keywords round, its reduce step included,
+# is skipped when no tree was fitted on a sample (the record and figure named fourth): the
+# keywords stage then has nothing to save, and the next step runs it anyway.
+ROUNDS = (
+    ("fit", ("taxonomy",), "fitted_on_sample", None),
+    ("keywords", ("keywords",), "nodes", ("fit", "fitted_on_sample")),
+    ("subtrees", ("select",), "subtrees", None),
+    ("emit", ("index",), None, None),
+)
 FORWARDED_ENV = ("STRATA_CACHE", "STRATA_LOG", "STRATA_FAULT", "HOME")
 STDERR_TAIL = 2000  # characters of strata's stderr kept in a task's error
 
@@ -206,7 +219,10 @@ def run(opts: argparse.Namespace) -> int:
     try:
         if not run_round(MAP_STAGES, opts, out, strata, task_args, env):
             return 1
-        for until, stages, needs in ROUNDS:
+        for until, stages, needs, after in ROUNDS:
+            if after and not (stage_record(out / "manifest.json", after[0]) or {}).get(after[1]):
+                print(f"{' and '.join(stages)} tasks and the reduce up to {until}: none (`stages.{after[0]}.{after[1]}` is absent)", flush=True)
+                continue
             status = exit_status(start_reduce(reduce + ["--until", until]))
             if status != 0:
                 return status
