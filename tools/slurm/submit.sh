@@ -4,7 +4,7 @@
 # tree fitted on a sample), an array job of SHARDS taxonomy tasks (each shard's passages placed
 # in it), a reduce job up to the keywords (the tree the placements make and its keywords), an
 # array job of SHARDS keywords tasks (each shard's label phrases counted), a reduce job up to
-# the subtrees (the taxonomy, the passages grouped by level-1 subtree), an array
+# the subtrees (the taxonomy, the passages grouped by subtree), an array
 # job of SHARDS select tasks (each shard choosing in its share of the groups), a reduce job up
 # to emit (which publishes the chunks), an array job of SHARDS index tasks, and the last reduce
 # job (the indexes merged, cost, report). A failed array task can be

@@ -35,7 +35,7 @@ pub enum Command {
     Keywords(RunArgs),
     /// Only the taxonomy stage (with --shard I/N: the shard's passages placed in the fitted tree).
     Taxonomy(RunArgs),
-    /// Only the subtrees stage (the budget fixed, the passages grouped by level-1 subtree).
+    /// Only the subtrees stage (the budget fixed, the passages grouped by subtree).
     Subtrees(RunArgs),
     /// Only the select stage (with --shard I/N: the shard's choice in its share of the subtrees).
     Select(RunArgs),

@@ -228,7 +228,7 @@ impl PhraseRecord {
     }
 }
 
-/// A passage as selection sees it (`work/subtree_passages.parquet`), grouped by the level-1
+/// A passage as selection sees it (`work/subtree_passages.parquet`), grouped by the
 /// subtree it is chosen in, in passage order within each: its position among the run's
 /// passages, its leaf, size, eligibility and vector.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]

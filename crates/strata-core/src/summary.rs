@@ -180,7 +180,7 @@ pub struct KeywordsSummary {
 }
 
 /// `subtrees`: the budget and cost floor the selection obeys, and, when the passages outnumber
-/// `select.subtree_above`, the level-1 subtrees it chooses in (absent: over all passages at once).
+/// `select.subtree_above`, the subtrees it chooses in (absent: over all passages at once).
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct SubtreesSummary {
     pub passages: u64,

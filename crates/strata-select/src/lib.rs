@@ -6,8 +6,8 @@
 //! one passage for every leaf first while the budget allows, then greedy facility location
 //! over each leaf's passages by gain per token, which shares the rest out by node size; and
 //! the seeded uniform-random draw at the same budget that the ablation sets train on. Two
-//! stages: `subtrees` fixes the budget and groups the passages' vectors by level-1 subtree
-//! (`subtrees`), and `select` chooses in each group and writes `work/selection.parquet`; in a
+//! stages: `subtrees` fixes the budget and groups the passages' vectors by subtree (at most
+//! `subtree_above` passages each, `subtrees`), and `select` chooses in each group and writes `work/selection.parquet`; in a
 //! sharded run the shards can choose in the groups between the two (`parts`).
 
 mod facility;
@@ -64,10 +64,12 @@ pub struct SelectConfig {
     pub max_clients: usize,
     /// No two selected chunks have a cosine at or above this (near-duplicates teach nothing twice).
     pub max_similarity: f32,
-    /// Above this many passages, the subset is chosen per level-1 subtree, each with the budget
-    /// times its share of the passages' tokens, so that a choice holds one subtree's passage
-    /// vectors, never all (and a sharded run's shards can make the choices). At or below, over
-    /// all passages at once.
+    /// Above this many passages, the subset is chosen per subtree of at most this many passages
+    /// (the level-1 subtrees, those larger split into their children, down to leaves), each
+    /// with its share of the budget (what covering its leaves costs, then the rest by its
+    /// share of the passages' tokens), so that a choice holds one
+    /// subtree's passage vectors, never all (and a sharded run's shards can make the choices).
+    /// At or below, over all passages at once.
     pub subtree_above: usize,
 }
 

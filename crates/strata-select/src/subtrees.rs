@@ -1,17 +1,21 @@
 //! The subtrees stage: what the selection needs, grouped so that it can choose in parts. It
-//! fixes the budget and the cost floor over the whole corpus, then groups the passages by the
-//! level-1 subtree of the taxonomy they are in (one group of every passage when there are at
-//! most `subtree_above`), each group with the budget times its share of the passages' tokens:
-//! `work/subtrees.json` lists the groups, `work/subtree_passages.parquet` holds their
-//! passages' vectors, a group's rows one after another. The select stage chooses in each group
-//! as in a whole corpus, holding one group's vectors; in a sharded run each shard can choose in
-//! its share of the groups first (`strata select --shard I/N`, `parts`).
+//! fixes the budget and the cost floor over the whole corpus, then groups the passages by
+//! subtree of the taxonomy, each group with its share of the budget (what covering its leaves
+//! costs, then the rest by its share of the passages' tokens; one group of every passage when
+//! there are at most `subtree_above`): the level-1
+//! subtrees that hold at most `subtree_above` passages, the larger ones split into their
+//! children, and so on down to leaves (a leaf is never split), so that a group holds at most
+//! `subtree_above` passages unless it is one larger leaf. `work/subtrees.json` lists the
+//! groups, `work/subtree_passages.parquet` holds their passages' vectors, a group's rows one
+//! after another. The select stage chooses in each group as in a whole corpus, holding one
+//! group's vectors; in a sharded run each shard can choose in its share of the groups first
+//! (`strata select --shard I/N`, `parts`).
 
 use crate::facility::{cost_floor, select, Budget, Candidate};
 use crate::{corpus_tokens, read_passages, SelectConfig, SelectError};
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::path::Path;
 use strata_core::parquet_io::{self, RowWriter};
 use strata_core::records::{SubtreePassage, TaxonomyNode};
@@ -20,7 +24,7 @@ use strata_core::rundir::{
 };
 use strata_core::summary::SubtreesSummary;
 use strata_core::vectors::Spill;
-use strata_core::{Shard, Stage, StageContext, StageError, StageName, StageStats, StageSummary, TaxonomyTree};
+use strata_core::{Shape, Shard, Stage, StageContext, StageError, StageName, StageStats, StageSummary, TaxonomyTree};
 
 /// Passages read back from a group's scratch file at a time.
 const SPILL_BATCH: usize = 1 << 12;
@@ -42,15 +46,14 @@ pub struct Subtrees {
     pub groups: Vec<Group>,
 }
 
-/// A group of passages chosen in together: a level-1 subtree (by its node), or every passage
-/// (no node).
+/// A group of passages chosen in together: a subtree (by its node), or every passage (no node).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Group {
     pub node_id: Option<u32>,
     /// Its rows of `work/subtree_passages.parquet`: `first_row .. first_row + passages`.
     pub first_row: u64,
     pub passages: u64,
-    /// The budget times the group's share of the passages' tokens (rounded down).
+    /// The group's share of the budget (`group_budgets`).
     pub budget_tokens: u64,
 }
 
@@ -116,8 +119,9 @@ impl Stage for SubtreesStage {
     }
 
     fn fingerprint(&self) -> Result<Value, StageError> {
-        // `listing` 2: `subtrees.json` records its settings (files made before are redone).
-        Ok(json!({"settings": Self::settings(&self.config), "listing": 2}))
+        // `listing` 2: `subtrees.json` records its settings; 3: a level-1 subtree over
+        // `subtree_above` passages is split (files made before are redone).
+        Ok(json!({"settings": Self::settings(&self.config), "listing": 3}))
     }
 
     fn run(&self, ctx: &StageContext) -> Result<StageStats, StageError> {
@@ -128,8 +132,9 @@ impl Stage for SubtreesStage {
         let floor = cost_floor(&candidates, self.config.cost_floor);
         let budget = self.config.budget_tokens(corpus_tokens);
         let by_subtree = units.passages.len() > self.config.subtree_above;
-        let level1 = by_subtree.then(|| level1_of(&ctx.run.path(TAXONOMY))).transpose()?;
-        let group_of = |p: usize| level1.as_ref().map(|level1| level1.get(&units.leaf[p]).copied().unwrap_or(units.leaf[p]));
+        let bound = self.config.subtree_above;
+        let subtree_of = by_subtree.then(|| subtrees_of_leaves(&ctx.run.path(TAXONOMY), &units.leaf, bound)).transpose()?;
+        let group_of = |p: usize| subtree_of.as_ref().map(|of| of.get(&units.leaf[p]).copied().unwrap_or(units.leaf[p]));
         let mut members: BTreeMap<Option<u32>, Vec<usize>> = BTreeMap::new();
         (0..units.passages.len()).for_each(|p| members.entry(group_of(p)).or_default().push(p));
 
@@ -147,13 +152,12 @@ impl Stage for SubtreesStage {
             Ok(())
         })?;
 
-        let total: u64 = units.passages.n_tokens.iter().map(|&n| n as u64).sum();
+        let needs: Vec<GroupNeeds> = members.values().map(|passages| GroupNeeds::of(passages, &candidates, floor)).collect();
+        let budgets = group_budgets(budget, &needs);
         let mut rows = RowWriter::create(&ctx.output(WORK_SUBTREE_PASSAGES)?, &SubtreePassage::fields(dim), &[])?;
         let mut groups = Vec::with_capacity(members.len());
-        for (node_id, passages) in members {
-            let tokens: u64 = passages.iter().map(|&p| units.passages.n_tokens[p] as u64).sum();
-            let share = (budget as u128 * tokens as u128 / total.max(1) as u128) as u64;
-            groups.push(Group { node_id, first_row: rows.rows(), passages: passages.len() as u64, budget_tokens: share });
+        for ((node_id, passages), budget_tokens) in members.into_iter().zip(budgets) {
+            groups.push(Group { node_id, first_row: rows.rows(), passages: passages.len() as u64, budget_tokens });
             let spill = spills.remove(&node_id).ok_or("a group without its scratch file")?;
             spill.read_back(SPILL_BATCH, |batch| -> Result<(), StageError> {
                 for (p, leaf, vector) in batch {
@@ -184,10 +188,51 @@ impl Stage for SubtreesStage {
     }
 }
 
-/// Per leaf, its ancestor at level 1 (itself at level 1; the root for a tree of one node).
-fn level1_of(taxonomy: &Path) -> Result<HashMap<u32, u32>, StageError> {
+/// What a group's budget is shared by: its passages' tokens, and what covering its leaves
+/// costs (the cost floor for each leaf with an eligible passage: the choice covers every leaf
+/// first, ranking passages by gain per cost, and a passage's cost is never under the floor).
+struct GroupNeeds {
+    tokens: u64,
+    cover: u64,
+}
+
+impl GroupNeeds {
+    fn of(passages: &[usize], candidates: &[Candidate], floor: u32) -> Self {
+        let leaves: BTreeSet<u32> = passages.iter().map(|&p| &candidates[p]).filter(|c| c.eligible).map(|c| c.leaf).collect();
+        let tokens = passages.iter().map(|&p| candidates[p].n_tokens as u64).sum();
+        Self { tokens, cover: leaves.len() as u64 * floor as u64 }
+    }
+}
+
+/// Each group's share of `budget`: first what covering its leaves costs, then the rest by its
+/// share of the passages' tokens; when the budget is short of covering every leaf, by its share
+/// of the cover. One group gets the whole budget. Shares are rounded down.
+fn group_budgets(budget: u64, needs: &[GroupNeeds]) -> Vec<u64> {
+    let share = |of: u64, part: u64, whole: u64| (of as u128 * part as u128 / whole.max(1) as u128) as u64;
+    let (cover, tokens): (u64, u64) = (needs.iter().map(|n| n.cover).sum(), needs.iter().map(|n| n.tokens).sum());
+    match budget >= cover {
+        true => needs.iter().map(|n| n.cover + share(budget - cover, n.tokens, tokens)).collect(),
+        false => needs.iter().map(|n| share(budget, n.cover, cover)).collect(),
+    }
+}
+
+/// Per leaf, the subtree its passages are chosen in: the highest node of its lineage below the
+/// root whose subtree holds at most `bound` passages (`leaf_of`: each passage's leaf), else the
+/// leaf itself (the root for a tree of one node).
+fn subtrees_of_leaves(taxonomy: &Path, leaf_of: &[u32], bound: usize) -> Result<HashMap<u32, u32>, StageError> {
     let tree = TaxonomyTree::new(parquet_io::read_rows::<TaxonomyNode>(taxonomy)?)?;
-    Ok(tree.leaves().map(|leaf| (leaf, *tree.shape().lineage(leaf).get(1).unwrap_or(&leaf))).collect())
+    let mut in_leaf = vec![0u64; tree.nodes().len()];
+    for &leaf in leaf_of {
+        *in_leaf.get_mut(leaf as usize).ok_or_else(|| format!("leaf {leaf} is not a node of `{}`", taxonomy.display()))? += 1;
+    }
+    Ok(subtrees_within(tree.shape(), &tree.sum_up(&in_leaf), bound as u64))
+}
+
+/// Per leaf of `shape`, the highest node below the root on its lineage with at most `bound` of
+/// `sizes` (each node's), else the leaf itself.
+fn subtrees_within(shape: &Shape, sizes: &[u64], bound: u64) -> HashMap<u32, u32> {
+    let within = |lineage: Vec<u32>| lineage.iter().skip(1).find(|&&a| sizes[a as usize] <= bound).copied();
+    shape.leaves().map(|leaf| (leaf, within(shape.lineage(leaf)).unwrap_or(leaf))).collect()
 }
 
 /// A passage of a group with whether the group's choice took it.
@@ -236,6 +281,40 @@ mod tests {
         (0..count)
             .map(|i| listing.of_shard(Shard::new(i, count).expect("a shard below the count")).iter().filter_map(|g| g.node_id).collect())
             .collect()
+    }
+
+    #[test]
+    fn groups_are_the_largest_subtrees_within_the_bound_down_to_leaves() {
+        // Root 0 → 1 (leaves 2, 3), 4 (leaves 5, 6 → leaves 7, 8), 9 (a leaf).
+        let shape = Shape::from_parents(vec![None, Some(0), Some(1), Some(1), Some(0), Some(4), Some(4), Some(6), Some(6), Some(0)])
+            .expect("a tree");
+        let mut leaf_sizes = [0, 0, 3, 2, 0, 1, 0, 4, 5, 12];
+        let sizes = |leaves: &[u64]| {
+            let mut sums = leaves.to_vec();
+            (1..sums.len()).rev().for_each(|id| sums[shape.parent(id as u32).expect("a parent") as usize] += sums[id]);
+            sums
+        };
+        let groups = subtrees_within(&shape, &sizes(&leaf_sizes), 5);
+        // 1 (5 passages) is one group; 4 (10) splits into 5 and 6 (9), which splits into its
+        // leaves 7 and 8; leaf 9 (12) is over the bound but a leaf.
+        let expected = [(2, 1), (3, 1), (5, 5), (7, 7), (8, 8), (9, 9)];
+        assert_eq!(groups, expected.into_iter().collect::<HashMap<u32, u32>>());
+        // Within the bound, level-1 subtrees as before.
+        leaf_sizes[9] = 1;
+        let groups = subtrees_within(&shape, &sizes(&leaf_sizes), 10);
+        assert_eq!(groups, [(2, 1), (3, 1), (5, 4), (7, 4), (8, 4), (9, 9)].into_iter().collect::<HashMap<u32, u32>>());
+    }
+
+    #[test]
+    fn groups_first_get_what_covering_their_leaves_costs_then_a_share_of_the_rest() {
+        let needs = |list: &[(u64, u64)]| list.iter().map(|&(tokens, cover)| GroupNeeds { tokens, cover }).collect::<Vec<_>>();
+        // A small group with many leaves keeps its cover; the rest goes by tokens.
+        assert_eq!(group_budgets(1000, &needs(&[(9000, 300), (1000, 500)])), [300 + 180, 500 + 20]);
+        // Short of covering every leaf: shared by the cover.
+        assert_eq!(group_budgets(400, &needs(&[(9000, 300), (1000, 500)])), [150, 250]);
+        // One group: the whole budget either way.
+        assert_eq!(group_budgets(1000, &needs(&[(5000, 300)])), [1000]);
+        assert_eq!(group_budgets(100, &needs(&[(5000, 300)])), [100]);
     }
 
     #[test]

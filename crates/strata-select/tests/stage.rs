@@ -2,13 +2,15 @@
 //! per passage): they read the chunk stage's corpus total from the manifest, the passages,
 //! their assignments and the vectors, and write one selection row per passage, within the
 //! budget, eligible passages only, every leaf covered; and the seeded random draw at the same
-//! budget. Two shards' choices in their shares of the subtrees give the same selection.
+//! budget. Past `subtree_above` the choice is per subtree within the bound (a level-1 subtree
+//! over it split into its children); two shards' choices in their shares of the subtrees give
+//! the same selection.
 
 use serde_json::json;
 use strata_core::manifest::{Manifest, StageRun};
 use strata_core::parquet_io::{read_rows, write_rows};
 use strata_core::records::{ChunkRecord, EmbeddingRecord, PassageAssignment, PassageRecord, SelectionRecord, TaxonomyNode};
-use strata_core::rundir::{EMBEDDINGS, TAXONOMY, WORK_CHUNKS, WORK_PASSAGES, WORK_PASSAGE_ASSIGNMENTS, WORK_SELECTION};
+use strata_core::rundir::{EMBEDDINGS, TAXONOMY, WORK_CHUNKS, WORK_PASSAGES, WORK_PASSAGE_ASSIGNMENTS, WORK_SELECTION, WORK_SUBTREES};
 use strata_core::shard::Parts;
 use strata_core::stage::{run_stage, RunError};
 use strata_core::summary::ChunkSummary;
@@ -125,9 +127,10 @@ fn selects_within_the_budget_one_per_leaf_and_eligible_only() {
 fn beyond_subtree_above_each_level1_subtree_is_selected_with_its_share_of_the_budget() {
     let dir = tempfile::tempdir().expect("tempdir");
     let (run, mut manifest) = write_run(dir.path());
-    // 360 budget tokens: the subtree of leaves 2 and 3 holds 520 of the 720 tokens (260: a
-    // passage per leaf), leaf 4's 200 (100: one passage).
-    let by_subtree = SelectConfig { subtree_above: 4, ..config(0.5) };
+    // 360 budget tokens, short of covering the three leaves at the cost floor (160 each): the
+    // subtree of leaves 2 and 3 gets 240 (a passage per leaf), leaf 4 120 (one passage). Its 6
+    // passages are within the bound.
+    let by_subtree = SelectConfig { subtree_above: 6, ..config(0.5) };
     select(&run, &mut manifest, by_subtree.clone(), 42, None).expect("select runs");
     let rows: Vec<SelectionRecord> = read_rows(&run.path(WORK_SELECTION)).expect("selection");
     let chosen: Vec<usize> = rows.iter().enumerate().filter(|(_, r)| r.selected).map(|(i, _)| i).collect();
@@ -181,6 +184,27 @@ fn a_shard_cannot_choose_before_the_subtrees_stage() {
     let (run, manifest) = write_run(dir.path());
     let err = PartSelectStage::new(&run, &manifest, SelectConfig::default(), 1, Shard::new(1, 4).expect("shard")).err().expect("refused");
     assert!(err.to_string().contains("--until subtrees") && err.to_string().contains("--shards 4"), "{err}");
+}
+
+#[test]
+fn a_level1_subtree_over_the_bound_is_split_into_its_children() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let (run, mut manifest) = write_run(dir.path());
+    // Node 1's 6 passages are over 4: its leaves 2 and 3 are groups of their own, beside leaf 4,
+    // each with its share of the 360 budget tokens: a third each, by what covering a leaf costs.
+    select(&run, &mut manifest, SelectConfig { subtree_above: 4, ..config(0.5) }, 42, None).expect("select runs");
+    let listing: serde_json::Value = serde_json::from_slice(&std::fs::read(run.path(WORK_SUBTREES)).expect("subtrees.json")).expect("json");
+    let groups: Vec<(u64, u64, u64)> = listing["groups"]
+        .as_array()
+        .expect("groups")
+        .iter()
+        .map(|g| {
+            (g["node_id"].as_u64().expect("a node"), g["passages"].as_u64().expect("rows"), g["budget_tokens"].as_u64().expect("budget"))
+        })
+        .collect();
+    assert_eq!(groups, [(2, 3, 120), (3, 3, 120), (4, 2, 120)]);
+    let s = &manifest.stages.select.as_ref().expect("recorded").summary;
+    assert_eq!((s.subtrees, s.leaves_covered, s.selected_passages), (Some(3), 3, 3));
 }
 
 /// Crumbs are passages under 32 tokens here (the default, 128, is sized for real passages).

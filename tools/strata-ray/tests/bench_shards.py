@@ -103,7 +103,7 @@ def bench(model: str, address: str) -> list[dict]:
     return results
 
 
-# Passages past which the taxonomy fits a sample and select works per level-1 subtree, set
+# Passages past which the taxonomy fits a sample and select works per subtree (of at most as many), set
 # below MedQuAD's 7,749 for the reduce's growth: both sizes measured are then in the regime of
 # a corpus past the defaults (50,000), whose memory no longer holds every passage's vector.
 BOUNDED = 4000
@@ -139,6 +139,7 @@ def reduce_growth() -> dict:
                 tasks[stage] = [timed([BIN / "strata", stage, *common, "--shard", f"{s}/{SHARDS}"]) for s in range(SHARDS)]
         seconds, mib = sum(s for s, _ in steps), max(m for _, m in steps)
         manifest = json.loads((out / "manifest.json").read_text())
+        groups = json.loads((out / "work" / "subtrees.json").read_text())["groups"]
         growth[name] = {
             "chunks": manifest["stages"]["chunk"]["rows_out"], "reduce_seconds": seconds, "reduce_peak_mib": mib,
             "reduce_step_seconds": [s for s, _ in steps], "reduce_step_peak_mib": [m for _, m in steps],
@@ -149,6 +150,8 @@ def reduce_growth() -> dict:
             "picked_parts": manifest["stages"]["select"].get("picked_parts"), "merged_parts": manifest["stages"]["index"].get("merged_parts"),
             "stage_seconds": seconds_of(out / "manifest.json"),
             "fitted_on_sample": manifest["stages"]["taxonomy"].get("fitted_on_sample"), "subtrees": manifest["stages"]["select"].get("subtrees"),
+            "passages": manifest["stages"]["chunk"]["passages"], "leaves": manifest["stages"]["taxonomy"]["leaves"],
+            "largest_group_passages": max(g["passages"] for g in groups),
         }
         print(json.dumps({"reduce": name} | growth[name]), flush=True)
     return growth
@@ -231,8 +234,8 @@ def project(results: list[dict]) -> None:
                 shard = chunks / (nodes * NODE_CORES)
                 hashing = chunks * bytes_per_chunk / rate  # the plan, once, before the shards read
                 map_wall = shard * core_s + hashing
-                # The select round: a shard's level-1 subtrees chosen in by its task, so its wall
-                # is the slowest task's at x16, grown with the corpus (as many subtrees as there).
+                # The select round: a shard's subtrees chosen in by its task, so its wall is the
+                # slowest task's at x16, grown with the corpus (as many subtrees as there).
                 select_wall = max(large.get("select_task_seconds", [0])) * chunks / large["chunks"]
                 reduce_wall = line("reduce_seconds", chunks) + select_wall
                 # A task holds its window and its distinct vectors (4 bytes a dimension). The
@@ -244,14 +247,17 @@ def project(results: list[dict]) -> None:
                 reduce_mib = line("reduce_peak_mib", chunks, dim / 256)
                 print(f"{model:<12} {chunks / 1e6:>5.0f}M {nodes:>5} {map_wall / 3600:>7.1f} h {hashing / 60:>9.1f} min {reduce_wall / 3600:>9.1f} h "
                       f"{(map_wall + reduce_wall) / 3600:>6.1f} h {node_mib / 1024:>9.1f} GiB {reduce_mib / 1024:>7.0f} GiB")
-    if "select_task_peak_mib" in large:
-        # A select task holds one level-1 subtree's passages and their vectors at a time, so its
-        # peak grows with the corpus: a line through the largest task's peak at both sizes, its
-        # growth scaled by 384/256 for neural vectors.
-        base, peak = max(small["select_task_peak_mib"]), max(large["select_task_peak_mib"])
-        grown = lambda chunks, dim: (base + (peak - base) * (chunks - small["chunks"]) / (large["chunks"] - small["chunks"]) * dim / 256) / 1024
-        print(f"the largest select task: {base} MiB at x{GROWTH_COPIES[0]}, {peak} MiB at x{GROWTH_COPIES[1]}; on that line "
-              f"{grown(SCALES[1], 256):.0f} GiB static, {grown(SCALES[1], 384):.0f} GiB neural at {SCALES[1] / 1e6:.0f}M chunks")
+    if "largest_group_passages" in large:
+        # A select task holds one group's passages and their vectors at a time: a subtree of at
+        # most the bound's passages, or one larger leaf. The tree is fitted on a sample, so its
+        # leaves do not multiply with the corpus: past the bound the largest group is a leaf,
+        # whose share of the passages stays. As an upper bound, the largest task's peak at x16
+        # grown with the largest group's passages at that share (and by 384/256 for neural).
+        peak, group, share = max(large["select_task_peak_mib"]), large["largest_group_passages"], large["largest_group_passages"] / large["passages"]
+        grown = lambda chunks, dim: peak * max(1.0, share * large["passages"] * chunks / large["chunks"] / group) * dim / 256 / 1024
+        print(f"the largest select task: {max(small['select_task_peak_mib'])} MiB at x{GROWTH_COPIES[0]}, {peak} MiB at x{GROWTH_COPIES[1]} "
+              f"(its largest group {group} of {large['passages']} passages, {large['leaves']} leaves); with that group's share "
+              f"{grown(SCALES[1], 256):.1f} GiB static, {grown(SCALES[1], 384):.1f} GiB neural at {SCALES[1] / 1e6:.0f}M chunks (an upper bound)")
 
 
 def main() -> int:

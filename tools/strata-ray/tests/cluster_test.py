@@ -6,8 +6,8 @@ Run with the Python of a venv where `pip install ./tools/strata-ray` put `strata
   a. the demo corpus (pipeline/medicine.toml), 4 shards, the index built by the shards and
      merged (the same BM25 hits as the single-node index);
   b. the first 400 MedQuAD documents, a copy of pipeline/medquad.toml with model "static",
-     the tree fitted on a sample of 500 passages and the subset chosen per level-1 subtree
-     above 200 passages: the shards place their passages in the tree and count their terms,
+     the tree fitted on a sample of 500 passages and the subset chosen per subtree (of at
+     most 200 passages) above 200 passages: the shards place their passages in the tree and count their terms,
      then choose in their shares of the subtrees, and the reduce takes their placements,
      counts and picks;
   c. a crash (STRATA_FAULT=embed:2, --max-retries 1) fails naming embed shard 2; the rerun
@@ -73,9 +73,10 @@ def compare_index(ours: Path, theirs: Path, label: str) -> None:
 
 def check_parts(ours: Path, label: str, expected: int | None) -> None:
     """The taxonomy took the passages' leaves, term and phrase counts from the shards
-    (`placed_parts`, `phrase_parts`) and the selection the picks of every shard that had a subtree (`picked_parts`: the first
-    min(subtrees, shards) of them hold one each); or, with no tree fitted on a sample and the
-    passages too few to group by subtree, the reduce did both itself."""
+    (`placed_parts`, `phrase_parts`) and the selection the picks of every shard that had a
+    subtree (`picked_parts`: a group is a shard's when its middle row falls in the shard's
+    share of the rows, as strata's `Subtrees::of_shard`); or, with no tree fitted on a sample
+    and the passages too few to group by subtree, the reduce did both itself."""
     stages = json.loads((ours / "manifest.json").read_text())["stages"]
     placed, sample = stages["taxonomy"].get("placed_parts"), stages["fit"].get("fitted_on_sample")
     check(placed == expected, f"{label}: taxonomy placed_parts = {placed} (expected {expected}; fitted on a sample of {sample})")
@@ -83,8 +84,16 @@ def check_parts(ours: Path, label: str, expected: int | None) -> None:
     check(phrases == expected, f"{label}: taxonomy phrase_parts = {phrases} (expected {expected}: the shards counted the label phrases)")
     picked, subtrees = stages["select"].get("picked_parts"), stages["select"].get("subtrees")
     check(bool(subtrees) == bool(expected), f"{label}: the subset chosen per subtree ({subtrees} subtrees) exactly when the shards placed passages")
-    with_groups = expected and subtrees and min(subtrees, expected)
+    with_groups = expected and subtrees and shards_with_groups(ours, expected)
     check(picked == with_groups, f"{label}: select picked_parts = {picked} (expected {with_groups}; {subtrees} subtrees)")
+
+
+def shards_with_groups(run_dir: Path, shards: int) -> int:
+    """The shards whose share of `work/subtrees.json`'s rows holds a group's middle row."""
+    groups = json.loads((run_dir / "work" / "subtrees.json").read_text())["groups"]
+    total = sum(g["passages"] for g in groups)
+    shard_of = lambda row: next(i for i in range(shards) if row < total * (i + 1) // shards)
+    return len({shard_of(g["first_row"] + g["passages"] // 2) for g in groups})
 
 
 def strata_ray(recipe: Path, out: Path | None, address: str, extra: list[str] = (), env: dict | None = None) -> subprocess.CompletedProcess:

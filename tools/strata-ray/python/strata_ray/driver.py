@@ -19,7 +19,7 @@ driver only schedules, in ten steps:
      keywords) counted in that tree (skipped, with step 4, when the fit saved no tree, and
      when a shard had not placed its passages);
   6. `strata run --recipe R --shards N --until subtrees`: taxonomy (from the shards'
-     placements and counts), then the budget fixed and the passages grouped by level-1
+     placements and counts), then the budget fixed and the passages grouped by
      subtree (one group below `select.subtree_above`);
   7. a `select` task per shard: the subset chosen in the shard's share of the subtrees
      (skipped below `select.subtree_above`, where the reduce chooses over all passages);
