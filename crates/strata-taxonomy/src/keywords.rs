@@ -15,9 +15,10 @@
 //! passages, the file holds no tree and the taxonomy stage does it all itself.
 
 use crate::fit::Fit;
+use crate::headings::Headings;
 use crate::naming;
 use crate::phrases::NodePhrases;
-use crate::{merged_terms, parts, read_chunks, Flat, TaxonomyConfig, TaxonomyError};
+use crate::{merged_terms, parts, Flat, TaxonomyConfig, TaxonomyError};
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
 use std::collections::HashSet;
@@ -97,15 +98,14 @@ impl Stage for KeywordsStage {
             (Some(fitted), Some(placed)) => {
                 ctx.progress.start("keywords", None);
                 let flat = Flat::of(fitted, &placed, &passages)?;
-                let mut chunks = read_chunks(ctx)?;
-                chunks.drop_generic_headings(&passages, self.config.generic_heading_share);
-                let terms = merged_terms(&self.parts, &flat, &placed, &passages)?;
-                let mut generic_headings: Vec<String> = chunks.generic_headings.into_iter().collect();
+                let headings = Headings::read(&ctx.run.path(WORK_CHUNKS), &passages, self.config.generic_heading_share)?;
+                let terms = merged_terms(&self.parts, &flat, &placed)?;
+                let mut generic_headings: Vec<String> = headings.generic_names.into_iter().collect();
                 generic_headings.sort_unstable();
                 ctx.progress.finish();
                 Some(Keywords {
                     parents: flat.parent_ids(),
-                    node_of_leaf: flat.node_of_fitted_leaf(&placed, &passages),
+                    node_of_leaf: flat.node_of_fitted_leaf(&placed),
                     keywords: naming::keywords(&flat, &terms, self.config.keywords),
                     generic_headings,
                     vocabulary_terms: terms.vocabulary.size() as u64,

@@ -15,6 +15,7 @@
 mod cluster;
 mod dedup;
 mod fit;
+mod headings;
 mod keywords;
 mod kmeans;
 mod labels;
@@ -31,8 +32,9 @@ pub use fit::FitStage;
 pub use keywords::{KeywordsStage, PartPhrasesStage};
 pub use parts::PartPlaceStage;
 
+use headings::Headings;
 use labels::LabelSource;
-use passes::{ChunkVectors, Sums};
+use passes::{ChunkTree, ChunkVectors, LeafOf, Sums};
 
 use ndarray::Array2;
 use serde::{Deserialize, Serialize};
@@ -186,6 +188,8 @@ pub enum TaxonomyError {
     },
     #[error("`{path}` is not of the tree the shards' placements make; run the keywords stage again (`strata keywords --shards N`)")]
     StaleKeywords { path: PathBuf },
+    #[error("`{path}` changed while the stage read it; run the stage again")]
+    Changed { path: PathBuf },
     #[error("failed to write or read a scratch file in the run directory's temporary folder")]
     Scratch(#[source] std::io::Error),
     #[error("titling the nodes with the LLM failed")]
@@ -234,24 +238,23 @@ impl Stage for TaxonomyStage {
 
     fn run(&self, ctx: &StageContext) -> Result<StageStats, StageError> {
         self.config.validate().map_err(TaxonomyError::Config)?;
-        let mut chunks = read_chunks(ctx)?;
         let files = ChunkVectors { chunks: ctx.run.path(WORK_CHUNKS), embeddings: ctx.run.path(EMBEDDINGS) };
-        let passages = PassageIndex::read(&ctx.run.path(WORK_PASSAGES), chunks.len())?;
-        chunks.drop_generic_headings(&passages, self.config.generic_heading_share);
+        let passages = PassageIndex::read(&ctx.run.path(WORK_PASSAGES), parquet_io::num_rows(&files.chunks)? as usize)?;
+        let headings = Headings::read(&files.chunks, &passages, self.config.generic_heading_share)?;
         let (fitted, placed) = self.fitted_and_placed(ctx, &passages)?;
         ctx.progress.start("taxonomy", None);
         // The chunks' vectors are read in passes, a batch at a time: none holds them all.
         let PassageTree { flat, duplicate_of: passage_duplicate_of, fitted_on_sample } =
             self.cluster_passages(ctx, &files, &passages, fitted.as_ref(), placed.as_deref())?;
-        let NodeKeywords { keywords, vocabulary_terms, from_shards } = self.keywords(ctx, &flat, placed.as_deref(), &passages)?;
+        let NodeKeywords { keywords, vocabulary_terms, from_shards } = self.keywords(ctx, &flat, placed.as_deref())?;
         let leaf_sizes: Vec<(u32, usize)> = flat.shape.leaves().map(|id| (id, flat.sizes[id as usize])).collect();
         let threshold = self.config.near_duplicate_threshold;
-        let tree_of_chunks = (flat.lineages.as_slice(), flat.leaf_of.as_slice());
+        let tree_of_chunks = flat.chunk_tree();
         let exact = exact_duplicates(|| parquet_io::content_hashes(&files.chunks))?;
-        let Sums { sums, duplicate_of } = passes::sums_and_duplicates(ctx, &files, tree_of_chunks, &leaf_sizes, exact, threshold)?;
+        let Sums { sums, duplicate_of } = passes::sums_and_duplicates(ctx, &files, &tree_of_chunks, &leaf_sizes, exact, threshold)?;
         // The medoid is the nearest; the LLM titles a node from the passages of the nearest few.
         let wanted = if self.titler.is_some() { TITLE_EXCERPTS * 4 } else { 1 };
-        let nearest = passes::nearest(&files, tree_of_chunks, &sums, wanted)?;
+        let nearest = passes::nearest(&files, &tree_of_chunks, &sums, wanted)?;
         // Each node's centroid: its summed vector, of unit length.
         let centroids: Vec<Vec<f32>> = sums.into_iter().map(unit).collect();
         let seeds = naming::seeds(&keywords);
@@ -262,14 +265,13 @@ impl Stage for TaxonomyStage {
         let phrase_parts = self.parts.as_ref().filter(|_| merged.is_some()).map(|parts| parts.dirs.len() as u64);
         let tallies = match merged {
             Some(tallies) => tallies,
-            None => naming::count_phrases(&files.chunks, &chunks.generic_headings, &seeds, |row| &flat.chunk_lineage(row)[1..])?,
+            None => naming::count_phrases(&files.chunks, &headings.generic_names, &seeds, |row| &flat.chunk_lineage(row)[1..])?,
         };
-        let mut named = naming::name_nodes(&flat, &chunks, &centroids, keywords, tallies, self)?;
+        let mut named = naming::name_nodes(&flat, &headings, &centroids, keywords, tallies, self)?;
         let medoids = nearest.iter().filter_map(|rows| rows.first()).copied().collect();
         let (chunk_ids, tokens) = write_chunk_assignments(ctx, &flat, &duplicate_of, medoids)?;
         let nodes = describe(&flat, &tokens, &nearest, &chunk_ids, &mut named);
         let mut tree = TaxonomyTree::new(nodes)?;
-        let passage_leaf: Vec<u32> = (0..passages.len()).map(|p| flat.leaf_of[passages.first_chunk[p] as usize]).collect();
         ctx.progress.finish();
         let mut llm_titles = None;
         if let Some(titler) = &self.titler {
@@ -283,7 +285,7 @@ impl Stage for TaxonomyStage {
             llm_titles = Some(tally.finish());
         }
 
-        write_passage_assignments(ctx, &passage_leaf, &passage_duplicate_of)?;
+        write_passage_assignments(ctx, &flat.passage_leaf, &passage_duplicate_of)?;
         parquet_io::write_rows(&ctx.output(TAXONOMY)?, &TaxonomyNode::fields(llm_titles.is_some()), tree.nodes(), &[])?;
         let json_path = ctx.output(TAXONOMY_JSON)?;
         let nested = serde_json::to_string_pretty(&json!({"domain": self.domain, "root": nest(&tree, &named, 0)}))
@@ -297,7 +299,7 @@ impl Stage for TaxonomyStage {
             near_duplicates: duplicate_of.count() as u64,
             passages: passages.len() as u64,
             duplicate_passages: passage_duplicate_of.count() as u64,
-            generic_headings: chunks.generic_headings.len() as u64,
+            generic_headings: headings.generic_names.len() as u64,
             vocabulary_terms,
             heading_labels: named.count(LabelSource::Heading),
             phrase_labels: named.count(LabelSource::Phrase),
@@ -309,7 +311,7 @@ impl Stage for TaxonomyStage {
             phrase_parts,
             llm_titles,
         };
-        Ok(StageStats { rows_in: chunks.len() as u64, rows_out: summary.nodes, summary: StageSummary::Taxonomy(summary) })
+        Ok(StageStats { rows_in: passages.chunk_rows(), rows_out: summary.nodes, summary: StageSummary::Taxonomy(summary) })
     }
 }
 
@@ -327,13 +329,7 @@ impl TaxonomyStage {
 
     /// The nodes' keywords: in a sharded run whose shards placed the passages, as the keywords
     /// stage saved them; else from the term counts, the shards' or counted here.
-    fn keywords(
-        &self,
-        ctx: &StageContext,
-        flat: &Flat,
-        placed: Option<&[u32]>,
-        passages: &PassageIndex,
-    ) -> Result<NodeKeywords, StageError> {
+    fn keywords(&self, ctx: &StageContext, flat: &Flat, placed: Option<&[u32]>) -> Result<NodeKeywords, StageError> {
         let saved = match &self.parts {
             Some(_) => keywords::Keywords::read(&ctx.run.path(WORK_KEYWORDS))?,
             None => None,
@@ -345,7 +341,7 @@ impl TaxonomyStage {
             return Ok(NodeKeywords { keywords: saved.keywords, vocabulary_terms: saved.vocabulary_terms, from_shards: true });
         }
         let terms = match (&self.parts, placed) {
-            (Some(parts), Some(placed)) => merged_terms(parts, flat, placed, passages)?,
+            (Some(parts), Some(placed)) => merged_terms(parts, flat, placed)?,
             _ => count_terms(ctx, flat)?,
         };
         let keywords = naming::keywords(flat, &terms, self.config.keywords);
@@ -355,14 +351,14 @@ impl TaxonomyStage {
     /// The tree over the passages. Up to `sample_size` passages, all are clustered with their
     /// vectors in memory; beyond, the fit stage has fitted the tree on a sample (`fitted`), and
     /// every passage is placed in it as the vectors stream by, or was by the shards (`placed`).
-    fn cluster_passages(
+    fn cluster_passages<'a>(
         &self,
         ctx: &StageContext,
         files: &ChunkVectors,
-        passages: &PassageIndex,
+        passages: &'a PassageIndex,
         fitted: Option<&Cluster>,
         placed: Option<&[u32]>,
-    ) -> Result<PassageTree, TaxonomyError> {
+    ) -> Result<PassageTree<'a>, TaxonomyError> {
         if let Some(fitted) = fitted {
             return sampled::place(ctx, files, passages, &self.config, fitted, placed);
         }
@@ -387,8 +383,8 @@ struct NodeKeywords {
 
 /// The tree over the passages, the passages' duplicates, and the sample the tree was fitted
 /// on, when it was one.
-struct PassageTree {
-    flat: Flat,
+struct PassageTree<'a> {
+    flat: Flat<'a>,
     duplicate_of: Duplicates,
     fitted_on_sample: Option<u64>,
 }
@@ -416,7 +412,7 @@ fn write_chunk_assignments(
         let ChunkIdAndTokens { chunk_id, n_tokens } = chunk?;
         flat.chunk_lineage(row).iter().for_each(|&id| tokens[id] += n_tokens as u64);
         let duplicate_of = ids.see(row, &chunk_id)?;
-        assignments.push(AssignmentRecord { chunk_id, node_id: flat.leaf_of[row], duplicate_of })?;
+        assignments.push(AssignmentRecord { chunk_id, node_id: flat.chunk_leaf(row), duplicate_of })?;
     }
     assignments.close()?;
     Ok((ids.kept, tokens))
@@ -463,87 +459,6 @@ impl<'a> KeptIds<'a> {
     }
 }
 
-/// What the stage keeps of the chunks, in chunk order: each chunk's first and last heading as
-/// ids of `headings`, and nothing else (no text, id, size or hash: those are read in passes).
-struct Chunks {
-    headings: labels::Vocabulary,
-    heading_ids: Vec<HeadingIds>,
-    /// Headings of many documents (aspects such as Symptoms, not topics), by name: never a
-    /// label, and left out of `heading_ids`.
-    generic_headings: HashSet<String>,
-}
-
-impl Chunks {
-    fn len(&self) -> usize {
-        self.heading_ids.len()
-    }
-
-    /// Finds the headings that occur in more than `share` of the documents (and at least 3)
-    /// and forgets them as the chunks' headings.
-    fn drop_generic_headings(&mut self, passages: &PassageIndex, share: f64) {
-        // Per heading, the last document it was seen in and its documents so far: the chunks
-        // come in document order, so a heading's documents are counted without a set of them.
-        let mut documents: HashMap<u32, (usize, usize)> = HashMap::new();
-        for p in 0..passages.len() {
-            let document = passages.document[p];
-            for row in passages.chunks_of(p) {
-                for h in self.heading_ids[row].distinct() {
-                    let (last, count) = documents.entry(h).or_insert((usize::MAX, 0));
-                    if *last != document {
-                        (*last, *count) = (document, *count + 1);
-                    }
-                }
-            }
-        }
-        let n_documents = passages.document.last().map_or(0, |d| d + 1);
-        let limit = (share * n_documents as f64).max(3.0);
-        let generic: HashSet<u32> = documents.into_iter().filter(|&(_, (_, d))| d as f64 > limit).map(|(h, _)| h).collect();
-        self.heading_ids.iter_mut().for_each(|ids| ids.forget(&generic));
-        self.generic_headings = generic.into_iter().map(|h| self.headings.name(h).to_string()).collect();
-    }
-}
-
-/// A chunk's first and last heading, as ids of `Chunks::headings` (`NO_HEADING`: none): 8 bytes
-/// a chunk, where two `Option<u32>` take 16.
-#[derive(Debug, Clone, Copy)]
-struct HeadingIds([u32; 2]);
-
-const NO_HEADING: u32 = u32::MAX;
-
-impl HeadingIds {
-    fn new(first: Option<u32>, last: Option<u32>) -> Self {
-        Self([first.unwrap_or(NO_HEADING), last.unwrap_or(NO_HEADING)])
-    }
-
-    /// The first heading, then the last when it is another.
-    fn distinct(self) -> impl Iterator<Item = u32> {
-        let [first, last] = self.0;
-        std::iter::once(first).chain((last != first).then_some(last)).filter(|&h| h != NO_HEADING)
-    }
-
-    /// Forgets the headings among `headings`.
-    fn forget(&mut self, headings: &HashSet<u32>) {
-        self.0.iter_mut().filter(|h| headings.contains(h)).for_each(|h| *h = NO_HEADING);
-    }
-}
-
-#[derive(serde::Deserialize)]
-struct ChunkHeadings {
-    heading_path: Vec<String>,
-}
-
-/// The chunks' first and last headings.
-fn read_chunks(ctx: &StageContext) -> Result<Chunks, TaxonomyError> {
-    let mut chunks = Chunks { headings: Default::default(), heading_ids: Vec::new(), generic_headings: HashSet::new() };
-    for batch in parquet_io::batches::<ChunkHeadings>(&ctx.run.path(WORK_CHUNKS), &["heading_path"])? {
-        for c in batch? {
-            let [first, last] = [c.heading_path.first(), c.heading_path.last()].map(|h| h.map(|h| chunks.headings.intern(h.clone())));
-            chunks.heading_ids.push(HeadingIds::new(first, last));
-        }
-    }
-    Ok(chunks)
-}
-
 fn matrix(vectors: Matrix) -> Result<Array2<f32>, TaxonomyError> {
     let rows = vectors.rows();
     let (values, dim) = vectors.into_parts();
@@ -568,23 +483,25 @@ fn passage_duplicates(passages_path: &Path, vectors: &Matrix, leaf: &[u32], thre
 }
 
 /// The tree's nodes in depth-first preorder, so a node's position is its id, with the tree's
-/// shape, each chunk's leaf, each node's size and lineage: the one place node ids are given.
-/// Nothing here lists a node's chunks: a chunk's nodes are its leaf's lineage.
-struct Flat {
+/// shape, each passage's leaf, each node's size and lineage: the one place node ids are given.
+/// Nothing here lists a node's chunks: a chunk's nodes are its passage's leaf's lineage, and
+/// no table per chunk is held (a chunk's passage is found in `passages`).
+struct Flat<'a> {
     shape: Shape,
-    leaf_of: Vec<u32>,
+    passage_leaf: Vec<u32>,
+    passages: &'a PassageIndex,
     /// Per node, its chunks (those of its passages).
     sizes: Vec<usize>,
     /// Per node, the ids from the root down to it (what a chunk's texts are counted into).
     lineages: Vec<Vec<usize>>,
 }
 
-impl Flat {
+impl<'a> Flat<'a> {
     /// The tree `tree` makes of the passages, passage `p` in its leaf `leaf_of[p]` (by position
     /// among `tree.leaves()`): children no passage reaches are left out and siblings are
     /// ordered as `build_tree` orders them (more passages first, then the earlier first
     /// passage). Each chunk takes its passage's leaf. No node's passages are listed.
-    fn of(tree: &Cluster, leaf_of: &[u32], passages: &PassageIndex) -> Result<Self, TaxonomyError> {
+    fn of(tree: &Cluster, leaf_of: &[u32], passages: &'a PassageIndex) -> Result<Self, TaxonomyError> {
         let mut reached = vec![Reached::default(); tree.leaves().len()];
         for (p, &leaf) in leaf_of.iter().enumerate() {
             reached[leaf as usize].add(1, p, passages.n_chunks[p] as usize);
@@ -599,11 +516,10 @@ impl Flat {
             node.leaf.iter().for_each(|&leaf| node_of_leaf[leaf] = id);
             stack.extend(node.children.iter().rev().map(|c| (c, Some(id))));
         }
-        let mut chunk_leaf = vec![0u32; passages.chunk_rows() as usize];
-        leaf_of.iter().enumerate().for_each(|(p, &leaf)| chunk_leaf[passages.chunks_of(p)].fill(node_of_leaf[leaf as usize]));
+        let passage_leaf = leaf_of.iter().map(|&leaf| node_of_leaf[leaf as usize]).collect();
         let shape = Shape::from_parents(parents)?;
         let lineages = (0..shape.len() as u32).map(|id| shape.lineage(id).into_iter().map(|i| i as usize).collect()).collect();
-        Ok(Self { shape, leaf_of: chunk_leaf, sizes, lineages })
+        Ok(Self { shape, passage_leaf, passages, sizes, lineages })
     }
 
     /// Each node's parent (none: the root).
@@ -617,15 +533,31 @@ impl Flat {
 
     /// Per leaf of the fitted tree, the node its passages (placed in it, `placed`) make here;
     /// none where no passage was placed.
-    fn node_of_fitted_leaf(&self, placed: &[u32], passages: &PassageIndex) -> Vec<Option<u32>> {
+    fn node_of_fitted_leaf(&self, placed: &[u32]) -> Vec<Option<u32>> {
         let mut node_of_leaf = vec![None; placed.iter().max().map_or(0, |&l| l as usize + 1)];
-        placed.iter().enumerate().for_each(|(p, &leaf)| node_of_leaf[leaf as usize] = Some(self.leaf_of[passages.first_chunk[p] as usize]));
+        placed.iter().enumerate().for_each(|(p, &leaf)| node_of_leaf[leaf as usize] = Some(self.passage_leaf[p]));
         node_of_leaf
+    }
+
+    /// Chunk `row`'s leaf: its passage's.
+    fn chunk_leaf(&self, row: usize) -> u32 {
+        self.passage_leaf[self.passages.passage_of(row)]
     }
 
     /// The nodes chunk `row` belongs to: its leaf and the leaf's ancestors, root first.
     fn chunk_lineage(&self, row: usize) -> &[usize] {
-        &self.lineages[self.leaf_of[row] as usize]
+        &self.lineages[self.chunk_leaf(row) as usize]
+    }
+
+    /// Where the chunks sit, for the passes over their vectors.
+    fn chunk_tree(&self) -> ChunkTree<'_> {
+        ChunkTree { lineages: &self.lineages, leaf_of: self }
+    }
+}
+
+impl LeafOf for Flat<'_> {
+    fn leaf_of(&self, row: usize) -> u32 {
+        self.chunk_leaf(row)
     }
 }
 
@@ -672,7 +604,7 @@ impl Reached {
 /// of every node they belong to: their leaf and its ancestors.
 fn count_terms(ctx: &StageContext, flat: &Flat) -> Result<labels::Corpus, TaxonomyError> {
     let mut corpus = labels::Corpus::new(flat.parents());
-    add_chunk_texts(&ctx.run.path(WORK_CHUNKS), &mut corpus, |row| flat.leaf_of[row] as usize)?;
+    add_chunk_texts(&ctx.run.path(WORK_CHUNKS), &mut corpus, |row| flat.chunk_leaf(row) as usize)?;
     Ok(corpus.finish())
 }
 
@@ -691,9 +623,9 @@ fn add_chunk_texts(chunks: &Path, corpus: &mut labels::Corpus, class_of: impl Fn
 /// The term counts the shards made of their chunks (`parts`), each fitted leaf's counted into
 /// the node its passages (`placed`) went to, then summed up the tree: what [`count_terms`]
 /// gives.
-fn merged_terms(parts: &Parts, flat: &Flat, placed: &[u32], passages: &PassageIndex) -> Result<labels::Corpus, StageError> {
+fn merged_terms(parts: &Parts, flat: &Flat, placed: &[u32]) -> Result<labels::Corpus, StageError> {
     let mut corpus = labels::Corpus::new(flat.parents());
-    parts::add_terms(parts, &mut corpus, &flat.node_of_fitted_leaf(placed, passages))?;
+    parts::add_terms(parts, &mut corpus, &flat.node_of_fitted_leaf(placed))?;
     Ok(corpus.finish())
 }
 
@@ -814,6 +746,7 @@ mod tests {
         // a and b both hold two passages; b's first comes earlier, so b is the first child.
         assert_eq!(flat.parents(), [None, Some(0), Some(0), Some(2)]);
         assert_eq!(flat.sizes, [5, 2, 3, 3]);
-        assert_eq!(flat.leaf_of, [1, 3, 3, 1, 3]);
+        assert_eq!(flat.passage_leaf, [1, 3, 1, 3]);
+        assert_eq!((0..5).map(|row| flat.chunk_leaf(row)).collect::<Vec<_>>(), [1, 3, 3, 1, 3]);
     }
 }

@@ -3,9 +3,10 @@
 //! of the node's keywords; in a sharded run, by the shards, `keywords`), the phrases embedded with the run's embedder and ranked against
 //! the node's centroid, then each set of siblings labelled together (`labels::label_siblings`).
 
+use crate::headings::Headings;
 use crate::labels::{self, capitalise, Candidate, Choices, LabelSource};
 use crate::phrases::NodePhrases;
-use crate::{Chunks, Flat, TaxonomyError, TaxonomyStage};
+use crate::{Flat, TaxonomyError, TaxonomyStage};
 use rayon::prelude::*;
 use std::collections::{BTreeSet, HashMap, HashSet};
 use std::path::Path;
@@ -53,7 +54,7 @@ impl Named {
 /// that hold them ([`count_phrases`]).
 pub fn name_nodes(
     flat: &Flat,
-    chunks: &Chunks,
+    headings: &Headings,
     centroids: &[Vec<f32>],
     scored: Vec<Vec<(String, f64)>>,
     tallies: NodePhrases,
@@ -63,13 +64,13 @@ pub fn name_nodes(
     let n = flat.shape.len();
     let counted: usize = tallies.tallies.iter().map(|t| t.len()).sum();
     tracing::info!(phrases = counted, nodes = n, "label phrases counted");
-    let headings = covering_headings(flat, chunks, config.heading_share);
+    let covering = covering_headings(flat, headings, config.heading_share)?;
 
     let shortlist = shortlist(flat, &tallies, &scored, config.label_candidates);
 
     // One embedding call over every distinct phrase and heading, in sorted order.
     let texts: BTreeSet<String> =
-        shortlist.iter().flatten().map(|(key, _, _)| key.clone()).chain(headings.iter().flatten().map(|h| normalise(&h.heading))).collect();
+        shortlist.iter().flatten().map(|(key, _, _)| key.clone()).chain(covering.iter().flatten().map(|h| normalise(&h.heading))).collect();
     let texts: Vec<&str> = texts.iter().map(String::as_str).collect();
     let embedded = embed(stage, &texts, centroids.first().map_or(0, Vec::len))?;
     let vector_of: HashMap<&str, &Vec<f32>> = texts.iter().copied().zip(&embedded).collect();
@@ -97,7 +98,7 @@ pub fn name_nodes(
                 };
                 Choices {
                     size: flat.sizes[id],
-                    heading: headings[id].as_ref().map(|h| candidate(h.heading.clone(), &normalise(&h.heading), 0.0)),
+                    heading: covering[id].as_ref().map(|h| candidate(h.heading.clone(), &normalise(&h.heading), 0.0)),
                     phrases: shortlist[id].iter().map(|(key, label, prior)| candidate(label.clone(), key, *prior)).collect(),
                     keywords: named.keywords[id].clone(),
                     // A heading covering the node and a descendant both is the node's.
@@ -105,8 +106,8 @@ pub fn name_nodes(
                         .shape
                         .subtree(id as u32)
                         .skip(1)
-                        .filter_map(|d| headings[d as usize].as_ref().map(|h| h.heading.clone()))
-                        .filter(|h| Some(h) != headings[id].as_ref().map(|own| &own.heading))
+                        .filter_map(|d| covering[d as usize].as_ref().map(|h| h.heading.clone()))
+                        .filter(|h| Some(h) != covering[id].as_ref().map(|own| &own.heading))
                         .collect(),
                 }
             })
@@ -117,7 +118,7 @@ pub fn name_nodes(
         for ((&id, (label, source)), choice) in kids.iter().zip(given).zip(&choices) {
             log_choice(id, &label, source, choice);
             if source == LabelSource::Heading {
-                named.coverings[id as usize] = headings[id as usize].clone();
+                named.coverings[id as usize] = covering[id as usize].clone();
             }
             named.labels[id as usize] = label;
             named.sources[id as usize] = Some(source);
@@ -224,39 +225,32 @@ pub fn count_phrases<'a>(
 }
 
 /// For each node below the root, the heading (first or last of a chunk's heading path) that
-/// covers it both ways (`labels::heading_covers`), the best covering one when several do.
-fn covering_headings(flat: &Flat, chunks: &Chunks, share: f64) -> Vec<Option<Covering>> {
-    let heading_ids = |m: usize| chunks.heading_ids[m].distinct();
+/// covers it both ways (`labels::heading_covers`), the best covering one when several do: one
+/// pass over the headings, counting each heading in the corpus and in every node below the
+/// root (the root's counts stay empty).
+fn covering_headings(flat: &Flat, headings: &Headings, share: f64) -> Result<Vec<Option<Covering>>, TaxonomyError> {
     let mut in_corpus: HashMap<u32, usize> = HashMap::new();
-    for m in 0..chunks.heading_ids.len() {
-        heading_ids(m).for_each(|h| *in_corpus.entry(h).or_default() += 1);
-    }
-    let mut out = vec![None; flat.shape.len()];
-    // A level at a time: each chunk is in one node of a level, so the counts held at once are
-    // about those of the corpus, not of every level.
-    let levels = flat.lineages.iter().map(Vec::len).max().unwrap_or(1);
-    for level in 1..levels {
-        let mut in_nodes: HashMap<usize, HashMap<u32, usize>> = HashMap::new();
-        for m in 0..chunks.heading_ids.len() {
-            if let Some(&id) = flat.chunk_lineage(m).get(level) {
-                let in_node = in_nodes.entry(id).or_default();
-                heading_ids(m).for_each(|h| *in_node.entry(h).or_default() += 1);
-            }
+    let mut in_nodes: Vec<HashMap<u32, usize>> = vec![HashMap::new(); flat.shape.len()];
+    headings.each(|row, ids| {
+        let lineage = &flat.chunk_lineage(row)[1..];
+        for h in ids.distinct() {
+            *in_corpus.entry(h).or_default() += 1;
+            lineage.iter().for_each(|&node| *in_nodes[node].entry(h).or_default() += 1);
         }
-        for (id, in_node) in in_nodes {
-            let size = flat.sizes[id];
-            out[id] = in_node
-                .into_iter()
-                .filter(|&(h, k)| labels::heading_covers(k, size, in_corpus[&h], share))
-                .max_by(|a, b| (a.1 * a.1 * in_corpus[&b.0]).cmp(&(b.1 * b.1 * in_corpus[&a.0])).then(b.0.cmp(&a.0)))
-                .map(|(h, k)| Covering {
-                    heading: chunks.headings.name(h).to_string(),
-                    of_node: k as f64 / size as f64,
-                    in_node: k as f64 / in_corpus[&h] as f64,
-                });
-        }
-    }
-    out
+    })?;
+    let covering = in_nodes.into_iter().enumerate().map(|(id, in_node)| {
+        let size = flat.sizes[id];
+        in_node
+            .into_iter()
+            .filter(|&(h, k)| labels::heading_covers(k, size, in_corpus[&h], share))
+            .max_by(|a, b| (a.1 * a.1 * in_corpus[&b.0]).cmp(&(b.1 * b.1 * in_corpus[&a.0])).then(b.0.cmp(&a.0)))
+            .map(|(h, k)| Covering {
+                heading: headings.names.name(h).to_string(),
+                of_node: k as f64 / size as f64,
+                in_node: k as f64 / in_corpus[&h] as f64,
+            })
+    });
+    Ok(covering.collect())
 }
 
 /// A heading that covers a node: the share of the node's chunks under it, and the share of

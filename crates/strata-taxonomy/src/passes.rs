@@ -28,6 +28,28 @@ pub struct ChunkVectors {
     pub embeddings: PathBuf,
 }
 
+/// Each chunk's leaf.
+pub trait LeafOf: Sync {
+    fn leaf_of(&self, row: usize) -> u32;
+}
+
+/// Where the chunks sit in the tree: each leaf's lineage (`lineages[leaf]`, the nodes a chunk
+/// of `leaf` belongs to) and each chunk's leaf.
+pub struct ChunkTree<'a> {
+    pub lineages: &'a [Vec<usize>],
+    pub leaf_of: &'a dyn LeafOf,
+}
+
+impl ChunkTree<'_> {
+    fn leaf(&self, row: usize) -> u32 {
+        self.leaf_of.leaf_of(row)
+    }
+
+    fn lineage(&self, row: usize) -> &[usize] {
+        &self.lineages[self.leaf(row) as usize]
+    }
+}
+
 /// Per node, the sum of its member chunks' vectors; the chunks that near- or exactly duplicate
 /// another (`dedup::mark_duplicates` within each leaf, as `dedup::NearDuplicates` searches).
 pub struct Sums {
@@ -36,33 +58,32 @@ pub struct Sums {
 }
 
 /// Each node's vector sum and the chunks' duplicates: the `exact` ones and those near them.
-/// `lineages[leaf]` are the nodes a chunk of `leaf` belongs to; `leaf_of[row]` is chunk `row`'s
-/// leaf; `leaf_sizes` the leaves with their chunk counts.
+/// `tree` is where the chunks sit; `leaf_sizes` the leaves with their chunk counts.
 pub fn sums_and_duplicates(
     ctx: &StageContext,
     files: &ChunkVectors,
-    (lineages, leaf_of): (&[Vec<usize>], &[u32]),
+    tree: &ChunkTree,
     leaf_sizes: &[(u32, usize)],
     exact: Duplicates,
     threshold: f32,
 ) -> Result<Sums, TaxonomyError> {
-    let mut search = DuplicateSearch::new(ctx, leaf_sizes, lineages.len(), threshold)?;
+    let mut search = DuplicateSearch::new(ctx, leaf_sizes, tree.lineages.len(), threshold)?;
     let mut sums: Vec<Vec<f32>> = Vec::new();
     for_each_vector_batch(&files.chunks, &files.embeddings, |rows| -> Result<(), TaxonomyError> {
-        add_to_sums(&mut sums, rows, lineages, leaf_of);
-        rows.range().filter(|&r| exact.of(r).is_none()).try_for_each(|r| search.add(r, leaf_of[r], rows.row(r)))
+        add_to_sums(&mut sums, rows, tree);
+        rows.range().filter(|&r| exact.of(r).is_none()).try_for_each(|r| search.add(r, tree.leaf(r), rows.row(r)))
     })?;
     let mut duplicate_of = exact;
     duplicate_of.extend(search.finish()?);
     Ok(Sums { sums, duplicate_of })
 }
 
-fn add_to_sums(sums: &mut Vec<Vec<f32>>, rows: &VectorRows, lineages: &[Vec<usize>], leaf_of: &[u32]) {
+fn add_to_sums(sums: &mut Vec<Vec<f32>>, rows: &VectorRows, tree: &ChunkTree) {
     if sums.is_empty() {
-        *sums = vec![vec![0f32; rows.dim()]; lineages.len()];
+        *sums = vec![vec![0f32; rows.dim()]; tree.lineages.len()];
     }
     for r in rows.range() {
-        for &node in &lineages[leaf_of[r] as usize] {
+        for &node in tree.lineage(r) {
             sums[node].iter_mut().zip(rows.row(r)).for_each(|(a, b)| *a += b);
         }
     }
@@ -153,16 +174,11 @@ fn spill(ctx: &StageContext) -> Result<Spill, TaxonomyError> {
 
 /// Per node, its `n` member chunks nearest (cosine) its summed vector, nearest first (the lower
 /// row first on a tie): one more pass, holding `n` rows a node.
-pub fn nearest(
-    files: &ChunkVectors,
-    (lineages, leaf_of): (&[Vec<usize>], &[u32]),
-    sums: &[Vec<f32>],
-    n: usize,
-) -> Result<Vec<Vec<usize>>, ParquetIoError> {
+pub fn nearest(files: &ChunkVectors, tree: &ChunkTree, sums: &[Vec<f32>], n: usize) -> Result<Vec<Vec<usize>>, ParquetIoError> {
     let mut best: Vec<Vec<(f32, usize)>> = vec![Vec::new(); sums.len()];
     for_each_vector_batch(&files.chunks, &files.embeddings, |rows| -> Result<(), ParquetIoError> {
         for r in rows.range() {
-            for &node in &lineages[leaf_of[r] as usize] {
+            for &node in tree.lineage(r) {
                 let score = dot(rows.row(r), &sums[node]);
                 let top = &mut best[node];
                 // Rows come in order, so a tie ranks below the rows already held.
@@ -184,6 +200,15 @@ mod tests {
     use strata_core::parquet_io::write_rows;
     use strata_core::records::EmbeddingRecord;
 
+    /// Each chunk's leaf, listed.
+    struct Leaves(Vec<u32>);
+
+    impl LeafOf for Leaves {
+        fn leaf_of(&self, row: usize) -> u32 {
+            self.0[row]
+        }
+    }
+
     #[test]
     fn the_passes_find_what_the_whole_matrix_gives_in_one_group_or_spilled_in_several() {
         let dir = tempfile::tempdir().expect("tempdir");
@@ -200,12 +225,14 @@ mod tests {
         let run = strata_core::RunDir::new(dir.path());
         let manifest = strata_core::manifest::Manifest::new(serde_json::Value::Null);
         let ctx = StageContext::new(&run, dir.path().to_path_buf(), &strata_core::NoProgress, &manifest);
-        let found = sums_and_duplicates(&ctx, &files, (&lineages, &leaf_of), &[(1, 2), (2, 4)], exact, 0.99).expect("pass");
+        let leaves = Leaves(leaf_of.to_vec());
+        let tree = ChunkTree { lineages: &lineages, leaf_of: &leaves };
+        let found = sums_and_duplicates(&ctx, &files, &tree, &[(1, 2), (2, 4)], exact, 0.99).expect("pass");
         let duplicates: Vec<Option<usize>> = (0..6).map(|row| found.duplicate_of.of(row)).collect();
         assert_eq!(duplicates, [None, None, Some(0), None, None, Some(3)]);
         let leaf1: Vec<f32> = (0..2).map(|d| vectors[0][d] + vectors[2][d]).collect();
         assert_eq!(found.sums[1], leaf1);
-        let nearest = nearest(&files, (&lineages, &leaf_of), &found.sums, 2).expect("pass");
+        let nearest = nearest(&files, &tree, &found.sums, 2).expect("pass");
         assert_eq!(nearest[2], [3, 5], "rows 3 and 5 tie as nearest; the lower comes first");
         assert_eq!(nearest[1].len(), 2);
 

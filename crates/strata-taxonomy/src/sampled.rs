@@ -41,14 +41,14 @@ pub(crate) fn fit(files: &ChunkVectors, passages: &PassageIndex, config: &Taxono
 
 /// Every passage placed in `fitted` (or, given `placed`, each passage's leaf as the shards
 /// found it by the same descent), with per passage the passage it duplicates.
-pub(crate) fn place(
+pub(crate) fn place<'a>(
     ctx: &StageContext,
     files: &ChunkVectors,
-    passages: &PassageIndex,
+    passages: &'a PassageIndex,
     config: &TaxonomyConfig,
     fitted: &Cluster,
     placed: Option<&[u32]>,
-) -> Result<PassageTree, TaxonomyError> {
+) -> Result<PassageTree<'a>, TaxonomyError> {
     let n = passages.len();
     let sample = fitted.members.len();
     let scale = n as f64 / sample.max(1) as f64;

@@ -252,9 +252,9 @@ def project(results: list[dict]) -> None:
         # most the bound's passages, or one larger leaf. The tree is fitted on a sample, so its
         # leaves do not multiply with the corpus: past the bound the largest group is a leaf,
         # whose share of the passages stays. As an upper bound, the largest task's peak at x16
-        # grown with the largest group's passages at that share (and by 384/256 for neural).
+        # plus the vectors (4 bytes a dimension) of the passages that group gains at that share.
         peak, group, share = max(large["select_task_peak_mib"]), large["largest_group_passages"], large["largest_group_passages"] / large["passages"]
-        grown = lambda chunks, dim: peak * max(1.0, share * large["passages"] * chunks / large["chunks"] / group) * dim / 256 / 1024
+        grown = lambda chunks, dim: (peak + max(0.0, share * large["passages"] * chunks / large["chunks"] - group) * dim * 4 / 2**20) / 1024
         print(f"the largest select task: {max(small['select_task_peak_mib'])} MiB at x{GROWTH_COPIES[0]}, {peak} MiB at x{GROWTH_COPIES[1]} "
               f"(its largest group {group} of {large['passages']} passages, {large['leaves']} leaves); with that group's share "
               f"{grown(SCALES[1], 256):.1f} GiB static, {grown(SCALES[1], 384):.1f} GiB neural at {SCALES[1] / 1e6:.0f}M chunks (an upper bound)")

@@ -1,0 +1,98 @@
+//! The chunks' headings as the taxonomy uses them: each chunk's first and last heading, read
+//! from `work/chunks.parquet` in passes (nothing is held per chunk), as ids of the headings
+//! seen, the generic ones left out (headings of many documents name an aspect such as
+//! Symptoms, not a topic).
+
+use crate::labels::Vocabulary;
+use crate::TaxonomyError;
+use std::collections::{HashMap, HashSet};
+use std::path::{Path, PathBuf};
+use strata_core::{parquet_io, PassageIndex};
+
+pub(crate) struct Headings {
+    chunks: PathBuf,
+    pub names: Vocabulary,
+    /// The generic headings' ids, left out of every pass.
+    generic: HashSet<u32>,
+    /// The generic headings by name: never a label, and no phrase is counted from them.
+    pub generic_names: HashSet<String>,
+}
+
+#[derive(serde::Deserialize)]
+struct ChunkHeadings {
+    heading_path: Vec<String>,
+}
+
+impl Headings {
+    /// The headings of the chunks in `chunks` (of the run's `passages`), with those found in
+    /// more than `share` of the documents (and in at least 3) generic. One pass.
+    pub fn read(chunks: &Path, passages: &PassageIndex, share: f64) -> Result<Self, TaxonomyError> {
+        let mut names = Vocabulary::default();
+        // Per heading, the last document it was seen in and its documents so far: the chunks
+        // come in document order, so a heading's documents are counted without a set of them.
+        let mut documents: HashMap<u32, (usize, usize)> = HashMap::new();
+        each_first_and_last(chunks, |row, first, last| {
+            let ids = HeadingIds::new(first.map(|h| names.intern(h.to_string())), last.map(|h| names.intern(h.to_string())));
+            let document = passages.document[passages.passage_of(row)];
+            for h in ids.distinct() {
+                let (seen_in, count) = documents.entry(h).or_insert((usize::MAX, 0));
+                if *seen_in != document {
+                    (*seen_in, *count) = (document, *count + 1);
+                }
+            }
+            Ok(())
+        })?;
+        let n_documents = passages.document.last().map_or(0, |d| d + 1);
+        let limit = (share * n_documents as f64).max(3.0);
+        let generic: HashSet<u32> = documents.into_iter().filter(|&(_, (_, d))| d as f64 > limit).map(|(h, _)| h).collect();
+        let generic_names = generic.iter().map(|&h| names.name(h).to_string()).collect();
+        Ok(Self { chunks: chunks.to_path_buf(), names, generic, generic_names })
+    }
+
+    /// Each chunk's row and its first and last heading that are not generic, in row order: one
+    /// more pass.
+    pub fn each(&self, mut f: impl FnMut(usize, HeadingIds)) -> Result<(), TaxonomyError> {
+        let id = |h: Option<&str>| -> Result<Option<u32>, TaxonomyError> {
+            let Some(h) = h else { return Ok(None) };
+            let id = self.names.id(h).ok_or_else(|| TaxonomyError::Changed { path: self.chunks.clone() })?;
+            Ok(Some(id).filter(|id| !self.generic.contains(id)))
+        };
+        each_first_and_last(&self.chunks, |row, first, last| {
+            f(row, HeadingIds::new(id(first)?, id(last)?));
+            Ok(())
+        })
+    }
+}
+
+/// Each chunk's row with the first and the last heading of its path, read a batch at a time.
+fn each_first_and_last(
+    chunks: &Path,
+    mut f: impl FnMut(usize, Option<&str>, Option<&str>) -> Result<(), TaxonomyError>,
+) -> Result<(), TaxonomyError> {
+    let mut row = 0;
+    for batch in parquet_io::batches::<ChunkHeadings>(chunks, &["heading_path"])? {
+        for c in batch? {
+            f(row, c.heading_path.first().map(String::as_str), c.heading_path.last().map(String::as_str))?;
+            row += 1;
+        }
+    }
+    Ok(())
+}
+
+/// A chunk's first and last heading, as ids of `Headings::names` (`NO_HEADING`: none).
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct HeadingIds([u32; 2]);
+
+const NO_HEADING: u32 = u32::MAX;
+
+impl HeadingIds {
+    fn new(first: Option<u32>, last: Option<u32>) -> Self {
+        Self([first.unwrap_or(NO_HEADING), last.unwrap_or(NO_HEADING)])
+    }
+
+    /// The first heading, then the last when it is another.
+    pub fn distinct(self) -> impl Iterator<Item = u32> {
+        let [first, last] = self.0;
+        std::iter::once(first).chain((last != first).then_some(last)).filter(|&h| h != NO_HEADING)
+    }
+}
