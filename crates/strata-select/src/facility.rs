@@ -130,7 +130,12 @@ pub fn select(candidates: &[Candidate], budget: Budget, floor: u32, max_clients:
 /// `share` of the median size of the eligible chunks (at least 1 token): below it, being
 /// shorter no longer buys a chunk a better gain per cost, so the selection is not won by crumbs.
 pub fn cost_floor(candidates: &[Candidate], share: f64) -> u32 {
-    let mut sizes: Vec<u32> = candidates.iter().filter(|c| c.eligible).map(|c| c.n_tokens).collect();
+    floor_of_sizes(candidates.iter().filter(|c| c.eligible).map(|c| c.n_tokens), share)
+}
+
+/// [`cost_floor`] from the eligible chunks' sizes alone.
+pub fn floor_of_sizes(eligible_sizes: impl Iterator<Item = u32>, share: f64) -> u32 {
+    let mut sizes: Vec<u32> = eligible_sizes.collect();
     sizes.sort_unstable();
     sizes.get(sizes.len() / 2).map_or(1, |&m| ((m as f64 * share) as u32).max(1))
 }

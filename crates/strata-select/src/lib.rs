@@ -211,6 +211,10 @@ pub(crate) struct Passages {
 }
 
 impl Passages {
+    pub(crate) fn eligible(&self, p: usize) -> bool {
+        self.eligible[p]
+    }
+
     /// Passage `p` as selection sees it, with its `vector`.
     pub(crate) fn candidate<'a>(&self, p: usize, vector: &'a [f32]) -> Candidate<'a> {
         Candidate { leaf: self.leaf[p], n_tokens: self.passages.n_tokens[p], eligible: self.eligible[p], vector }

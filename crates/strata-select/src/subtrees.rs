@@ -11,7 +11,7 @@
 //! group's vectors; in a sharded run each shard can choose in its share of the groups first
 //! (`strata select --shard I/N`, `parts`).
 
-use crate::facility::{cost_floor, select, Budget, Candidate};
+use crate::facility::{floor_of_sizes, select, Budget, Candidate};
 use crate::{corpus_tokens, read_passages, SelectConfig, SelectError};
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
@@ -128,17 +128,18 @@ impl Stage for SubtreesStage {
         self.config.validate().map_err(SelectError::Config)?;
         let corpus_tokens = corpus_tokens(ctx)?;
         let units = read_passages(ctx, self.config.min_passage_tokens)?;
-        let candidates: Vec<Candidate> = (0..units.passages.len()).map(|p| units.candidate(p, &[])).collect();
-        let floor = cost_floor(&candidates, self.config.cost_floor);
+        let n = units.passages.len();
+        let floor = floor_of_sizes((0..n).filter(|&p| units.eligible(p)).map(|p| units.passages.n_tokens[p]), self.config.cost_floor);
         let budget = self.config.budget_tokens(corpus_tokens);
-        let by_subtree = units.passages.len() > self.config.subtree_above;
+        let by_subtree = n > self.config.subtree_above;
         let bound = self.config.subtree_above;
         let subtree_of = by_subtree.then(|| subtrees_of_leaves(&ctx.run.path(TAXONOMY), &units.leaf, bound)).transpose()?;
         let group_of = |p: usize| subtree_of.as_ref().map(|of| of.get(&units.leaf[p]).copied().unwrap_or(units.leaf[p]));
-        let mut members: BTreeMap<Option<u32>, Vec<usize>> = BTreeMap::new();
-        (0..units.passages.len()).for_each(|p| members.entry(group_of(p)).or_default().push(p));
+        // Each group's figures, in group order; no list of its passages.
+        let mut members: BTreeMap<Option<u32>, GroupNeeds> = BTreeMap::new();
+        (0..n).for_each(|p| members.entry(group_of(p)).or_default().add(units.candidate(p, &[])));
 
-        ctx.progress.start("subtrees", Some(units.passages.len() as u64));
+        ctx.progress.start("subtrees", Some(n as u64));
         let mut spills: HashMap<Option<u32>, Spill> = HashMap::new();
         for &group in members.keys() {
             spills.insert(group, Spill::new(ctx.scratch_file()?));
@@ -152,17 +153,16 @@ impl Stage for SubtreesStage {
             Ok(())
         })?;
 
-        let needs: Vec<GroupNeeds> = members.values().map(|passages| GroupNeeds::of(passages, &candidates, floor)).collect();
-        let budgets = group_budgets(budget, &needs);
+        let budgets = group_budgets(budget, &members.values().collect::<Vec<_>>(), floor);
         let mut rows = RowWriter::create(&ctx.output(WORK_SUBTREE_PASSAGES)?, &SubtreePassage::fields(dim), &[])?;
         let mut groups = Vec::with_capacity(members.len());
-        for ((node_id, passages), budget_tokens) in members.into_iter().zip(budgets) {
-            groups.push(Group { node_id, first_row: rows.rows(), passages: passages.len() as u64, budget_tokens });
+        for ((node_id, needs), budget_tokens) in members.into_iter().zip(budgets) {
+            groups.push(Group { node_id, first_row: rows.rows(), passages: needs.passages, budget_tokens });
             let spill = spills.remove(&node_id).ok_or("a group without its scratch file")?;
             spill.read_back(SPILL_BATCH, |batch| -> Result<(), StageError> {
                 for (p, leaf, vector) in batch {
-                    let c = &candidates[p];
-                    rows.push(SubtreePassage { passage: p as u64, leaf, n_tokens: c.n_tokens, eligible: c.eligible, vector })?;
+                    let (n_tokens, eligible) = (units.passages.n_tokens[p], units.eligible(p));
+                    rows.push(SubtreePassage { passage: p as u64, leaf, n_tokens, eligible, vector })?;
                 }
                 Ok(())
             })?;
@@ -191,28 +191,37 @@ impl Stage for SubtreesStage {
 /// What a group's budget is shared by: its passages' tokens, and what covering its leaves
 /// costs (the cost floor for each leaf with an eligible passage: the choice covers every leaf
 /// first, ranking passages by gain per cost, and a passage's cost is never under the floor).
+#[derive(Default)]
 struct GroupNeeds {
+    passages: u64,
     tokens: u64,
-    cover: u64,
+    /// The leaves with an eligible passage.
+    leaves: BTreeSet<u32>,
 }
 
 impl GroupNeeds {
-    fn of(passages: &[usize], candidates: &[Candidate], floor: u32) -> Self {
-        let leaves: BTreeSet<u32> = passages.iter().map(|&p| &candidates[p]).filter(|c| c.eligible).map(|c| c.leaf).collect();
-        let tokens = passages.iter().map(|&p| candidates[p].n_tokens as u64).sum();
-        Self { tokens, cover: leaves.len() as u64 * floor as u64 }
+    fn add(&mut self, passage: Candidate) {
+        (self.passages, self.tokens) = (self.passages + 1, self.tokens + passage.n_tokens as u64);
+        if passage.eligible {
+            self.leaves.insert(passage.leaf);
+        }
+    }
+
+    fn cover(&self, floor: u32) -> u64 {
+        self.leaves.len() as u64 * floor as u64
     }
 }
 
-/// Each group's share of `budget`: first what covering its leaves costs, then the rest by its
-/// share of the passages' tokens; when the budget is short of covering every leaf, by its share
-/// of the cover. One group gets the whole budget. Shares are rounded down.
-fn group_budgets(budget: u64, needs: &[GroupNeeds]) -> Vec<u64> {
+/// Each group's share of `budget`: first what covering its leaves costs at the cost `floor`,
+/// then the rest by its share of the passages' tokens; when the budget is short of covering
+/// every leaf, by its share of the cover. One group gets the whole budget. Shares are rounded
+/// down.
+fn group_budgets(budget: u64, needs: &[&GroupNeeds], floor: u32) -> Vec<u64> {
     let share = |of: u64, part: u64, whole: u64| (of as u128 * part as u128 / whole.max(1) as u128) as u64;
-    let (cover, tokens): (u64, u64) = (needs.iter().map(|n| n.cover).sum(), needs.iter().map(|n| n.tokens).sum());
+    let (cover, tokens): (u64, u64) = (needs.iter().map(|n| n.cover(floor)).sum(), needs.iter().map(|n| n.tokens).sum());
     match budget >= cover {
-        true => needs.iter().map(|n| n.cover + share(budget - cover, n.tokens, tokens)).collect(),
-        false => needs.iter().map(|n| share(budget, n.cover, cover)).collect(),
+        true => needs.iter().map(|n| n.cover(floor) + share(budget - cover, n.tokens, tokens)).collect(),
+        false => needs.iter().map(|n| share(budget, n.cover(floor), cover)).collect(),
     }
 }
 
@@ -307,14 +316,18 @@ mod tests {
 
     #[test]
     fn groups_first_get_what_covering_their_leaves_costs_then_a_share_of_the_rest() {
-        let needs = |list: &[(u64, u64)]| list.iter().map(|&(tokens, cover)| GroupNeeds { tokens, cover }).collect::<Vec<_>>();
+        // (tokens, leaves with an eligible passage) of each group; a cost floor of 100 tokens.
+        let needs = |list: &[(u64, u32)]| -> Vec<GroupNeeds> {
+            list.iter().map(|&(tokens, leaves)| GroupNeeds { passages: 0, tokens, leaves: (0..leaves).collect() }).collect()
+        };
+        let budgets = |budget: u64, list: &[(u64, u32)]| group_budgets(budget, &needs(list).iter().collect::<Vec<_>>(), 100);
         // A small group with many leaves keeps its cover; the rest goes by tokens.
-        assert_eq!(group_budgets(1000, &needs(&[(9000, 300), (1000, 500)])), [300 + 180, 500 + 20]);
+        assert_eq!(budgets(1000, &[(9000, 3), (1000, 5)]), [300 + 180, 500 + 20]);
         // Short of covering every leaf: shared by the cover.
-        assert_eq!(group_budgets(400, &needs(&[(9000, 300), (1000, 500)])), [150, 250]);
+        assert_eq!(budgets(400, &[(9000, 3), (1000, 5)]), [150, 250]);
         // One group: the whole budget either way.
-        assert_eq!(group_budgets(1000, &needs(&[(5000, 300)])), [1000]);
-        assert_eq!(group_budgets(100, &needs(&[(5000, 300)])), [100]);
+        assert_eq!(budgets(1000, &[(5000, 3)]), [1000]);
+        assert_eq!(budgets(100, &[(5000, 3)]), [100]);
     }
 
     #[test]

@@ -186,8 +186,6 @@ pub enum TaxonomyError {
         #[source]
         source: std::io::Error,
     },
-    #[error("`{path}` is not of the tree the shards' placements make; run the keywords stage again (`strata keywords --shards N`)")]
-    StaleKeywords { path: PathBuf },
     #[error("`{path}` changed while the stage read it; run the stage again")]
     Changed { path: PathBuf },
     #[error("failed to write or read a scratch file in the run directory's temporary folder")]
@@ -334,11 +332,19 @@ impl TaxonomyStage {
             Some(_) => keywords::Keywords::read(&ctx.run.path(WORK_KEYWORDS))?,
             None => None,
         };
-        if let Some(saved) = saved {
-            if placed.is_none() || saved.parents != flat.parent_ids() {
-                return Err(TaxonomyError::StaleKeywords { path: ctx.run.path(WORK_KEYWORDS) }.into());
+        // The file is of these placements when its tree is the one they make (in `strata run`
+        // the keywords stage reruns whenever the shards' placements change).
+        let current = |saved: &keywords::Keywords| {
+            placed.is_some_and(|placed| saved.parents == flat.parent_ids() && saved.node_of_leaf == flat.node_of_fitted_leaf(placed))
+        };
+        match saved {
+            Some(saved) if current(&saved) => {
+                return Ok(NodeKeywords { keywords: saved.keywords, vocabulary_terms: saved.vocabulary_terms, from_shards: true });
             }
-            return Ok(NodeKeywords { keywords: saved.keywords, vocabulary_terms: saved.vocabulary_terms, from_shards: true });
+            Some(_) => {
+                tracing::info!("the keywords stage's tree is not the one the shards' placements make now: finding the keywords here")
+            }
+            None => {}
         }
         let terms = match (&self.parts, placed) {
             (Some(parts), Some(placed)) => merged_terms(parts, flat, placed)?,

@@ -17,6 +17,8 @@ Vectors are computed afresh (`--no-vector-cache`) in every run. Environment:
     SHARD_BENCH_GROWTH=1                      also the reduce alone on MedQuAD x4 and x16 (static): how
                                               its stages and peak grow with the corpus, and the
                                               scaling model built from all of it
+    SHARD_BENCH_GROWTH_COPIES="4 16"          the sizes of that growth (copies of MedQuAD); the
+                                              model's line goes through the two largest
 
 `bench_shards.py RESULTS.jsonl` prints the scaling model again from an earlier run's results.
     STRATA_BENCH_DIR=/tmp/strata-bench        where runs and the results (JSON lines) go
@@ -157,7 +159,9 @@ def reduce_growth() -> dict:
     return growth
 
 
-GROWTH_COPIES = (4, 16)
+# The sizes the reduce's growth is measured at (copies of MedQuAD); the model draws its line
+# through the two largest measured.
+GROWTH_COPIES = tuple(int(c) for c in os.environ.get("SHARD_BENCH_GROWTH_COPIES", "4 16").split())
 
 
 # The scaling model's cluster: nodes of 16 cores, one shard per core (tasks of one CPU).
@@ -206,18 +210,19 @@ def project(results: list[dict]) -> None:
     if growth is None:
         print("\n(no scaling model: run with SHARD_BENCH_GROWTH=1 for the reduce's growth)")
         return
-    small, large = (growth[f"x{c}"] for c in GROWTH_COPIES)
+    lo, hi = sorted(int(name[1:]) for name in growth)[-2:]
+    small, large = growth[f"x{lo}"], growth[f"x{hi}"]
 
     def line(key: str, at: float, scale: float = 1.0) -> float:
         slope = (large[key] - small[key]) / (large["chunks"] - small["chunks"])
         return small[key] + scale * slope * (at - small["chunks"])
 
-    bytes_per_chunk, rate = copied_corpus(GROWTH_COPIES[0]).stat().st_size / small["chunks"], plan_rate()
-    print(f"\nscaling model (on paper): nodes of {NODE_CORES} cores, one shard per core; map rates (chunk, embed, index) from the shards above, the taxonomy and keywords tasks' from the reduce's growth at x{GROWTH_COPIES[1]} "
+    bytes_per_chunk, rate = copied_corpus(lo).stat().st_size / small["chunks"], plan_rate()
+    print(f"\nscaling model (on paper): nodes of {NODE_CORES} cores, one shard per core; map rates (chunk, embed, index) from the shards above, the taxonomy and keywords tasks' from the reduce's growth at x{hi} "
           f"(one thread each), plus the shard plan's one pass over the corpus ({rate / 1e9:.2f} GB/s, measured; {bytes_per_chunk:.0f} bytes a chunk), "
-          f"the reduce (taxonomy sample and select subtrees past {BOUNDED} passages) a line through MedQuAD x{GROWTH_COPIES[0]} ({small['chunks']} chunks: {small['reduce_seconds']:.1f} s, {small['reduce_peak_mib']} MiB) "
-          f"and x{GROWTH_COPIES[1]} ({large['chunks']}: {large['reduce_seconds']:.1f} s, {large['reduce_peak_mib']} MiB), on one node, "
-          f"plus the select round (the slowest select task at x{GROWTH_COPIES[1]}, {max(large.get('select_task_seconds', [0])):.1f} s, scaled with the corpus)")
+          f"the reduce (taxonomy sample and select subtrees past {BOUNDED} passages) a line through MedQuAD x{lo} ({small['chunks']} chunks: {small['reduce_seconds']:.1f} s, {small['reduce_peak_mib']} MiB) "
+          f"and x{hi} ({large['chunks']}: {large['reduce_seconds']:.1f} s, {large['reduce_peak_mib']} MiB), on one node, "
+          f"plus the select round (the slowest select task at x{hi}, {max(large.get('select_task_seconds', [0])):.1f} s, scaled with the corpus)")
     print(f"{'model':<12} {'chunks':>6} {'nodes':>5} {'map wall':>9} {'of which plan':>13} {'reduce wall':>11} {'total':>8} {'map node peak':>13} {'reduce peak':>11}")
     for model in dict.fromkeys(r["model"] for r in results if "model" in r):  # the models measured, in order
         rs = [r for r in results if r.get("model") == model]
@@ -255,7 +260,7 @@ def project(results: list[dict]) -> None:
         # plus the vectors (4 bytes a dimension) of the passages that group gains at that share.
         peak, group, share = max(large["select_task_peak_mib"]), large["largest_group_passages"], large["largest_group_passages"] / large["passages"]
         grown = lambda chunks, dim: (peak + max(0.0, share * large["passages"] * chunks / large["chunks"] - group) * dim * 4 / 2**20) / 1024
-        print(f"the largest select task: {max(small['select_task_peak_mib'])} MiB at x{GROWTH_COPIES[0]}, {peak} MiB at x{GROWTH_COPIES[1]} "
+        print(f"the largest select task: {max(small['select_task_peak_mib'])} MiB at x{lo}, {peak} MiB at x{hi} "
               f"(its largest group {group} of {large['passages']} passages, {large['leaves']} leaves); with that group's share "
               f"{grown(SCALES[1], 256):.1f} GiB static, {grown(SCALES[1], 384):.1f} GiB neural at {SCALES[1] / 1e6:.0f}M chunks (an upper bound)")
 
