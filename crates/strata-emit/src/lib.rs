@@ -155,15 +155,16 @@ impl Stage for EmitStage {
         let kept = publish(ctx, &tree, &asked)?;
 
         let writer = SampleWriter { tree: &tree, domain: &self.domain, seed: self.seed, counter: &counter };
-        let mut sets: Vec<(&str, Vec<Sample>)> = Vec::new();
+        // Each set is written as soon as it is made and dropped: the stage holds one at a time.
+        let mut sets = Sets { ctx, with_origin: self.asking().is_some(), written: Vec::new() };
         let (scpt, ssft) = writer.samples(&kept.selected, &self.config)?;
         let mut summary = EmitSummary { scpt_prompt_share_median: writer.prompt_share_median(&scpt)?, ..Default::default() };
-        sets.push((SCPT, scpt));
-        sets.push((SSFT, ssft));
+        sets.write(SCPT, scpt)?;
+        sets.write(SSFT, ssft)?;
         if self.config.ablations {
-            sets.push((CPT, writer.plain(&kept.selected)?));
-            sets.push((RANDOM_SCPT, writer.samples(&kept.random, &EmitConfig { locate_samples: false, ..self.config.clone() })?.0));
-            sets.push((RANDOM_CPT, writer.plain(&kept.random)?));
+            sets.write(CPT, writer.plain(&kept.selected)?)?;
+            sets.write(RANDOM_SCPT, writer.samples(&kept.random, &EmitConfig { locate_samples: false, ..self.config.clone() })?.0)?;
+            sets.write(RANDOM_CPT, writer.plain(&kept.random)?)?;
         }
         if questions.is_some() || self.asking().is_some() {
             let mut qa = Vec::new();
@@ -177,33 +178,46 @@ impl Stage for EmitStage {
                 summary.llm_qa = Some(calls);
                 qa.extend(written);
             }
-            sets.push((SSFT_QA, qa));
-        }
-        for (rel, rows) in &sets {
-            let fields = if *rel == SSFT_QA && self.asking().is_some() { Sample::fields_with_origin() } else { Sample::fields() };
-            parquet_io::write_rows(&ctx.output(rel)?, &fields, rows, &[])?;
+            sets.write(SSFT_QA, qa)?;
         }
         let info = ctx.output(DATASET_INFO)?;
-        let registered: Vec<&str> = sets.iter().map(|(rel, _)| *rel).collect();
+        let registered: Vec<&str> = sets.written.iter().map(|(rel, _, _)| *rel).collect();
         let text = serde_json::to_string_pretty(&dataset_info(&self.domain, &registered))
             .map_err(|e| EmitError::Write { path: info.clone(), source: e.into() })?;
         std::fs::write(&info, text + "\n").map_err(|source| EmitError::Write { path: info.clone(), source })?;
 
-        let tokens = |set: &[Sample]| set.iter().map(|s| s.n_tokens as u64).sum::<u64>();
         let mut samples = 0;
-        for (rel, rows) in &sets {
-            samples += rows.len() as u64;
-            let n = tokens(rows);
-            match *rel {
-                SCPT => (summary.scpt_samples, summary.scpt_tokens) = (rows.len() as u64, n),
-                SSFT => (summary.ssft_samples, summary.ssft_tokens) = (rows.len() as u64, n),
+        for &(rel, rows, n) in &sets.written {
+            samples += rows;
+            match rel {
+                SCPT => (summary.scpt_samples, summary.scpt_tokens) = (rows, n),
+                SSFT => (summary.ssft_samples, summary.ssft_tokens) = (rows, n),
                 CPT => summary.cpt_tokens = n,
                 RANDOM_SCPT => summary.random_scpt_tokens = n,
                 RANDOM_CPT => summary.random_cpt_tokens = n,
-                _ => (summary.ssft_qa_samples, summary.ssft_qa_tokens) = (rows.len() as u64, n),
+                _ => (summary.ssft_qa_samples, summary.ssft_qa_tokens) = (rows, n),
             }
         }
         Ok(StageStats { rows_in: kept.n_chunks, rows_out: samples, summary: StageSummary::Emit(summary) })
+    }
+}
+
+/// The training sets written so far, each with its samples and tokens.
+struct Sets<'a> {
+    ctx: &'a StageContext<'a>,
+    /// Whether `ssft_qa` has the `origin` column (the LLM wrote some of its samples).
+    with_origin: bool,
+    written: Vec<(&'static str, u64, u64)>,
+}
+
+impl Sets<'_> {
+    /// Writes the set `rel` and keeps its figures; the rows are dropped.
+    fn write(&mut self, rel: &'static str, rows: Vec<Sample>) -> Result<(), StageError> {
+        let fields = if rel == SSFT_QA && self.with_origin { Sample::fields_with_origin() } else { Sample::fields() };
+        parquet_io::write_rows(&self.ctx.output(rel)?, &fields, &rows, &[])?;
+        let tokens = rows.iter().map(|s| s.n_tokens as u64).sum();
+        self.written.push((rel, rows.len() as u64, tokens));
+        Ok(())
     }
 }
 
