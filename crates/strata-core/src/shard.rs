@@ -5,7 +5,8 @@
 use crate::hash::path_sha256;
 use crate::manifest::{Manifest, ManifestError, StageRun};
 use crate::rundir::{RunDir, MANIFEST};
-use crate::{StageError, StageName, StageSummary};
+use crate::stage::is_recorded;
+use crate::{Stage, StageError, StageName, StageSummary};
 use std::fmt;
 use std::str::FromStr;
 
@@ -90,6 +91,13 @@ impl Parts {
                 record.ok_or_else(|| format!("shard {shard}: stage `{}` has not run in `{}`", stage.as_str(), dir.root().display()).into())
             })
             .collect()
+    }
+
+    /// The first shard whose part has not run `stage` on its present inputs (`is_recorded`),
+    /// or none when every part has: what a reduce step asks before it takes the parts' work.
+    pub fn first_not_recorded(&self, stage: &dyn Stage) -> Option<Shard> {
+        let recorded = |dir: &RunDir, manifest: Option<&Manifest>| manifest.is_some_and(|m| is_recorded(dir, m, stage).unwrap_or(false));
+        self.each().find(|&(_, dir, manifest)| !recorded(dir, manifest)).map(|(shard, _, _)| shard)
     }
 
     /// Checks that the files `stage` recorded in shard `index`'s part still hold what it wrote.

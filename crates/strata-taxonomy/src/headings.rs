@@ -32,7 +32,10 @@ impl Headings {
         // come in document order, so a heading's documents are counted without a set of them.
         let mut documents: HashMap<u32, (usize, usize)> = HashMap::new();
         each_first_and_last(chunks, |row, first, last| {
-            let ids = HeadingIds::new(first.map(|h| names.intern(h.to_string())), last.map(|h| names.intern(h.to_string())));
+            // A heading seen before is looked up, not copied: most chunks repeat their document's.
+            let mut id = |h: &str| names.id(h).unwrap_or_else(|| names.intern(h.to_string()));
+            let first = first.map(&mut id);
+            let ids = HeadingIds::new(first, last.map(&mut id));
             let document = passages.document[passages.passage_of(row)];
             for h in ids.distinct() {
                 let (seen_in, count) = documents.entry(h).or_insert((usize::MAX, 0));

@@ -28,7 +28,6 @@ use strata_core::parquet_io::{self, ParquetIoError};
 use strata_core::records::PhraseRecord;
 use strata_core::rundir::{WORK_CHUNKS, WORK_FIT, WORK_KEYWORDS, WORK_PASSAGES, WORK_PHRASES, WORK_PLACEMENTS};
 use strata_core::shard::Parts;
-use strata_core::stage::is_recorded;
 use strata_core::summary::KeywordsSummary;
 use strata_core::{PassageIndex, RunDir, Shape, Stage, StageContext, StageError, StageName, StageStats, StageSummary};
 
@@ -80,9 +79,14 @@ impl Stage for KeywordsStage {
     }
 
     fn fingerprint(&self) -> Result<Value, StageError> {
-        // The shards' placements and term counts, while every shard has placed its passages.
+        // What the file depends on besides the fit (read): the shards' placements and term
+        // counts while every shard has placed its passages, and the settings the keywords and
+        // generic headings are found with (the labels' own settings do not change the file).
         let placements = self.parts.fingerprint(StageName::Taxonomy).ok();
-        Ok(json!({"config": self.config, "placements": placements, "keywords": 1}))
+        let c = &self.config;
+        let settings =
+            json!({"document_weight": c.document_weight, "generic_heading_share": c.generic_heading_share, "keywords": c.keywords});
+        Ok(json!({"settings": settings, "placements": placements, "keywords": 1}))
     }
 
     fn run(&self, ctx: &StageContext) -> Result<StageStats, StageError> {
@@ -224,11 +228,9 @@ impl Stage for PartPhrasesStage {
 /// one has not (the taxonomy stage then counts every chunk's phrases itself).
 pub(crate) fn merged_phrases(ctx: &StageContext, parts: &Parts, seeds: &[Vec<String>]) -> Result<Option<NodePhrases>, StageError> {
     let stage = PartPhrasesStage::new(ctx.run, ctx.manifest, parts.dirs.len())?;
-    for (shard, dir, manifest) in parts.each() {
-        if !manifest.is_some_and(|m| is_recorded(dir, m, &stage).unwrap_or(false)) {
-            tracing::info!("shard {shard} has not counted its phrases (`strata keywords --shard {shard}`): counting every chunk's here");
-            return Ok(None);
-        }
+    if let Some(shard) = parts.first_not_recorded(&stage) {
+        tracing::info!("shard {shard} has not counted its phrases (`strata keywords --shard {shard}`): counting every chunk's here");
+        return Ok(None);
     }
     let mut phrases = NodePhrases::new(seeds);
     for (i, dir) in parts.dirs.iter().enumerate() {

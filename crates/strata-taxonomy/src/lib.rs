@@ -416,9 +416,10 @@ fn write_chunk_assignments(
     let mut assignments = RowWriter::create(&ctx.output(WORK_ASSIGNMENTS)?, &AssignmentRecord::fields(), &[])?;
     for (row, chunk) in parquet_io::rows::<ChunkIdAndTokens>(&ctx.run.path(WORK_CHUNKS), &["chunk_id", "n_tokens"])?.enumerate() {
         let ChunkIdAndTokens { chunk_id, n_tokens } = chunk?;
-        flat.chunk_lineage(row).iter().for_each(|&id| tokens[id] += n_tokens as u64);
+        let leaf = flat.chunk_leaf(row);
+        flat.lineages[leaf as usize].iter().for_each(|&id| tokens[id] += n_tokens as u64);
         let duplicate_of = ids.see(row, &chunk_id)?;
-        assignments.push(AssignmentRecord { chunk_id, node_id: flat.chunk_leaf(row), duplicate_of })?;
+        assignments.push(AssignmentRecord { chunk_id, node_id: leaf, duplicate_of })?;
     }
     assignments.close()?;
     Ok((ids.kept, tokens))

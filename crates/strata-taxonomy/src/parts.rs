@@ -17,7 +17,6 @@ use strata_core::parquet_io::{self, ParquetIoError, RowWriter};
 use strata_core::records::{LeafTermRecord, PlacementRecord, TermRecord};
 use strata_core::rundir::{EMBEDDINGS, WORK_CHUNKS, WORK_FIT, WORK_LEAF_TERMS, WORK_PASSAGES, WORK_PLACEMENTS, WORK_TERMS};
 use strata_core::shard::Parts;
-use strata_core::stage::is_recorded;
 use strata_core::summary::TaxonomySummary;
 use strata_core::{PassageIndex, RunDir, Stage, StageContext, StageError, StageName, StageStats, StageSummary};
 
@@ -116,11 +115,9 @@ pub(crate) fn placed_leaves(
     passages: &PassageIndex,
 ) -> Result<Option<Vec<u32>>, StageError> {
     let stage = PartPlaceStage::new(ctx.run, ctx.manifest, document_weight, parts.dirs.len())?;
-    for (shard, dir, manifest) in parts.each() {
-        if !manifest.is_some_and(|m| is_recorded(dir, m, &stage).unwrap_or(false)) {
-            tracing::info!("shard {shard} has not placed its passages (`strata taxonomy --shard {shard}`): placing every passage here");
-            return Ok(None);
-        }
+    if let Some(shard) = parts.first_not_recorded(&stage) {
+        tracing::info!("shard {shard} has not placed its passages (`strata taxonomy --shard {shard}`): placing every passage here");
+        return Ok(None);
     }
     let mut leaves = Vec::with_capacity(passages.len());
     let mut ids = PassageIndex::ids(&ctx.run.path(WORK_PASSAGES))?;
