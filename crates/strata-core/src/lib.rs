@@ -28,7 +28,7 @@ pub mod tree;
 pub mod vectors;
 
 pub use embedder::{EmbedFailure, TextEmbedder};
-pub use passages::PassageIndex;
+pub use passages::{PassageIndex, PassagesFile};
 pub use progress::{NoProgress, Progress};
 pub use rundir::RunDir;
 pub use shard::Shard;

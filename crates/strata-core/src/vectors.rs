@@ -2,6 +2,7 @@
 //! rows of vectors spilled to a scratch file. Sampling is part of the determinism contract: the
 //! same seed picks the same rows anywhere.
 
+use crate::parquet_io::ParquetIoError;
 use rand_xoshiro::rand_core::{RngCore, SeedableRng};
 use rand_xoshiro::Xoshiro256Plus;
 use std::io::{BufReader, BufWriter, Read, Seek, Write};
@@ -16,34 +17,47 @@ pub struct Spill {
     dim: usize,
 }
 
+/// A row read back from a [`Spill`]: its position, leaf, what the writer kept with it
+/// (`tag`) and its vector.
+pub struct Spilled {
+    pub row: usize,
+    pub leaf: u32,
+    pub tag: u64,
+    pub vector: Vec<f32>,
+}
+
+/// Bytes before a spilled row's vector: its row, leaf and tag.
+const SPILLED_HEADER: usize = 8 + 4 + 8;
+
 impl Spill {
     pub fn new(file: std::fs::File) -> Self {
         Self { file: BufWriter::new(file), dim: 0 }
     }
 
-    pub fn write(&mut self, row: usize, leaf: u32, vector: &[f32]) -> std::io::Result<()> {
+    pub fn write(&mut self, row: usize, leaf: u32, tag: u64, vector: &[f32]) -> std::io::Result<()> {
         self.dim = vector.len();
         self.file.write_all(&(row as u64).to_le_bytes())?;
         self.file.write_all(&leaf.to_le_bytes())?;
+        self.file.write_all(&tag.to_le_bytes())?;
         vector.iter().try_for_each(|x| self.file.write_all(&x.to_le_bytes()))
     }
 
     /// The rows in the order written, `batch_rows` at a time, each batch handed over (the last
     /// may be shorter or empty).
-    pub fn read_back<E: From<std::io::Error>>(self, batch_rows: usize, mut f: impl FnMut(Vec<LeafRow>) -> Result<(), E>) -> Result<(), E> {
+    pub fn read_back<E: From<std::io::Error>>(self, batch_rows: usize, mut f: impl FnMut(Vec<Spilled>) -> Result<(), E>) -> Result<(), E> {
         let mut file = self.file.into_inner().map_err(|e| e.into_error())?;
         file.rewind()?;
         let mut reader = BufReader::new(file);
-        let mut record = vec![0u8; 12 + 4 * self.dim];
+        let mut record = vec![0u8; SPILLED_HEADER + 4 * self.dim];
         let mut batch = Vec::with_capacity(batch_rows);
         loop {
             match reader.read_exact(&mut record) {
-                Ok(()) => {
-                    let row = u64::from_le_bytes(record[..8].try_into().expect("8 bytes")) as usize;
-                    let leaf = u32::from_le_bytes(record[8..12].try_into().expect("4 bytes"));
-                    let vector = record[12..].chunks_exact(4).map(|b| f32::from_le_bytes(b.try_into().expect("4 bytes"))).collect();
-                    batch.push((row, leaf, vector));
-                }
+                Ok(()) => batch.push(Spilled {
+                    row: u64::from_le_bytes(record[..8].try_into().expect("8 bytes")) as usize,
+                    leaf: u32::from_le_bytes(record[8..12].try_into().expect("4 bytes")),
+                    tag: u64::from_le_bytes(record[12..SPILLED_HEADER].try_into().expect("8 bytes")),
+                    vector: record[SPILLED_HEADER..].chunks_exact(4).map(|b| f32::from_le_bytes(b.try_into().expect("4 bytes"))).collect(),
+                }),
                 Err(e) if e.kind() == std::io::ErrorKind::UnexpectedEof => break,
                 Err(e) => return Err(e.into()),
             }
@@ -151,48 +165,70 @@ impl<'a> VectorRows<'a> {
 
 /// [`Matrix::group_means`] of rows that arrive in order, a batch at a time: the same vectors,
 /// summed in the same order, each handed on as its group's last row comes, holding one sum.
-pub struct GroupMeans {
-    /// `(start, len)` per group, by start, not overlapping.
-    groups: Vec<(usize, usize)>,
+pub struct GroupMeans<'a> {
+    /// `(start, len)` per group, by start, not overlapping, read as they are needed.
+    groups: Box<dyn Iterator<Item = Result<(usize, usize), ParquetIoError>> + 'a>,
+    /// The group rows go to now (none once every group is handed on), read on first use.
+    current: Option<Option<(usize, usize)>>,
     next: usize,
     sum: Vec<f32>,
     dim: usize,
 }
 
-impl GroupMeans {
+impl GroupMeans<'static> {
     pub fn new(groups: Vec<(usize, usize)>) -> Self {
-        Self { groups, next: 0, sum: Vec::new(), dim: 0 }
+        Self::over(groups.into_iter().map(Ok))
+    }
+}
+
+impl<'a> GroupMeans<'a> {
+    /// Groups read from a stream (e.g. a file's rows) as the rows reach them: none is held
+    /// but the current one.
+    pub fn over(groups: impl Iterator<Item = Result<(usize, usize), ParquetIoError>> + 'a) -> Self {
+        Self { groups: Box::new(groups), current: None, next: 0, sum: Vec::new(), dim: 0 }
+    }
+
+    fn current(&mut self) -> Result<Option<(usize, usize)>, ParquetIoError> {
+        if self.current.is_none() {
+            self.current = Some(self.groups.next().transpose()?);
+        }
+        Ok(self.current.flatten())
     }
 
     /// Adds the rows; `done(group, mean)` is called for each group that ends, in order.
-    pub fn add<E>(&mut self, rows: &VectorRows, mut done: impl FnMut(usize, Vec<f32>) -> Result<(), E>) -> Result<(), E> {
+    pub fn add<E: From<ParquetIoError>>(
+        &mut self,
+        rows: &VectorRows,
+        mut done: impl FnMut(usize, Vec<f32>) -> Result<(), E>,
+    ) -> Result<(), E> {
         if self.dim == 0 {
             self.dim = rows.dim();
             self.sum = vec![0f32; self.dim];
         }
         for r in rows.range() {
-            while self.groups.get(self.next).is_some_and(|&(start, len)| start + len <= r) {
+            while self.current()?.is_some_and(|(start, len)| start + len <= r) {
                 self.close(&mut done)?;
             }
-            if self.groups.get(self.next).is_some_and(|&(start, _)| r >= start) {
+            if self.current()?.is_some_and(|(start, _)| r >= start) {
                 self.sum.iter_mut().zip(rows.row(r)).for_each(|(m, x)| *m += x);
             }
-            if self.groups.get(self.next).is_some_and(|&(start, len)| start + len == r + 1) {
+            if self.current()?.is_some_and(|(start, len)| start + len == r + 1) {
                 self.close(&mut done)?;
             }
         }
         Ok(())
     }
 
-    fn close<E>(&mut self, done: &mut impl FnMut(usize, Vec<f32>) -> Result<(), E>) -> Result<(), E> {
+    fn close<E: From<ParquetIoError>>(&mut self, done: &mut impl FnMut(usize, Vec<f32>) -> Result<(), E>) -> Result<(), E> {
         let sum = std::mem::replace(&mut self.sum, vec![0f32; self.dim]);
         self.next += 1;
+        self.current = Some(self.groups.next().transpose()?);
         done(self.next - 1, unit(sum))
     }
 
     /// Hands on the groups not yet handed on (none once every row has come).
-    pub fn finish<E>(mut self, mut done: impl FnMut(usize, Vec<f32>) -> Result<(), E>) -> Result<(), E> {
-        while self.next < self.groups.len() {
+    pub fn finish<E: From<ParquetIoError>>(mut self, mut done: impl FnMut(usize, Vec<f32>) -> Result<(), E>) -> Result<(), E> {
+        while self.current()?.is_some() {
             self.close(&mut done)?;
         }
         Ok(())
@@ -244,25 +280,19 @@ pub fn sample_indices(n: usize, limit: usize, seed: u64) -> Vec<usize> {
     if n <= limit {
         return (0..n).collect();
     }
+    // A partial Fisher-Yates shuffle of 0..n whose moved positions alone are held (a position
+    // not in `moved` holds its own index), so that it holds `limit` entries, not `n`.
     let mut rng = Xoshiro256Plus::seed_from_u64(seed);
-    let mut idx: Vec<usize> = (0..n).collect();
+    let mut moved: std::collections::HashMap<usize, usize> = std::collections::HashMap::with_capacity(2 * limit);
+    let mut idx = Vec::with_capacity(limit);
     for i in 0..limit {
         let j = i + (rng.next_u64() % (n - i) as u64) as usize;
-        idx.swap(i, j);
+        let at_j = moved.get(&j).copied().unwrap_or(j);
+        moved.insert(j, moved.get(&i).copied().unwrap_or(i));
+        idx.push(at_j);
     }
-    idx.truncate(limit);
     idx.sort_unstable();
     idx
-}
-
-/// `items` in an order drawn by a generator seeded with `seed` (Fisher-Yates): the same seed
-/// gives the same order anywhere.
-pub fn shuffle<T>(items: &mut [T], seed: u64) {
-    let mut rng = Xoshiro256Plus::seed_from_u64(seed);
-    for i in (1..items.len()).rev() {
-        let j = (rng.next_u64() % (i as u64 + 1)) as usize;
-        items.swap(i, j);
-    }
 }
 
 #[cfg(test)]
@@ -278,7 +308,7 @@ mod tests {
         for batch in [1, 3, 4, 10] {
             let mut streamed = GroupMeans::new(groups.clone());
             let mut means = Vec::new();
-            let mut keep = |_: usize, mean: Vec<f32>| -> Result<(), ()> {
+            let mut keep = |_: usize, mean: Vec<f32>| -> Result<(), ParquetIoError> {
                 means.extend(mean);
                 Ok(())
             };
@@ -327,5 +357,17 @@ mod tests {
         assert!(s.windows(2).all(|w| w[0] < w[1]) && s.iter().all(|&i| i < 1000));
         assert_eq!(s, sample_indices(1000, 50, 7));
         assert_ne!(s, sample_indices(1000, 50, 8));
+        // The shuffle holding only its moved positions draws what the whole shuffle draws.
+        let whole = |n: usize, limit: usize, seed: u64| {
+            let mut rng = Xoshiro256Plus::seed_from_u64(seed);
+            let mut idx: Vec<usize> = (0..n).collect();
+            (0..limit).for_each(|i| idx.swap(i, i + (rng.next_u64() % (n - i) as u64) as usize));
+            idx.truncate(limit);
+            idx.sort_unstable();
+            idx
+        };
+        for (n, limit, seed) in [(1000, 50, 7), (10, 9, 1), (64, 63, 3), (5000, 1000, 11), (2, 1, 0)] {
+            assert_eq!(sample_indices(n, limit, seed), whole(n, limit, seed), "{n} {limit} {seed}");
+        }
     }
 }

@@ -14,7 +14,7 @@ mod facility;
 mod parts;
 mod subtrees;
 
-pub use facility::{cost_floor, random_draw, select, Budget, Candidate};
+pub use facility::{cost_floor, draw_at_random, random_draw, select, Budget, Candidate, Sizes};
 pub use parts::PartSelectStage;
 use subtrees::Subtrees;
 pub use subtrees::SubtreesStage;
@@ -23,13 +23,14 @@ use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
 use std::collections::BTreeSet;
 use strata_core::parquet_io::{ParquetIoError, RowWriter};
+use strata_core::passages::PassageRows;
 use strata_core::records::{PassageAssignment, SelectionRecord};
 use strata_core::rundir::{
     MANIFEST, WORK_CHUNKS, WORK_PASSAGES, WORK_PASSAGE_ASSIGNMENTS, WORK_SELECTION, WORK_SUBTREES, WORK_SUBTREE_PASSAGES,
 };
 use strata_core::shard::Parts;
 use strata_core::summary::SelectSummary;
-use strata_core::{parquet_io, PassageIndex, Stage, StageContext, StageError, StageName, StageStats, StageSummary};
+use strata_core::{parquet_io, PassageIndex, PassagesFile, Stage, StageContext, StageError, StageName, StageStats, StageSummary};
 
 /// Why the selection stage failed.
 #[derive(Debug, thiserror::Error)]
@@ -143,82 +144,82 @@ impl Stage for SelectStage {
     fn run(&self, ctx: &StageContext) -> Result<StageStats, StageError> {
         self.config.validate().map_err(SelectError::Config)?;
         let corpus_tokens = corpus_tokens(ctx)?;
-        let units = read_passages(ctx, self.config.min_passage_tokens)?;
         let listing = Subtrees::read(&ctx.run.path(WORK_SUBTREES))?;
         listing.check_settings(&self.config, &ctx.run.path(WORK_SUBTREES))?;
         let budget = Budget { tokens: listing.budget_tokens };
-        // Sizes and eligibility alone: what the random draw and the figures need.
-        let candidates: Vec<Candidate> = (0..units.passages.len()).map(|p| units.candidate(p, &[])).collect();
+        let min_tokens = self.config.min_passage_tokens;
         ctx.progress.start("select", None);
-        let mut chosen = vec![false; units.passages.len()];
-        let picked = parts::choose_by_group(ctx, &listing, self.parts.as_ref(), &self.config, self.seed, &mut chosen)?;
-        let random = random_draw(&candidates, budget, self.seed);
+        let (chosen, picked_parts) = parts::choose_by_group(ctx, &listing, self.parts.as_ref(), &self.config, self.seed)?;
+        let eligible = || -> Result<_, ParquetIoError> {
+            let passages = placed_passages(ctx, min_tokens)?.zip(0..);
+            Ok(passages.filter(|(p, _)| p.as_ref().map_or(true, |p| p.eligible)).map(|(p, i)| p.map(|p| (i, p.n_tokens))))
+        };
+        let random = draw_at_random(eligible, budget, self.seed)?;
         ctx.progress.finish();
 
+        // One pass writes the selection and sums its figures.
         let mut rows = RowWriter::create(&ctx.output(WORK_SELECTION)?, &SelectionRecord::fields(), &[])?;
-        for (p, id) in PassageIndex::ids(&ctx.run.path(WORK_PASSAGES))?.enumerate() {
-            rows.push(SelectionRecord { passage_id: id?, selected: chosen[p], random: random[p] })?;
+        let mut figures = Figures::default();
+        let (mut in_chosen, mut in_random) = (chosen.iter().peekable(), random.iter().peekable());
+        for (placed, p) in placed_passages(ctx, min_tokens)?.zip(0u64..) {
+            let placed = placed?;
+            let (selected, random) = (in_chosen.next_if_eq(&&p).is_some(), in_random.next_if_eq(&&p).is_some());
+            figures.add(&placed, selected, random);
+            rows.push(SelectionRecord { passage_id: placed.id, selected, random })?;
         }
         let n_rows = rows.rows();
+        if let Some(p) = in_chosen.next() {
+            return Err(format!("`{}`: passage {p} is not of this run", ctx.run.path(WORK_SUBTREE_PASSAGES).display()).into());
+        }
         rows.close()?;
-        let floor = listing.cost_floor_tokens;
-        let by_subtree = listing.by_subtree().then_some(listing.groups.len() as u64);
         let summary = SelectSummary {
-            subtrees: by_subtree,
-            picked_parts: (picked > 0).then_some(picked),
-            ..summarise(&units.passages, &candidates, [&chosen, &random], budget, corpus_tokens, floor)
+            budget_tokens: budget.tokens,
+            corpus_tokens,
+            cost_floor_tokens: listing.cost_floor_tokens as u64,
+            subtrees: listing.by_subtree().then_some(listing.groups.len() as u64),
+            picked_parts: (picked_parts > 0).then_some(picked_parts),
+            ..figures.summary()
         };
-        Ok(StageStats { rows_in: candidates.len() as u64, rows_out: n_rows, summary: StageSummary::Select(summary) })
+        Ok(StageStats { rows_in: n_rows, rows_out: n_rows, summary: StageSummary::Select(summary) })
     }
 }
 
-/// The manifest's figures of a selection: `drawn` is the selection and the random draw.
-fn summarise(
-    passages: &PassageIndex,
-    candidates: &[Candidate],
-    drawn: [&[bool]; 2],
-    budget: Budget,
-    corpus_tokens: u64,
-    floor: u32,
-) -> SelectSummary {
-    let [chosen, random] = drawn;
-    let taken = |picks: &[bool]| (0..candidates.len()).filter(|&p| picks[p]).collect::<Vec<usize>>();
-    let (selected, drawn_at_random) = (taken(chosen), taken(random));
-    let tokens = |ps: &[usize]| ps.iter().map(|&p| candidates[p].n_tokens as u64).sum();
-    let leaves = |ps: &mut dyn Iterator<Item = usize>| ps.map(|p| candidates[p].leaf).collect::<BTreeSet<u32>>().len() as u64;
-    SelectSummary {
-        budget_tokens: budget.tokens,
-        corpus_tokens,
-        selected_tokens: tokens(&selected),
-        selected_passages: selected.len() as u64,
-        selected_chunks: selected.iter().map(|&p| passages.n_chunks[p] as u64).sum(),
-        cost_floor_tokens: floor as u64,
-        eligible_passages: candidates.iter().filter(|c| c.eligible).count() as u64,
-        random_tokens: tokens(&drawn_at_random),
-        random_passages: drawn_at_random.len() as u64,
-        leaves: leaves(&mut (0..candidates.len())),
-        leaves_covered: leaves(&mut selected.iter().copied()),
-        subtrees: None,
-        picked_parts: None,
+/// A selection's figures, summed passage by passage: the selection's and the random draw's
+/// sizes, the eligible passages, the leaves and those the selection covers.
+#[derive(Default)]
+struct Figures {
+    summary: SelectSummary,
+    leaves: BTreeSet<u32>,
+    covered: BTreeSet<u32>,
+}
+
+impl Figures {
+    fn add(&mut self, passage: &Placed, selected: bool, random: bool) {
+        let s = &mut self.summary;
+        self.leaves.insert(passage.leaf);
+        s.eligible_passages += passage.eligible as u64;
+        if selected {
+            (s.selected_tokens, s.selected_passages) = (s.selected_tokens + passage.n_tokens as u64, s.selected_passages + 1);
+            s.selected_chunks += passage.n_chunks as u64;
+            self.covered.insert(passage.leaf);
+        }
+        if random {
+            (s.random_tokens, s.random_passages) = (s.random_tokens + passage.n_tokens as u64, s.random_passages + 1);
+        }
+    }
+
+    fn summary(self) -> SelectSummary {
+        SelectSummary { leaves: self.leaves.len() as u64, leaves_covered: self.covered.len() as u64, ..self.summary }
     }
 }
 
-/// Every passage with its leaf and eligibility.
-pub(crate) struct Passages {
-    pub(crate) passages: PassageIndex,
-    pub(crate) leaf: Vec<u32>,
-    eligible: Vec<bool>,
-}
-
-impl Passages {
-    pub(crate) fn eligible(&self, p: usize) -> bool {
-        self.eligible[p]
-    }
-
-    /// Passage `p` as selection sees it, with its `vector`.
-    pub(crate) fn candidate<'a>(&self, p: usize, vector: &'a [f32]) -> Candidate<'a> {
-        Candidate { leaf: self.leaf[p], n_tokens: self.passages.n_tokens[p], eligible: self.eligible[p], vector }
-    }
+/// A passage as selection sees it, without its vector: its id, sizes, leaf and eligibility.
+pub(crate) struct Placed {
+    pub(crate) id: String,
+    pub(crate) n_tokens: u32,
+    pub(crate) n_chunks: u32,
+    pub(crate) leaf: u32,
+    pub(crate) eligible: bool,
 }
 
 /// The corpus's tokens, as the chunk stage recorded them.
@@ -227,23 +228,56 @@ pub(crate) fn corpus_tokens(ctx: &StageContext) -> Result<u64, SelectError> {
     Ok(chunk.summary.corpus_tokens)
 }
 
-pub(crate) fn read_passages(ctx: &StageContext, min_tokens: u32) -> Result<Passages, ParquetIoError> {
-    let chunk_rows = parquet_io::num_rows(&ctx.run.path(WORK_CHUNKS))? as usize;
-    let passages = PassageIndex::read(&ctx.run.path(WORK_PASSAGES), chunk_rows)?;
-    // Each passage's leaf and whether it duplicates another, read with the ids in step.
+/// Every passage with its leaf and eligibility, in passage order, read a batch at a time:
+/// `work/passages.parquet` and `work/passage_assignments.parquet` in step (their ids must match).
+pub(crate) fn placed_passages(ctx: &StageContext, min_tokens: u32) -> Result<PlacedPassages, ParquetIoError> {
+    let chunk_rows = parquet_io::num_rows(&ctx.run.path(WORK_CHUNKS))?;
     let path = ctx.run.path(WORK_PASSAGE_ASSIGNMENTS);
-    let mut ids = PassageIndex::ids(&ctx.run.path(WORK_PASSAGES))?;
-    let (mut leaf, mut eligible) = (Vec::with_capacity(passages.len()), Vec::with_capacity(passages.len()));
-    for placed in parquet_io::rows::<PassageAssignment>(&path, &["passage_id", "node_id", "duplicate_of"])? {
-        let (placed, p) = (placed?, leaf.len());
-        if p == passages.len() || ids.next().transpose()?.as_ref() != Some(&placed.passage_id) {
-            return Err(ParquetIoError::OutOfStep { path });
+    Ok(PlacedPassages {
+        passages: PassagesFile::new(&ctx.run.path(WORK_PASSAGES), chunk_rows).rows()?,
+        ids: Box::new(PassageIndex::ids(&ctx.run.path(WORK_PASSAGES))?),
+        assignments: parquet_io::rows(&path, &["passage_id", "node_id", "duplicate_of"])?,
+        path,
+        min_tokens,
+        done: false,
+    })
+}
+
+/// [`placed_passages`].
+pub(crate) struct PlacedPassages {
+    passages: PassageRows,
+    ids: Box<dyn Iterator<Item = Result<String, ParquetIoError>>>,
+    assignments: parquet_io::Rows<PassageAssignment>,
+    path: std::path::PathBuf,
+    min_tokens: u32,
+    done: bool,
+}
+
+impl PlacedPassages {
+    fn step(&mut self) -> Result<Option<Placed>, ParquetIoError> {
+        let (passage, id, placed) = match (self.passages.next(), self.ids.next(), self.assignments.next()) {
+            (None, None, None) => return Ok(None),
+            (Some(passage), Some(id), Some(placed)) => (passage?, id?, placed?),
+            (Some(Err(e)), _, _) | (_, Some(Err(e)), _) | (_, _, Some(Err(e))) => return Err(e),
+            _ => return Err(ParquetIoError::OutOfStep { path: self.path.clone() }),
+        };
+        if id != placed.passage_id {
+            return Err(ParquetIoError::OutOfStep { path: self.path.clone() });
         }
-        eligible.push(strata_core::eligible(passages.n_tokens[p], placed.duplicate_of.is_some(), min_tokens));
-        leaf.push(placed.node_id);
+        let eligible = strata_core::eligible(passage.n_tokens, placed.duplicate_of.is_some(), self.min_tokens);
+        Ok(Some(Placed { id, n_tokens: passage.n_tokens, n_chunks: passage.n_chunks, leaf: placed.node_id, eligible }))
     }
-    if leaf.len() != passages.len() {
-        return Err(ParquetIoError::OutOfStep { path });
+}
+
+impl Iterator for PlacedPassages {
+    type Item = Result<Placed, ParquetIoError>;
+
+    fn next(&mut self) -> Option<Self::Item> {
+        if self.done {
+            return None;
+        }
+        let step = self.step();
+        self.done = !matches!(step, Ok(Some(_)));
+        step.transpose()
     }
-    Ok(Passages { leaf, eligible, passages })
 }

@@ -105,24 +105,24 @@ impl Stage for PartSelectStage {
     }
 }
 
-/// Marks in `chosen` what each group's choice took, shard by shard: the shard's picks when it
-/// has made them from this run's groups (its file must still hold what it wrote: a changed or
-/// damaged one fails, naming the shard), else the choice made here. Returns how many shards'
-/// picks were used (shards without a group not counted).
+/// What each group's choice took, shard by shard: the shard's picks when it has made them from
+/// this run's groups (its file must still hold what it wrote: a changed or damaged one fails,
+/// naming the shard), else the choice made here. Returns the passages taken, ascending (what
+/// the selection holds, not a flag per passage), and how many shards' picks were used (shards
+/// without a group not counted).
 pub(crate) fn choose_by_group(
     ctx: &StageContext,
     listing: &Subtrees,
     parts: Option<&Parts>,
     config: &SelectConfig,
     seed: u64,
-    chosen: &mut [bool],
-) -> Result<u64, StageError> {
+) -> Result<(Vec<u64>, u64), StageError> {
     let passages = ctx.run.path(WORK_SUBTREE_PASSAGES);
-    let mut mark = |passage: u64, selected: bool| -> Result<(), String> {
-        let c =
-            chosen.get_mut(passage as usize).ok_or_else(|| format!("`{}`: passage {passage} is not of this run", passages.display()))?;
-        *c = selected;
-        Ok(())
+    let mut chosen = Vec::new();
+    let mut mark = |passage: u64, selected: bool| {
+        if selected {
+            chosen.push(passage);
+        }
     };
     // Per shard, whether it has chosen in its groups of these subtrees with these settings (the
     // part stage's fingerprint is the same for every shard); one "shard" without parts.
@@ -152,16 +152,20 @@ pub(crate) fn choose_by_group(
             }
             for pick in parquet_io::rows::<PickRecord>(&path, &[])? {
                 let pick = pick?;
-                mark(pick.passage, pick.selected)?;
+                mark(pick.passage, pick.selected);
             }
             picked_parts += 1;
             continue;
         }
         for group in groups {
             for choice in choose_in(&passages, listing, group, config, seed)? {
-                mark(choice.passage, choice.selected)?;
+                mark(choice.passage, choice.selected);
             }
         }
     }
-    Ok(picked_parts)
+    chosen.sort_unstable();
+    if let Some(twice) = chosen.windows(2).find(|pair| pair[0] == pair[1]) {
+        return Err(format!("`{}`: passage {} is in two groups", passages.display(), twice[0]).into());
+    }
+    Ok((chosen, picked_parts))
 }

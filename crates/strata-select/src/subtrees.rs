@@ -11,8 +11,8 @@
 //! group's vectors; in a sharded run each shard can choose in its share of the groups first
 //! (`strata select --shard I/N`, `parts`).
 
-use crate::facility::{floor_of_sizes, select, Budget, Candidate};
-use crate::{corpus_tokens, read_passages, SelectConfig, SelectError};
+use crate::facility::{select, Budget, Candidate, Sizes};
+use crate::{corpus_tokens, placed_passages, Placed, SelectConfig, SelectError};
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
 use std::collections::{BTreeMap, BTreeSet, HashMap};
@@ -23,8 +23,8 @@ use strata_core::rundir::{
     EMBEDDINGS, TAXONOMY, WORK_CHUNKS, WORK_PASSAGES, WORK_PASSAGE_ASSIGNMENTS, WORK_SUBTREES, WORK_SUBTREE_PASSAGES,
 };
 use strata_core::summary::SubtreesSummary;
-use strata_core::vectors::Spill;
-use strata_core::{Shape, Shard, Stage, StageContext, StageError, StageName, StageStats, StageSummary, TaxonomyTree};
+use strata_core::vectors::{Spill, Spilled};
+use strata_core::{PassagesFile, Shape, Shard, Stage, StageContext, StageError, StageName, StageStats, StageSummary, TaxonomyTree};
 
 /// Passages read back from a group's scratch file at a time.
 const SPILL_BATCH: usize = 1 << 12;
@@ -127,17 +127,26 @@ impl Stage for SubtreesStage {
     fn run(&self, ctx: &StageContext) -> Result<StageStats, StageError> {
         self.config.validate().map_err(SelectError::Config)?;
         let corpus_tokens = corpus_tokens(ctx)?;
-        let units = read_passages(ctx, self.config.min_passage_tokens)?;
-        let n = units.passages.len();
-        let floor = floor_of_sizes((0..n).filter(|&p| units.eligible(p)).map(|p| units.passages.n_tokens[p]), self.config.cost_floor);
+        let min_tokens = self.config.min_passage_tokens;
+        // A first pass over the passages' sizes and leaves: each leaf's needs, the eligible sizes.
+        let (mut leaves, mut sizes, mut n) = (BTreeMap::<u32, GroupNeeds>::new(), Sizes::default(), 0);
+        for placed in placed_passages(ctx, min_tokens)? {
+            let placed = placed?;
+            leaves.entry(placed.leaf).or_default().add(&placed);
+            if placed.eligible {
+                sizes.add(placed.n_tokens);
+            }
+            n += 1;
+        }
+        let floor = sizes.floor(self.config.cost_floor);
         let budget = self.config.budget_tokens(corpus_tokens);
         let by_subtree = n > self.config.subtree_above;
-        let bound = self.config.subtree_above;
-        let subtree_of = by_subtree.then(|| subtrees_of_leaves(&ctx.run.path(TAXONOMY), &units.leaf, bound)).transpose()?;
-        let group_of = |p: usize| subtree_of.as_ref().map(|of| of.get(&units.leaf[p]).copied().unwrap_or(units.leaf[p]));
+        let in_leaf = leaves.iter().map(|(&leaf, needs)| (leaf, needs.passages));
+        let subtree_of = by_subtree.then(|| subtrees_of_leaves(&ctx.run.path(TAXONOMY), in_leaf, self.config.subtree_above)).transpose()?;
+        let group_of = |leaf: u32| subtree_of.as_ref().map(|of| of.get(&leaf).copied().unwrap_or(leaf));
         // Each group's figures, in group order; no list of its passages.
         let mut members: BTreeMap<Option<u32>, GroupNeeds> = BTreeMap::new();
-        (0..n).for_each(|p| members.entry(group_of(p)).or_default().add(units.candidate(p, &[])));
+        leaves.into_iter().for_each(|(leaf, needs)| members.entry(group_of(leaf)).or_default().merge(needs));
 
         ctx.progress.start("subtrees", Some(n as u64));
         let mut spills: HashMap<Option<u32>, Spill> = HashMap::new();
@@ -146,9 +155,13 @@ impl Stage for SubtreesStage {
         }
         let mut dim = 0;
         let (chunks, embeddings) = (ctx.run.path(WORK_CHUNKS), ctx.run.path(EMBEDDINGS));
-        units.passages.for_each_vector(&chunks, &embeddings, |p, v| -> Result<(), StageError> {
+        let file = PassagesFile::new(&ctx.run.path(WORK_PASSAGES), parquet_io::num_rows(&chunks)?);
+        let mut placed = placed_passages(ctx, min_tokens)?;
+        file.for_each_vector(&chunks, &embeddings, |p, v| -> Result<(), StageError> {
             dim = v.len();
-            spills.get_mut(&group_of(p)).ok_or("a passage of no group")?.write(p, units.leaf[p], v)?;
+            let passage = placed.next().ok_or("fewer passages placed than the passages file holds")??;
+            let spill = spills.get_mut(&group_of(passage.leaf)).ok_or("a passage of no group")?;
+            spill.write(p, passage.leaf, tag(passage.n_tokens, passage.eligible), v)?;
             ctx.progress.advance(1);
             Ok(())
         })?;
@@ -160,9 +173,9 @@ impl Stage for SubtreesStage {
             groups.push(Group { node_id, first_row: rows.rows(), passages: needs.passages, budget_tokens });
             let spill = spills.remove(&node_id).ok_or("a group without its scratch file")?;
             spill.read_back(SPILL_BATCH, |batch| -> Result<(), StageError> {
-                for (p, leaf, vector) in batch {
-                    let (n_tokens, eligible) = (units.passages.n_tokens[p], units.eligible(p));
-                    rows.push(SubtreePassage { passage: p as u64, leaf, n_tokens, eligible, vector })?;
+                for Spilled { row, leaf, tag, vector } in batch {
+                    let (n_tokens, eligible) = untag(tag);
+                    rows.push(SubtreePassage { passage: row as u64, leaf, n_tokens, eligible, vector })?;
                 }
                 Ok(())
             })?;
@@ -174,23 +187,28 @@ impl Stage for SubtreesStage {
         ctx.progress.finish();
 
         let summary = SubtreesSummary {
-            passages: units.passages.len() as u64,
+            passages: n as u64,
             budget_tokens: budget,
             cost_floor_tokens: floor as u64,
             subtrees: listing.by_subtree().then_some(listing.groups.len() as u64),
         };
-        let stats = StageStats {
-            rows_in: units.passages.len() as u64,
-            rows_out: units.passages.len() as u64,
-            summary: StageSummary::Subtrees(summary),
-        };
-        Ok(stats)
+        Ok(StageStats { rows_in: n as u64, rows_out: n as u64, summary: StageSummary::Subtrees(summary) })
     }
+}
+
+/// A spilled passage's tokens and eligibility, kept with its vector.
+fn tag(n_tokens: u32, eligible: bool) -> u64 {
+    (n_tokens as u64) << 1 | eligible as u64
+}
+
+fn untag(tag: u64) -> (u32, bool) {
+    ((tag >> 1) as u32, tag & 1 == 1)
 }
 
 /// What a group's budget is shared by: its passages' tokens, and what covering its leaves
 /// costs (the cost floor for each leaf with an eligible passage: the choice covers every leaf
 /// first, ranking passages by gain per cost, and a passage's cost is never under the floor).
+/// Summed per leaf first, then per group.
 #[derive(Default)]
 struct GroupNeeds {
     passages: u64,
@@ -200,11 +218,16 @@ struct GroupNeeds {
 }
 
 impl GroupNeeds {
-    fn add(&mut self, passage: Candidate) {
+    fn add(&mut self, passage: &Placed) {
         (self.passages, self.tokens) = (self.passages + 1, self.tokens + passage.n_tokens as u64);
         if passage.eligible {
             self.leaves.insert(passage.leaf);
         }
+    }
+
+    fn merge(&mut self, other: GroupNeeds) {
+        (self.passages, self.tokens) = (self.passages + other.passages, self.tokens + other.tokens);
+        self.leaves.extend(other.leaves);
     }
 
     fn cover(&self, floor: u32) -> u64 {
@@ -226,15 +249,15 @@ fn group_budgets(budget: u64, needs: &[&GroupNeeds], floor: u32) -> Vec<u64> {
 }
 
 /// Per leaf, the subtree its passages are chosen in: the highest node of its lineage below the
-/// root whose subtree holds at most `bound` passages (`leaf_of`: each passage's leaf), else the
-/// leaf itself (the root for a tree of one node).
-fn subtrees_of_leaves(taxonomy: &Path, leaf_of: &[u32], bound: usize) -> Result<HashMap<u32, u32>, StageError> {
+/// root whose subtree holds at most `bound` passages (`in_leaf`: each leaf with its passages),
+/// else the leaf itself (the root for a tree of one node).
+fn subtrees_of_leaves(taxonomy: &Path, in_leaf: impl Iterator<Item = (u32, u64)>, bound: usize) -> Result<HashMap<u32, u32>, StageError> {
     let tree = TaxonomyTree::new(parquet_io::read_rows::<TaxonomyNode>(taxonomy)?)?;
-    let mut in_leaf = vec![0u64; tree.nodes().len()];
-    for &leaf in leaf_of {
-        *in_leaf.get_mut(leaf as usize).ok_or_else(|| format!("leaf {leaf} is not a node of `{}`", taxonomy.display()))? += 1;
+    let mut passages = vec![0u64; tree.nodes().len()];
+    for (leaf, count) in in_leaf {
+        *passages.get_mut(leaf as usize).ok_or_else(|| format!("leaf {leaf} is not a node of `{}`", taxonomy.display()))? += count;
     }
-    Ok(subtrees_within(tree.shape(), &tree.sum_up(&in_leaf), bound as u64))
+    Ok(subtrees_within(tree.shape(), &tree.sum_up(&passages), bound as u64))
 }
 
 /// Per leaf of `shape`, the highest node below the root on its lineage with at most `bound` of

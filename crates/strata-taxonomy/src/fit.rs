@@ -11,7 +11,7 @@ use serde_json::{json, Value};
 use std::path::Path;
 use strata_core::rundir::{EMBEDDINGS, WORK_CHUNKS, WORK_FIT, WORK_PASSAGES};
 use strata_core::summary::FitSummary;
-use strata_core::{parquet_io, PassageIndex, Stage, StageContext, StageError, StageName, StageStats, StageSummary};
+use strata_core::{parquet_io, Stage, StageContext, StageError, StageName, StageStats, StageSummary};
 
 /// The fit stage.
 pub struct FitStage {
@@ -75,10 +75,7 @@ impl Stage for FitStage {
         let tree = match passages > self.config.sample_size as u64 {
             true => {
                 ctx.progress.start("fit", None);
-                let chunk_rows = parquet_io::num_rows(&ctx.run.path(WORK_CHUNKS))? as usize;
-                let index = PassageIndex::read(&ctx.run.path(WORK_PASSAGES), chunk_rows)?;
-                let files = ChunkVectors { chunks: ctx.run.path(WORK_CHUNKS), embeddings: ctx.run.path(EMBEDDINGS) };
-                let tree = sampled::fit(&files, &index, &self.config, self.seed)?;
+                let tree = sampled::fit(&ChunkVectors::of(ctx.run)?, &self.config, self.seed)?;
                 ctx.progress.finish();
                 Some(tree)
             }

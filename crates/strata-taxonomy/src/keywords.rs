@@ -17,6 +17,7 @@
 use crate::fit::Fit;
 use crate::headings::Headings;
 use crate::naming;
+use crate::passes::ChunkVectors;
 use crate::phrases::NodePhrases;
 use crate::{merged_terms, parts, Flat, TaxonomyConfig, TaxonomyError};
 use serde::{Deserialize, Serialize};
@@ -91,25 +92,25 @@ impl Stage for KeywordsStage {
 
     fn run(&self, ctx: &StageContext) -> Result<StageStats, StageError> {
         self.config.validate().map_err(TaxonomyError::Config)?;
-        let chunk_rows = parquet_io::num_rows(&ctx.run.path(WORK_CHUNKS))?;
-        let passages = PassageIndex::read(&ctx.run.path(WORK_PASSAGES), chunk_rows as usize)?;
-        let fit = Fit::read_of(&ctx.run.path(WORK_FIT), passages.len())?;
+        let files = ChunkVectors::of(ctx.run)?;
+        let chunk_rows = files.passages.chunk_rows();
+        let fit = Fit::read_of(&ctx.run.path(WORK_FIT), files.passages.count()? as usize)?;
         let placed = match &fit.tree {
-            Some(_) => parts::placed_leaves(ctx, &self.parts, self.config.document_weight, &passages)?,
+            Some(_) => parts::placed_leaves(ctx, &self.parts, self.config.document_weight, &files.passages)?,
             None => None,
         };
         let tree = match (&fit.tree, placed) {
             (Some(fitted), Some(placed)) => {
                 ctx.progress.start("keywords", None);
-                let flat = Flat::of(fitted, &placed, &passages)?;
-                let headings = Headings::read(&ctx.run.path(WORK_CHUNKS), &passages, self.config.generic_heading_share)?;
-                let terms = merged_terms(&self.parts, &flat, &placed)?;
+                let flat = Flat::of(fitted, placed, files.passages.clone())?;
+                let headings = Headings::read(&files.chunks, &files.passages, self.config.generic_heading_share)?;
+                let terms = merged_terms(&self.parts, &flat)?;
                 let mut generic_headings: Vec<String> = headings.generic_names.into_iter().collect();
                 generic_headings.sort_unstable();
                 ctx.progress.finish();
                 Some(Keywords {
                     parents: flat.parent_ids(),
-                    node_of_leaf: flat.node_of_fitted_leaf(&placed),
+                    node_of_leaf: flat.node_of_fitted_leaf(),
                     keywords: naming::keywords(&flat, &terms, self.config.keywords),
                     generic_headings,
                     vocabulary_terms: terms.vocabulary.size() as u64,
@@ -212,10 +213,10 @@ impl Stage for PartPhrasesStage {
         // Each node's lineage below the root: the nodes a chunk's phrases are counted into.
         let lineages: Vec<Vec<usize>> =
             (0..shape.len() as u32).map(|id| shape.lineage(id).into_iter().skip(1).map(|a| a as usize).collect()).collect();
-        let passage_of = passages.passage_of_chunks();
         let generic: HashSet<String> = keywords.generic_headings.into_iter().collect();
         let seeds = naming::seeds(&keywords.keywords);
-        let tallies = naming::count_phrases(&chunks_path, &generic, &seeds, |row| &lineages[node_of_passage[passage_of[row]] as usize])?;
+        let chunk_nodes = passages.passage_of_chunks().into_iter().map(|p| Ok(node_of_passage[p]));
+        let tallies = naming::count_phrases(&chunks_path, &generic, &seeds, chunk_nodes, |node| &lineages[node as usize])?;
         let rows = tallies.records();
         parquet_io::write_rows(&ctx.output(WORK_PHRASES)?, &PhraseRecord::fields(), &rows, &[])?;
         ctx.progress.finish();

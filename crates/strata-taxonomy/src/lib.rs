@@ -23,6 +23,7 @@ mod naming;
 mod parts;
 mod passes;
 mod phrases;
+mod placed;
 mod sampled;
 mod titles;
 
@@ -34,17 +35,19 @@ pub use parts::PartPlaceStage;
 
 use headings::Headings;
 use labels::LabelSource;
-use passes::{ChunkTree, ChunkVectors, LeafOf, Sums};
+use passes::{ChunkLeaves, ChunkTree, ChunkVectors, Sums};
+use placed::PlacedLeaves;
 
 use ndarray::Array2;
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
-use std::collections::{HashMap, HashSet};
+use std::collections::{BTreeSet, HashMap, HashSet};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use strata_core::labels::LabelQuality;
 use strata_core::llm::{JsonModel, LlmTally};
-use strata_core::parquet_io::RowWriter;
+use strata_core::parquet_io::{ParquetIoError, RowWriter};
+use strata_core::passages::per_chunk;
 use strata_core::records::{AssignmentRecord, PassageAssignment, TaxonomyNode};
 use strata_core::rundir::{
     EMBEDDINGS, TAXONOMY, TAXONOMY_JSON, WORK_ASSIGNMENTS, WORK_CHUNKS, WORK_FIT, WORK_KEYWORDS, WORK_PASSAGES, WORK_PASSAGE_ASSIGNMENTS,
@@ -53,8 +56,8 @@ use strata_core::shard::Parts;
 use strata_core::summary::TaxonomySummary;
 use strata_core::vectors::unit;
 use strata_core::{
-    parquet_io, Matrix, PassageIndex, Shape, Stage, StageContext, StageError, StageName, StageStats, StageSummary, TaxonomyTree,
-    TextEmbedder,
+    parquet_io, Matrix, PassageIndex, PassagesFile, Shape, Stage, StageContext, StageError, StageName, StageStats, StageSummary,
+    TaxonomyTree, TextEmbedder,
 };
 
 /// How the tree is grown and labelled.
@@ -190,6 +193,8 @@ pub enum TaxonomyError {
     Changed { path: PathBuf },
     #[error("failed to write or read a scratch file in the run directory's temporary folder")]
     Scratch(#[source] std::io::Error),
+    #[error("a passage was placed in leaf {leaf}, the fitted tree has {leaves} leaves; run the fit stage and the placements again")]
+    Placement { leaf: u32, leaves: usize },
     #[error("titling the nodes with the LLM failed")]
     Llm(#[source] strata_core::llm::LlmUnavailable),
 }
@@ -236,18 +241,18 @@ impl Stage for TaxonomyStage {
 
     fn run(&self, ctx: &StageContext) -> Result<StageStats, StageError> {
         self.config.validate().map_err(TaxonomyError::Config)?;
-        let files = ChunkVectors { chunks: ctx.run.path(WORK_CHUNKS), embeddings: ctx.run.path(EMBEDDINGS) };
-        let passages = PassageIndex::read(&ctx.run.path(WORK_PASSAGES), parquet_io::num_rows(&files.chunks)? as usize)?;
-        let headings = Headings::read(&files.chunks, &passages, self.config.generic_heading_share)?;
-        let (fitted, placed) = self.fitted_and_placed(ctx, &passages)?;
+        let files = ChunkVectors::of(ctx.run)?;
+        let headings = Headings::read(&files.chunks, &files.passages, self.config.generic_heading_share)?;
+        let (fitted, placed) = self.fitted_and_placed(ctx, &files.passages)?;
+        let placed_by_shards = placed.is_some();
         ctx.progress.start("taxonomy", None);
         // The chunks' vectors are read in passes, a batch at a time: none holds them all.
         let PassageTree { flat, duplicate_of: passage_duplicate_of, fitted_on_sample } =
-            self.cluster_passages(ctx, &files, &passages, fitted.as_ref(), placed.as_deref())?;
-        let NodeKeywords { keywords, vocabulary_terms, from_shards } = self.keywords(ctx, &flat, placed.as_deref())?;
+            self.cluster_passages(ctx, &files, fitted.as_ref(), placed)?;
+        let NodeKeywords { keywords, vocabulary_terms, from_shards } = self.keywords(ctx, &flat, placed_by_shards)?;
         let leaf_sizes: Vec<(u32, usize)> = flat.shape.leaves().map(|id| (id, flat.sizes[id as usize])).collect();
         let threshold = self.config.near_duplicate_threshold;
-        let tree_of_chunks = flat.chunk_tree();
+        let tree_of_chunks = ChunkTree { lineages: &flat.lineages, leaves: &flat };
         let exact = exact_duplicates(|| parquet_io::content_hashes(&files.chunks))?;
         let Sums { sums, duplicate_of } = passes::sums_and_duplicates(ctx, &files, &tree_of_chunks, &leaf_sizes, exact, threshold)?;
         // The medoid is the nearest; the LLM titles a node from the passages of the nearest few.
@@ -263,7 +268,10 @@ impl Stage for TaxonomyStage {
         let phrase_parts = self.parts.as_ref().filter(|_| merged.is_some()).map(|parts| parts.dirs.len() as u64);
         let tallies = match merged {
             Some(tallies) => tallies,
-            None => naming::count_phrases(&files.chunks, &headings.generic_names, &seeds, |row| &flat.chunk_lineage(row)[1..])?,
+            None => {
+                let lineage_below_root = |leaf: u32| &flat.lineages[leaf as usize][1..];
+                naming::count_phrases(&files.chunks, &headings.generic_names, &seeds, flat.chunk_leaves()?, lineage_below_root)?
+            }
         };
         let mut named = naming::name_nodes(&flat, &headings, &centroids, keywords, tallies, self)?;
         let medoids = nearest.iter().filter_map(|rows| rows.first()).copied().collect();
@@ -273,7 +281,7 @@ impl Stage for TaxonomyStage {
         ctx.progress.finish();
         let mut llm_titles = None;
         if let Some(titler) = &self.titler {
-            let excerpts = nearest_passages(ctx, &nearest, &passages)?;
+            let excerpts = nearest_passages(ctx, &nearest, &files.passages)?;
             let tally = LlmTally::default();
             let titled =
                 titles::title_nodes(titler.as_ref(), &self.domain, &tree, &excerpts, ctx.progress, &tally).map_err(TaxonomyError::Llm)?;
@@ -283,7 +291,7 @@ impl Stage for TaxonomyStage {
             llm_titles = Some(tally.finish());
         }
 
-        write_passage_assignments(ctx, &flat.passage_leaf, &passage_duplicate_of)?;
+        write_passage_assignments(ctx, flat.passage_leaves(), &passage_duplicate_of)?;
         parquet_io::write_rows(&ctx.output(TAXONOMY)?, &TaxonomyNode::fields(llm_titles.is_some()), tree.nodes(), &[])?;
         let json_path = ctx.output(TAXONOMY_JSON)?;
         let nested = serde_json::to_string_pretty(&json!({"domain": self.domain, "root": nest(&tree, &named, 0)}))
@@ -295,7 +303,7 @@ impl Stage for TaxonomyStage {
             leaves: leaf_sizes.len() as u64,
             level1_nodes: tree.children(0).len() as u64,
             near_duplicates: duplicate_of.count() as u64,
-            passages: passages.len() as u64,
+            passages: flat.placed.passages(),
             duplicate_passages: passage_duplicate_of.count() as u64,
             generic_headings: headings.generic_names.len() as u64,
             vocabulary_terms,
@@ -305,19 +313,23 @@ impl Stage for TaxonomyStage {
             phrases_embedded: named.phrases_embedded as u64,
             labels: LabelQuality::measure(&tree, |id| named.verbatim(&tree, id)),
             fitted_on_sample,
-            placed_parts: self.parts.as_ref().filter(|_| placed.is_some()).map(|parts| parts.dirs.len() as u64),
+            placed_parts: self.parts.as_ref().filter(|_| placed_by_shards).map(|parts| parts.dirs.len() as u64),
             phrase_parts,
             llm_titles,
         };
-        Ok(StageStats { rows_in: passages.chunk_rows(), rows_out: summary.nodes, summary: StageSummary::Taxonomy(summary) })
+        Ok(StageStats { rows_in: files.passages.chunk_rows(), rows_out: summary.nodes, summary: StageSummary::Taxonomy(summary) })
     }
 }
 
 impl TaxonomyStage {
     /// The tree the fit stage fitted on a sample (none: every passage is clustered here) and,
     /// when the shards have placed their passages in it, each passage's leaf.
-    fn fitted_and_placed(&self, ctx: &StageContext, passages: &PassageIndex) -> Result<(Option<Cluster>, Option<Vec<u32>>), StageError> {
-        let fit = fit::Fit::read_of(&ctx.run.path(WORK_FIT), passages.len())?;
+    fn fitted_and_placed(
+        &self,
+        ctx: &StageContext,
+        passages: &PassagesFile,
+    ) -> Result<(Option<Cluster>, Option<PlacedLeaves>), StageError> {
+        let fit = fit::Fit::read_of(&ctx.run.path(WORK_FIT), passages.count()? as usize)?;
         let placed = match (&fit.tree, &self.parts) {
             (Some(_), Some(parts)) => parts::placed_leaves(ctx, parts, self.config.document_weight, passages)?,
             _ => None,
@@ -327,7 +339,7 @@ impl TaxonomyStage {
 
     /// The nodes' keywords: in a sharded run whose shards placed the passages, as the keywords
     /// stage saved them; else from the term counts, the shards' or counted here.
-    fn keywords(&self, ctx: &StageContext, flat: &Flat, placed: Option<&[u32]>) -> Result<NodeKeywords, StageError> {
+    fn keywords(&self, ctx: &StageContext, flat: &Flat, placed_by_shards: bool) -> Result<NodeKeywords, StageError> {
         let saved = match &self.parts {
             Some(_) => keywords::Keywords::read(&ctx.run.path(WORK_KEYWORDS))?,
             None => None,
@@ -335,7 +347,7 @@ impl TaxonomyStage {
         // The file is of these placements when its tree is the one they make (in `strata run`
         // the keywords stage reruns whenever the shards' placements change).
         let current = |saved: &keywords::Keywords| {
-            placed.is_some_and(|placed| saved.parents == flat.parent_ids() && saved.node_of_leaf == flat.node_of_fitted_leaf(placed))
+            placed_by_shards && saved.parents == flat.parent_ids() && saved.node_of_leaf == flat.node_of_fitted_leaf()
         };
         match saved {
             Some(saved) if current(&saved) => {
@@ -346,8 +358,8 @@ impl TaxonomyStage {
             }
             None => {}
         }
-        let terms = match (&self.parts, placed) {
-            (Some(parts), Some(placed)) => merged_terms(parts, flat, placed)?,
+        let terms = match &self.parts {
+            Some(parts) if placed_by_shards => merged_terms(parts, flat)?,
             _ => count_terms(ctx, flat)?,
         };
         let keywords = naming::keywords(flat, &terms, self.config.keywords);
@@ -357,25 +369,27 @@ impl TaxonomyStage {
     /// The tree over the passages. Up to `sample_size` passages, all are clustered with their
     /// vectors in memory; beyond, the fit stage has fitted the tree on a sample (`fitted`), and
     /// every passage is placed in it as the vectors stream by, or was by the shards (`placed`).
-    fn cluster_passages<'a>(
+    fn cluster_passages(
         &self,
         ctx: &StageContext,
         files: &ChunkVectors,
-        passages: &'a PassageIndex,
         fitted: Option<&Cluster>,
-        placed: Option<&[u32]>,
-    ) -> Result<PassageTree<'a>, TaxonomyError> {
+        placed: Option<PlacedLeaves>,
+    ) -> Result<PassageTree, TaxonomyError> {
         if let Some(fitted) = fitted {
-            return sampled::place(ctx, files, passages, &self.config, fitted, placed);
+            return sampled::place(ctx, files, &self.config, fitted, placed);
         }
+        // At most `sample_size` passages (else the fit stage fitted a tree): held here.
+        let passages = PassageIndex::read(files.passages.path(), files.passages.chunk_rows() as usize)?;
         let (vectors, documents) = passages.read_vectors_and_documents(&files.chunks, &files.embeddings)?;
-        let units = topic_vectors(passages, &vectors, documents, self.config.document_weight)?;
+        let units = topic_vectors(&passages, &vectors, documents, self.config.document_weight)?;
         let tree = build_tree(&units, &self.config, self.seed);
         drop(units);
         let mut leaf = vec![0u32; passages.len()];
         tree.leaves().iter().enumerate().for_each(|(i, l)| l.members.iter().for_each(|&p| leaf[p] = i as u32));
         let duplicate_of = passage_duplicates(&ctx.run.path(WORK_PASSAGES), &vectors, &leaf, self.config.near_duplicate_threshold)?;
-        Ok(PassageTree { flat: Flat::of(&tree, &leaf, passages)?, duplicate_of, fitted_on_sample: None })
+        let flat = Flat::of(&tree, PlacedLeaves::of(ctx, &leaf)?, files.passages.clone())?;
+        Ok(PassageTree { flat, duplicate_of, fitted_on_sample: None })
     }
 }
 
@@ -389,8 +403,8 @@ struct NodeKeywords {
 
 /// The tree over the passages, the passages' duplicates, and the sample the tree was fitted
 /// on, when it was one.
-struct PassageTree<'a> {
-    flat: Flat<'a>,
+struct PassageTree {
+    flat: Flat,
     duplicate_of: Duplicates,
     fitted_on_sample: Option<u64>,
 }
@@ -414,9 +428,11 @@ fn write_chunk_assignments(
     let mut ids = KeptIds::new("chunk row", duplicate_of, medoids);
     let mut tokens = vec![0u64; flat.shape.len()];
     let mut assignments = RowWriter::create(&ctx.output(WORK_ASSIGNMENTS)?, &AssignmentRecord::fields(), &[])?;
-    for (row, chunk) in parquet_io::rows::<ChunkIdAndTokens>(&ctx.run.path(WORK_CHUNKS), &["chunk_id", "n_tokens"])?.enumerate() {
+    let path = ctx.run.path(WORK_CHUNKS);
+    let mut leaves = flat.chunk_leaves()?;
+    for (row, chunk) in parquet_io::rows::<ChunkIdAndTokens>(&path, &["chunk_id", "n_tokens"])?.enumerate() {
         let ChunkIdAndTokens { chunk_id, n_tokens } = chunk?;
-        let leaf = flat.chunk_leaf(row);
+        let leaf = leaves.next().ok_or(ParquetIoError::OutOfStep { path: path.clone() })??;
         flat.lineages[leaf as usize].iter().for_each(|&id| tokens[id] += n_tokens as u64);
         let duplicate_of = ids.see(row, &chunk_id)?;
         assignments.push(AssignmentRecord { chunk_id, node_id: leaf, duplicate_of })?;
@@ -427,13 +443,19 @@ fn write_chunk_assignments(
 
 /// `work/passage_assignments.parquet`: each passage's leaf and the passage it duplicates, with
 /// the passages' ids read in step.
-fn write_passage_assignments(ctx: &StageContext, leaf: &[u32], duplicate_of: &Duplicates) -> Result<(), StageError> {
+fn write_passage_assignments(
+    ctx: &StageContext,
+    mut leaves: impl Iterator<Item = Result<u32, TaxonomyError>>,
+    duplicate_of: &Duplicates,
+) -> Result<(), StageError> {
     let mut ids = KeptIds::new("passage", duplicate_of, HashSet::new());
+    let path = ctx.run.path(WORK_PASSAGES);
     let mut placed = RowWriter::create(&ctx.output(WORK_PASSAGE_ASSIGNMENTS)?, &PassageAssignment::fields(), &[])?;
-    for (p, id) in PassageIndex::ids(&ctx.run.path(WORK_PASSAGES))?.enumerate() {
+    for (p, id) in PassageIndex::ids(&path)?.enumerate() {
         let passage_id = id?;
         let duplicate_of = ids.see(p, &passage_id)?;
-        placed.push(PassageAssignment { passage_id, node_id: leaf[p], duplicate_of })?;
+        let node_id = leaves.next().ok_or(ParquetIoError::OutOfStep { path: path.clone() })??;
+        placed.push(PassageAssignment { passage_id, node_id, duplicate_of })?;
     }
     Ok(placed.close()?)
 }
@@ -490,43 +512,53 @@ fn passage_duplicates(passages_path: &Path, vectors: &Matrix, leaf: &[u32], thre
 }
 
 /// The tree's nodes in depth-first preorder, so a node's position is its id, with the tree's
-/// shape, each passage's leaf, each node's size and lineage: the one place node ids are given.
-/// Nothing here lists a node's chunks: a chunk's nodes are its passage's leaf's lineage, and
-/// no table per chunk is held (a chunk's passage is found in `passages`).
-struct Flat<'a> {
+/// shape, each node's size and lineage, and where the passages sit: the one place node ids are
+/// given. Nothing here is held per passage or per chunk: each passage's leaf of the tree it was
+/// placed in is read back from `placed` (a scratch file) as the passes need it, in step with
+/// `passages`; a chunk's leaf is its passage's.
+struct Flat {
     shape: Shape,
-    passage_leaf: Vec<u32>,
-    passages: &'a PassageIndex,
+    /// Per leaf of the tree placed in (by position among its leaves), the node it became here
+    /// (none: no passage reached it).
+    node_of_leaf: Vec<Option<u32>>,
+    placed: PlacedLeaves,
+    passages: PassagesFile,
     /// Per node, its chunks (those of its passages).
     sizes: Vec<usize>,
     /// Per node, the ids from the root down to it (what a chunk's texts are counted into).
     lineages: Vec<Vec<usize>>,
 }
 
-impl<'a> Flat<'a> {
-    /// The tree `tree` makes of the passages, passage `p` in its leaf `leaf_of[p]` (by position
+impl Flat {
+    /// The tree `tree` makes of the passages, passage `p` in leaf `placed[p]` (by position
     /// among `tree.leaves()`): children no passage reaches are left out and siblings are
     /// ordered as `build_tree` orders them (more passages first, then the earlier first
-    /// passage). Each chunk takes its passage's leaf. No node's passages are listed.
-    fn of(tree: &Cluster, leaf_of: &[u32], passages: &'a PassageIndex) -> Result<Self, TaxonomyError> {
+    /// passage). Each chunk takes its passage's leaf. One pass over the passages' sizes.
+    fn of(tree: &Cluster, placed: PlacedLeaves, passages: PassagesFile) -> Result<Self, TaxonomyError> {
         let mut reached = vec![Reached::default(); tree.leaves().len()];
-        for (p, &leaf) in leaf_of.iter().enumerate() {
-            reached[leaf as usize].add(1, p, passages.n_chunks[p] as usize);
+        let mut leaves = placed.read();
+        for (p, passage) in passages.rows()?.enumerate() {
+            let leaf = leaves.next().ok_or(TaxonomyError::Changed { path: passages.path().to_path_buf() })??;
+            let at = reached.get_mut(leaf as usize).ok_or(TaxonomyError::Placement { leaf, leaves: tree.leaves().len() })?;
+            at.add(1, p, passage?.n_chunks as usize);
         }
+        if leaves.next().is_some() {
+            return Err(TaxonomyError::Changed { path: passages.path().to_path_buf() });
+        }
+        drop(leaves);
         let root = Reached::of(tree, &reached, &mut 0).unwrap_or_default();
-        let (mut parents, mut sizes, mut node_of_leaf) = (Vec::new(), Vec::new(), vec![0u32; reached.len()]);
+        let (mut parents, mut sizes, mut node_of_leaf) = (Vec::new(), Vec::new(), vec![None; reached.len()]);
         let mut stack: Vec<(&Reached, Option<u32>)> = vec![(&root, None)];
         while let Some((node, parent)) = stack.pop() {
             let id = parents.len() as u32;
             parents.push(parent);
             sizes.push(node.chunks);
-            node.leaf.iter().for_each(|&leaf| node_of_leaf[leaf] = id);
+            node.leaf.iter().for_each(|&leaf| node_of_leaf[leaf] = Some(id));
             stack.extend(node.children.iter().rev().map(|c| (c, Some(id))));
         }
-        let passage_leaf = leaf_of.iter().map(|&leaf| node_of_leaf[leaf as usize]).collect();
         let shape = Shape::from_parents(parents)?;
         let lineages = (0..shape.len() as u32).map(|id| shape.lineage(id).into_iter().map(|i| i as usize).collect()).collect();
-        Ok(Self { shape, passage_leaf, passages, sizes, lineages })
+        Ok(Self { shape, node_of_leaf, placed, passages, sizes, lineages })
     }
 
     /// Each node's parent (none: the root).
@@ -538,33 +570,23 @@ impl<'a> Flat<'a> {
         (0..self.shape.len() as u32).map(|id| self.shape.parent(id)).collect()
     }
 
-    /// Per leaf of the fitted tree, the node its passages (placed in it, `placed`) make here;
-    /// none where no passage was placed.
-    fn node_of_fitted_leaf(&self, placed: &[u32]) -> Vec<Option<u32>> {
-        let mut node_of_leaf = vec![None; placed.iter().max().map_or(0, |&l| l as usize + 1)];
-        placed.iter().enumerate().for_each(|(p, &leaf)| node_of_leaf[leaf as usize] = Some(self.passage_leaf[p]));
-        node_of_leaf
+    /// Per leaf of the tree placed in, up to the last one a passage reached, the node its
+    /// passages make here; none where no passage was placed.
+    fn node_of_fitted_leaf(&self) -> Vec<Option<u32>> {
+        let reached = self.node_of_leaf.iter().rposition(Option::is_some).map_or(0, |last| last + 1);
+        self.node_of_leaf[..reached].to_vec()
     }
 
-    /// Chunk `row`'s leaf: its passage's.
-    fn chunk_leaf(&self, row: usize) -> u32 {
-        self.passage_leaf[self.passages.passage_of(row)]
-    }
-
-    /// The nodes chunk `row` belongs to: its leaf and the leaf's ancestors, root first.
-    fn chunk_lineage(&self, row: usize) -> &[usize] {
-        &self.lineages[self.chunk_leaf(row) as usize]
-    }
-
-    /// Where the chunks sit, for the passes over their vectors.
-    fn chunk_tree(&self) -> ChunkTree<'_> {
-        ChunkTree { lineages: &self.lineages, leaf_of: self }
+    /// Each passage's leaf, in passage order.
+    fn passage_leaves(&self) -> impl Iterator<Item = Result<u32, TaxonomyError>> + '_ {
+        self.placed.read().map(|leaf| Ok(self.node_of_leaf[leaf? as usize].expect("a passage's leaf is a node")))
     }
 }
 
-impl LeafOf for Flat<'_> {
-    fn leaf_of(&self, row: usize) -> u32 {
-        self.chunk_leaf(row)
+impl ChunkLeaves for Flat {
+    fn chunk_leaves(&self) -> Result<Box<dyn Iterator<Item = Result<u32, TaxonomyError>> + '_>, TaxonomyError> {
+        let passages = self.passages.rows()?.zip(self.passage_leaves());
+        Ok(Box::new(per_chunk(passages.map(|(passage, leaf)| Ok((leaf?, passage?.n_chunks))))))
     }
 }
 
@@ -611,18 +633,23 @@ impl Reached {
 /// of every node they belong to: their leaf and its ancestors.
 fn count_terms(ctx: &StageContext, flat: &Flat) -> Result<labels::Corpus, TaxonomyError> {
     let mut corpus = labels::Corpus::new(flat.parents());
-    add_chunk_texts(&ctx.run.path(WORK_CHUNKS), &mut corpus, |row| flat.chunk_leaf(row) as usize)?;
+    add_chunk_texts(&ctx.run.path(WORK_CHUNKS), &mut corpus, flat.chunk_leaves()?)?;
     Ok(corpus.finish())
 }
 
-/// The texts of the chunks in `chunks` added to `corpus`, chunk `row` into class `class_of(row)`.
-fn add_chunk_texts(chunks: &Path, corpus: &mut labels::Corpus, class_of: impl Fn(usize) -> usize) -> Result<(), TaxonomyError> {
-    let mut row = 0;
+/// The texts of the chunks in `chunks` added to `corpus`, each into its class (`classes`, in
+/// row order).
+fn add_chunk_texts(
+    chunks: &Path,
+    corpus: &mut labels::Corpus,
+    mut classes: impl Iterator<Item = Result<u32, TaxonomyError>>,
+) -> Result<(), TaxonomyError> {
+    let mut of_batch = Vec::new();
     for batch in parquet_io::batches::<ChunkText>(chunks, &["text"])? {
         let batch = batch?;
+        passes::next_leaves(&mut classes, batch.len(), &mut of_batch, chunks)?;
         let texts: Vec<&str> = batch.iter().map(|c| c.text.as_str()).collect();
-        corpus.add(&texts, |i| class_of(row + i));
-        row += batch.len();
+        corpus.add(&texts, |i| of_batch[i] as usize);
     }
     Ok(())
 }
@@ -630,9 +657,9 @@ fn add_chunk_texts(chunks: &Path, corpus: &mut labels::Corpus, class_of: impl Fn
 /// The term counts the shards made of their chunks (`parts`), each fitted leaf's counted into
 /// the node its passages (`placed`) went to, then summed up the tree: what [`count_terms`]
 /// gives.
-fn merged_terms(parts: &Parts, flat: &Flat, placed: &[u32]) -> Result<labels::Corpus, StageError> {
+fn merged_terms(parts: &Parts, flat: &Flat) -> Result<labels::Corpus, StageError> {
     let mut corpus = labels::Corpus::new(flat.parents());
-    parts::add_terms(parts, &mut corpus, &flat.node_of_fitted_leaf(placed))?;
+    parts::add_terms(parts, &mut corpus, &flat.node_of_fitted_leaf())?;
     Ok(corpus.finish())
 }
 
@@ -674,14 +701,22 @@ const TITLE_EXCERPTS: usize = 2;
 
 /// Per node (the root's list empty), the texts of the passages holding its `nearest` chunks
 /// (`TITLE_EXCERPTS` at most): what the LLM titles the node from.
-fn nearest_passages(ctx: &StageContext, nearest: &[Vec<usize>], passages: &PassageIndex) -> Result<Vec<Vec<String>>, TaxonomyError> {
-    let wanted: Vec<Vec<usize>> = nearest
-        .iter()
-        .enumerate()
-        .map(|(id, rows)| if id == 0 { &[][..] } else { rows.as_slice() })
+fn nearest_passages(ctx: &StageContext, nearest: &[Vec<usize>], passages: &PassagesFile) -> Result<Vec<Vec<String>>, TaxonomyError> {
+    let nearest_below_root = || nearest.iter().enumerate().map(|(id, rows)| if id == 0 { &[][..] } else { rows.as_slice() });
+    // Each of those chunks' passage, found as the passages stream by.
+    let rows: BTreeSet<usize> = nearest_below_root().flatten().copied().collect();
+    let (mut passage_of, mut rows) = (HashMap::new(), rows.into_iter().peekable());
+    for (p, passage) in passages.rows()?.enumerate() {
+        let passage = passage?;
+        let end = (passage.first_chunk + passage.n_chunks as u64) as usize;
+        while let Some(row) = rows.next_if(|&row| row < end) {
+            passage_of.insert(row, p);
+        }
+    }
+    let wanted: Vec<Vec<usize>> = nearest_below_root()
         .map(|rows| {
             let mut seen = Vec::new();
-            rows.iter().map(|&r| passages.passage_of(r)).for_each(|p| {
+            rows.iter().map(|r| passage_of[r]).for_each(|p| {
                 if !seen.contains(&p) && seen.len() < TITLE_EXCERPTS {
                     seen.push(p)
                 }
@@ -747,13 +782,29 @@ mod tests {
         let tree = node(vec![node(vec![leaf(), leaf()]), leaf(), leaf()]);
         // Passages 0 and 2 in b, 1 (two chunks) and 3 in a's second leaf; a's first leaf and c
         // are reached by none, so they are left out.
-        let passages =
-            PassageIndex { first_chunk: vec![0, 1, 3, 4], n_chunks: vec![1, 2, 1, 1], n_tokens: vec![0; 4], document: vec![0, 1, 2, 3] };
-        let flat = Flat::of(&tree, &[2, 1, 2, 1], &passages).expect("flat");
+        let dir = tempfile::tempdir().expect("dir");
+        let path = dir.path().join("passages.parquet");
+        let passage = |p: u64, first_chunk: u64, n_chunks: u32| strata_core::records::PassageRecord {
+            passage_id: format!("d{p}#p0"),
+            doc_id: format!("d{p}"),
+            first_chunk,
+            n_chunks,
+            text: String::new(),
+            n_tokens: 0,
+            content_hash: strata_core::hash::text_hash(&p.to_string()),
+        };
+        let rows = [passage(0, 0, 1), passage(1, 1, 2), passage(2, 3, 1), passage(3, 4, 1)];
+        parquet_io::write_rows(&path, &strata_core::records::PassageRecord::fields(), &rows, &[]).expect("write");
+        let run = strata_core::RunDir::new(dir.path());
+        let manifest = strata_core::manifest::Manifest::new(serde_json::Value::Null);
+        let ctx = StageContext::new(&run, dir.path().to_path_buf(), &strata_core::NoProgress, &manifest);
+        let placed = PlacedLeaves::of(&ctx, &[2, 1, 2, 1]).expect("placed");
+        let flat = Flat::of(&tree, placed, PassagesFile::new(&path, 5)).expect("flat");
         // a and b both hold two passages; b's first comes earlier, so b is the first child.
         assert_eq!(flat.parents(), [None, Some(0), Some(0), Some(2)]);
         assert_eq!(flat.sizes, [5, 2, 3, 3]);
-        assert_eq!(flat.passage_leaf, [1, 3, 1, 3]);
-        assert_eq!((0..5).map(|row| flat.chunk_leaf(row)).collect::<Vec<_>>(), [1, 3, 3, 1, 3]);
+        assert_eq!(flat.passage_leaves().collect::<Result<Vec<_>, _>>().expect("leaves"), [1, 3, 1, 3]);
+        assert_eq!(flat.chunk_leaves().expect("leaves").collect::<Result<Vec<_>, _>>().expect("leaves"), [1, 3, 3, 1, 3]);
+        assert_eq!(flat.node_of_fitted_leaf(), [None, Some(3), Some(1)]);
     }
 }

@@ -5,6 +5,7 @@
 
 use crate::headings::Headings;
 use crate::labels::{self, capitalise, Candidate, Choices, LabelSource};
+use crate::passes::ChunkLeaves;
 use crate::phrases::NodePhrases;
 use crate::{Flat, TaxonomyError, TaxonomyStage};
 use rayon::prelude::*;
@@ -193,33 +194,35 @@ pub fn seeds(scored: &[Vec<(String, f64)>]) -> Vec<Vec<String>> {
 }
 
 /// The phrases of the texts and headings of the chunks in `chunks` (read again, a batch at a
-/// time; the `generic` headings left out), counted into each node `nodes_of(row)` gives chunk
-/// `row` (those below the root it belongs to) where they hold one of the node's `seeds`.
+/// time; the `generic` headings left out), counted into each node `nodes_of(leaf)` gives a
+/// chunk of that leaf (those below the root it belongs to; `leaves`: each chunk's, in row
+/// order) where they hold one of the node's `seeds`.
 pub fn count_phrases<'a>(
     chunks: &Path,
     generic: &HashSet<String>,
     seeds: &[Vec<String>],
-    nodes_of: impl Fn(usize) -> &'a [usize] + Sync,
+    mut leaves: impl Iterator<Item = Result<u32, TaxonomyError>>,
+    nodes_of: impl Fn(u32) -> &'a [usize] + Sync,
 ) -> Result<NodePhrases, TaxonomyError> {
     let mut nodes = NodePhrases::new(seeds);
-    let mut row = 0;
+    let mut of_batch = Vec::new();
     for batch in parquet_io::batches::<ChunkWords>(chunks, &["text", "heading_path"])? {
         let batch = batch?;
+        crate::passes::next_leaves(&mut leaves, batch.len(), &mut of_batch, chunks)?;
         // A step of texts at a time: their matched phrases are many times the texts' size.
         for (step, part) in batch.chunks(PHRASE_STEP).enumerate() {
-            let first = row + step * PHRASE_STEP;
+            let first = step * PHRASE_STEP;
             let found: Vec<_> = part
                 .par_iter()
                 .enumerate()
                 .map(|(i, c)| {
                     let headings = c.heading_path.iter().filter(|h| !generic.contains(*h));
                     let texts: Vec<&str> = std::iter::once(&c.text).chain(headings).map(String::as_str).collect();
-                    nodes.matching(&texts, nodes_of(first + i))
+                    nodes.matching(&texts, nodes_of(of_batch[first + i]))
                 })
                 .collect();
             found.into_iter().for_each(|m| nodes.record(m));
         }
-        row += batch.len();
     }
     Ok(nodes)
 }
@@ -231,12 +234,15 @@ pub fn count_phrases<'a>(
 fn covering_headings(flat: &Flat, headings: &Headings, share: f64) -> Result<Vec<Option<Covering>>, TaxonomyError> {
     let mut in_corpus: HashMap<u32, usize> = HashMap::new();
     let mut in_nodes: Vec<HashMap<u32, usize>> = vec![HashMap::new(); flat.shape.len()];
-    headings.each(|row, ids| {
-        let lineage = &flat.chunk_lineage(row)[1..];
+    let mut leaves = flat.chunk_leaves()?;
+    headings.each(|ids| {
+        let leaf = leaves.next().ok_or(TaxonomyError::Changed { path: headings.chunks.clone() })??;
+        let lineage = &flat.lineages[leaf as usize][1..];
         for h in ids.distinct() {
             *in_corpus.entry(h).or_default() += 1;
             lineage.iter().for_each(|&node| *in_nodes[node].entry(h).or_default() += 1);
         }
+        Ok(())
     })?;
     let covering = in_nodes.into_iter().enumerate().map(|(id, in_node)| {
         let size = flat.sizes[id];

@@ -9,6 +9,7 @@
 
 use crate::fit::Fit;
 use crate::passes::ChunkVectors;
+use crate::placed::{PlacedLeaves, PlacedWriter};
 use crate::{add_chunk_texts, labels, sampled};
 use serde_json::{json, Value};
 use std::path::PathBuf;
@@ -18,7 +19,7 @@ use strata_core::records::{LeafTermRecord, PlacementRecord, TermRecord};
 use strata_core::rundir::{EMBEDDINGS, WORK_CHUNKS, WORK_FIT, WORK_LEAF_TERMS, WORK_PASSAGES, WORK_PLACEMENTS, WORK_TERMS};
 use strata_core::shard::Parts;
 use strata_core::summary::TaxonomySummary;
-use strata_core::{PassageIndex, RunDir, Stage, StageContext, StageError, StageName, StageStats, StageSummary};
+use strata_core::{PassageIndex, PassagesFile, RunDir, Stage, StageContext, StageError, StageName, StageStats, StageSummary};
 
 /// One shard's part of the taxonomy, run in the shard's run directory: its passages placed in
 /// the run's fitted tree and its chunks' terms counted per fitted leaf. When the fit saved no
@@ -77,12 +78,12 @@ impl Stage for PartPlaceStage {
             return Ok(stats);
         };
         ctx.progress.start("place", Some(passages.len() as u64));
-        let files = ChunkVectors { chunks: ctx.run.path(WORK_CHUNKS), embeddings: ctx.run.path(EMBEDDINGS) };
+        let files = ChunkVectors::of(ctx.run)?;
         let mut placements = RowWriter::create(&ctx.output(WORK_PLACEMENTS)?, &PlacementRecord::fields(), &[])?;
         let mut leaf_of = Vec::with_capacity(passages.len());
         let passages_path = ctx.run.path(WORK_PASSAGES);
         let mut ids = PassageIndex::ids(&passages_path)?;
-        sampled::each_placed(&passages, &files, self.document_weight, &fitted, |_, _, leaf| {
+        sampled::each_placed(&files, self.document_weight, &fitted, |_, _, leaf| {
             leaf_of.push(leaf);
             ctx.progress.advance(1);
             let passage_id = ids.next().transpose()?.ok_or(ParquetIoError::OutOfStep { path: passages_path.clone() })?;
@@ -93,7 +94,7 @@ impl Stage for PartPlaceStage {
         let leaves = fitted.leaves().len();
         let passage_of = passages.passage_of_chunks();
         let mut corpus = labels::Corpus::new(vec![None; leaves]);
-        add_chunk_texts(&ctx.run.path(WORK_CHUNKS), &mut corpus, |row| leaf_of[passage_of[row]] as usize)?;
+        add_chunk_texts(&ctx.run.path(WORK_CHUNKS), &mut corpus, passage_of.iter().map(|&p| Ok(leaf_of[p])))?;
         let (terms, counts) = corpus.sorted_counts();
         let terms = terms.into_iter().map(|(term, chunks)| TermRecord { term: term.to_string(), chunks });
         parquet_io::write_rows(&ctx.output(WORK_TERMS)?, &TermRecord::fields(), &terms.collect::<Vec<_>>(), &[])?;
@@ -112,15 +113,15 @@ pub(crate) fn placed_leaves(
     ctx: &StageContext,
     parts: &Parts,
     document_weight: f32,
-    passages: &PassageIndex,
-) -> Result<Option<Vec<u32>>, StageError> {
+    passages: &PassagesFile,
+) -> Result<Option<PlacedLeaves>, StageError> {
     let stage = PartPlaceStage::new(ctx.run, ctx.manifest, document_weight, parts.dirs.len())?;
     if let Some(shard) = parts.first_not_recorded(&stage) {
         tracing::info!("shard {shard} has not placed its passages (`strata taxonomy --shard {shard}`): placing every passage here");
         return Ok(None);
     }
-    let mut leaves = Vec::with_capacity(passages.len());
-    let mut ids = PassageIndex::ids(&ctx.run.path(WORK_PASSAGES))?;
+    let mut leaves = PlacedWriter::new(ctx)?;
+    let mut ids = PassageIndex::ids(passages.path())?;
     for (i, dir) in parts.dirs.iter().enumerate() {
         parts.verify(i, StageName::Taxonomy)?;
         let path = dir.path(WORK_PLACEMENTS);
@@ -129,11 +130,12 @@ pub(crate) fn placed_leaves(
             if ids.next().transpose()?.as_ref() != Some(&placed.passage_id) {
                 return Err(ParquetIoError::OutOfStep { path }.into());
             }
-            leaves.push(placed.leaf);
+            leaves.push(placed.leaf)?;
         }
     }
-    if leaves.len() != passages.len() {
-        return Err(format!("the shards placed {} passages; the run has {}", leaves.len(), passages.len()).into());
+    let (leaves, count) = (leaves.finish()?, passages.count()?);
+    if leaves.passages() != count {
+        return Err(format!("the shards placed {} passages; the run has {count}", leaves.passages()).into());
     }
     Ok(Some(leaves))
 }

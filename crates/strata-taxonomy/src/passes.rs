@@ -12,41 +12,59 @@
 
 use crate::dedup::{Duplicates, LeafRow, NearDuplicates};
 use crate::TaxonomyError;
-use std::path::PathBuf;
-use strata_core::parquet_io::{for_each_vector_batch, ParquetIoError};
+use std::path::{Path, PathBuf};
+use strata_core::parquet_io::{self, for_each_vector_batch, ParquetIoError};
+use strata_core::rundir::{EMBEDDINGS, WORK_CHUNKS, WORK_PASSAGES};
 use strata_core::vectors::{dot, Spill, VectorRows};
-use strata_core::StageContext;
+use strata_core::{PassagesFile, RunDir, StageContext};
 
 /// Chunk rows whose vectors one group of leaves may hold: about 400 MB at 384 dimensions.
 const DUPLICATE_ROWS_PER_GROUP: usize = 1 << 18;
 /// Vectors read back from a scratch file at a time.
 const SCRATCH_BATCH: usize = 1 << 14;
 
-/// The run's chunk ids and vectors, read in step.
+/// The run's chunk ids and vectors, read in step, and its passages.
 pub struct ChunkVectors {
     pub chunks: PathBuf,
     pub embeddings: PathBuf,
+    pub passages: PassagesFile,
 }
 
-/// Each chunk's leaf.
-pub trait LeafOf: Sync {
-    fn leaf_of(&self, row: usize) -> u32;
+impl ChunkVectors {
+    pub fn of(run: &RunDir) -> Result<Self, ParquetIoError> {
+        let chunks = run.path(WORK_CHUNKS);
+        let passages = PassagesFile::new(&run.path(WORK_PASSAGES), parquet_io::num_rows(&chunks)?);
+        Ok(Self { chunks, embeddings: run.path(EMBEDDINGS), passages })
+    }
+}
+
+/// Each chunk's leaf, in row order, read afresh for each pass.
+pub trait ChunkLeaves {
+    fn chunk_leaves(&self) -> Result<Box<dyn Iterator<Item = Result<u32, TaxonomyError>> + '_>, TaxonomyError>;
 }
 
 /// Where the chunks sit in the tree: each leaf's lineage (`lineages[leaf]`, the nodes a chunk
 /// of `leaf` belongs to) and each chunk's leaf.
 pub struct ChunkTree<'a> {
     pub lineages: &'a [Vec<usize>],
-    pub leaf_of: &'a dyn LeafOf,
+    pub leaves: &'a dyn ChunkLeaves,
 }
 
-impl ChunkTree<'_> {
-    fn leaf(&self, row: usize) -> u32 {
-        self.leaf_of.leaf_of(row)
+/// The next `n` chunks' leaves of `leaves` into `batch` (cleared first): a pass's batch of rows
+/// of `chunks`.
+pub fn next_leaves(
+    leaves: &mut dyn Iterator<Item = Result<u32, TaxonomyError>>,
+    n: usize,
+    batch: &mut Vec<u32>,
+    chunks: &Path,
+) -> Result<(), TaxonomyError> {
+    batch.clear();
+    for leaf in leaves.take(n) {
+        batch.push(leaf?);
     }
-
-    fn lineage(&self, row: usize) -> &[usize] {
-        &self.lineages[self.leaf(row) as usize]
+    match batch.len() == n {
+        true => Ok(()),
+        false => Err(ParquetIoError::OutOfStep { path: chunks.to_path_buf() }.into()),
     }
 }
 
@@ -69,21 +87,24 @@ pub fn sums_and_duplicates(
 ) -> Result<Sums, TaxonomyError> {
     let mut search = DuplicateSearch::new(ctx, leaf_sizes, tree.lineages.len(), threshold)?;
     let mut sums: Vec<Vec<f32>> = Vec::new();
+    let (mut leaves, mut batch) = (tree.leaves.chunk_leaves()?, Vec::new());
     for_each_vector_batch(&files.chunks, &files.embeddings, |rows| -> Result<(), TaxonomyError> {
-        add_to_sums(&mut sums, rows, tree);
-        rows.range().filter(|&r| exact.of(r).is_none()).try_for_each(|r| search.add(r, tree.leaf(r), rows.row(r)))
+        next_leaves(&mut leaves, rows.range().len(), &mut batch, &files.chunks)?;
+        add_to_sums(&mut sums, rows, &batch, tree.lineages);
+        rows.range().zip(&batch).filter(|&(r, _)| exact.of(r).is_none()).try_for_each(|(r, &leaf)| search.add(r, leaf, rows.row(r)))
     })?;
     let mut duplicate_of = exact;
     duplicate_of.extend(search.finish()?);
     Ok(Sums { sums, duplicate_of })
 }
 
-fn add_to_sums(sums: &mut Vec<Vec<f32>>, rows: &VectorRows, tree: &ChunkTree) {
+/// The rows added to the sums of their nodes: `leaves` holds each row's leaf.
+fn add_to_sums(sums: &mut Vec<Vec<f32>>, rows: &VectorRows, leaves: &[u32], lineages: &[Vec<usize>]) {
     if sums.is_empty() {
-        *sums = vec![vec![0f32; rows.dim()]; tree.lineages.len()];
+        *sums = vec![vec![0f32; rows.dim()]; lineages.len()];
     }
-    for r in rows.range() {
-        for &node in tree.lineage(r) {
+    for (r, &leaf) in rows.range().zip(leaves) {
+        for &node in &lineages[leaf as usize] {
             sums[node].iter_mut().zip(rows.row(r)).for_each(|(a, b)| *a += b);
         }
     }
@@ -127,7 +148,7 @@ impl DuplicateSearch {
                 }
                 Ok(())
             }
-            None => self.spills[self.group_of[leaf as usize]].write(row, leaf, vector).map_err(TaxonomyError::Scratch),
+            None => self.spills[self.group_of[leaf as usize]].write(row, leaf, 0, vector).map_err(TaxonomyError::Scratch),
         }
     }
 
@@ -142,7 +163,7 @@ impl DuplicateSearch {
             let mut search = NearDuplicates::new(leaves, self.keys, self.threshold);
             spill
                 .read_back(SCRATCH_BATCH, |batch| -> std::io::Result<()> {
-                    search.add(&batch);
+                    search.add(&batch.into_iter().map(|s| (s.row, s.leaf, s.vector)).collect::<Vec<LeafRow>>());
                     Ok(())
                 })
                 .map_err(TaxonomyError::Scratch)?;
@@ -174,11 +195,13 @@ fn spill(ctx: &StageContext) -> Result<Spill, TaxonomyError> {
 
 /// Per node, its `n` member chunks nearest (cosine) its summed vector, nearest first (the lower
 /// row first on a tie): one more pass, holding `n` rows a node.
-pub fn nearest(files: &ChunkVectors, tree: &ChunkTree, sums: &[Vec<f32>], n: usize) -> Result<Vec<Vec<usize>>, ParquetIoError> {
+pub fn nearest(files: &ChunkVectors, tree: &ChunkTree, sums: &[Vec<f32>], n: usize) -> Result<Vec<Vec<usize>>, TaxonomyError> {
     let mut best: Vec<Vec<(f32, usize)>> = vec![Vec::new(); sums.len()];
-    for_each_vector_batch(&files.chunks, &files.embeddings, |rows| -> Result<(), ParquetIoError> {
-        for r in rows.range() {
-            for &node in tree.lineage(r) {
+    let (mut leaves, mut batch) = (tree.leaves.chunk_leaves()?, Vec::new());
+    for_each_vector_batch(&files.chunks, &files.embeddings, |rows| -> Result<(), TaxonomyError> {
+        next_leaves(&mut leaves, rows.range().len(), &mut batch, &files.chunks)?;
+        for (r, &leaf) in rows.range().zip(&batch) {
+            for &node in &tree.lineages[leaf as usize] {
                 let score = dot(rows.row(r), &sums[node]);
                 let top = &mut best[node];
                 // Rows come in order, so a tie ranks below the rows already held.
@@ -203,9 +226,9 @@ mod tests {
     /// Each chunk's leaf, listed.
     struct Leaves(Vec<u32>);
 
-    impl LeafOf for Leaves {
-        fn leaf_of(&self, row: usize) -> u32 {
-            self.0[row]
+    impl ChunkLeaves for Leaves {
+        fn chunk_leaves(&self) -> Result<Box<dyn Iterator<Item = Result<u32, TaxonomyError>> + '_>, TaxonomyError> {
+            Ok(Box::new(self.0.iter().map(|&leaf| Ok(leaf))))
         }
     }
 
@@ -219,14 +242,14 @@ mod tests {
         let rows: Vec<EmbeddingRecord> =
             vectors.iter().enumerate().map(|(i, v)| EmbeddingRecord { chunk_id: format!("c{i}"), embedding: v.to_vec() }).collect();
         write_rows(&path, &EmbeddingRecord::fields(2), &rows, &[]).expect("write");
-        let files = ChunkVectors { chunks: path.clone(), embeddings: path };
+        let files = ChunkVectors { chunks: path.clone(), embeddings: path.clone(), passages: PassagesFile::new(&path, 6) };
         let (lineages, leaf_of) = (vec![vec![0], vec![0, 1], vec![0, 2]], [1, 2, 1, 2, 2, 2]);
         let exact = crate::exact_duplicates(|| Ok::<_, ()>([1, 2, 3, 4, 5, 4].into_iter().map(Ok))).expect("hashes");
         let run = strata_core::RunDir::new(dir.path());
         let manifest = strata_core::manifest::Manifest::new(serde_json::Value::Null);
         let ctx = StageContext::new(&run, dir.path().to_path_buf(), &strata_core::NoProgress, &manifest);
         let leaves = Leaves(leaf_of.to_vec());
-        let tree = ChunkTree { lineages: &lineages, leaf_of: &leaves };
+        let tree = ChunkTree { lineages: &lineages, leaves: &leaves };
         let found = sums_and_duplicates(&ctx, &files, &tree, &[(1, 2), (2, 4)], exact, 0.99).expect("pass");
         let duplicates: Vec<Option<usize>> = (0..6).map(|row| found.duplicate_of.of(row)).collect();
         assert_eq!(duplicates, [None, None, Some(0), None, None, Some(3)]);

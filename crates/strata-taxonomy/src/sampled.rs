@@ -10,26 +10,26 @@
 use crate::cluster::{build_tree_on_sample, Cluster};
 use crate::dedup::exact_duplicates;
 use crate::passes::{ChunkVectors, DuplicateSearch};
+use crate::placed::{PlacedLeaves, PlacedWriter};
 use crate::{Flat, PassageTree, TaxonomyConfig, TaxonomyError};
 use ndarray::Array2;
 use std::collections::HashMap;
-use strata_core::rundir::WORK_PASSAGES;
 use strata_core::vectors::{blend, sample_indices};
-use strata_core::{parquet_io, PassageIndex, StageContext};
+use strata_core::{parquet_io, StageContext};
 
 /// Mixed into the run's seed for the sample, so that it is not any k-means draw.
 const SAMPLE_SEED: u64 = 0x5A3B_1E5F_0C2D_7781;
 
 /// The tree fitted on a seeded sample of `sample_size` passages (their topic vectors), its
 /// node sizes judged scaled to every passage.
-pub(crate) fn fit(files: &ChunkVectors, passages: &PassageIndex, config: &TaxonomyConfig, seed: u64) -> Result<Cluster, TaxonomyError> {
-    let n = passages.len();
+pub(crate) fn fit(files: &ChunkVectors, config: &TaxonomyConfig, seed: u64) -> Result<Cluster, TaxonomyError> {
+    let n = files.passages.count()? as usize;
     let sample = sample_indices(n, config.sample_size, seed ^ SAMPLE_SEED);
-    let mut in_sample = vec![false; n];
-    sample.iter().for_each(|&p| in_sample[p] = true);
+    // The sample is ascending, as the passages come.
+    let mut next_in_sample = sample.iter().peekable();
     let (mut units, mut dim) = (Vec::new(), 0);
-    each_passage(passages, files, config.document_weight, |p, _, topic| {
-        if in_sample[p] {
+    each_passage(files, config.document_weight, |p, _, topic| {
+        if next_in_sample.next_if_eq(&&p).is_some() {
             dim = topic.len();
             units.extend_from_slice(topic);
         }
@@ -41,61 +41,70 @@ pub(crate) fn fit(files: &ChunkVectors, passages: &PassageIndex, config: &Taxono
 
 /// Every passage placed in `fitted` (or, given `placed`, each passage's leaf as the shards
 /// found it by the same descent), with per passage the passage it duplicates.
-pub(crate) fn place<'a>(
+pub(crate) fn place(
     ctx: &StageContext,
     files: &ChunkVectors,
-    passages: &'a PassageIndex,
     config: &TaxonomyConfig,
     fitted: &Cluster,
-    placed: Option<&[u32]>,
-) -> Result<PassageTree<'a>, TaxonomyError> {
-    let n = passages.len();
+    placed: Option<PlacedLeaves>,
+) -> Result<PassageTree, TaxonomyError> {
+    let n = files.passages.count()? as usize;
     let sample = fitted.members.len();
     let scale = n as f64 / sample.max(1) as f64;
     let leaf_sizes: Vec<(u32, usize)> =
         fitted.leaves().iter().enumerate().map(|(i, leaf)| (i as u32, (leaf.members.len() as f64 * scale).round() as usize)).collect();
-    let exact = exact_duplicates(|| parquet_io::content_hashes(&ctx.run.path(WORK_PASSAGES)))?;
+    let exact = exact_duplicates(|| parquet_io::content_hashes(files.passages.path()))?;
     let mut search = DuplicateSearch::new(ctx, &leaf_sizes, leaf_sizes.len(), config.near_duplicate_threshold)?;
-    let mut leaf_of = Vec::with_capacity(n);
-    let mut visit = |p: usize, own: &[f32], leaf: u32| {
-        leaf_of.push(leaf);
-        match exact.of(p) {
-            None => search.add(p, leaf, own),
-            Some(_) => Ok(()),
+    let mut visit = |p: usize, own: &[f32], leaf: u32| match exact.of(p) {
+        None => search.add(p, leaf, own),
+        Some(_) => Ok(()),
+    };
+    let placed = match placed {
+        Some(placed) => {
+            let mut leaves = placed.read();
+            let changed = || TaxonomyError::Changed { path: files.passages.path().to_path_buf() };
+            files
+                .passages
+                .for_each_vector(&files.chunks, &files.embeddings, |p, own| visit(p, own, leaves.next().ok_or_else(changed)??))?;
+            drop(leaves);
+            placed
+        }
+        None => {
+            let mut leaves = PlacedWriter::new(ctx)?;
+            each_placed(files, config.document_weight, fitted, |p, own, leaf| {
+                leaves.push(leaf)?;
+                visit(p, own, leaf)
+            })?;
+            leaves.finish()?
         }
     };
-    match placed {
-        Some(leaves) => passages.for_each_vector(&files.chunks, &files.embeddings, |p, own| visit(p, own, leaves[p]))?,
-        None => each_placed(passages, files, config.document_weight, fitted, &mut visit)?,
-    }
     let mut duplicate_of = exact;
     duplicate_of.extend(search.finish()?);
-    Ok(PassageTree { flat: Flat::of(fitted, &leaf_of, passages)?, duplicate_of, fitted_on_sample: Some(sample as u64) })
+    let flat = Flat::of(fitted, placed, files.passages.clone())?;
+    Ok(PassageTree { flat, duplicate_of, fitted_on_sample: Some(sample as u64) })
 }
 
 /// Every passage, in order, with its own vector and the leaf its topic vector descends to in
 /// `fitted` (by the leaf's position among `fitted.leaves()`).
 pub(crate) fn each_placed(
-    passages: &PassageIndex,
     files: &ChunkVectors,
     weight: f32,
     fitted: &Cluster,
     mut f: impl FnMut(usize, &[f32], u32) -> Result<(), TaxonomyError>,
 ) -> Result<(), TaxonomyError> {
     let leaf_of_path: HashMap<Vec<u8>, u32> = fitted.leaf_paths().into_iter().zip(0..).collect();
-    each_passage(passages, files, weight, |p, own, topic| f(p, own, leaf_of_path[&fitted.descend(topic)]))
+    each_passage(files, weight, |p, own, topic| f(p, own, leaf_of_path[&fitted.descend(topic)]))
 }
 
 /// Every passage, in order, with its own vector (its chunks' normalised mean) and its topic
 /// vector (its own drawn towards its document's by `weight`, as `Matrix::blend` draws it), as
 /// the chunks' vectors stream by.
 fn each_passage(
-    passages: &PassageIndex,
     files: &ChunkVectors,
     weight: f32,
     mut f: impl FnMut(usize, &[f32], &[f32]) -> Result<(), TaxonomyError>,
 ) -> Result<(), TaxonomyError> {
-    passages.for_each_with_document(&files.chunks, &files.embeddings, |p, own, document| match weight > 0.0 {
+    files.passages.for_each_with_document(&files.chunks, &files.embeddings, |p, own, document| match weight > 0.0 {
         true => f(p, own, &blend(own, document, weight)),
         false => f(p, own, own),
     })
