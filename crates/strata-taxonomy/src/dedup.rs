@@ -2,9 +2,14 @@
 //! threshold) within a leaf, where near-duplicates land in practice; comparing within leaves
 //! keeps the work far below all pairs.
 
+use crate::TaxonomyError;
 use ndarray::{ArrayView1, ArrayView2};
 use rayon::prelude::*;
 use std::collections::{hash_map::Entry, HashMap, HashSet};
+use std::fs::File;
+use std::io::{BufReader, BufWriter, Read, Seek, Write};
+use std::path::Path;
+use strata_core::StageContext;
 
 /// The rows that duplicate an earlier row, each with the row it duplicates (always a kept one,
 /// so every group points at one kept row), in row order. Few rows of a corpus are duplicates,
@@ -59,6 +64,68 @@ pub fn exact_duplicates<E, I: Iterator<Item = Result<u64, E>>>(mut read: impl Fn
         }
     }
     Ok(Duplicates(found))
+}
+
+/// Content hashes [`exact_duplicates_in`] holds at once (with their rows: 64 MB).
+const HASHES_HELD: usize = 1 << 22;
+
+/// [`exact_duplicates`] of `rows` rows holding at most about `held` hashes: past them, each
+/// row's hash and position go to one of `rows / held` scratch files by the hash's value (equal
+/// hashes to the same file), and each file is searched in turn, sorted. The same duplicates;
+/// what is held beyond `held` pairs is the duplicates found.
+pub(crate) fn exact_duplicates_within<E, I>(
+    ctx: &StageContext,
+    rows: u64,
+    held: usize,
+    mut read: impl FnMut() -> Result<I, E>,
+) -> Result<Duplicates, TaxonomyError>
+where
+    I: Iterator<Item = Result<u64, E>>,
+    TaxonomyError: From<E>,
+{
+    if rows <= held as u64 {
+        return Ok(exact_duplicates(read)?);
+    }
+    let parts = rows.div_ceil(held as u64);
+    let scratch = |_| ctx.scratch_file().map(BufWriter::new).map_err(TaxonomyError::Scratch);
+    let mut files: Vec<BufWriter<File>> = (0..parts).map(scratch).collect::<Result<_, _>>()?;
+    for (row, hash) in read()?.enumerate() {
+        let hash = hash?;
+        let file = &mut files[(hash % parts) as usize];
+        file.write_all(&hash.to_le_bytes()).and_then(|_| file.write_all(&(row as u64).to_le_bytes())).map_err(TaxonomyError::Scratch)?;
+    }
+    let mut found = Vec::new();
+    for file in files {
+        let mut pairs = read_pairs(file).map_err(TaxonomyError::Scratch)?;
+        pairs.sort_unstable();
+        for same in pairs.chunk_by(|a, b| a.0 == b.0) {
+            let first = same[0].1 as usize;
+            found.extend(same[1..].iter().map(|&(_, row)| (row as usize, first)));
+        }
+    }
+    found.sort_unstable();
+    Ok(Duplicates(found))
+}
+
+/// The exact duplicates among the `rows` rows of `path` (by their content hashes), holding at
+/// most [`HASHES_HELD`] hashes.
+pub(crate) fn exact_duplicates_in(ctx: &StageContext, path: &Path, rows: u64) -> Result<Duplicates, TaxonomyError> {
+    exact_duplicates_within(ctx, rows, HASHES_HELD, || strata_core::parquet_io::content_hashes(path))
+}
+
+/// The `(hash, row)` pairs written to a scratch file, read back.
+fn read_pairs(file: BufWriter<File>) -> std::io::Result<Vec<(u64, u64)>> {
+    let mut file = file.into_inner().map_err(|e| e.into_error())?;
+    let pairs = file.stream_position()? / 16;
+    file.rewind()?;
+    let (mut reader, mut pair) = (BufReader::new(file), [0u8; 16]);
+    let number = |b: &[u8]| u64::from_le_bytes(b.try_into().expect("8 bytes"));
+    (0..pairs)
+        .map(|_| {
+            reader.read_exact(&mut pair)?;
+            Ok((number(&pair[..8]), number(&pair[8..])))
+        })
+        .collect()
 }
 
 /// The `exact` duplicates with the near ones: the search of [`NearDuplicates`] over each
@@ -124,5 +191,27 @@ impl NearDuplicates {
             })
             .collect();
         self.found.extend(found);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn exact_duplicates_spilled_by_hash_are_those_found_in_memory() {
+        let dir = tempfile::tempdir().expect("dir");
+        let run = strata_core::RunDir::new(dir.path());
+        let manifest = strata_core::manifest::Manifest::new(serde_json::Value::Null);
+        let ctx = StageContext::new(&run, dir.path().to_path_buf(), &strata_core::NoProgress, &manifest);
+        // Hashes with repeats near and far apart, some three times.
+        let hashes: Vec<u64> = (0..200u64).map(|i| (i * 7919) % 61 * 0x9E37_79B9).collect();
+        let read = || Ok::<_, TaxonomyError>(hashes.iter().map(|&h| Ok(h)));
+        let in_memory = exact_duplicates(read).expect("in memory");
+        assert!(in_memory.count() > 100, "{}", in_memory.count());
+        for held in [1, 3, 50, 199, 200, 1000] {
+            let spilled = exact_duplicates_within(&ctx, hashes.len() as u64, held, read).expect("spilled");
+            assert_eq!(spilled, in_memory, "{held} held");
+        }
     }
 }

@@ -253,7 +253,7 @@ impl Stage for TaxonomyStage {
         let leaf_sizes: Vec<(u32, usize)> = flat.shape.leaves().map(|id| (id, flat.sizes[id as usize])).collect();
         let threshold = self.config.near_duplicate_threshold;
         let tree_of_chunks = ChunkTree { lineages: &flat.lineages, leaves: &flat };
-        let exact = exact_duplicates(|| parquet_io::content_hashes(&files.chunks))?;
+        let exact = dedup::exact_duplicates_in(ctx, &files.chunks, files.passages.chunk_rows())?;
         let Sums { sums, duplicate_of } = passes::sums_and_duplicates(ctx, &files, &tree_of_chunks, &leaf_sizes, exact, threshold)?;
         // The medoid is the nearest; the LLM titles a node from the passages of the nearest few.
         let wanted = if self.titler.is_some() { TITLE_EXCERPTS * 4 } else { 1 };

@@ -8,14 +8,14 @@
 //! them in memory instead (`TaxonomyStage::cluster_passages`).
 
 use crate::cluster::{build_tree_on_sample, Cluster};
-use crate::dedup::exact_duplicates;
+use crate::dedup::exact_duplicates_in;
 use crate::passes::{ChunkVectors, DuplicateSearch};
 use crate::placed::{PlacedLeaves, PlacedWriter};
 use crate::{Flat, PassageTree, TaxonomyConfig, TaxonomyError};
 use ndarray::Array2;
 use std::collections::HashMap;
 use strata_core::vectors::{blend, sample_indices};
-use strata_core::{parquet_io, StageContext};
+use strata_core::StageContext;
 
 /// Mixed into the run's seed for the sample, so that it is not any k-means draw.
 const SAMPLE_SEED: u64 = 0x5A3B_1E5F_0C2D_7781;
@@ -53,7 +53,7 @@ pub(crate) fn place(
     let scale = n as f64 / sample.max(1) as f64;
     let leaf_sizes: Vec<(u32, usize)> =
         fitted.leaves().iter().enumerate().map(|(i, leaf)| (i as u32, (leaf.members.len() as f64 * scale).round() as usize)).collect();
-    let exact = exact_duplicates(|| parquet_io::content_hashes(files.passages.path()))?;
+    let exact = exact_duplicates_in(ctx, files.passages.path(), n as u64)?;
     let mut search = DuplicateSearch::new(ctx, &leaf_sizes, leaf_sizes.len(), config.near_duplicate_threshold)?;
     let mut visit = |p: usize, own: &[f32], leaf: u32| match exact.of(p) {
         None => search.add(p, leaf, own),
