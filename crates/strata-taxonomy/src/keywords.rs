@@ -16,10 +16,11 @@
 
 use crate::fit::Fit;
 use crate::headings::Headings;
+use crate::merged::merged_keywords;
 use crate::naming;
 use crate::passes::ChunkVectors;
 use crate::phrases::NodePhrases;
-use crate::{merged_terms, parts, Flat, TaxonomyConfig, TaxonomyError};
+use crate::{parts, Flat, TaxonomyConfig, TaxonomyError};
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
 use std::collections::HashSet;
@@ -104,16 +105,17 @@ impl Stage for KeywordsStage {
                 ctx.progress.start("keywords", None);
                 let flat = Flat::of(fitted, placed, files.passages.clone())?;
                 let headings = Headings::read(&files.chunks, &files.passages, self.config.generic_heading_share)?;
-                let terms = merged_terms(&self.parts, &flat)?;
+                let node_of_leaf = flat.node_of_fitted_leaf();
+                let merged = merged_keywords(&self.parts.dirs, &flat.shape, &node_of_leaf, self.config.keywords)?;
                 let mut generic_headings: Vec<String> = headings.generic_names.into_iter().collect();
                 generic_headings.sort_unstable();
                 ctx.progress.finish();
                 Some(Keywords {
                     parents: flat.parent_ids(),
-                    node_of_leaf: flat.node_of_fitted_leaf(),
-                    keywords: naming::keywords(&flat, &terms, self.config.keywords),
+                    node_of_leaf,
+                    keywords: merged.keywords,
                     generic_headings,
-                    vocabulary_terms: terms.vocabulary.size() as u64,
+                    vocabulary_terms: merged.vocabulary_terms,
                 })
             }
             _ => None,

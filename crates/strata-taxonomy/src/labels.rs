@@ -110,7 +110,8 @@ impl Corpus {
     }
 
     /// The counts as a shard saves them: the terms sorted, each with the number of texts
-    /// holding it, and every (class, term, count), the term by its place in that order, sorted.
+    /// holding it, and every (class, term, count), the term by its place in that order, sorted
+    /// by term, then class (term-major, so the shards' counts merge term by term).
     pub fn sorted_counts(&self) -> (Vec<(&str, u32)>, Vec<ClassCount>) {
         let mut order: Vec<u32> = (0..self.vocabulary.size() as u32).collect();
         order.sort_by(|&a, &b| self.vocabulary.name(a).cmp(self.vocabulary.name(b)));
@@ -121,24 +122,8 @@ impl Corpus {
             .flat_map(|(c, terms)| terms.iter().map(move |(&id, &k)| (c as u32, id, k)))
             .map(|(c, id, k)| (c, place[id as usize], k))
             .collect();
-        counts.sort_unstable();
+        counts.sort_unstable_by_key(|&(c, t, _)| (t, c));
         (terms, counts)
-    }
-
-    /// Adds the terms of `texts` texts counted elsewhere (a shard's, [`Self::sorted_counts`]),
-    /// each with the texts holding it; their ids here, in order, for [`Self::add_count`]. With
-    /// the counts added, the result is that of adding the texts themselves.
-    pub fn add_terms(&mut self, terms: Vec<(String, u32)>, texts: usize) -> Vec<u32> {
-        let ids: Vec<u32> = terms.iter().map(|(term, _)| self.vocabulary.intern(term.clone())).collect();
-        self.df.resize(self.vocabulary.size(), 0);
-        terms.iter().zip(&ids).for_each(|((_, df), &id)| self.df[id as usize] += df);
-        self.texts += texts;
-        ids
-    }
-
-    /// Adds `count` occurrences of term `id` to `class`.
-    pub fn add_count(&mut self, class: usize, id: u32, count: u32) {
-        *self.classes[class].entry(id).or_default() += count;
     }
 
     /// Sums every class into the classes above it (deepest first), once all texts are added.
@@ -330,35 +315,15 @@ mod tests {
     use super::*;
 
     #[test]
-    fn counts_made_in_shards_and_added_equal_counting_every_text_in_one_place() {
-        let texts = ["heart failure and heart valves", "asthma in children", "heart failure in children", "insulin", "asthma attacks"];
-        // Classes 1 and 2 under the root 0; each text's class.
-        let (parents, class_of) = (vec![None, Some(0), Some(0)], [1, 2, 1, 2, 2]);
-        let mut whole = Corpus::new(parents.clone());
-        whole.add(&texts, |i| class_of[i]);
-        let whole = whole.finish();
-
-        let mut merged = Corpus::new(parents);
-        for (start, end) in [(0, 2), (2, 5)] {
-            // A shard counts into its leaves alone, by the leaf's own numbering (here 0 and 1).
-            let mut shard = Corpus::new(vec![None, None]);
-            shard.add(&texts[start..end], |i| class_of[start + i] - 1);
-            let (terms, counts) = shard.sorted_counts();
-            assert!(terms.windows(2).all(|w| w[0].0 < w[1].0) && counts.windows(2).all(|w| w[0] < w[1]));
-            let ids = merged.add_terms(terms.into_iter().map(|(t, df)| (t.to_string(), df)).collect(), end - start);
-            counts.into_iter().for_each(|(leaf, term, count)| merged.add_count(leaf as usize + 1, ids[term as usize], count));
-        }
-        let merged = merged.finish();
-
-        let by_name = |c: &Corpus, class: usize| -> std::collections::BTreeMap<String, (u32, u32)> {
-            let terms = c.class_terms(class).iter();
-            terms.map(|(&id, &k)| (c.vocabulary.name(id).to_string(), (k, c.df[id as usize]))).collect()
-        };
-        assert_eq!((merged.texts, merged.vocabulary.size()), (whole.texts, whole.vocabulary.size()));
-        for class in 0..3 {
-            assert_eq!(by_name(&merged, class), by_name(&whole, class), "class {class}");
-        }
-        assert_eq!(by_name(&whole, 0)["heart failure"], (2, 2));
+    fn a_shards_counts_are_saved_sorted_by_term_then_class() {
+        let texts = ["heart failure and heart valves", "asthma in children", "heart failure in children"];
+        let mut shard = Corpus::new(vec![None, None]);
+        shard.add(&texts, |i| i % 2);
+        let (terms, counts) = shard.sorted_counts();
+        assert!(terms.windows(2).all(|w| w[0].0 < w[1].0));
+        assert!(counts.windows(2).all(|w| (w[0].1, w[0].0) < (w[1].1, w[1].0)), "{counts:?}");
+        let children = terms.iter().position(|(t, _)| *t == "children").expect("a term") as u32;
+        assert_eq!(counts.iter().filter(|c| c.1 == children).map(|c| (c.0, c.2)).collect::<Vec<_>>(), [(0, 1), (1, 1)]);
     }
 
     #[test]

@@ -19,6 +19,7 @@ mod headings;
 mod keywords;
 mod kmeans;
 mod labels;
+mod merged;
 mod naming;
 mod parts;
 mod passes;
@@ -358,12 +359,18 @@ impl TaxonomyStage {
             }
             None => {}
         }
-        let terms = match &self.parts {
-            Some(parts) if placed_by_shards => merged_terms(parts, flat)?,
-            _ => count_terms(ctx, flat)?,
+        let n = self.config.keywords;
+        let (keywords, vocabulary_terms) = match &self.parts {
+            Some(parts) if placed_by_shards => {
+                let merged = merged::merged_keywords(&parts.dirs, &flat.shape, &flat.node_of_fitted_leaf(), n)?;
+                (merged.keywords, merged.vocabulary_terms)
+            }
+            _ => {
+                let terms = count_terms(ctx, flat)?;
+                (naming::keywords(flat, &terms, n), terms.vocabulary.size() as u64)
+            }
         };
-        let keywords = naming::keywords(flat, &terms, self.config.keywords);
-        Ok(NodeKeywords { keywords, vocabulary_terms: terms.vocabulary.size() as u64, from_shards: false })
+        Ok(NodeKeywords { keywords, vocabulary_terms, from_shards: false })
     }
 
     /// The tree over the passages. Up to `sample_size` passages, all are clustered with their
@@ -652,15 +659,6 @@ fn add_chunk_texts(
         corpus.add(&texts, |i| of_batch[i] as usize);
     }
     Ok(())
-}
-
-/// The term counts the shards made of their chunks (`parts`), each fitted leaf's counted into
-/// the node its passages (`placed`) went to, then summed up the tree: what [`count_terms`]
-/// gives.
-fn merged_terms(parts: &Parts, flat: &Flat) -> Result<labels::Corpus, StageError> {
-    let mut corpus = labels::Corpus::new(flat.parents());
-    parts::add_terms(parts, &mut corpus, &flat.node_of_fitted_leaf())?;
-    Ok(corpus.finish())
 }
 
 #[derive(serde::Deserialize)]

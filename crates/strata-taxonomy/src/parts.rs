@@ -66,7 +66,8 @@ impl Stage for PartPlaceStage {
     }
 
     fn fingerprint(&self) -> Result<Value, StageError> {
-        Ok(json!({"fit": self.fit_sha256, "document_weight": self.document_weight, "place": 1}))
+        // `place` 2: the term counts saved term-major (parts made before are redone).
+        Ok(json!({"fit": self.fit_sha256, "document_weight": self.document_weight, "place": 2}))
     }
 
     fn run(&self, ctx: &StageContext) -> Result<StageStats, StageError> {
@@ -138,30 +139,4 @@ pub(crate) fn placed_leaves(
         return Err(format!("the shards placed {} passages; the run has {count}", leaves.passages()).into());
     }
     Ok(Some(leaves))
-}
-
-/// The shards' term counts added up into `corpus`, each fitted leaf's counted into the node
-/// `node_of_leaf` gives it (every leaf a chunk was placed in has one).
-pub(crate) fn add_terms(parts: &Parts, corpus: &mut labels::Corpus, node_of_leaf: &[Option<u32>]) -> Result<(), StageError> {
-    for dir in &parts.dirs {
-        let terms = parquet_io::rows::<TermRecord>(&dir.path(WORK_TERMS), &["term", "chunks"])?.map(|t| t.map(|t| (t.term, t.chunks)));
-        let texts = parquet_io::num_rows(&dir.path(WORK_CHUNKS))? as usize;
-        let ids = corpus.add_terms(terms.collect::<Result<Vec<_>, _>>()?, texts);
-        let path = dir.path(WORK_LEAF_TERMS);
-        for count in parquet_io::rows::<LeafTermRecord>(&path, &["leaf", "term", "count"])? {
-            let count = count?;
-            let node = node_of_leaf.get(count.leaf as usize).copied().flatten();
-            let (Some(node), Some(&id)) = (node, ids.get(count.term as usize)) else {
-                return Err(format!(
-                    "`{}`: leaf {} or term {} is not of this run's placements and terms",
-                    path.display(),
-                    count.leaf,
-                    count.term
-                )
-                .into());
-            };
-            corpus.add_count(node as usize, id, count.count);
-        }
-    }
-    Ok(())
 }
