@@ -2,6 +2,7 @@
 //! threshold) within a leaf, where near-duplicates land in practice; comparing within leaves
 //! keeps the work far below all pairs.
 
+use crate::runs::DuplicateRuns;
 use crate::TaxonomyError;
 use ndarray::{ArrayView1, ArrayView2};
 use rayon::prelude::*;
@@ -31,6 +32,11 @@ impl Duplicates {
     /// The rows some row duplicates.
     pub fn kept(&self) -> HashSet<usize> {
         self.0.iter().map(|&(_, kept)| kept).collect()
+    }
+
+    /// The pairs, each row with the row it duplicates, in row order.
+    pub(crate) fn into_pairs(self) -> Vec<(usize, usize)> {
+        self.0
     }
 
     /// Adds duplicates of rows not yet in, in any order.
@@ -71,20 +77,20 @@ const HASHES_HELD: usize = 1 << 22;
 
 /// [`exact_duplicates`] of `rows` rows holding at most about `held` hashes: past them, each
 /// row's hash and position go to one of `rows / held` scratch files by the hash's value (equal
-/// hashes to the same file), and each file is searched in turn, sorted. The same duplicates;
-/// what is held beyond `held` pairs is the duplicates found.
+/// hashes to the same file), and each file is searched in turn, sorted, its duplicates one run.
+/// The same duplicates, as runs (held when small, else in scratch files).
 pub(crate) fn exact_duplicates_within<E, I>(
     ctx: &StageContext,
     rows: u64,
     held: usize,
     mut read: impl FnMut() -> Result<I, E>,
-) -> Result<Duplicates, TaxonomyError>
+) -> Result<DuplicateRuns, TaxonomyError>
 where
     I: Iterator<Item = Result<u64, E>>,
     TaxonomyError: From<E>,
 {
     if rows <= held as u64 {
-        return Ok(exact_duplicates(read)?);
+        return DuplicateRuns::of(ctx, exact_duplicates(read)?);
     }
     let parts = rows.div_ceil(held as u64);
     let scratch = |_| ctx.scratch_file().map(BufWriter::new).map_err(TaxonomyError::Scratch);
@@ -94,22 +100,24 @@ where
         let file = &mut files[(hash % parts) as usize];
         file.write_all(&hash.to_le_bytes()).and_then(|_| file.write_all(&(row as u64).to_le_bytes())).map_err(TaxonomyError::Scratch)?;
     }
-    let mut found = Vec::new();
+    let mut runs = DuplicateRuns::default();
     for file in files {
         let mut pairs = read_pairs(file).map_err(TaxonomyError::Scratch)?;
         pairs.sort_unstable();
+        let mut found = Vec::new();
         for same in pairs.chunk_by(|a, b| a.0 == b.0) {
             let first = same[0].1 as usize;
             found.extend(same[1..].iter().map(|&(_, row)| (row as usize, first)));
         }
+        drop(pairs);
+        runs.add(ctx, found)?;
     }
-    found.sort_unstable();
-    Ok(Duplicates(found))
+    Ok(runs)
 }
 
 /// The exact duplicates among the `rows` rows of `path` (by their content hashes), holding at
 /// most [`HASHES_HELD`] hashes.
-pub(crate) fn exact_duplicates_in(ctx: &StageContext, path: &Path, rows: u64) -> Result<Duplicates, TaxonomyError> {
+pub(crate) fn exact_duplicates_in(ctx: &StageContext, path: &Path, rows: u64) -> Result<DuplicateRuns, TaxonomyError> {
     exact_duplicates_within(ctx, rows, HASHES_HELD, || strata_core::parquet_io::content_hashes(path))
 }
 
@@ -209,9 +217,12 @@ mod tests {
         let read = || Ok::<_, TaxonomyError>(hashes.iter().map(|&h| Ok(h)));
         let in_memory = exact_duplicates(read).expect("in memory");
         assert!(in_memory.count() > 100, "{}", in_memory.count());
+        let expected: Vec<Option<usize>> = (0..hashes.len()).map(|row| in_memory.of(row)).collect();
         for held in [1, 3, 50, 199, 200, 1000] {
             let spilled = exact_duplicates_within(&ctx, hashes.len() as u64, held, read).expect("spilled");
-            assert_eq!(spilled, in_memory, "{held} held");
+            let mut cursor = spilled.cursor().expect("cursor");
+            let found: Vec<Option<usize>> = (0..hashes.len()).map(|row| cursor.of(row).expect("read")).collect();
+            assert_eq!((found, spilled.count()), (expected.clone(), in_memory.count()), "{held} held");
         }
     }
 }

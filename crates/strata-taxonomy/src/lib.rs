@@ -25,6 +25,7 @@ mod parts;
 mod passes;
 mod phrases;
 mod placed;
+mod runs;
 mod sampled;
 mod titles;
 
@@ -38,6 +39,7 @@ use headings::Headings;
 use labels::LabelSource;
 use passes::{ChunkLeaves, ChunkTree, ChunkVectors, Sums};
 use placed::PlacedLeaves;
+use runs::{DuplicateRuns, IdLog};
 
 use ndarray::Array2;
 use serde::{Deserialize, Serialize};
@@ -394,7 +396,8 @@ impl TaxonomyStage {
         drop(units);
         let mut leaf = vec![0u32; passages.len()];
         tree.leaves().iter().enumerate().for_each(|(i, l)| l.members.iter().for_each(|&p| leaf[p] = i as u32));
-        let duplicate_of = passage_duplicates(&ctx.run.path(WORK_PASSAGES), &vectors, &leaf, self.config.near_duplicate_threshold)?;
+        let duplicates = passage_duplicates(&ctx.run.path(WORK_PASSAGES), &vectors, &leaf, self.config.near_duplicate_threshold)?;
+        let duplicate_of = DuplicateRuns::of(ctx, duplicates)?;
         let flat = Flat::of(&tree, PlacedLeaves::of(ctx, &leaf)?, files.passages.clone())?;
         Ok(PassageTree { flat, duplicate_of, fitted_on_sample: None })
     }
@@ -412,7 +415,7 @@ struct NodeKeywords {
 /// on, when it was one.
 struct PassageTree {
     flat: Flat,
-    duplicate_of: Duplicates,
+    duplicate_of: DuplicateRuns,
     fitted_on_sample: Option<u64>,
 }
 
@@ -424,15 +427,15 @@ struct ChunkIdAndTokens {
 
 /// The pass over the chunks' ids and sizes once the tree is known: writes
 /// `work/assignments.parquet` (each chunk's leaf and the chunk it duplicates) and sums each
-/// node's tokens. Returns the ids of the `medoids` (with the duplicated chunks', the only chunk
-/// ids the stage holds) and the token sums.
+/// node's tokens. Returns the ids of the `medoids` (the only chunk ids the stage holds) and the
+/// token sums.
 fn write_chunk_assignments(
     ctx: &StageContext,
     flat: &Flat,
-    duplicate_of: &Duplicates,
+    duplicate_of: &DuplicateRuns,
     medoids: HashSet<usize>,
 ) -> Result<(HashMap<usize, String>, Vec<u64>), StageError> {
-    let mut ids = KeptIds::new("chunk row", duplicate_of, medoids);
+    let mut ids = KeptIds::new(ctx, "chunk row", duplicate_of, medoids)?;
     let mut tokens = vec![0u64; flat.shape.len()];
     let mut assignments = RowWriter::create(&ctx.output(WORK_ASSIGNMENTS)?, &AssignmentRecord::fields(), &[])?;
     let path = ctx.run.path(WORK_CHUNKS);
@@ -453,9 +456,9 @@ fn write_chunk_assignments(
 fn write_passage_assignments(
     ctx: &StageContext,
     mut leaves: impl Iterator<Item = Result<u32, TaxonomyError>>,
-    duplicate_of: &Duplicates,
+    duplicate_of: &DuplicateRuns,
 ) -> Result<(), StageError> {
-    let mut ids = KeptIds::new("passage", duplicate_of, HashSet::new());
+    let mut ids = KeptIds::new(ctx, "passage", duplicate_of, HashSet::new())?;
     let path = ctx.run.path(WORK_PASSAGES);
     let mut placed = RowWriter::create(&ctx.output(WORK_PASSAGE_ASSIGNMENTS)?, &PassageAssignment::fields(), &[])?;
     for (p, id) in PassageIndex::ids(&path)?.enumerate() {
@@ -467,31 +470,38 @@ fn write_passage_assignments(
     Ok(placed.close()?)
 }
 
-/// Ids seen in row order, keeping those of the rows `wanted` and of every row a duplicate
-/// points at (always an earlier row, `dedup`), so that a duplicate's target id is known when
-/// the duplicate comes: the only ids held.
+/// Ids seen in row order: those of the rows `wanted` kept, and, when there are duplicates,
+/// every id written to a scratch log (`runs::IdLog`), so that a duplicate's target (always an
+/// earlier row, `dedup`) is read back when the duplicate comes; the duplicates read in step.
 struct KeptIds<'a> {
     /// What a row is, for the error.
     what: &'static str,
-    duplicate_of: &'a Duplicates,
+    duplicate_of: runs::Cursor<'a>,
+    log: Option<IdLog>,
     wanted: HashSet<usize>,
     kept: HashMap<usize, String>,
 }
 
 impl<'a> KeptIds<'a> {
-    fn new(what: &'static str, duplicate_of: &'a Duplicates, mut wanted: HashSet<usize>) -> Self {
-        wanted.extend(duplicate_of.kept());
-        Self { what, duplicate_of, kept: HashMap::with_capacity(wanted.len()), wanted }
+    fn new(ctx: &StageContext, what: &'static str, duplicates: &'a DuplicateRuns, wanted: HashSet<usize>) -> Result<Self, TaxonomyError> {
+        let log = (duplicates.count() > 0).then(|| IdLog::new(ctx)).transpose()?;
+        Ok(Self { what, duplicate_of: duplicates.cursor()?, log, kept: HashMap::with_capacity(wanted.len()), wanted })
     }
 
     /// Row `row`, of id `id`: keeps the id when wanted; the id of the row it duplicates.
-    fn see(&mut self, row: usize, id: &str) -> Result<Option<String>, String> {
+    fn see(&mut self, row: usize, id: &str) -> Result<Option<String>, StageError> {
         if self.wanted.contains(&row) {
             self.kept.insert(row, id.to_string());
         }
-        let what = self.what;
-        let target = |d: usize| self.kept.get(&d).cloned().ok_or(format!("{what} {row} duplicates a later one, {d}"));
-        self.duplicate_of.of(row).map(target).transpose()
+        let target = match self.duplicate_of.of(row)? {
+            Some(t) if t >= row => return Err(format!("{} {row} duplicates a later one, {t}", self.what).into()),
+            Some(t) => Some(self.log.as_ref().ok_or("a duplicate without an id log")?.get(t)?),
+            None => None,
+        };
+        if let Some(log) = &mut self.log {
+            log.push(id)?;
+        }
+        Ok(target)
     }
 }
 

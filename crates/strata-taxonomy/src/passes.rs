@@ -10,7 +10,8 @@
 //! file, and each group is searched from its file in turn (a leaf larger than that is a group
 //! of its own and holds its own vectors).
 
-use crate::dedup::{Duplicates, LeafRow, NearDuplicates};
+use crate::dedup::{LeafRow, NearDuplicates};
+use crate::runs::DuplicateRuns;
 use crate::TaxonomyError;
 use std::path::{Path, PathBuf};
 use strata_core::parquet_io::{self, for_each_vector_batch, ParquetIoError};
@@ -72,7 +73,7 @@ pub fn next_leaves(
 /// another (`dedup::mark_duplicates` within each leaf, as `dedup::NearDuplicates` searches).
 pub struct Sums {
     pub sums: Vec<Vec<f32>>,
-    pub duplicate_of: Duplicates,
+    pub duplicate_of: DuplicateRuns,
 }
 
 /// Each node's vector sum and the chunks' duplicates: the `exact` ones and those near them.
@@ -82,19 +83,26 @@ pub fn sums_and_duplicates(
     files: &ChunkVectors,
     tree: &ChunkTree,
     leaf_sizes: &[(u32, usize)],
-    exact: Duplicates,
+    exact: DuplicateRuns,
     threshold: f32,
 ) -> Result<Sums, TaxonomyError> {
     let mut search = DuplicateSearch::new(ctx, leaf_sizes, tree.lineages.len(), threshold)?;
     let mut sums: Vec<Vec<f32>> = Vec::new();
     let (mut leaves, mut batch) = (tree.leaves.chunk_leaves()?, Vec::new());
+    let mut exact_of = exact.cursor()?;
     for_each_vector_batch(&files.chunks, &files.embeddings, |rows| -> Result<(), TaxonomyError> {
         next_leaves(&mut leaves, rows.range().len(), &mut batch, &files.chunks)?;
         add_to_sums(&mut sums, rows, &batch, tree.lineages);
-        rows.range().zip(&batch).filter(|&(r, _)| exact.of(r).is_none()).try_for_each(|(r, &leaf)| search.add(r, leaf, rows.row(r)))
+        for (r, &leaf) in rows.range().zip(&batch) {
+            if exact_of.of(r)?.is_none() {
+                search.add(r, leaf, rows.row(r))?;
+            }
+        }
+        Ok(())
     })?;
+    drop(exact_of);
     let mut duplicate_of = exact;
-    duplicate_of.extend(search.finish()?);
+    search.finish(ctx, &mut duplicate_of)?;
     Ok(Sums { sums, duplicate_of })
 }
 
@@ -152,13 +160,13 @@ impl DuplicateSearch {
         }
     }
 
-    /// Each near-duplicate row with the kept row it duplicates.
-    pub fn finish(self) -> Result<Vec<(usize, usize)>, TaxonomyError> {
+    /// Each near-duplicate row with the kept row it duplicates, added to `into` a group at a
+    /// time.
+    pub fn finish(self, ctx: &StageContext, into: &mut DuplicateRuns) -> Result<(), TaxonomyError> {
         if let Some((mut search, pending)) = self.now {
             search.add(&pending);
-            return Ok(search.found);
+            return into.add(ctx, search.found);
         }
-        let mut found = Vec::new();
         for (leaves, spill) in self.groups.iter().zip(self.spills) {
             let mut search = NearDuplicates::new(leaves, self.keys, self.threshold);
             spill
@@ -167,9 +175,9 @@ impl DuplicateSearch {
                     Ok(())
                 })
                 .map_err(TaxonomyError::Scratch)?;
-            found.extend(search.found);
+            into.add(ctx, search.found)?;
         }
-        Ok(found)
+        Ok(())
     }
 }
 
@@ -250,8 +258,10 @@ mod tests {
         let ctx = StageContext::new(&run, dir.path().to_path_buf(), &strata_core::NoProgress, &manifest);
         let leaves = Leaves(leaf_of.to_vec());
         let tree = ChunkTree { lineages: &lineages, leaves: &leaves };
+        let exact = DuplicateRuns::of(&ctx, exact).expect("runs");
         let found = sums_and_duplicates(&ctx, &files, &tree, &[(1, 2), (2, 4)], exact, 0.99).expect("pass");
-        let duplicates: Vec<Option<usize>> = (0..6).map(|row| found.duplicate_of.of(row)).collect();
+        let mut cursor = found.duplicate_of.cursor().expect("cursor");
+        let duplicates: Vec<Option<usize>> = (0..6).map(|row| cursor.of(row).expect("read")).collect();
         assert_eq!(duplicates, [None, None, Some(0), None, None, Some(3)]);
         let leaf1: Vec<f32> = (0..2).map(|d| vectors[0][d] + vectors[2][d]).collect();
         assert_eq!(found.sums[1], leaf1);
@@ -268,7 +278,10 @@ mod tests {
         for (r, v) in vectors.iter().enumerate().filter(|&(r, _)| r != 5) {
             search.add(r, leaf_of[r], v).expect("write");
         }
-        assert_eq!(search.finish().expect("read"), [(2, 0)]);
+        let mut found = DuplicateRuns::default();
+        search.finish(&ctx, &mut found).expect("read");
+        let mut cursor = found.cursor().expect("cursor");
+        assert_eq!((0..6).map(|row| cursor.of(row).expect("read")).collect::<Vec<_>>(), [None, None, Some(0), None, None, None]);
     }
 
     #[test]

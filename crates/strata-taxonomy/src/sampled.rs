@@ -55,7 +55,8 @@ pub(crate) fn place(
         fitted.leaves().iter().enumerate().map(|(i, leaf)| (i as u32, (leaf.members.len() as f64 * scale).round() as usize)).collect();
     let exact = exact_duplicates_in(ctx, files.passages.path(), n as u64)?;
     let mut search = DuplicateSearch::new(ctx, &leaf_sizes, leaf_sizes.len(), config.near_duplicate_threshold)?;
-    let mut visit = |p: usize, own: &[f32], leaf: u32| match exact.of(p) {
+    let mut exact_of = exact.cursor()?;
+    let mut visit = |p: usize, own: &[f32], leaf: u32| match exact_of.of(p)? {
         None => search.add(p, leaf, own),
         Some(_) => Ok(()),
     };
@@ -78,8 +79,9 @@ pub(crate) fn place(
             leaves.finish()?
         }
     };
+    drop(exact_of);
     let mut duplicate_of = exact;
-    duplicate_of.extend(search.finish()?);
+    search.finish(ctx, &mut duplicate_of)?;
     let flat = Flat::of(fitted, placed, files.passages.clone())?;
     Ok(PassageTree { flat, duplicate_of, fitted_on_sample: Some(sample as u64) })
 }
