@@ -17,13 +17,15 @@
 use crate::fit::Fit;
 use crate::headings::Headings;
 use crate::merged::merged_keywords;
-use crate::naming;
+use crate::naming::{self, Considered, Shortlist};
 use crate::passes::ChunkVectors;
-use crate::phrases::NodePhrases;
+use crate::phrases::{NodePhrases, Tally};
 use crate::{parts, Flat, TaxonomyConfig, TaxonomyError};
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
-use std::collections::HashSet;
+use std::cmp::Reverse;
+use std::collections::{BinaryHeap, HashSet};
+use std::iter::Peekable;
 use std::path::{Path, PathBuf};
 use strata_core::manifest::Manifest;
 use strata_core::parquet_io::{self, ParquetIoError};
@@ -226,22 +228,67 @@ impl Stage for PartPhrasesStage {
     }
 }
 
-/// The shards' phrase counts added up, for the nodes' `seeds`, when every shard has counted
-/// its phrases against this run's keywords and its file still holds what it wrote; `None` when
-/// one has not (the taxonomy stage then counts every chunk's phrases itself).
-pub(crate) fn merged_phrases(ctx: &StageContext, parts: &Parts, seeds: &[Vec<String>]) -> Result<Option<NodePhrases>, StageError> {
+/// The shards' phrase counts added up into each node's shortlist (`naming::Shortlist`), when
+/// every shard has counted its phrases against this run's keywords (`scored`) and its file
+/// still holds what it wrote; `None` when one has not (the taxonomy stage then counts every
+/// chunk's phrases itself). The shards' files are sorted by node, then phrase, so they merge
+/// like sorted lists, one phrase at a time: a phrase's score needs only its own counts, so no
+/// phrase is held past its turn.
+pub(crate) fn merged_shortlist(
+    ctx: &StageContext,
+    parts: &Parts,
+    flat: &Flat,
+    scored: &[Vec<(String, f64)>],
+    keep: usize,
+) -> Result<Option<Shortlist>, StageError> {
     let stage = PartPhrasesStage::new(ctx.run, ctx.manifest, parts.dirs.len())?;
     if let Some(shard) = parts.first_not_recorded(&stage) {
         tracing::info!("shard {shard} has not counted its phrases (`strata keywords --shard {shard}`): counting every chunk's here");
         return Ok(None);
     }
-    let mut phrases = NodePhrases::new(seeds);
+    let seeds = NodePhrases::new(&naming::seeds(scored));
+    let mut shards = Vec::new();
     for (i, dir) in parts.dirs.iter().enumerate() {
         parts.verify(i, StageName::Keywords)?;
         let path = dir.path(WORK_PHRASES);
-        for row in parquet_io::rows::<PhraseRecord>(&path, &["node", "phrase", "chunks", "surfaces", "surface_counts"])? {
-            phrases.add_record(row?).map_err(|e| format!("`{}`: {e}", path.display()))?;
+        shards
+            .push((parquet_io::rows::<PhraseRecord>(&path, &["node", "phrase", "chunks", "surfaces", "surface_counts"])?.peekable(), path));
+    }
+    // The shards by their next phrase (the lowest node, then phrase, first).
+    let mut heap: BinaryHeap<Reverse<(u32, String, usize)>> = BinaryHeap::new();
+    let next_of = |shard: &mut (Peekable<parquet_io::Rows<PhraseRecord>>, PathBuf)| -> Result<Option<(u32, String)>, ParquetIoError> {
+        if shard.0.peek().is_some_and(|r| r.is_err()) {
+            return Err(shard.0.next().expect("peeked").expect_err("an error"));
+        }
+        Ok(shard.0.peek().map(|r| r.as_ref().map(|r| (r.node, r.phrase.clone())).expect("not an error")))
+    };
+    for (s, shard) in shards.iter_mut().enumerate() {
+        if let Some((node, phrase)) = next_of(shard)? {
+            heap.push(Reverse((node, phrase, s)));
         }
     }
-    Ok(Some(phrases))
+    let mut shortlist = Shortlist::new(flat.shape.len());
+    while let Some(Reverse((node, phrase, s))) = heap.pop() {
+        let mut from = vec![s];
+        while heap.peek().is_some_and(|Reverse((n, p, _))| *n == node && *p == phrase) {
+            from.push(heap.pop().expect("peeked").0 .2);
+        }
+        let mut tally = Tally::default();
+        for s in from {
+            let (row, path) = (shards[s].0.next().expect("peeked")?, shards[s].1.clone());
+            if row.surfaces.len() != row.surface_counts.len() || node as usize >= flat.shape.len() {
+                return Err(format!("`{}`: phrase `{phrase}` of node {node} is not a count of this run's tree", path.display()).into());
+            }
+            tally.add_record(row.chunks, row.surfaces, row.surface_counts);
+            if let Some((n, p)) = next_of(&mut shards[s])? {
+                if (n, p.as_str()) <= (node, phrase.as_str()) {
+                    return Err(format!("`{}` is not sorted by node, then phrase", path.display()).into());
+                }
+                heap.push(Reverse((n, p, s)));
+            }
+        }
+        let at = Considered { id: node as usize, size: flat.sizes[node as usize], phrases: &seeds, scored };
+        shortlist.consider(at, &phrase, &tally, keep);
+    }
+    Ok(Some(shortlist.finish(keep)))
 }

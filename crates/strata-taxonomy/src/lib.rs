@@ -263,20 +263,8 @@ impl Stage for TaxonomyStage {
         let nearest = passes::nearest(&files, &tree_of_chunks, &sums, wanted)?;
         // Each node's centroid: its summed vector, of unit length.
         let centroids: Vec<Vec<f32>> = sums.into_iter().map(unit).collect();
-        let seeds = naming::seeds(&keywords);
-        let merged = match (&self.parts, from_shards) {
-            (Some(parts), true) => keywords::merged_phrases(ctx, parts, &seeds)?,
-            _ => None,
-        };
-        let phrase_parts = self.parts.as_ref().filter(|_| merged.is_some()).map(|parts| parts.dirs.len() as u64);
-        let tallies = match merged {
-            Some(tallies) => tallies,
-            None => {
-                let lineage_below_root = |leaf: u32| &flat.lineages[leaf as usize][1..];
-                naming::count_phrases(&files.chunks, &headings.generic_names, &seeds, flat.chunk_leaves()?, lineage_below_root)?
-            }
-        };
-        let mut named = naming::name_nodes(&flat, &headings, &centroids, keywords, tallies, self)?;
+        let (shortlist, phrase_parts) = self.shortlist(ctx, &files, &flat, &headings, &keywords, from_shards)?;
+        let mut named = naming::name_nodes(&flat, &headings, &centroids, keywords, shortlist, self)?;
         let medoids = nearest.iter().filter_map(|rows| rows.first()).copied().collect();
         let (chunk_ids, tokens) = write_chunk_assignments(ctx, &flat, &duplicate_of, medoids)?;
         let nodes = describe(&flat, &tokens, &nearest, &chunk_ids, &mut named);
@@ -338,6 +326,32 @@ impl TaxonomyStage {
             _ => None,
         };
         Ok((fit.tree, placed))
+    }
+
+    /// Each node's shortlisted label phrases: the shards' counts merged when they counted them
+    /// against these keywords (`from_shards`), else counted here; with how many shards' counts
+    /// were merged.
+    fn shortlist(
+        &self,
+        ctx: &StageContext,
+        files: &ChunkVectors,
+        flat: &Flat,
+        headings: &Headings,
+        keywords: &[Vec<(String, f64)>],
+        from_shards: bool,
+    ) -> Result<(naming::Shortlist, Option<u64>), StageError> {
+        let keep = self.config.label_candidates;
+        let merged = match (&self.parts, from_shards) {
+            (Some(parts), true) => keywords::merged_shortlist(ctx, parts, flat, keywords, keep)?,
+            _ => None,
+        };
+        let phrase_parts = self.parts.as_ref().filter(|_| merged.is_some()).map(|parts| parts.dirs.len() as u64);
+        if let Some(shortlist) = merged {
+            return Ok((shortlist, phrase_parts));
+        }
+        let (seeds, lineage_below_root) = (naming::seeds(keywords), |leaf: u32| &flat.lineages[leaf as usize][1..]);
+        let tallies = naming::count_phrases(&files.chunks, &headings.generic_names, &seeds, flat.chunk_leaves()?, lineage_below_root)?;
+        Ok((naming::shortlist_of(flat, &tallies, keywords, keep), phrase_parts))
     }
 
     /// The nodes' keywords: in a sharded run whose shards placed the passages, as the keywords

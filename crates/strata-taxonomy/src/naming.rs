@@ -6,7 +6,7 @@
 use crate::headings::Headings;
 use crate::labels::{self, capitalise, Candidate, Choices, LabelSource};
 use crate::passes::ChunkLeaves;
-use crate::phrases::NodePhrases;
+use crate::phrases::{NodePhrases, Tally};
 use crate::{Flat, TaxonomyError, TaxonomyStage};
 use rayon::prelude::*;
 use std::collections::{BTreeSet, HashMap, HashSet};
@@ -58,16 +58,14 @@ pub fn name_nodes(
     headings: &Headings,
     centroids: &[Vec<f32>],
     scored: Vec<Vec<(String, f64)>>,
-    tallies: NodePhrases,
+    shortlist: Shortlist,
     stage: &TaxonomyStage,
 ) -> Result<Named, TaxonomyError> {
     let config = &stage.config;
     let n = flat.shape.len();
-    let counted: usize = tallies.tallies.iter().map(|t| t.len()).sum();
-    tracing::info!(phrases = counted, nodes = n, "label phrases counted");
+    tracing::info!(phrases = shortlist.counted, nodes = n, "label phrases counted");
     let covering = covering_headings(flat, headings, config.heading_share)?;
-
-    let shortlist = shortlist(flat, &tallies, &scored, config.label_candidates);
+    let shortlist = shortlist.lists;
 
     // One embedding call over every distinct phrase and heading, in sorted order.
     let texts: BTreeSet<String> =
@@ -140,29 +138,68 @@ fn log_choice(id: u32, label: &str, source: LabelSource, choice: &Choices) {
 
 /// A phrase that may name a node: its identity (lowercase), how it reads, and its score
 /// before any embedding.
-type Shortlisted = (String, String, f64);
+pub type Shortlisted = (String, String, f64);
 
-/// Each node's best `keep` phrases (none for the root) by distinctiveness and support, held
-/// by at least two of its chunks (one in a node of one chunk).
-fn shortlist(flat: &Flat, tallies: &NodePhrases, scored: &[Vec<(String, f64)>], keep: usize) -> Vec<Vec<Shortlisted>> {
-    let mut shortlist = vec![Vec::new(); flat.shape.len()];
-    for (id, list) in shortlist.iter_mut().enumerate().skip(1) {
-        let size = flat.sizes[id];
-        let top = scored[id].first().map_or(1.0, |(_, s)| s.max(f64::MIN_POSITIVE));
-        let mut ranked: Vec<Shortlisted> = tallies.tallies[id]
-            .iter()
-            .filter(|(_, t)| t.chunks as usize >= size.min(2))
-            .map(|(key, t)| {
-                let distinct = tallies.seeds_in(id, key).iter().map(|&s| scored[id][s].1 / top).fold(0.0, f64::max);
-                let support = t.chunks as f64 / size as f64;
-                (key.clone(), capitalise(t.surface()), DISTINCTIVENESS_WEIGHT * distinct + SUPPORT_WEIGHT * support)
-            })
-            .collect();
-        ranked.sort_by(|a, b| b.2.total_cmp(&a.2).then(a.0.cmp(&b.0)));
-        ranked.truncate(keep);
-        *list = ranked;
+/// Each node's best phrases (none for the root), and how many phrases were counted.
+pub struct Shortlist {
+    pub lists: Vec<Vec<Shortlisted>>,
+    pub counted: usize,
+}
+
+impl Shortlist {
+    pub fn new(nodes: usize) -> Self {
+        Self { lists: vec![Vec::new(); nodes], counted: 0 }
     }
-    shortlist
+
+    /// Phrase `key` of node `id`, with its `tally`, considered: kept among the node's best
+    /// `keep` by distinctiveness and support when held by at least two of the node's chunks (one
+    /// in a node of one chunk). `phrases` knows the node's keywords (`scored`).
+    pub fn consider(&mut self, at: Considered, key: &str, tally: &Tally, keep: usize) {
+        let Considered { id, size, phrases, scored } = at;
+        self.counted += 1;
+        if id == 0 || (tally.chunks as usize) < size.min(2) {
+            return;
+        }
+        let top = scored[id].first().map_or(1.0, |(_, s)| s.max(f64::MIN_POSITIVE));
+        let distinct = phrases.seeds_in(id, key).iter().map(|&s| scored[id][s].1 / top).fold(0.0, f64::max);
+        let support = tally.chunks as f64 / size as f64;
+        let list = &mut self.lists[id];
+        list.push((key.to_string(), capitalise(tally.surface()), DISTINCTIVENESS_WEIGHT * distinct + SUPPORT_WEIGHT * support));
+        if list.len() >= 2 * keep.max(1) {
+            best_first(list, keep);
+        }
+    }
+
+    /// Each list its best `keep`, best first.
+    pub fn finish(mut self, keep: usize) -> Self {
+        self.lists.iter_mut().for_each(|list| best_first(list, keep));
+        self
+    }
+}
+
+/// Where a phrase is considered: node `id` of `size` chunks, the nodes' seeds (`phrases`) and
+/// keywords with their scores (`scored`).
+#[derive(Clone, Copy)]
+pub struct Considered<'a> {
+    pub id: usize,
+    pub size: usize,
+    pub phrases: &'a NodePhrases,
+    pub scored: &'a [Vec<(String, f64)>],
+}
+
+fn best_first(list: &mut Vec<Shortlisted>, keep: usize) {
+    list.sort_by(|a, b| b.2.total_cmp(&a.2).then(a.0.cmp(&b.0)));
+    list.truncate(keep);
+}
+
+/// The shortlist of the phrases counted here (`tallies`).
+pub fn shortlist_of(flat: &Flat, tallies: &NodePhrases, scored: &[Vec<(String, f64)>], keep: usize) -> Shortlist {
+    let mut shortlist = Shortlist::new(flat.shape.len());
+    for (id, phrases) in tallies.tallies.iter().enumerate() {
+        let at = Considered { id, size: flat.sizes[id], phrases: tallies, scored };
+        phrases.iter().for_each(|(key, tally)| shortlist.consider(at, key, tally, keep));
+    }
+    shortlist.finish(keep)
 }
 
 /// Each node's keywords with their scores, computed among its siblings (the root alone).

@@ -123,6 +123,12 @@ impl Tally {
         }
     }
 
+    /// A shard's count of the phrase added in: its chunks and its forms' occurrences.
+    pub fn add_record(&mut self, chunks: u32, surfaces: Vec<String>, counts: Vec<u32>) {
+        self.chunks += chunks;
+        surfaces.into_iter().zip(counts).for_each(|(surface, n)| self.add(surface, n));
+    }
+
     /// The form written most often (the first in byte order on a tie).
     pub fn surface(&self) -> &str {
         self.surfaces.iter().max_by(|a, b| a.1.cmp(&b.1).then(b.0.cmp(&a.0))).map_or("", |(s, _)| s.as_str())
@@ -193,20 +199,6 @@ impl NodePhrases {
         rows
     }
 
-    /// A shard's row added in: counts are integers, so the shards' sums are those of counting
-    /// every chunk in one place. A row of a node the tree lacks is an error.
-    pub fn add_record(&mut self, row: PhraseRecord) -> Result<(), String> {
-        let PhraseRecord { node, phrase, chunks, surfaces, surface_counts } = row;
-        let tallies = self.tallies.get_mut(node as usize).ok_or(format!("node {node} is not a node of the run's tree"))?;
-        if surfaces.len() != surface_counts.len() {
-            return Err(format!("phrase `{phrase}` of node {node} has {} forms and {} counts", surfaces.len(), surface_counts.len()));
-        }
-        let tally = tallies.entry(phrase).or_default();
-        tally.chunks += chunks;
-        surfaces.into_iter().zip(surface_counts).for_each(|(surface, n)| tally.add(surface, n));
-        Ok(())
-    }
-
     /// The seed terms of `node` that `key` contains (all their words), as indices.
     pub fn seeds_in(&self, node: usize, key: &str) -> Vec<usize> {
         let words: Vec<&str> = key.split(' ').collect();
@@ -266,14 +258,14 @@ mod tests {
         let whole = count(&texts);
         let mut merged = NodePhrases::new(&seeds);
         for part in [count(&texts[..1]), count(&texts[1..])] {
-            part.records().into_iter().try_for_each(|r| merged.add_record(r)).expect("rows of the tree");
+            for r in part.records() {
+                merged.tallies[r.node as usize].entry(r.phrase).or_default().add_record(r.chunks, r.surfaces, r.surface_counts);
+            }
         }
         assert_eq!(merged.records(), whole.records());
         let stones = &merged.tallies[0]["kidney stones"];
         // "Kidney stones" twice, "kidney stones" once; three chunks; HIV three times in two chunks.
         assert_eq!((stones.chunks, stones.surface()), (3, "Kidney stones"));
         assert_eq!(merged.tallies[1]["hiv"].chunks, 2);
-        let stray = PhraseRecord { node: 2, phrase: "x".into(), chunks: 1, surfaces: vec![], surface_counts: vec![] };
-        assert!(merged.add_record(stray).is_err());
     }
 }
