@@ -14,7 +14,8 @@ mod facility;
 mod parts;
 mod subtrees;
 
-pub use facility::{cost_floor, draw_at_random, random_draw, select, Budget, Candidate, Sizes};
+use facility::draw_at_random;
+pub use facility::{cost_floor, random_draw, select, Budget, Candidate};
 pub use parts::PartSelectStage;
 use subtrees::Subtrees;
 pub use subtrees::SubtreesStage;

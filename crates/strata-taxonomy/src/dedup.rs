@@ -29,11 +29,6 @@ impl Duplicates {
         self.0.binary_search_by_key(&row, |&(r, _)| r).ok().map(|i| self.0[i].1)
     }
 
-    /// The rows some row duplicates.
-    pub fn kept(&self) -> HashSet<usize> {
-        self.0.iter().map(|&(_, kept)| kept).collect()
-    }
-
     /// The pairs, each row with the row it duplicates, in row order.
     pub(crate) fn into_pairs(self) -> Vec<(usize, usize)> {
         self.0
@@ -208,10 +203,8 @@ mod tests {
 
     #[test]
     fn exact_duplicates_spilled_by_hash_are_those_found_in_memory() {
-        let dir = tempfile::tempdir().expect("dir");
-        let run = strata_core::RunDir::new(dir.path());
-        let manifest = strata_core::manifest::Manifest::new(serde_json::Value::Null);
-        let ctx = StageContext::new(&run, dir.path().to_path_buf(), &strata_core::NoProgress, &manifest);
+        let test_run = crate::TestRun::new();
+        let ctx = test_run.ctx();
         // Hashes with repeats near and far apart, some three times.
         let hashes: Vec<u64> = (0..200u64).map(|i| (i * 7919) % 61 * 0x9E37_79B9).collect();
         let read = || Ok::<_, TaxonomyError>(hashes.iter().map(|&h| Ok(h)));

@@ -792,6 +792,28 @@ fn nest(tree: &TaxonomyTree, named: &naming::Named, id: u32) -> Value {
     node
 }
 
+/// A run directory in a temporary folder, for the stages' unit tests that need a context.
+#[cfg(test)]
+pub(crate) struct TestRun {
+    pub dir: tempfile::TempDir,
+    run: strata_core::RunDir,
+    manifest: strata_core::manifest::Manifest,
+}
+
+#[cfg(test)]
+impl TestRun {
+    pub fn new() -> Self {
+        let dir = tempfile::tempdir().expect("dir");
+        let run = strata_core::RunDir::new(dir.path());
+        Self { dir, run, manifest: strata_core::manifest::Manifest::new(serde_json::Value::Null) }
+    }
+
+    /// A stage's context whose temporary folder is the run directory.
+    pub fn ctx(&self) -> StageContext<'_> {
+        StageContext::new(&self.run, self.dir.path().to_path_buf(), &strata_core::NoProgress, &self.manifest)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -804,7 +826,8 @@ mod tests {
         let tree = node(vec![node(vec![leaf(), leaf()]), leaf(), leaf()]);
         // Passages 0 and 2 in b, 1 (two chunks) and 3 in a's second leaf; a's first leaf and c
         // are reached by none, so they are left out.
-        let dir = tempfile::tempdir().expect("dir");
+        let test_run = TestRun::new();
+        let dir = &test_run.dir;
         let path = dir.path().join("passages.parquet");
         let passage = |p: u64, first_chunk: u64, n_chunks: u32| strata_core::records::PassageRecord {
             passage_id: format!("d{p}#p0"),
@@ -817,9 +840,7 @@ mod tests {
         };
         let rows = [passage(0, 0, 1), passage(1, 1, 2), passage(2, 3, 1), passage(3, 4, 1)];
         parquet_io::write_rows(&path, &strata_core::records::PassageRecord::fields(), &rows, &[]).expect("write");
-        let run = strata_core::RunDir::new(dir.path());
-        let manifest = strata_core::manifest::Manifest::new(serde_json::Value::Null);
-        let ctx = StageContext::new(&run, dir.path().to_path_buf(), &strata_core::NoProgress, &manifest);
+        let ctx = test_run.ctx();
         let placed = PlacedLeaves::of(&ctx, &[2, 1, 2, 1]).expect("placed");
         let flat = Flat::of(&tree, placed, PassagesFile::new(&path, 5)).expect("flat");
         // a and b both hold two passages; b's first comes earlier, so b is the first child.

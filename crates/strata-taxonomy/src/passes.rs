@@ -242,7 +242,8 @@ mod tests {
 
     #[test]
     fn the_passes_find_what_the_whole_matrix_gives_in_one_group_or_spilled_in_several() {
-        let dir = tempfile::tempdir().expect("tempdir");
+        let test_run = crate::TestRun::new();
+        let dir = &test_run.dir;
         let path = dir.path().join("embeddings.parquet");
         // Two leaves (nodes 1 and 2) under the root; rows 0 and 2 nearly the same; 3 and 5
         // the same text.
@@ -253,9 +254,7 @@ mod tests {
         let files = ChunkVectors { chunks: path.clone(), embeddings: path.clone(), passages: PassagesFile::new(&path, 6) };
         let (lineages, leaf_of) = (vec![vec![0], vec![0, 1], vec![0, 2]], [1, 2, 1, 2, 2, 2]);
         let exact = crate::exact_duplicates(|| Ok::<_, ()>([1, 2, 3, 4, 5, 4].into_iter().map(Ok))).expect("hashes");
-        let run = strata_core::RunDir::new(dir.path());
-        let manifest = strata_core::manifest::Manifest::new(serde_json::Value::Null);
-        let ctx = StageContext::new(&run, dir.path().to_path_buf(), &strata_core::NoProgress, &manifest);
+        let ctx = test_run.ctx();
         let leaves = Leaves(leaf_of.to_vec());
         let tree = ChunkTree { lineages: &lineages, leaves: &leaves };
         let exact = DuplicateRuns::of(&ctx, exact).expect("runs");

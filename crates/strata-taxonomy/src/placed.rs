@@ -82,10 +82,8 @@ mod tests {
 
     #[test]
     fn leaves_come_back_in_order_and_two_reads_keep_their_own_place() {
-        let dir = tempfile::tempdir().expect("dir");
-        let run = strata_core::RunDir::new(dir.path());
-        let manifest = strata_core::manifest::Manifest::new(serde_json::Value::Null);
-        let ctx = StageContext::new(&run, dir.path().to_path_buf(), &strata_core::NoProgress, &manifest);
+        let test_run = crate::TestRun::new();
+        let ctx = test_run.ctx();
         let leaves: Vec<u32> = (0..(READ_LEAVES as u32 * 2 + 5)).map(|p| p % 7).collect();
         let placed = PlacedLeaves::of(&ctx, &leaves).expect("write");
         assert_eq!(placed.passages(), leaves.len() as u64);

@@ -211,15 +211,10 @@ impl IdLog {
 mod tests {
     use super::*;
 
-    fn ctx_in(dir: &std::path::Path) -> (strata_core::RunDir, strata_core::manifest::Manifest) {
-        (strata_core::RunDir::new(dir), strata_core::manifest::Manifest::new(serde_json::Value::Null))
-    }
-
     #[test]
     fn runs_read_back_merged_in_row_order_and_ids_by_row() {
-        let dir = tempfile::tempdir().expect("dir");
-        let (run, manifest) = ctx_in(dir.path());
-        let ctx = StageContext::new(&run, dir.path().to_path_buf(), &strata_core::NoProgress, &manifest);
+        let test_run = crate::TestRun::new();
+        let ctx = test_run.ctx();
         // Three runs: two written out (more than HELD_PAIRS pairs), one held; rows interleaved.
         let mut runs = DuplicateRuns::default();
         let run_of = |k: usize, n: usize| (0..n).rev().map(|i| (3 * i + k + 1, i)).collect::<Vec<_>>();
