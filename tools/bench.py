@@ -1,6 +1,7 @@
 """Helpers of tools/bench.sh (`make bench`). Standard library only, except where noted.
 
     python3 tools/bench.py subsets CORPUS DIR          JSONL subsets 10/25/50% + the corpus 4x
+    python3 tools/bench.py copies CORPUS N OUT [distinct]  the corpus N times over (distinct: each copy's headings its own)
     python3 tools/bench.py texts RUN_DIR OUT.json       the embed stage's distinct model inputs (pyarrow)
     VENV_PY tools/bench.py ceiling TEXTS.json MODEL_DIR ONNX_FILE [THREADS] [BATCH] [STRIDE]
                                                         raw onnxruntime on the same length-sorted batches
@@ -35,8 +36,10 @@ def subsets(corpus, out_dir):
     copies(corpus, COPIES, out_dir / f"medquad-x{COPIES}.jsonl")
 
 
-def copies(corpus, n, out):
-    """The corpus `n` times over, ids rewritten `<id>#copyK` so they stay unique."""
+def copies(corpus, n, out, headings="same"):
+    """The corpus `n` times over, ids rewritten `<id>#copyK` so they stay unique. With
+    `headings` = "distinct", copy K's Markdown headings end in ` (copy K)`: copies otherwise
+    repeat the corpus's headings, so the distinct headings would not grow with the corpus."""
     lines = Path(corpus).read_text(encoding="utf-8").splitlines()
     with open(out, "w", encoding="utf-8") as f:
         for k in range(int(n)):
@@ -44,6 +47,8 @@ def copies(corpus, n, out):
                 doc = json.loads(line)
                 if k:
                     doc["id"] = f"{doc['id']}#copy{k}"
+                    if headings == "distinct":
+                        doc["text"] = re.sub(r"(?m)^(#{1,6} .*?)[ \t]*$", rf"\1 (copy {k})", doc["text"])
                 f.write(json.dumps(doc, ensure_ascii=False) + "\n")
 
 

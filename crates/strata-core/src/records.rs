@@ -204,6 +204,33 @@ impl LeafTermRecord {
     }
 }
 
+/// A heading of a shard's chunks, the first or the last of a chunk's heading path
+/// (`work/headings.parquet` of its part), by heading: the documents whose chunks hold it, where
+/// it is first seen (twice the chunk's row, plus one when it is the chunk's last heading and not
+/// its first), and the chunks that hold it in each leaf of the fitted tree (`chunks[i]` in leaf
+/// `leaves[i]`, leaves ascending).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct HeadingRecord {
+    pub heading: String,
+    pub documents: u32,
+    pub first_seen: u64,
+    pub leaves: Vec<u32>,
+    pub chunks: Vec<u32>,
+}
+
+impl HeadingRecord {
+    pub fn fields() -> Vec<FieldRef> {
+        let u32_list = || DataType::List(Arc::new(Field::new("item", DataType::UInt32, false)));
+        vec![
+            field("heading", DataType::Utf8, false),
+            field("documents", DataType::UInt32, false),
+            field("first_seen", DataType::UInt64, false),
+            field("leaves", u32_list(), false),
+            field("chunks", u32_list(), false),
+        ]
+    }
+}
+
 /// A label phrase of a shard's chunks counted in one node of the run's tree
 /// (`work/phrases.parquet` of its part), by node, then phrase: the chunks that hold it, and
 /// each form it is written in with its occurrences (`surfaces[i]` occurs `surface_counts[i]` times).

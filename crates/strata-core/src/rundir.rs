@@ -33,11 +33,12 @@ pub const WORK_ASSIGNMENTS: &str = "work/assignments.parquet";
 pub const WORK_SELECTION: &str = "work/selection.parquet";
 /// The tree fitted on a sample of the passages (the fit stage), for placing every passage.
 pub const WORK_FIT: &str = "work/taxonomy_fit.json";
-/// A shard's passages placed in the fitted tree, and its chunks' term counts per fitted leaf
-/// (`strata taxonomy --shard I/N`).
+/// A shard's passages placed in the fitted tree, and its chunks' term and heading counts per
+/// fitted leaf (`strata taxonomy --shard I/N`).
 pub const WORK_PLACEMENTS: &str = "work/placements.parquet";
 pub const WORK_TERMS: &str = "work/terms.parquet";
 pub const WORK_LEAF_TERMS: &str = "work/leaf_terms.parquet";
+pub const WORK_HEADINGS: &str = "work/headings.parquet";
 /// In a sharded run, the tree the shards' placements make with its keywords (the keywords
 /// stage), and a shard's counts of the label phrases that hold them (`strata keywords --shard I/N`).
 pub const WORK_KEYWORDS: &str = "work/keywords.json";

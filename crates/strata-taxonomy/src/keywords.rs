@@ -5,7 +5,7 @@
 //!
 //! 1. the keywords stage (reduce, `strata run --shards N --until keywords`): the tree the
 //!    shards' placements make, its keywords from their term counts (`parts`) and the generic
-//!    headings, saved in `work/keywords.json`;
+//!    headings from their heading counts, saved in `work/keywords.json`;
 //! 2. each shard counts its chunks' phrases in that tree (`strata keywords --shard I/N`) into
 //!    its part's `work/phrases.parquet`;
 //! 3. the taxonomy stage adds the shards' counts up (integers: the sums are those of counting
@@ -16,16 +16,14 @@
 
 use crate::fit::Fit;
 use crate::headings::Headings;
-use crate::merged::merged_keywords;
+use crate::merged::{merged_keywords, MergedByKey};
 use crate::naming::{self, Considered, Shortlist};
 use crate::passes::ChunkVectors;
 use crate::phrases::{NodePhrases, Tally};
 use crate::{parts, Flat, TaxonomyConfig, TaxonomyError};
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
-use std::cmp::Reverse;
-use std::collections::{BinaryHeap, HashSet};
-use std::iter::Peekable;
+use std::collections::HashSet;
 use std::path::{Path, PathBuf};
 use strata_core::manifest::Manifest;
 use strata_core::parquet_io::{self, ParquetIoError};
@@ -106,10 +104,10 @@ impl Stage for KeywordsStage {
             (Some(fitted), Some(placed)) => {
                 ctx.progress.start("keywords", None);
                 let flat = Flat::of(fitted, placed, files.passages.clone())?;
-                let headings = Headings::read(&files.chunks, &files.passages, self.config.generic_heading_share)?;
+                let headings = Headings::of_shards(&self.parts.dirs, &flat, &self.config)?;
                 let node_of_leaf = flat.node_of_fitted_leaf();
                 let merged = merged_keywords(&self.parts.dirs, &flat.shape, &node_of_leaf, self.config.keywords)?;
-                let mut generic_headings: Vec<String> = headings.generic_names.into_iter().collect();
+                let mut generic_headings: Vec<String> = headings.generic.into_iter().collect();
                 generic_headings.sort_unstable();
                 ctx.progress.finish();
                 Some(Keywords {
@@ -251,41 +249,18 @@ pub(crate) fn merged_shortlist(
     for (i, dir) in parts.dirs.iter().enumerate() {
         parts.verify(i, StageName::Keywords)?;
         let path = dir.path(WORK_PHRASES);
-        shards
-            .push((parquet_io::rows::<PhraseRecord>(&path, &["node", "phrase", "chunks", "surfaces", "surface_counts"])?.peekable(), path));
-    }
-    // The shards by their next phrase (the lowest node, then phrase, first).
-    let mut heap: BinaryHeap<Reverse<(u32, String, usize)>> = BinaryHeap::new();
-    let next_of = |shard: &mut (Peekable<parquet_io::Rows<PhraseRecord>>, PathBuf)| -> Result<Option<(u32, String)>, ParquetIoError> {
-        if shard.0.peek().is_some_and(|r| r.is_err()) {
-            return Err(shard.0.next().expect("peeked").expect_err("an error"));
-        }
-        Ok(shard.0.peek().map(|r| r.as_ref().map(|r| (r.node, r.phrase.clone())).expect("not an error")))
-    };
-    for (s, shard) in shards.iter_mut().enumerate() {
-        if let Some((node, phrase)) = next_of(shard)? {
-            heap.push(Reverse((node, phrase, s)));
-        }
+        shards.push((parquet_io::rows::<PhraseRecord>(&path, &["node", "phrase", "chunks", "surfaces", "surface_counts"])?, path));
     }
     let mut shortlist = Shortlist::new(flat.shape.len());
-    while let Some(Reverse((node, phrase, s))) = heap.pop() {
-        let mut from = vec![s];
-        while heap.peek().is_some_and(|Reverse((n, p, _))| *n == node && *p == phrase) {
-            from.push(heap.pop().expect("peeked").0 .2);
-        }
+    for merged in MergedByKey::new(shards, |r: &PhraseRecord| (r.node, r.phrase.clone()), "node, then phrase")? {
+        let ((node, phrase), rows) = merged?;
         let mut tally = Tally::default();
-        for s in from {
-            let (row, path) = (shards[s].0.next().expect("peeked")?, shards[s].1.clone());
+        for (s, row) in rows {
             if row.surfaces.len() != row.surface_counts.len() || node as usize >= flat.shape.len() {
+                let path = parts.dirs[s].path(WORK_PHRASES);
                 return Err(format!("`{}`: phrase `{phrase}` of node {node} is not a count of this run's tree", path.display()).into());
             }
             tally.add_record(row.chunks, row.surfaces, row.surface_counts);
-            if let Some((n, p)) = next_of(&mut shards[s])? {
-                if (n, p.as_str()) <= (node, phrase.as_str()) {
-                    return Err(format!("`{}` is not sorted by node, then phrase", path.display()).into());
-                }
-                heap.push(Reverse((n, p, s)));
-            }
         }
         let at = Considered { id: node as usize, size: flat.sizes[node as usize], phrases: &seeds, scored };
         shortlist.consider(at, &phrase, &tally, keep);

@@ -54,11 +54,6 @@ impl Vocabulary {
         self.names.len()
     }
 
-    /// The id of `term`, if it has been numbered.
-    pub fn id(&self, term: &str) -> Option<u32> {
-        self.ids.get(term).copied()
-    }
-
     pub fn intern(&mut self, term: String) -> u32 {
         if let Some(&id) = self.ids.get(term.as_str()) {
             return id;

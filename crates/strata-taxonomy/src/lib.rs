@@ -245,7 +245,6 @@ impl Stage for TaxonomyStage {
     fn run(&self, ctx: &StageContext) -> Result<StageStats, StageError> {
         self.config.validate().map_err(TaxonomyError::Config)?;
         let files = ChunkVectors::of(ctx.run)?;
-        let headings = Headings::read(&files.chunks, &files.passages, self.config.generic_heading_share)?;
         let (fitted, placed) = self.fitted_and_placed(ctx, &files.passages)?;
         let placed_by_shards = placed.is_some();
         ctx.progress.start("taxonomy", None);
@@ -253,6 +252,10 @@ impl Stage for TaxonomyStage {
         let PassageTree { flat, duplicate_of: passage_duplicate_of, fitted_on_sample } =
             self.cluster_passages(ctx, &files, fitted.as_ref(), placed)?;
         let NodeKeywords { keywords, vocabulary_terms, from_shards } = self.keywords(ctx, &flat, placed_by_shards)?;
+        let headings = match &self.parts {
+            Some(parts) if placed_by_shards => Headings::of_shards(&parts.dirs, &flat, &self.config)?,
+            _ => Headings::counted(&files.chunks, &flat, &self.config)?,
+        };
         let leaf_sizes: Vec<(u32, usize)> = flat.shape.leaves().map(|id| (id, flat.sizes[id as usize])).collect();
         let threshold = self.config.near_duplicate_threshold;
         let tree_of_chunks = ChunkTree { lineages: &flat.lineages, leaves: &flat };
@@ -296,7 +299,7 @@ impl Stage for TaxonomyStage {
             near_duplicates: duplicate_of.count() as u64,
             passages: flat.placed.passages(),
             duplicate_passages: passage_duplicate_of.count() as u64,
-            generic_headings: headings.generic_names.len() as u64,
+            generic_headings: headings.generic.len() as u64,
             vocabulary_terms,
             heading_labels: named.count(LabelSource::Heading),
             phrase_labels: named.count(LabelSource::Phrase),
@@ -350,7 +353,7 @@ impl TaxonomyStage {
             return Ok((shortlist, phrase_parts));
         }
         let (seeds, lineage_below_root) = (naming::seeds(keywords), |leaf: u32| &flat.lineages[leaf as usize][1..]);
-        let tallies = naming::count_phrases(&files.chunks, &headings.generic_names, &seeds, flat.chunk_leaves()?, lineage_below_root)?;
+        let tallies = naming::count_phrases(&files.chunks, &headings.generic, &seeds, flat.chunk_leaves()?, lineage_below_root)?;
         Ok((naming::shortlist_of(flat, &tallies, keywords, keep), phrase_parts))
     }
 

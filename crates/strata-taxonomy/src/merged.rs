@@ -7,13 +7,17 @@
 //! and the siblings' mean size, so one pass finds the sizes and a second scores each term and
 //! keeps each node's best: the same keywords and scores, bit for bit, as merging every count
 //! into a `labels::Corpus`.
+//!
+//! The shards' heading counts (`merged_headings`) and label phrase counts
+//! (`keywords::merged_shortlist`) merge the same way, through [`MergedByKey`].
 
-use std::cmp::Ordering;
+use std::cmp::{Ordering, Reverse};
 use std::collections::{BTreeMap, BinaryHeap};
 use std::iter::Peekable;
+use std::path::PathBuf;
 use strata_core::parquet_io::{self, ParquetIoError};
-use strata_core::records::{LeafTermRecord, TermRecord};
-use strata_core::rundir::{WORK_CHUNKS, WORK_LEAF_TERMS, WORK_TERMS};
+use strata_core::records::{HeadingRecord, LeafTermRecord, TermRecord};
+use strata_core::rundir::{WORK_CHUNKS, WORK_HEADINGS, WORK_LEAF_TERMS, WORK_TERMS};
 use strata_core::{RunDir, Shape, StageError};
 
 /// Each node's keywords with their scores, best first, and the vocabulary's size.
@@ -133,58 +137,56 @@ struct MergedTerm {
     counts: BTreeMap<u32, u32>,
 }
 
-/// One shard's terms in order, each with its counts per fitted leaf.
+/// One shard's count of a term: the texts holding it and its count per fitted leaf.
+struct ShardTerm {
+    term: String,
+    chunks: u32,
+    counts: Vec<(u32, u32)>,
+}
+
+/// One shard's terms in order, each with its counts per fitted leaf (the rows of
+/// `work/leaf_terms.parquet` that name its row of `work/terms.parquet`).
 struct ShardTerms {
-    terms: Peekable<parquet_io::Rows<TermRecord>>,
+    terms: parquet_io::Rows<TermRecord>,
     counts: Peekable<parquet_io::Rows<LeafTermRecord>>,
     /// The row of the next term.
     next: u32,
-    counts_path: std::path::PathBuf,
+    counts_path: PathBuf,
 }
 
 impl ShardTerms {
     fn open(dir: &RunDir) -> Result<Self, ParquetIoError> {
         let counts_path = dir.path(WORK_LEAF_TERMS);
         Ok(Self {
-            terms: parquet_io::rows(&dir.path(WORK_TERMS), &["term", "chunks"])?.peekable(),
+            terms: parquet_io::rows(&dir.path(WORK_TERMS), &["term", "chunks"])?,
             counts: parquet_io::rows(&counts_path, &["leaf", "term", "count"])?.peekable(),
             next: 0,
             counts_path,
         })
     }
 
-    /// The next term's text, without taking it.
-    fn peek(&mut self) -> Result<Option<&str>, ParquetIoError> {
-        if self.terms.peek().is_some_and(|t| t.is_err()) {
-            return Err(self.terms.next().expect("peeked").expect_err("an error"));
-        }
-        Ok(self.terms.peek().map(|t| t.as_ref().expect("not an error").term.as_str()))
-    }
-
-    /// The next term, its counts added into `into` (by fitted leaf).
-    fn take(
-        &mut self,
-        into: &mut MergedTerm,
-        mut add: impl FnMut(&mut MergedTerm, u32, u32) -> Result<(), StageError>,
-    ) -> Result<(), StageError> {
-        let term = self.terms.next().expect("peeked")?;
-        into.df = into.df.wrapping_add(term.chunks);
+    fn take(&mut self, term: TermRecord) -> Result<ShardTerm, ParquetIoError> {
+        let mut counts = Vec::new();
         while let Some(count) = self.counts.next_if(|c| c.as_ref().map_or(true, |c| c.term == self.next)) {
             let count = count?;
-            add(into, count.leaf, count.count)?;
+            counts.push((count.leaf, count.count));
         }
         if self.counts.peek().is_some_and(|c| c.as_ref().is_ok_and(|c| c.term < self.next)) {
-            return Err(ParquetIoError::OutOfStep { path: self.counts_path.clone() }.into());
+            return Err(ParquetIoError::OutOfStep { path: self.counts_path.clone() });
         }
         self.next += 1;
-        Ok(())
+        Ok(ShardTerm { term: term.term, chunks: term.chunks, counts })
     }
+}
 
-    /// Fails when counts are left past the last term.
-    fn finish(&mut self) -> Result<(), ParquetIoError> {
-        match self.counts.next() {
-            None => Ok(()),
-            Some(_) => Err(ParquetIoError::OutOfStep { path: self.counts_path.clone() }),
+impl Iterator for ShardTerms {
+    type Item = Result<ShardTerm, ParquetIoError>;
+
+    /// The next term, or an error when counts are left past the last term.
+    fn next(&mut self) -> Option<Self::Item> {
+        match self.terms.next() {
+            Some(term) => Some(term.and_then(|term| self.take(term))),
+            None => self.counts.next().map(|_| Err(ParquetIoError::OutOfStep { path: self.counts_path.clone() })),
         }
     }
 }
@@ -197,48 +199,174 @@ fn each_term(
     lineages: &[Vec<u32>],
     mut f: impl FnMut(&MergedTerm),
 ) -> Result<(), StageError> {
-    let mut shards: Vec<ShardTerms> = parts.iter().map(ShardTerms::open).collect::<Result<_, _>>()?;
-    // The shards by their next term (the smallest first).
-    let mut heap: BinaryHeap<std::cmp::Reverse<(String, usize)>> = BinaryHeap::new();
-    for (s, shard) in shards.iter_mut().enumerate() {
-        if let Some(term) = shard.peek()? {
-            heap.push(std::cmp::Reverse((term.to_string(), s)));
-        }
-    }
-    let add = |into: &mut MergedTerm, leaf: u32, count: u32| -> Result<(), StageError> {
-        let node = node_of_leaf.get(leaf as usize).copied().flatten();
-        let node = node.ok_or_else(|| format!("leaf {leaf} of a shard's term counts is not of this run's placements"))?;
-        for &id in &lineages[node as usize] {
-            let k = into.counts.entry(id).or_default();
-            *k = k.wrapping_add(count);
-        }
-        Ok(())
-    };
-    while let Some(std::cmp::Reverse((term, s))) = heap.pop() {
+    let shards = parts.iter().map(|dir| Ok((ShardTerms::open(dir)?, dir.path(WORK_TERMS)))).collect::<Result<_, ParquetIoError>>()?;
+    for merged in MergedByKey::new(shards, |t: &ShardTerm| t.term.clone(), "term")? {
+        let (term, shard_terms) = merged?;
         let mut merged = MergedTerm { term, df: 0, counts: BTreeMap::new() };
-        let mut from = vec![s];
-        while heap.peek().is_some_and(|std::cmp::Reverse((t, _))| *t == merged.term) {
-            from.push(heap.pop().expect("peeked").0 .1);
-        }
-        for s in from {
-            shards[s].take(&mut merged, add)?;
-            if let Some(next) = shards[s].peek()? {
-                if next <= merged.term.as_str() {
-                    return Err(format!("`{}` is not sorted by term", parts[s].path(WORK_TERMS).display()).into());
+        for (_, shard_term) in shard_terms {
+            merged.df = merged.df.wrapping_add(shard_term.chunks);
+            for (leaf, count) in shard_term.counts {
+                let node = node_of_leaf.get(leaf as usize).copied().flatten();
+                let node = node.ok_or_else(|| format!("leaf {leaf} of a shard's term counts is not of this run's placements"))?;
+                for &id in &lineages[node as usize] {
+                    let k = merged.counts.entry(id).or_default();
+                    *k = k.wrapping_add(count);
                 }
-                heap.push(std::cmp::Reverse((next.to_string(), s)));
             }
         }
         f(&merged);
     }
-    shards.iter_mut().try_for_each(ShardTerms::finish)?;
     Ok(())
+}
+
+/// The shards' heading counts (`work/headings.parquet` of each part, `parts` in shard order),
+/// merged one heading at a time: each heading once, in order, with its documents and chunks
+/// per fitted leaf summed and where it is first seen among the rows of every shard's chunks.
+pub(crate) fn merged_headings(parts: &[RunDir]) -> Result<impl Iterator<Item = Result<HeadingRecord, StageError>>, StageError> {
+    // Each shard's first row among the run's: its place `first_seen` counts twice the row.
+    let mut first_rows = Vec::with_capacity(parts.len());
+    let mut shards = Vec::with_capacity(parts.len());
+    let mut rows = 0;
+    for dir in parts {
+        first_rows.push(rows);
+        rows += parquet_io::num_rows(&dir.path(WORK_CHUNKS))?;
+        let path = dir.path(WORK_HEADINGS);
+        shards.push((parquet_io::rows::<HeadingRecord>(&path, &["heading", "documents", "first_seen", "leaves", "chunks"])?, path));
+    }
+    let merged = MergedByKey::new(shards, |h: &HeadingRecord| h.heading.clone(), "heading")?;
+    Ok(merged.map(move |merged| {
+        let (heading, counts) = merged?;
+        let (mut documents, mut first_seen, mut leaves) = (0u32, u64::MAX, BTreeMap::<u32, u32>::new());
+        for (s, count) in counts {
+            if count.leaves.len() != count.chunks.len() {
+                return Err(format!(
+                    "heading `{heading}` of a shard's counts has {} leaves and {} counts",
+                    count.leaves.len(),
+                    count.chunks.len()
+                )
+                .into());
+            }
+            documents = documents.saturating_add(count.documents);
+            first_seen = first_seen.min(2 * first_rows[s] + count.first_seen);
+            count.leaves.into_iter().zip(count.chunks).for_each(|(leaf, chunks)| *leaves.entry(leaf).or_default() += chunks);
+        }
+        Ok(HeadingRecord {
+            heading,
+            documents,
+            first_seen,
+            leaves: leaves.keys().copied().collect(),
+            chunks: leaves.into_values().collect(),
+        })
+    }))
+}
+
+/// A key with the items of every stream that holds it, each with its stream's index.
+pub(crate) type KeyItems<K, T> = (K, Vec<(usize, T)>);
+
+/// Sorted streams, one per shard with the file it reads, merged by key: each key once, in
+/// order, with the items of every stream that holds it (by stream). A stream whose keys do not
+/// rise (`order` names what they are sorted by) is an error naming its file.
+pub(crate) struct MergedByKey<K, T, I: Iterator> {
+    streams: Vec<(Peekable<I>, PathBuf)>,
+    /// The streams by their next key, the smallest first.
+    heap: BinaryHeap<Reverse<(K, usize)>>,
+    key: fn(&T) -> K,
+    order: &'static str,
+}
+
+impl<K: Ord, T, E, I> MergedByKey<K, T, I>
+where
+    I: Iterator<Item = Result<T, E>>,
+    StageError: From<E>,
+{
+    pub fn new(streams: Vec<(I, PathBuf)>, key: fn(&T) -> K, order: &'static str) -> Result<Self, StageError> {
+        let streams: Vec<_> = streams.into_iter().map(|(stream, path)| (stream.peekable(), path)).collect();
+        let mut merged = Self { streams, heap: BinaryHeap::new(), key, order };
+        for s in 0..merged.streams.len() {
+            if let Some(key) = merged.next_key(s)? {
+                merged.heap.push(Reverse((key, s)));
+            }
+        }
+        Ok(merged)
+    }
+
+    /// Stream `s`'s next key, without taking its item.
+    fn next_key(&mut self, s: usize) -> Result<Option<K>, StageError> {
+        let stream = &mut self.streams[s].0;
+        if stream.peek().is_some_and(|item| item.is_err()) {
+            return Err(stream.next().expect("peeked").err().expect("an error").into());
+        }
+        Ok(stream.peek().map(|item| (self.key)(item.as_ref().ok().expect("not an error"))))
+    }
+
+    fn take(&mut self) -> Result<Option<KeyItems<K, T>>, StageError> {
+        let Some(Reverse((key, s))) = self.heap.pop() else { return Ok(None) };
+        let mut from = vec![s];
+        while self.heap.peek().is_some_and(|Reverse((k, _))| *k == key) {
+            from.push(self.heap.pop().expect("peeked").0 .1);
+        }
+        from.sort_unstable();
+        let mut items = Vec::with_capacity(from.len());
+        for s in from {
+            items.push((s, self.streams[s].0.next().expect("peeked")?));
+            if let Some(next) = self.next_key(s)? {
+                if next <= key {
+                    return Err(format!("`{}` is not sorted by {}", self.streams[s].1.display(), self.order).into());
+                }
+                self.heap.push(Reverse((next, s)));
+            }
+        }
+        Ok(Some((key, items)))
+    }
+}
+
+impl<K: Ord, T, E, I> Iterator for MergedByKey<K, T, I>
+where
+    I: Iterator<Item = Result<T, E>>,
+    StageError: From<E>,
+{
+    type Item = Result<KeyItems<K, T>, StageError>;
+
+    fn next(&mut self) -> Option<Self::Item> {
+        self.take().transpose()
+    }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
     use crate::labels::{sibling_keywords, Corpus};
+
+    #[test]
+    fn headings_merged_from_shards_are_those_counted_in_one_place() {
+        let paths: [&[&str]; 7] = [
+            &["Asthma", "Symptoms"],
+            &["Asthma"],
+            &["Gout", "Symptoms"],
+            &[],
+            &["Symptoms", "Asthma"],
+            &["Gout"],
+            &["Diabetes", "Treatment", "Gout"],
+        ];
+        // Each chunk's document and fitted leaf; documents 0-2 make shard 0, 3-4 shard 1.
+        let placed = [(0, 1), (0, 2), (1, 0), (2, 2), (3, 1), (4, 0), (4, 1)];
+        let dir = tempfile::tempdir().expect("dir");
+        let whole = dir.path().join("chunks.parquet");
+        crate::headings::write_heading_paths(&whole, &paths);
+        let expected = crate::headings::count(&whole, placed.iter().map(|&p| Ok(p))).expect("counted");
+        let mut shards = Vec::new();
+        for (s, rows) in [0..4, 4..7].into_iter().enumerate() {
+            let shard = RunDir::new(dir.path().join(format!("part-{s}")));
+            std::fs::create_dir_all(shard.path(WORK_CHUNKS).parent().expect("work")).expect("work");
+            crate::headings::write_heading_paths(&shard.path(WORK_CHUNKS), &paths[rows.clone()]);
+            let counted = crate::headings::count(&shard.path(WORK_CHUNKS), placed[rows].iter().map(|&p| Ok(p))).expect("counted");
+            parquet_io::write_rows(&shard.path(WORK_HEADINGS), &HeadingRecord::fields(), &counted.headings, &[]).expect("headings");
+            shards.push(shard);
+        }
+        let merged: Vec<HeadingRecord> = merged_headings(&shards).expect("merged").collect::<Result<_, _>>().expect("merged");
+        assert_eq!(merged, expected.headings);
+        assert_eq!(merged.iter().map(|h| h.heading.as_str()).collect::<Vec<_>>(), ["Asthma", "Diabetes", "Gout", "Symptoms"]);
+    }
 
     #[test]
     fn keywords_merged_term_by_term_from_shards_are_those_of_every_count_in_one_corpus() {

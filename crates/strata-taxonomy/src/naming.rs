@@ -3,9 +3,8 @@
 //! of the node's keywords; in a sharded run, by the shards, `keywords`), the phrases embedded with the run's embedder and ranked against
 //! the node's centroid, then each set of siblings labelled together (`labels::label_siblings`).
 
-use crate::headings::Headings;
+use crate::headings::{Covering, Headings};
 use crate::labels::{self, capitalise, Candidate, Choices, LabelSource};
-use crate::passes::ChunkLeaves;
 use crate::phrases::{NodePhrases, Tally};
 use crate::{Flat, TaxonomyError, TaxonomyStage};
 use rayon::prelude::*;
@@ -64,7 +63,7 @@ pub fn name_nodes(
     let config = &stage.config;
     let n = flat.shape.len();
     tracing::info!(phrases = shortlist.counted, nodes = n, "label phrases counted");
-    let covering = covering_headings(flat, headings, config.heading_share)?;
+    let covering = &headings.covering;
     let shortlist = shortlist.lists;
 
     // One embedding call over every distinct phrase and heading, in sorted order.
@@ -262,47 +261,6 @@ pub fn count_phrases<'a>(
         }
     }
     Ok(nodes)
-}
-
-/// For each node below the root, the heading (first or last of a chunk's heading path) that
-/// covers it both ways (`labels::heading_covers`), the best covering one when several do: one
-/// pass over the headings, counting each heading in the corpus and in every node below the
-/// root (the root's counts stay empty).
-fn covering_headings(flat: &Flat, headings: &Headings, share: f64) -> Result<Vec<Option<Covering>>, TaxonomyError> {
-    let mut in_corpus: HashMap<u32, usize> = HashMap::new();
-    let mut in_nodes: Vec<HashMap<u32, usize>> = vec![HashMap::new(); flat.shape.len()];
-    let mut leaves = flat.chunk_leaves()?;
-    headings.each(|ids| {
-        let leaf = leaves.next().ok_or(TaxonomyError::Changed { path: headings.chunks.clone() })??;
-        let lineage = &flat.lineages[leaf as usize][1..];
-        for h in ids.distinct() {
-            *in_corpus.entry(h).or_default() += 1;
-            lineage.iter().for_each(|&node| *in_nodes[node].entry(h).or_default() += 1);
-        }
-        Ok(())
-    })?;
-    let covering = in_nodes.into_iter().enumerate().map(|(id, in_node)| {
-        let size = flat.sizes[id];
-        in_node
-            .into_iter()
-            .filter(|&(h, k)| labels::heading_covers(k, size, in_corpus[&h], share))
-            .max_by(|a, b| (a.1 * a.1 * in_corpus[&b.0]).cmp(&(b.1 * b.1 * in_corpus[&a.0])).then(b.0.cmp(&a.0)))
-            .map(|(h, k)| Covering {
-                heading: headings.names.name(h).to_string(),
-                of_node: k as f64 / size as f64,
-                in_node: k as f64 / in_corpus[&h] as f64,
-            })
-    });
-    Ok(covering.collect())
-}
-
-/// A heading that covers a node: the share of the node's chunks under it, and the share of
-/// the heading's chunks (in the corpus) inside the node.
-#[derive(Debug, Clone)]
-pub struct Covering {
-    pub heading: String,
-    pub of_node: f64,
-    pub in_node: f64,
 }
 
 /// The phrases embedded by the run's embedder, checked against the chunks' dimension.

@@ -1,22 +1,23 @@
 //! A sharded run's taxonomy, placed and counted by the shards: once the reduce has fitted the
 //! tree on a sample (`strata run --shards N --until fit`), each shard descends its own
-//! passages in it and counts its chunks' label terms per fitted leaf (`strata taxonomy --shard
-//! I/N`), into its part's `work/placements.parquet`, `work/terms.parquet` and
-//! `work/leaf_terms.parquet`. The reduce's taxonomy stage then takes the passages' leaves from
-//! the parts, in shard order, and adds up their counts (integers: the sums are those of
-//! counting every chunk in one place) instead of descending and counting itself. What needs
+//! passages in it and counts its chunks' label terms and headings per fitted leaf (`strata
+//! taxonomy --shard I/N`), into its part's `work/placements.parquet`, `work/terms.parquet`,
+//! `work/leaf_terms.parquet` and `work/headings.parquet`. The reduce's taxonomy stage then
+//! takes the passages' leaves from the parts, in shard order, and adds up their counts
+//! (integers: the sums are those of counting every chunk in one place) instead of descending
+//! and counting itself. What needs
 //! every passage in order, the near-duplicate search within each leaf, stays in the reduce.
 
 use crate::fit::Fit;
 use crate::passes::ChunkVectors;
 use crate::placed::{PlacedLeaves, PlacedWriter};
-use crate::{add_chunk_texts, labels, sampled};
+use crate::{add_chunk_texts, headings, labels, sampled};
 use serde_json::{json, Value};
 use std::path::PathBuf;
 use strata_core::manifest::Manifest;
 use strata_core::parquet_io::{self, ParquetIoError, RowWriter};
-use strata_core::records::{LeafTermRecord, PlacementRecord, TermRecord};
-use strata_core::rundir::{EMBEDDINGS, WORK_CHUNKS, WORK_FIT, WORK_LEAF_TERMS, WORK_PASSAGES, WORK_PLACEMENTS, WORK_TERMS};
+use strata_core::records::{HeadingRecord, LeafTermRecord, PlacementRecord, TermRecord};
+use strata_core::rundir::{EMBEDDINGS, WORK_CHUNKS, WORK_FIT, WORK_HEADINGS, WORK_LEAF_TERMS, WORK_PASSAGES, WORK_PLACEMENTS, WORK_TERMS};
 use strata_core::shard::Parts;
 use strata_core::summary::TaxonomySummary;
 use strata_core::{PassageIndex, PassagesFile, RunDir, Stage, StageContext, StageError, StageName, StageStats, StageSummary};
@@ -60,14 +61,14 @@ impl Stage for PartPlaceStage {
 
     fn writes(&self) -> Vec<&'static str> {
         match self.fitted {
-            true => vec![WORK_PLACEMENTS, WORK_TERMS, WORK_LEAF_TERMS],
+            true => vec![WORK_PLACEMENTS, WORK_TERMS, WORK_LEAF_TERMS, WORK_HEADINGS],
             false => Vec::new(),
         }
     }
 
     fn fingerprint(&self) -> Result<Value, StageError> {
-        // `place` 2: the term counts saved term-major (parts made before are redone).
-        Ok(json!({"fit": self.fit_sha256, "document_weight": self.document_weight, "place": 2}))
+        // `place` 3: the headings counted too (parts made before are redone).
+        Ok(json!({"fit": self.fit_sha256, "document_weight": self.document_weight, "place": 3}))
     }
 
     fn run(&self, ctx: &StageContext) -> Result<StageStats, StageError> {
@@ -101,6 +102,9 @@ impl Stage for PartPlaceStage {
         parquet_io::write_rows(&ctx.output(WORK_TERMS)?, &TermRecord::fields(), &terms.collect::<Vec<_>>(), &[])?;
         let counts: Vec<LeafTermRecord> = counts.into_iter().map(|(leaf, term, count)| LeafTermRecord { leaf, term, count }).collect();
         parquet_io::write_rows(&ctx.output(WORK_LEAF_TERMS)?, &LeafTermRecord::fields(), &counts, &[])?;
+        let placed = passage_of.iter().map(|&p| Ok((passages.document[p], leaf_of[p])));
+        let counted = headings::count(&ctx.run.path(WORK_CHUNKS), placed)?;
+        parquet_io::write_rows(&ctx.output(WORK_HEADINGS)?, &HeadingRecord::fields(), &counted.headings, &[])?;
         ctx.progress.finish();
         Ok(stats)
     }

@@ -19,6 +19,9 @@ Vectors are computed afresh (`--no-vector-cache`) in every run. Environment:
                                               scaling model built from all of it
     SHARD_BENCH_GROWTH_COPIES="4 16"          the sizes of that growth (copies of MedQuAD); the
                                               model's line goes through the two largest
+    SHARD_BENCH_GROWTH_HEADINGS=distinct      each copy's headings its own (`x16h`, ...): MedQuAD
+                                              has about one distinct heading per document, which
+                                              plain copies repeat
 
 `bench_shards.py RESULTS.jsonl` prints the scaling model again from an earlier run's results.
     STRATA_BENCH_DIR=/tmp/strata-bench        where runs and the results (JSON lines) go
@@ -127,7 +130,7 @@ def reduce_growth() -> dict:
     recipe.write_text(bounded)
     growth = {}
     for copies in GROWTH_COPIES:
-        name, corpus = f"x{copies}", copied_corpus(copies)
+        name, corpus = f"x{copies}{HEADINGS_SUFFIX}", copied_corpus(copies)
         out = DIR / f"reduce-{name}"
         subprocess.run(["rm", "-rf", out], check=True)
         common = ["--recipe", recipe, "--corpus", corpus, "--out", out, "--no-vector-cache", "--quiet"]
@@ -170,13 +173,18 @@ SCALES = (10_000_000, 100_000_000)
 NODES = (8, 64)
 
 
+# Whether each copy's headings are its own ("distinct") or the corpus's ("same").
+HEADINGS = os.environ.get("SHARD_BENCH_GROWTH_HEADINGS", "same")
+HEADINGS_SUFFIX = "h" if HEADINGS == "distinct" else ""
+
+
 def copied_corpus(copies: int) -> Path:
     """MedQuAD `copies` times over (`tools/bench.py copies`, as `make bench`'s x4), made when
     missing."""
-    path = Path(os.environ.get("STRATA_BENCH_DIR", "/tmp/strata-bench")) / f"medquad-x{copies}.jsonl"
+    path = Path(os.environ.get("STRATA_BENCH_DIR", "/tmp/strata-bench")) / f"medquad-x{copies}{HEADINGS_SUFFIX}.jsonl"
     if not path.is_file():
         path.parent.mkdir(parents=True, exist_ok=True)
-        subprocess.run([sys.executable, REPO / "tools/bench.py", "copies", CORPUS, str(copies), path], check=True)
+        subprocess.run([sys.executable, REPO / "tools/bench.py", "copies", CORPUS, str(copies), path, HEADINGS], check=True)
     return path
 
 
@@ -210,14 +218,18 @@ def project(results: list[dict]) -> None:
     if growth is None:
         print("\n(no scaling model: run with SHARD_BENCH_GROWTH=1 for the reduce's growth)")
         return
-    lo, hi = sorted(int(name[1:]) for name in growth)[-2:]
-    small, large = growth[f"x{lo}"], growth[f"x{hi}"]
+    if len(growth) < 2:
+        print("\n(no scaling model: it needs the reduce's growth at two sizes, SHARD_BENCH_GROWTH_COPIES)")
+        return
+    # The two largest sizes measured, by name (`x16`, or `x16h` with distinct headings).
+    (lo_name, small), (hi_name, large) = sorted(growth.items(), key=lambda g: g[1]["chunks"])[-2:]
+    lo, hi = lo_name[1:], hi_name[1:]
 
     def line(key: str, at: float, scale: float = 1.0) -> float:
         slope = (large[key] - small[key]) / (large["chunks"] - small["chunks"])
         return small[key] + scale * slope * (at - small["chunks"])
 
-    bytes_per_chunk, rate = copied_corpus(lo).stat().st_size / small["chunks"], plan_rate()
+    bytes_per_chunk, rate = copied_corpus(int(lo.rstrip("h"))).stat().st_size / small["chunks"], plan_rate()
     print(f"\nscaling model (on paper): nodes of {NODE_CORES} cores, one shard per core; map rates (chunk, embed, index) from the shards above, the taxonomy and keywords tasks' from the reduce's growth at x{hi} "
           f"(one thread each), plus the shard plan's one pass over the corpus ({rate / 1e9:.2f} GB/s, measured; {bytes_per_chunk:.0f} bytes a chunk), "
           f"the reduce (taxonomy sample and select subtrees past {BOUNDED} passages) a line through MedQuAD x{lo} ({small['chunks']} chunks: {small['reduce_seconds']:.1f} s, {small['reduce_peak_mib']} MiB) "
