@@ -44,10 +44,20 @@ impl Spill {
 
     /// The rows in the order written, `batch_rows` at a time, each batch handed over (the last
     /// may be shorter or empty).
-    pub fn read_back<E: From<std::io::Error>>(self, batch_rows: usize, mut f: impl FnMut(Vec<Spilled>) -> Result<(), E>) -> Result<(), E> {
-        let mut file = self.file.into_inner().map_err(|e| e.into_error())?;
+    pub fn read_back<E: From<std::io::Error>>(mut self, batch_rows: usize, f: impl FnMut(Vec<Spilled>) -> Result<(), E>) -> Result<(), E> {
+        self.read_written(batch_rows, f)
+    }
+
+    /// The rows written so far, as [`Spill::read_back`] reads them; more may be written after.
+    pub fn read_written<E: From<std::io::Error>>(
+        &mut self,
+        batch_rows: usize,
+        mut f: impl FnMut(Vec<Spilled>) -> Result<(), E>,
+    ) -> Result<(), E> {
+        self.file.flush()?;
+        let file = self.file.get_mut();
         file.rewind()?;
-        let mut reader = BufReader::new(file);
+        let mut reader = BufReader::new(&mut *file);
         let mut record = vec![0u8; SPILLED_HEADER + 4 * self.dim];
         let mut batch = Vec::with_capacity(batch_rows);
         loop {
@@ -65,6 +75,8 @@ impl Spill {
                 f(std::mem::replace(&mut batch, Vec::with_capacity(batch_rows)))?;
             }
         }
+        drop(reader);
+        file.seek(std::io::SeekFrom::End(0))?;
         f(batch)
     }
 }

@@ -156,7 +156,8 @@ pub(crate) use strata_core::vectors::LeafRow;
 pub(crate) struct NearDuplicates {
     /// Per leaf key, its place in `kept` when it is a leaf of the group.
     slot: Vec<Option<usize>>,
-    kept: Vec<Vec<(usize, Vec<f32>)>>,
+    /// Per leaf of the group (in the order given), its rows kept, in row order.
+    pub(crate) kept: Vec<Vec<(usize, Vec<f32>)>>,
     threshold: f32,
     pub(crate) found: Vec<(usize, usize)>,
 }
@@ -184,8 +185,7 @@ impl NearDuplicates {
             .flat_map_iter(|(kept, members)| {
                 let mut found = Vec::new();
                 for (m, _, v) in members {
-                    let row = ArrayView1::from(v.as_slice());
-                    match kept.iter().find(|(_, k)| row.dot(&ArrayView1::from(k.as_slice())) >= threshold) {
+                    match kept.iter().find(|(_, k)| close(v, k, threshold)) {
                         Some(&(k, _)) => found.push((*m, k)),
                         None => kept.push((*m, v.clone())),
                     }
@@ -195,6 +195,12 @@ impl NearDuplicates {
             .collect();
         self.found.extend(found);
     }
+}
+
+/// Whether `row` is a near-duplicate of the kept row `kept`: their cosine (both of unit
+/// length) at or above `threshold`.
+pub(crate) fn close(row: &[f32], kept: &[f32], threshold: f32) -> bool {
+    ArrayView1::from(row).dot(&ArrayView1::from(kept)) >= threshold
 }
 
 #[cfg(test)]

@@ -8,11 +8,13 @@
 //! of up to `DUPLICATE_ROWS_PER_GROUP` chunks in all are searched in the pass itself; more
 //! leaves are cut into groups of that size, the pass writes each group's vectors to a scratch
 //! file, and each group is searched from its file in turn (a leaf larger than that is a group
-//! of its own and holds its own vectors).
+//! of its own, searched that many rows at a time against the rows it kept before, read back
+//! from another scratch file).
 
-use crate::dedup::{LeafRow, NearDuplicates};
+use crate::dedup::{self, LeafRow, NearDuplicates};
 use crate::runs::DuplicateRuns;
 use crate::TaxonomyError;
+use rayon::prelude::*;
 use std::path::{Path, PathBuf};
 use strata_core::parquet_io::{self, for_each_vector_batch, ParquetIoError};
 use strata_core::rundir::{EMBEDDINGS, WORK_CHUNKS, WORK_PASSAGES};
@@ -118,32 +120,44 @@ fn add_to_sums(sums: &mut Vec<Vec<f32>>, rows: &VectorRows, leaves: &[u32], line
     }
 }
 
-/// Near-duplicates within leaves (`dedup::NearDuplicates`, as `dedup::mark_duplicates` uses it), of rows added in row
-/// order with their leaf (any key below the `keys` given), none an exact duplicate. Leaves of up
-/// to `DUPLICATE_ROWS_PER_GROUP` rows in all are searched as the rows come; more are cut into
-/// groups of that size, written to a scratch file each and searched from it in turn.
+/// Near-duplicates within leaves (`dedup::NearDuplicates`, as `dedup::mark_duplicates` uses
+/// it), of rows added in row order with their leaf (any key below the `keys` given), none an
+/// exact duplicate. Leaves of up to `DUPLICATE_ROWS_PER_GROUP` rows in all are searched as the
+/// rows come; more are cut into groups of that size, written to a scratch file each and
+/// searched from it in turn; a leaf larger than that is a group of its own, searched a block of
+/// that many rows at a time (`search_in_blocks`).
 pub struct DuplicateSearch {
     /// Per leaf key, its group.
     group_of: Vec<usize>,
     groups: Vec<Vec<u32>>,
     keys: usize,
     threshold: f32,
+    /// The most rows a group's search holds.
+    bound: usize,
     /// One group: the search and the rows not yet searched.
     now: Option<(NearDuplicates, Vec<LeafRow>)>,
     spills: Vec<Spill>,
+    /// Per group, the rows written to its spill.
+    spilled_rows: Vec<usize>,
 }
 
 impl DuplicateSearch {
     /// `leaf_sizes`: each leaf key with its (estimated) rows.
     pub fn new(ctx: &StageContext, leaf_sizes: &[(u32, usize)], keys: usize, threshold: f32) -> Result<Self, TaxonomyError> {
-        let groups = leaf_groups(leaf_sizes, DUPLICATE_ROWS_PER_GROUP);
+        Self::bounded(ctx, leaf_sizes, keys, threshold, DUPLICATE_ROWS_PER_GROUP)
+    }
+
+    fn bounded(ctx: &StageContext, leaf_sizes: &[(u32, usize)], keys: usize, threshold: f32, bound: usize) -> Result<Self, TaxonomyError> {
+        let groups = leaf_groups(leaf_sizes, bound);
         let mut group_of = vec![0; keys];
         groups.iter().enumerate().for_each(|(g, leaves)| leaves.iter().for_each(|&leaf| group_of[leaf as usize] = g));
-        let (now, spills) = match groups.len() {
-            1 => (Some((NearDuplicates::new(&groups[0], keys, threshold), Vec::new())), Vec::new()),
-            _ => (None, groups.iter().map(|_| spill(ctx)).collect::<Result<_, _>>()?),
+        let in_pass = leaf_sizes.iter().map(|&(_, size)| size).sum::<usize>() <= bound;
+        let (now, spills) = match in_pass {
+            true => (Some((NearDuplicates::new(&groups.concat(), keys, threshold), Vec::new())), Vec::new()),
+            false => (None, groups.iter().map(|_| spill(ctx)).collect::<Result<_, _>>()?),
         };
-        Ok(Self { group_of, groups, keys, threshold, now, spills })
+        let spilled_rows = vec![0; spills.len()];
+        Ok(Self { group_of, groups, keys, threshold, bound, now, spills, spilled_rows })
     }
 
     pub fn add(&mut self, row: usize, leaf: u32, vector: &[f32]) -> Result<(), TaxonomyError> {
@@ -156,18 +170,26 @@ impl DuplicateSearch {
                 }
                 Ok(())
             }
-            None => self.spills[self.group_of[leaf as usize]].write(row, leaf, 0, vector).map_err(TaxonomyError::Scratch),
+            None => {
+                let group = self.group_of[leaf as usize];
+                self.spilled_rows[group] += 1;
+                self.spills[group].write(row, leaf, 0, vector).map_err(TaxonomyError::Scratch)
+            }
         }
     }
 
-    /// Each near-duplicate row with the kept row it duplicates, added to `into` a group at a
-    /// time.
+    /// Each near-duplicate row with the kept row it duplicates, added to `into` a group (or a
+    /// block of a large one) at a time.
     pub fn finish(self, ctx: &StageContext, into: &mut DuplicateRuns) -> Result<(), TaxonomyError> {
         if let Some((mut search, pending)) = self.now {
             search.add(&pending);
             return into.add(ctx, search.found);
         }
-        for (leaves, spill) in self.groups.iter().zip(self.spills) {
+        for ((leaves, spill), rows) in self.groups.iter().zip(self.spills).zip(self.spilled_rows) {
+            if rows > self.bound {
+                search_in_blocks(ctx, leaves, (self.keys, self.threshold), spill, self.bound, into)?;
+                continue;
+            }
             let mut search = NearDuplicates::new(leaves, self.keys, self.threshold);
             spill
                 .read_back(SCRATCH_BATCH, |batch| -> std::io::Result<()> {
@@ -178,6 +200,63 @@ impl DuplicateSearch {
             into.add(ctx, search.found)?;
         }
         Ok(())
+    }
+}
+
+/// The near-duplicate search of a group of more rows than `block` (one leaf larger than a group
+/// may hold), finding what `NearDuplicates` finds over all its rows while holding a block of
+/// them: the rows (`spill`, in row order) are taken `block` at a time; each is first compared
+/// with the rows of its leaf kept in earlier blocks, read back in row order from a scratch file
+/// (so the first close one is the one the search in memory finds), and the rows close to none
+/// are searched among themselves; the block's kept rows then go to the file. The same products
+/// as that search, once per block more reading of the kept rows. `search` is the leaf keys'
+/// count and the threshold.
+fn search_in_blocks(
+    ctx: &StageContext,
+    leaves: &[u32],
+    (keys, threshold): (usize, f32),
+    spill_of_group: Spill,
+    block: usize,
+    into: &mut DuplicateRuns,
+) -> Result<(), TaxonomyError> {
+    let mut kept = spill(ctx)?;
+    let blocks = spill_of_group.read_back(block, |rows| -> Result<(), BlockError> {
+        // Per row, the earliest row kept in an earlier block it is close to.
+        let mut earlier: Vec<Option<usize>> = vec![None; rows.len()];
+        kept.read_written(SCRATCH_BATCH, |batch| -> std::io::Result<()> {
+            rows.par_iter().zip(earlier.par_iter_mut()).filter(|(_, e)| e.is_none()).for_each(|(row, e)| {
+                *e = batch.iter().find(|k| k.leaf == row.leaf && dedup::close(&row.vector, &k.vector, threshold)).map(|k| k.row);
+            });
+            Ok(())
+        })?;
+        let mut search = NearDuplicates::new(leaves, keys, threshold);
+        let (mut found, mut rest) = (Vec::new(), Vec::with_capacity(SCRATCH_BATCH));
+        for (row, earlier) in rows.into_iter().zip(earlier) {
+            match earlier {
+                Some(target) => found.push((row.row, target)),
+                None => rest.push((row.row, row.leaf, row.vector)),
+            }
+            if rest.len() == SCRATCH_BATCH {
+                search.add(&rest);
+                rest.clear();
+            }
+        }
+        search.add(&rest);
+        found.append(&mut search.found);
+        for (leaf_kept, &leaf) in search.kept.iter().zip(leaves) {
+            leaf_kept.iter().try_for_each(|(row, vector)| kept.write(*row, leaf, 0, vector))?;
+        }
+        into.add(ctx, found).map_err(BlockError)
+    });
+    blocks.map_err(|BlockError(e)| e)
+}
+
+/// What stops the search of a block: a scratch file's error or the search's.
+struct BlockError(TaxonomyError);
+
+impl From<std::io::Error> for BlockError {
+    fn from(e: std::io::Error) -> Self {
+        Self(TaxonomyError::Scratch(e))
     }
 }
 
@@ -269,11 +348,8 @@ mod tests {
         assert_eq!(nearest[1].len(), 2);
 
         // Each leaf its own group: written out and searched from the scratch files, the same.
-        let mut search = DuplicateSearch::new(&ctx, &[(1, 2), (2, 4)], 3, 0.99).expect("search");
-        search.now = None;
-        search.groups = vec![vec![1], vec![2]];
-        search.group_of = vec![0, 0, 1];
-        search.spills = (0..2).map(|_| spill(&ctx).expect("scratch")).collect();
+        let mut search = DuplicateSearch::bounded(&ctx, &[(1, 2), (2, 4)], 3, 0.99, 4).expect("search");
+        assert_eq!(search.groups, [vec![1], vec![2]]);
         for (r, v) in vectors.iter().enumerate().filter(|&(r, _)| r != 5) {
             search.add(r, leaf_of[r], v).expect("write");
         }
@@ -281,6 +357,53 @@ mod tests {
         search.finish(&ctx, &mut found).expect("read");
         let mut cursor = found.cursor().expect("cursor");
         assert_eq!((0..6).map(|row| cursor.of(row).expect("read")).collect::<Vec<_>>(), [None, None, Some(0), None, None, None]);
+    }
+
+    #[test]
+    fn a_leaf_larger_than_a_group_searched_in_blocks_finds_what_the_search_in_memory_finds() {
+        use rand_xoshiro::rand_core::{RngCore, SeedableRng};
+        let mut rng = rand_xoshiro::Xoshiro256Plus::seed_from_u64(7);
+        let mut unit = |base: Option<&Vec<f32>>, noise: f32| {
+            let mut v: Vec<f32> =
+                (0..8).map(|d| base.map_or(0.0, |b| b[d]) + noise * ((rng.next_u32() % 2001) as f32 / 1000.0 - 1.0)).collect();
+            let norm = v.iter().map(|x| x * x).sum::<f32>().sqrt();
+            v.iter_mut().for_each(|x| *x /= norm);
+            v
+        };
+        // 60 rows in 3 leaves: a third new, the rest near an earlier row of the same leaf (some
+        // close enough, some not).
+        let mut rows: Vec<LeafRow> = Vec::new();
+        for r in 0..60 {
+            let leaf = (r % 3) as u32;
+            let earlier: Vec<&LeafRow> = rows.iter().filter(|row| row.1 == leaf).collect();
+            let vector = match (r % 3 == 0 || earlier.is_empty(), earlier.get(r * 7 % earlier.len().max(1))) {
+                (false, Some(near)) => unit(Some(&near.2), 0.05 + (r % 4) as f32 * 0.1),
+                _ => unit(None, 1.0),
+            };
+            rows.push((r, leaf, vector));
+        }
+        let threshold = 0.95;
+        let mut whole = NearDuplicates::new(&[0, 1, 2], 3, threshold);
+        whole.add(&rows);
+        let mut expected = whole.found;
+        expected.sort_unstable();
+        assert!(expected.len() > 10 && expected.len() < 50, "{} duplicates", expected.len());
+
+        let test_run = crate::TestRun::new();
+        let ctx = test_run.ctx();
+        // Exact sizes (each leaf a group, searched in blocks), and sizes too small (two leaves
+        // in one group larger than the bound).
+        for (sizes, bound) in
+            [(vec![(0, 20), (1, 20), (2, 20)], 7), (vec![(0, 1), (1, 1), (2, 1)], 2), (vec![(0, 20), (1, 20), (2, 20)], 1)]
+        {
+            let mut search = DuplicateSearch::bounded(&ctx, &sizes, 3, threshold, bound).expect("search");
+            rows.iter().try_for_each(|(r, leaf, v)| search.add(*r, *leaf, v)).expect("add");
+            let mut found = DuplicateRuns::default();
+            search.finish(&ctx, &mut found).expect("finish");
+            let mut cursor = found.cursor().expect("cursor");
+            let got: Vec<(usize, usize)> = (0..60).filter_map(|r| cursor.of(r).expect("read").map(|t| (r, t))).collect();
+            assert_eq!(got, expected, "bound {bound}");
+        }
     }
 
     #[test]
