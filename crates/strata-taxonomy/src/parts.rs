@@ -23,8 +23,8 @@ use strata_core::summary::TaxonomySummary;
 use strata_core::{PassageIndex, PassagesFile, RunDir, Stage, StageContext, StageError, StageName, StageStats, StageSummary};
 
 /// One shard's part of the taxonomy, run in the shard's run directory: its passages placed in
-/// the run's fitted tree and its chunks' terms counted per fitted leaf. When the fit saved no
-/// tree (the passages are few enough to cluster in memory), it writes nothing.
+/// the run's fitted tree and its chunks' terms and headings counted per fitted leaf. When the
+/// fit saved no tree (the passages are few enough to cluster in memory), it writes nothing.
 pub struct PartPlaceStage {
     /// The run's `work/taxonomy_fit.json` and its hash, as the fit stage recorded it.
     pub fit: PathBuf,
