@@ -61,7 +61,34 @@ pub fn content_hashes(path: &Path) -> Result<impl Iterator<Item = Result<u64, Pa
 
 /// Writes `rows` with the schema `fields` and key-value `metadata` to `path`.
 pub fn write_rows<T: Serialize>(path: &Path, fields: &[FieldRef], rows: &[T], metadata: &[(&str, String)]) -> Result<(), ParquetIoError> {
-    let mut file = GroupWriter::create(path, fields, metadata)?;
+    write_paged(path, fields, rows, metadata, Pages::Default)
+}
+
+/// Writes `rows` as [`write_rows`] does, without dictionaries and in small pages, for a file
+/// that a merge reads beside one file per shard (a shard's sorted counts): a reader holds one
+/// page per column, and a dictionary page of distinct strings is every value of its row group.
+pub fn write_rows_for_merge<T: Serialize>(path: &Path, fields: &[FieldRef], rows: &[T]) -> Result<(), ParquetIoError> {
+    write_paged(path, fields, rows, &[], Pages::Small)
+}
+
+/// How a file's pages are written: dictionary-encoded in pages of the writer's default size,
+/// or plain in pages of at most `SMALL_PAGE_BYTES`.
+#[derive(Clone, Copy, PartialEq)]
+enum Pages {
+    Default,
+    Small,
+}
+
+const SMALL_PAGE_BYTES: usize = 64 * 1024;
+
+fn write_paged<T: Serialize>(
+    path: &Path,
+    fields: &[FieldRef],
+    rows: &[T],
+    metadata: &[(&str, String)],
+    pages: Pages,
+) -> Result<(), ParquetIoError> {
+    let mut file = GroupWriter::create(path, fields, metadata, pages)?;
     for batch in rows.chunks(BATCH_ROWS) {
         file.write(&batch)?;
     }
@@ -77,7 +104,7 @@ struct GroupWriter {
 }
 
 impl GroupWriter {
-    fn create(path: &Path, fields: &[FieldRef], metadata: &[(&str, String)]) -> Result<Self, ParquetIoError> {
+    fn create(path: &Path, fields: &[FieldRef], metadata: &[(&str, String)], pages: Pages) -> Result<Self, ParquetIoError> {
         let wrap = |e: Box<dyn std::error::Error + Send + Sync>| ParquetIoError::Write { path: path.to_path_buf(), source: e };
         let meta: HashMap<String, String> = metadata.iter().map(|(k, v)| (k.to_string(), v.clone())).collect();
         let schema = Arc::new(Schema::new(fields.to_vec()).with_metadata(meta));
@@ -85,12 +112,15 @@ impl GroupWriter {
             std::fs::create_dir_all(parent).map_err(|e| wrap(e.into()))?;
         }
         let file = File::create(path).map_err(|e| wrap(e.into()))?;
-        let props = WriterProperties::builder()
+        let mut props = WriterProperties::builder()
             .set_compression(Compression::SNAPPY)
             .set_max_row_group_row_count(Some(ROW_GROUP_ROWS))
             .set_write_batch_size(BATCH_ROWS)
-            .set_created_by(format!("strata {}", crate::TOOL_VERSION))
-            .build();
+            .set_created_by(format!("strata {}", crate::TOOL_VERSION));
+        if pages == Pages::Small {
+            props = props.set_dictionary_enabled(false).set_data_page_size_limit(SMALL_PAGE_BYTES);
+        }
+        let props = props.build();
         let writer = ArrowWriter::try_new(file, schema.clone(), Some(props)).map_err(|e| wrap(e.into()))?;
         Ok(Self { path: path.to_path_buf(), fields: fields.to_vec(), schema, writer })
     }
@@ -127,7 +157,7 @@ pub struct RowWriter<T: Serialize> {
 
 impl<T: Serialize> RowWriter<T> {
     pub fn create(path: &Path, fields: &[FieldRef], metadata: &[(&str, String)]) -> Result<Self, ParquetIoError> {
-        Ok(Self { file: GroupWriter::create(path, fields, metadata)?, pending: Vec::with_capacity(BATCH_ROWS), rows: 0 })
+        Ok(Self { file: GroupWriter::create(path, fields, metadata, Pages::Default)?, pending: Vec::with_capacity(BATCH_ROWS), rows: 0 })
     }
 
     pub fn push(&mut self, row: T) -> Result<(), ParquetIoError> {
@@ -166,7 +196,7 @@ pub struct BatchWriter {
 
 impl BatchWriter {
     pub fn create(path: &Path, fields: &[FieldRef], metadata: &[(&str, String)]) -> Result<Self, ParquetIoError> {
-        Ok(Self { file: GroupWriter::create(path, fields, metadata)?, pending: Vec::new(), pending_rows: 0, rows: 0 })
+        Ok(Self { file: GroupWriter::create(path, fields, metadata, Pages::Default)?, pending: Vec::new(), pending_rows: 0, rows: 0 })
     }
 
     /// Writes `batch` on in slices of `BATCH_ROWS` from the start of the file (slices
@@ -492,6 +522,20 @@ mod tests {
             assert_eq!(ids(range.clone()), expected, "{range:?}");
         }
         assert!(batches_in::<SelectionRecord>(&path, &[], 0..n + 1).is_err(), "rows past the end");
+    }
+
+    #[test]
+    fn rows_written_for_a_merge_read_back_the_same_from_small_plain_pages() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let all = rows(ROW_GROUP_ROWS + 5);
+        let path = dir.path().join("merge.parquet");
+        write_rows_for_merge(&path, &SelectionRecord::fields(), &all).expect("write");
+        let read: Vec<SelectionRecord> = super::rows(&path, &[]).expect("open").collect::<Result<_, _>>().expect("rows");
+        assert_eq!(read, all);
+        let metadata = ParquetRecordBatchReaderBuilder::try_new(File::open(&path).expect("open")).expect("reader").metadata().clone();
+        let ids = metadata.row_group(0).column(0);
+        assert!(!ids.encodings().any(|e| e == parquet::basic::Encoding::RLE_DICTIONARY), "no dictionary");
+        assert!(ids.dictionary_page_offset().is_none());
     }
 
     fn rows(n: usize) -> Vec<SelectionRecord> {

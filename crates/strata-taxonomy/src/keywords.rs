@@ -220,7 +220,7 @@ impl Stage for PartPhrasesStage {
         let chunk_nodes = passages.passage_of_chunks().into_iter().map(|p| Ok(node_of_passage[p]));
         let tallies = naming::count_phrases(&chunks_path, &generic, &seeds, chunk_nodes, |node| &lineages[node as usize])?;
         let rows = tallies.records();
-        parquet_io::write_rows(&ctx.output(WORK_PHRASES)?, &PhraseRecord::fields(), &rows, &[])?;
+        parquet_io::write_rows_for_merge(&ctx.output(WORK_PHRASES)?, &PhraseRecord::fields(), &rows)?;
         ctx.progress.finish();
         Ok(StageStats { rows_out: rows.len() as u64, ..stats })
     }

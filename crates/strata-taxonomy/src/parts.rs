@@ -99,12 +99,12 @@ impl Stage for PartPlaceStage {
         add_chunk_texts(&ctx.run.path(WORK_CHUNKS), &mut corpus, passage_of.iter().map(|&p| Ok(leaf_of[p])))?;
         let (terms, counts) = corpus.sorted_counts();
         let terms = terms.into_iter().map(|(term, chunks)| TermRecord { term: term.to_string(), chunks });
-        parquet_io::write_rows(&ctx.output(WORK_TERMS)?, &TermRecord::fields(), &terms.collect::<Vec<_>>(), &[])?;
+        parquet_io::write_rows_for_merge(&ctx.output(WORK_TERMS)?, &TermRecord::fields(), &terms.collect::<Vec<_>>())?;
         let counts: Vec<LeafTermRecord> = counts.into_iter().map(|(leaf, term, count)| LeafTermRecord { leaf, term, count }).collect();
-        parquet_io::write_rows(&ctx.output(WORK_LEAF_TERMS)?, &LeafTermRecord::fields(), &counts, &[])?;
+        parquet_io::write_rows_for_merge(&ctx.output(WORK_LEAF_TERMS)?, &LeafTermRecord::fields(), &counts)?;
         let placed = passage_of.iter().map(|&p| Ok((passages.document[p], leaf_of[p])));
         let counted = headings::count(&ctx.run.path(WORK_CHUNKS), placed)?;
-        parquet_io::write_rows(&ctx.output(WORK_HEADINGS)?, &HeadingRecord::fields(), &counted.headings, &[])?;
+        parquet_io::write_rows_for_merge(&ctx.output(WORK_HEADINGS)?, &HeadingRecord::fields(), &counted.headings)?;
         ctx.progress.finish();
         Ok(stats)
     }
