@@ -15,6 +15,7 @@ pub type LeafRow = (usize, u32, Vec<f32>);
 pub struct Spill {
     file: BufWriter<std::fs::File>,
     dim: usize,
+    rows: usize,
 }
 
 /// A row read back from a [`Spill`]: its position, leaf, what the writer kept with it
@@ -31,11 +32,17 @@ const SPILLED_HEADER: usize = 8 + 4 + 8;
 
 impl Spill {
     pub fn new(file: std::fs::File) -> Self {
-        Self { file: BufWriter::new(file), dim: 0 }
+        Self { file: BufWriter::new(file), dim: 0, rows: 0 }
+    }
+
+    /// Rows written so far.
+    pub fn rows(&self) -> usize {
+        self.rows
     }
 
     pub fn write(&mut self, row: usize, leaf: u32, tag: u64, vector: &[f32]) -> std::io::Result<()> {
         self.dim = vector.len();
+        self.rows += 1;
         self.file.write_all(&(row as u64).to_le_bytes())?;
         self.file.write_all(&leaf.to_le_bytes())?;
         self.file.write_all(&tag.to_le_bytes())?;

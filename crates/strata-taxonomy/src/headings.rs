@@ -24,13 +24,6 @@ struct ChunkHeadings {
     heading_path: Vec<String>,
 }
 
-/// Every heading of the chunks, and how many documents they come from.
-pub(crate) struct Counted {
-    /// Sorted by heading.
-    pub headings: Vec<HeadingRecord>,
-    pub documents: u64,
-}
-
 /// One heading's counts so far.
 struct Counting {
     documents: u32,
@@ -40,17 +33,17 @@ struct Counting {
 }
 
 /// The headings of the chunks in `chunks`, each chunk of the document and leaf `placed` gives
-/// it (in row order; documents ascending, each a run of rows). One pass, a batch at a time.
+/// it (in row order; documents ascending, each a run of rows), sorted by heading. One pass, a
+/// batch at a time.
 pub(crate) fn count(
     chunks: &Path,
     mut placed: impl Iterator<Item = Result<(usize, u32), TaxonomyError>>,
-) -> Result<Counted, TaxonomyError> {
+) -> Result<Vec<HeadingRecord>, TaxonomyError> {
     let mut counts: HashMap<String, Counting> = HashMap::new();
-    let (mut row, mut documents) = (0u64, 0u64);
+    let mut row = 0u64;
     for batch in parquet_io::batches::<ChunkHeadings>(chunks, &["heading_path"])? {
         for chunk in batch? {
             let (document, leaf) = placed.next().ok_or(TaxonomyError::Changed { path: chunks.to_path_buf() })??;
-            documents = document as u64 + 1;
             let (first, last) = (chunk.heading_path.first(), chunk.heading_path.last());
             let distinct = first.into_iter().map(|h| (h, 0)).chain(last.filter(|&l| Some(l) != first).map(|h| (h, 1)));
             for (heading, position) in distinct {
@@ -84,7 +77,7 @@ pub(crate) fn count(
         })
         .collect();
     headings.sort_unstable_by(|a, b| a.heading.cmp(&b.heading));
-    Ok(Counted { headings, documents })
+    Ok(headings)
 }
 
 /// A heading that covers a node: the share of the node's chunks under it, and the share of
@@ -140,16 +133,15 @@ impl Headings {
         let counted = count(chunks, placed)?;
         let node_of_leaf = |leaf: u32| Some(leaf);
         let tree = CountedTree { lineages: &flat.lineages, sizes: &flat.sizes, node_of_leaf: &node_of_leaf };
-        Self::of(counted.headings.into_iter().map(Ok), counted.documents, &tree, config)
+        Self::of(counted.into_iter().map(Ok), flat.documents, &tree, config)
     }
 
     /// The headings the shards counted (their run directories `parts`, in shard order), merged
     /// one at a time into the nodes of `flat`, whose shards placed its passages.
     pub fn of_shards(parts: &[RunDir], flat: &Flat, config: &TaxonomyConfig) -> Result<Self, StageError> {
-        let documents = flat.passages.rows()?.last().transpose()?.map_or(0, |last| last.document as u64 + 1);
         let node_of_leaf = |leaf: u32| flat.node_of_leaf.get(leaf as usize).copied().flatten();
         let tree = CountedTree { lineages: &flat.lineages, sizes: &flat.sizes, node_of_leaf: &node_of_leaf };
-        Self::of(merged_headings(parts)?, documents, &tree, config)
+        Self::of(merged_headings(parts)?, flat.documents, &tree, config)
     }
 
     /// The generic headings and each node's covering one, from every heading's counts
@@ -269,9 +261,8 @@ mod tests {
         // Chunks 0 and 1 of document 0, 2 and 3 of document 1; leaves 5, 5, 6, 7.
         let placed = [(0, 5), (0, 5), (1, 6), (1, 7)].into_iter().map(Ok);
         let counted = count(&chunks, placed).expect("counted");
-        assert_eq!(counted.documents, 2);
         assert_eq!(
-            counted.headings,
+            counted,
             [record("Asthma", 2, 0, &[(5, 2), (7, 1)]), record("Gout", 1, 6, &[(7, 1)]), record("Symptoms", 1, 1, &[(5, 1)])]
         );
         assert!(matches!(count(&chunks, [(0, 5)].into_iter().map(Ok)), Err(TaxonomyError::Changed { .. })));

@@ -561,6 +561,8 @@ struct Flat {
     sizes: Vec<usize>,
     /// Per node, the ids from the root down to it (what a chunk's texts are counted into).
     lineages: Vec<Vec<usize>>,
+    /// The run's documents that have passages.
+    documents: u64,
 }
 
 impl Flat {
@@ -570,11 +572,12 @@ impl Flat {
     /// passage). Each chunk takes its passage's leaf. One pass over the passages' sizes.
     fn of(tree: &Cluster, placed: PlacedLeaves, passages: PassagesFile) -> Result<Self, TaxonomyError> {
         let mut reached = vec![Reached::default(); tree.leaves().len()];
-        let mut leaves = placed.read();
+        let (mut leaves, mut documents) = (placed.read(), 0);
         for (p, passage) in passages.rows()?.enumerate() {
-            let leaf = leaves.next().ok_or(TaxonomyError::Changed { path: passages.path().to_path_buf() })??;
+            let (leaf, passage) = (leaves.next().ok_or(TaxonomyError::Changed { path: passages.path().to_path_buf() })??, passage?);
             let at = reached.get_mut(leaf as usize).ok_or(TaxonomyError::Placement { leaf, leaves: tree.leaves().len() })?;
-            at.add(1, p, passage?.n_chunks as usize);
+            at.add(1, p, passage.n_chunks as usize);
+            documents = passage.document as u64 + 1;
         }
         if leaves.next().is_some() {
             return Err(TaxonomyError::Changed { path: passages.path().to_path_buf() });
@@ -592,7 +595,7 @@ impl Flat {
         }
         let shape = Shape::from_parents(parents)?;
         let lineages = (0..shape.len() as u32).map(|id| shape.lineage(id).into_iter().map(|i| i as usize).collect()).collect();
-        Ok(Self { shape, node_of_leaf, placed, passages, sizes, lineages })
+        Ok(Self { shape, node_of_leaf, placed, passages, sizes, lineages, documents })
     }
 
     /// Each node's parent (none: the root).
@@ -852,5 +855,6 @@ mod tests {
         assert_eq!(flat.passage_leaves().collect::<Result<Vec<_>, _>>().expect("leaves"), [1, 3, 1, 3]);
         assert_eq!(flat.chunk_leaves().expect("leaves").collect::<Result<Vec<_>, _>>().expect("leaves"), [1, 3, 3, 1, 3]);
         assert_eq!(flat.node_of_fitted_leaf(), [None, Some(3), Some(1)]);
+        assert_eq!(flat.documents, 4);
     }
 }

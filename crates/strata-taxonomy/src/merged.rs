@@ -360,11 +360,11 @@ mod tests {
             std::fs::create_dir_all(shard.path(WORK_CHUNKS).parent().expect("work")).expect("work");
             crate::headings::write_heading_paths(&shard.path(WORK_CHUNKS), &paths[rows.clone()]);
             let counted = crate::headings::count(&shard.path(WORK_CHUNKS), placed[rows].iter().map(|&p| Ok(p))).expect("counted");
-            parquet_io::write_rows(&shard.path(WORK_HEADINGS), &HeadingRecord::fields(), &counted.headings, &[]).expect("headings");
+            parquet_io::write_rows(&shard.path(WORK_HEADINGS), &HeadingRecord::fields(), &counted, &[]).expect("headings");
             shards.push(shard);
         }
         let merged: Vec<HeadingRecord> = merged_headings(&shards).expect("merged").collect::<Result<_, _>>().expect("merged");
-        assert_eq!(merged, expected.headings);
+        assert_eq!(merged, expected);
         assert_eq!(merged.iter().map(|h| h.heading.as_str()).collect::<Vec<_>>(), ["Asthma", "Diabetes", "Gout", "Symptoms"]);
     }
 

@@ -104,7 +104,7 @@ impl Stage for PartPlaceStage {
         parquet_io::write_rows_for_merge(&ctx.output(WORK_LEAF_TERMS)?, &LeafTermRecord::fields(), &counts)?;
         let placed = passage_of.iter().map(|&p| Ok((passages.document[p], leaf_of[p])));
         let counted = headings::count(&ctx.run.path(WORK_CHUNKS), placed)?;
-        parquet_io::write_rows_for_merge(&ctx.output(WORK_HEADINGS)?, &HeadingRecord::fields(), &counted.headings)?;
+        parquet_io::write_rows_for_merge(&ctx.output(WORK_HEADINGS)?, &HeadingRecord::fields(), &counted)?;
         ctx.progress.finish();
         Ok(stats)
     }

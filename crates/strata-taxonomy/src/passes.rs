@@ -137,8 +137,6 @@ pub struct DuplicateSearch {
     /// One group: the search and the rows not yet searched.
     now: Option<(NearDuplicates, Vec<LeafRow>)>,
     spills: Vec<Spill>,
-    /// Per group, the rows written to its spill.
-    spilled_rows: Vec<usize>,
 }
 
 impl DuplicateSearch {
@@ -156,8 +154,7 @@ impl DuplicateSearch {
             true => (Some((NearDuplicates::new(&groups.concat(), keys, threshold), Vec::new())), Vec::new()),
             false => (None, groups.iter().map(|_| spill(ctx)).collect::<Result<_, _>>()?),
         };
-        let spilled_rows = vec![0; spills.len()];
-        Ok(Self { group_of, groups, keys, threshold, bound, now, spills, spilled_rows })
+        Ok(Self { group_of, groups, keys, threshold, bound, now, spills })
     }
 
     pub fn add(&mut self, row: usize, leaf: u32, vector: &[f32]) -> Result<(), TaxonomyError> {
@@ -170,11 +167,7 @@ impl DuplicateSearch {
                 }
                 Ok(())
             }
-            None => {
-                let group = self.group_of[leaf as usize];
-                self.spilled_rows[group] += 1;
-                self.spills[group].write(row, leaf, 0, vector).map_err(TaxonomyError::Scratch)
-            }
+            None => self.spills[self.group_of[leaf as usize]].write(row, leaf, 0, vector).map_err(TaxonomyError::Scratch),
         }
     }
 
@@ -185,9 +178,9 @@ impl DuplicateSearch {
             search.add(&pending);
             return into.add(ctx, search.found);
         }
-        for ((leaves, spill), rows) in self.groups.iter().zip(self.spills).zip(self.spilled_rows) {
-            if rows > self.bound {
-                search_in_blocks(ctx, leaves, (self.keys, self.threshold), spill, self.bound, into)?;
+        for (leaves, spill) in self.groups.iter().zip(self.spills) {
+            if spill.rows() > self.bound {
+                search_in_blocks(ctx, leaves, self.keys, self.threshold, spill, self.bound, into)?;
                 continue;
             }
             let mut search = NearDuplicates::new(leaves, self.keys, self.threshold);
@@ -203,24 +196,24 @@ impl DuplicateSearch {
     }
 }
 
-/// The near-duplicate search of a group of more rows than `block` (one leaf larger than a group
-/// may hold), finding what `NearDuplicates` finds over all its rows while holding a block of
-/// them: the rows (`spill`, in row order) are taken `block` at a time; each is first compared
+/// The near-duplicate search of the group `leaves` (of `keys` leaf keys), whose rows (`group`,
+/// in row order) are more than `block`, finding what `NearDuplicates` finds over all its rows
+/// while holding a block of them: the rows are taken `block` at a time; each is first compared
 /// with the rows of its leaf kept in earlier blocks, read back in row order from a scratch file
 /// (so the first close one is the one the search in memory finds), and the rows close to none
 /// are searched among themselves; the block's kept rows then go to the file. The same products
-/// as that search, once per block more reading of the kept rows. `search` is the leaf keys'
-/// count and the threshold.
+/// as that search, once per block more reading of the kept rows.
 fn search_in_blocks(
     ctx: &StageContext,
     leaves: &[u32],
-    (keys, threshold): (usize, f32),
-    spill_of_group: Spill,
+    keys: usize,
+    threshold: f32,
+    group: Spill,
     block: usize,
     into: &mut DuplicateRuns,
 ) -> Result<(), TaxonomyError> {
     let mut kept = spill(ctx)?;
-    let blocks = spill_of_group.read_back(block, |rows| -> Result<(), BlockError> {
+    let blocks = group.read_back(block, |rows| -> Result<(), BlockError> {
         // Per row, the earliest row kept in an earlier block it is close to.
         let mut earlier: Vec<Option<usize>> = vec![None; rows.len()];
         kept.read_written(SCRATCH_BATCH, |batch| -> std::io::Result<()> {
